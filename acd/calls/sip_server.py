@@ -1,0 +1,290 @@
+"""SipServer: drives the sans-IO SipEndpoint on the reactor and dispatches requests to calls.
+
+It owns the one IDelayedCall for the endpoint's next deadline (STYLE 2), the sessions by Call-ID,
+and the decisions that need config: which trunk, which route, which flow. `reactor` must provide
+IReactorTime and IReactorUDP.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Callable
+
+from ..config.model import Config
+from ..ivr.interpreter import FlowRun
+from ..media.prompts import PromptLibrary
+from ..media.sdp import SdpError, SessionDescription, answer_offer
+from ..sip.build import new_tag
+from ..sip.dialog import Dialog
+from ..sip.endpoint import SipEndpoint
+from ..sip.errors import RemoteProtocolError
+from ..sip.events import (AckReceived, CancelReceived, Datagram, MessageDropped, MessageRejected, RequestReceived,
+                          ResponseReceived, TransactionTimedOut)
+from ..sip.headers import NameAddr, SipUri
+from .rtp_leg import MediaClock, RtpLeg, RtpPortAllocator
+from .session import CallSession, CallState
+
+__all__ = ["SipServer"]
+
+log = logging.getLogger("acd.sip")
+
+ALLOWED_METHODS = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+SERVER_NAME = "acd/0.1"
+
+
+class SipServer:
+    """The call-handling shell around one SipEndpoint."""
+
+    def __init__(self, *, config: Config, reactor, prompts: PromptLibrary, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.prompts = prompts
+        self.rng = rng or random.Random()
+        self.endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
+        self.media_clock = MediaClock(reactor)
+        self.ports = RtpPortAllocator(reactor, config.rtp.address, config.rtp.port_min, config.rtp.port_max)
+        self.sessions: dict[str, CallSession] = {}
+        self._bye_owner: dict[tuple, CallSession] = {}
+        self._senders: dict[str, Callable[[Datagram], None]] = {}
+        self._timer = None
+        self._timer_deadline: float | None = None
+        self.calls_total = 0
+
+    def set_sender(self, transport: str, send: Callable[[Datagram], None]) -> None:
+        """Register how datagrams of a transport ("UDP", "TCP") leave."""
+        self._senders[transport] = send
+
+    # ---- input -------------------------------------------------------------------------------
+    def datagram_received(self, data: bytes, source: tuple[str, int], transport: str) -> None:
+        """Feed one received message; everything that follows happens before this returns."""
+        self.endpoint.receive(data, source, transport, self.reactor.seconds())
+        self._process()
+
+    def _process(self) -> None:
+        endpoint = self.endpoint
+        while (event := endpoint.next_event()) is not None:
+            if isinstance(event, RequestReceived):
+                try:
+                    self._on_request(event)
+                except RemoteProtocolError as error:
+                    log.info("call=%s %s rejected %d: %s", event.request.call_id, event.request.method,
+                             error.status, error.reason)
+                    self.endpoint.respond(event.transaction_id, error.status, now=self.reactor.seconds(),
+                                          to_tag=new_tag(), headers=(("Warning", f'399 acd "{error.reason[:100]}"'),))
+            elif isinstance(event, AckReceived):
+                session = self.sessions.get(event.request.call_id)
+                if session is not None:
+                    session.on_ack()
+            elif isinstance(event, CancelReceived):
+                session = self.sessions.get(event.request.call_id)
+                if session is not None:
+                    log.info("call=%s CANCEL received", session.call_id)
+                    session.on_cancel()
+            elif isinstance(event, ResponseReceived):
+                self._on_response(event)
+            elif isinstance(event, TransactionTimedOut):
+                self._on_timeout(event)
+            elif isinstance(event, MessageRejected):
+                log.warning("rejected %d from %s:%s: %s; raw=%r", event.status, event.source[0], event.source[1],
+                            event.reason, event.raw[:200])
+            elif isinstance(event, MessageDropped):
+                log.warning("dropped message from %s:%s: %s; raw=%r", event.source[0], event.source[1],
+                            event.reason, event.raw[:200])
+        self._flush()
+
+    def _on_request(self, event: RequestReceived) -> None:
+        request = event.request
+        method = request.method
+        session = self.sessions.get(request.call_id)
+        to_tag = NameAddr.parse(request.headers.get("To", "")).tag
+        if method == "INVITE" and to_tag is None:
+            if session is not None:
+                raise RemoteProtocolError("a call with this Call-ID is already in progress", 482)
+            self._new_call(event)
+            return
+        if method == "OPTIONS" and to_tag is None:
+            self.respond(event.transaction_id, 200, to_tag=new_tag(), headers=self.capability_headers())
+            return
+        if to_tag is not None:
+            if session is None or to_tag != session.dialog.local_tag:
+                raise RemoteProtocolError("no dialog matches this request", 481)
+            session.dialog.check_request(request)
+            if method == "BYE":
+                session.on_bye(event.transaction_id)
+            elif method == "INVITE":
+                session.on_reinvite(request, event.transaction_id)
+            elif method == "INFO":
+                self._on_info(session, event)
+            elif method == "OPTIONS":
+                self.respond(event.transaction_id, 200, headers=self.capability_headers())
+            else:
+                self.respond(event.transaction_id, 405, headers=(("Allow", ALLOWED_METHODS),))
+            return
+        if method in ("BYE", "INFO"):
+            raise RemoteProtocolError(f"{method} outside a dialog", 481)
+        self.respond(event.transaction_id, 405 if method in ("REGISTER", "SUBSCRIBE", "MESSAGE", "NOTIFY",
+                                                             "REFER", "PRACK", "UPDATE", "PUBLISH") else 501,
+                     to_tag=new_tag(), headers=(("Allow", ALLOWED_METHODS),))
+
+    def _on_info(self, session: CallSession, event: RequestReceived) -> None:
+        """SIP INFO DTMF (application/dtmf-relay `Signal=5`, or application/dtmf `5`)."""
+        content_type = (event.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        self.respond(event.transaction_id, 200)
+        body = event.request.body.decode("utf-8", "replace")
+        digit = None
+        if content_type == "application/dtmf-relay":
+            for line in body.splitlines():
+                name, _, value = line.partition("=")
+                if name.strip().lower() == "signal":
+                    digit = value.strip()[:1]
+        elif content_type == "application/dtmf":
+            digit = body.strip()[:1]
+        if digit and digit.upper() in set("0123456789*#ABCD"):
+            session.on_digit(digit.upper(), method="info")
+
+    def _new_call(self, event: RequestReceived) -> None:
+        request = event.request
+        call_id = request.call_id
+        host, port = event.source
+        trunk = self.config.trunk_for(host, port)
+        if trunk is None:
+            log.warning("call=%s refused 403: source %s:%s is not a configured trunk", call_id, host, port)
+            self.respond(event.transaction_id, 403, to_tag=new_tag())
+            return
+        dialled = SipUri.parse(request.uri).user or ""
+        route = self.config.route_for(dialled)
+        if route is None:
+            log.info("call=%s refused 404: no dialplan route for %r (trunk %s)", call_id, dialled, trunk.name)
+            self.respond(event.transaction_id, 404, to_tag=new_tag())
+            return
+        try:
+            offer = SessionDescription.parse(request.body)
+        except SdpError as error:
+            log.info("call=%s refused 488: %s", call_id, error)
+            self.respond(event.transaction_id, 488, to_tag=new_tag(), headers=(("Warning", f'399 acd "{error}"'),))
+            return
+        session_id = self.rng.getrandbits(31)
+        leg_holder: list[CallSession] = []
+        leg = RtpLeg(call_id=call_id, codec="PCMU", payload_type=0, remote=("0.0.0.0", 0), telephone_event_pt=None,
+                     on_digit=lambda digit: leg_holder[0].on_digit(digit) if leg_holder else None,
+                     on_playback_finished=lambda pid: leg_holder[0].on_playback_finished(pid) if leg_holder else None,
+                     rng=self.rng)
+        local_port = self.ports.listen(leg)
+        if local_port is None:
+            log.error("call=%s refused 503: no free RTP port in %s-%s", call_id, self.config.rtp.port_min,
+                      self.config.rtp.port_max)
+            self.respond(event.transaction_id, 503, to_tag=new_tag(), headers=(("Retry-After", "5"),))
+            return
+        try:
+            answer, negotiated = answer_offer(offer, local_address=self.config.rtp.address, local_port=local_port,
+                                              session_id=session_id)
+        except SdpError as error:
+            leg.transport.stopListening()
+            log.info("call=%s refused 488: %s", call_id, error)
+            self.respond(event.transaction_id, 488, to_tag=new_tag(), headers=(("Warning", f'399 acd "{error}"'),))
+            return
+        leg.codec = negotiated.codec
+        leg.payload_type = negotiated.payload_type
+        leg.silence = bytes([0xFF if negotiated.codec == "PCMU" else 0xD5]) * 160
+        leg.telephone_event_pt = negotiated.telephone_event_pt
+        leg.remote = (negotiated.remote_address, negotiated.remote_port)
+        contact = self._contact(event.transport)
+        dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=contact, source=event.source,
+                               transport=event.transport)
+        session = CallSession(server=self, reactor=self.reactor, call_id=call_id, invite=request,
+                              invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk.name,
+                              flow_run=FlowRun(self.config.flows[route.flow]), leg=leg, local_port=local_port,
+                              negotiated=negotiated, sdp_answer=bytes(answer), prompts=self.prompts,
+                              media_clock=self.media_clock)
+        leg_holder.append(session)
+        self.sessions[call_id] = session
+        self.calls_total += 1
+        from_addr = NameAddr.parse(request.headers.get("From", ""))
+        log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s", call_id, from_addr.uri, dialled,
+                 trunk.name, host, port, route.source)
+        if route.answer_after_seconds > 0:
+            session.ring_then_answer(route.answer_after_seconds)
+        else:
+            session.answer()
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        if event.transaction_id is None:
+            return
+        session = self._bye_owner.get(event.transaction_id)
+        if session is not None and event.response.status >= 200:
+            del self._bye_owner[event.transaction_id]
+            session.on_bye_done(event.response.status)
+
+    def _on_timeout(self, event: TransactionTimedOut) -> None:
+        if event.reason == "no-ack":
+            session = self.sessions.get(event.call_id)
+            if session is not None and session.state is CallState.ANSWERED:
+                log.warning("call=%s no ACK for 200 OK within 64*T1; hanging up", event.call_id)
+                session.on_ack_timeout()
+                self._flush()
+            return
+        session = self._bye_owner.pop(event.transaction_id, None)
+        if session is not None:
+            log.warning("call=%s no answer to our %s; ending the call anyway", session.call_id, event.method)
+            session.on_bye_done(None)
+
+    # ---- output ------------------------------------------------------------------------------
+    def respond(self, transaction: tuple, status: int, *, to_tag: str | None = None, body: bytes = b"",
+                headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Answer a server transaction (sent at the end of the current event)."""
+        self.endpoint.respond(transaction, status, now=self.reactor.seconds(), to_tag=to_tag, body=body,
+                              headers=(("Server", SERVER_NAME), *headers),
+                              content_type="application/sdp" if body else None)
+
+    def send_in_dialog(self, session: CallSession, method: str) -> tuple:
+        """Send an in-dialog request (BYE); the response comes back to the session."""
+        request = session.dialog.create_request(method)
+        transaction = self.endpoint.send_request(request, session.dialog.destination(), session.dialog.transport,
+                                                 self.reactor.seconds())
+        self._bye_owner[transaction] = session
+        return transaction
+
+    def capability_headers(self) -> tuple[tuple[str, str], ...]:
+        """Allow/Accept/Supported, for 200 OK to INVITE and OPTIONS."""
+        return (("Allow", ALLOWED_METHODS), ("Accept", "application/sdp, application/dtmf-relay"))
+
+    def _contact(self, transport: str) -> str:
+        suffix = ";transport=tcp" if transport == "TCP" else ""
+        return f"<sip:acd@{self.config.sip.public_address}:{self.config.sip.port}{suffix}>"
+
+    def forget(self, session: CallSession) -> None:
+        """A session ended; drop it."""
+        if self.sessions.get(session.call_id) is session:
+            del self.sessions[session.call_id]
+
+    def _flush(self) -> None:
+        for datagram in self.endpoint.datagrams_to_send():
+            sender = self._senders.get(datagram.transport)
+            if sender is None:
+                log.error("no sender for transport %s; dropped %d bytes to %s", datagram.transport,
+                          len(datagram.data), datagram.destination)
+                continue
+            sender(datagram)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.endpoint.next_deadline()
+        if deadline == self._timer_deadline:
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._timer_deadline = deadline
+        if deadline is not None:
+            self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        self.endpoint.handle_timers(self.reactor.seconds())
+        self._process()
+
+    def flush(self) -> None:
+        """Send whatever sessions queued outside an input event (timers, media callbacks)."""
+        self._process()

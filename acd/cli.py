@@ -1,0 +1,70 @@
+"""`acd` command line: `acd serve` runs the server, `acd check` validates a config set."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config.loader import ConfigInvalid, load_config
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `acd` console script."""
+    parser = argparse.ArgumentParser(prog="acd", description="SIP call-center server (IVR + ACD)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server on a config directory")
+    serve.add_argument("--root", type=Path, default=Path("."),
+                       help="directory holding conf/, dialplans/, ivr_flows/, sounds/ (default: .)")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    check = commands.add_parser("check", help="validate a config directory; prints file:line: problem")
+    check.add_argument("--root", type=Path, default=Path("."))
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(args.root)
+    return _serve(args.root, args.log_level)
+
+
+def _check(root: Path) -> int:
+    try:
+        config = load_config(root)
+    except ConfigInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        print(f"{len(invalid.errors)} problem(s); the config was not accepted", file=sys.stderr)
+        return 1
+    print(f"config OK: {len(config.routes)} routes, {len(config.flows)} flows, {len(config.prompts)} prompts, "
+          f"{len(config.trunks)} trunks")
+    return 0
+
+
+def _serve(root: Path, level: str) -> int:
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log = logging.getLogger("acd")
+    try:
+        config = load_config(root)
+    except ConfigInvalid as invalid:
+        for error in invalid.errors:
+            log.error("config: %s", error)
+        log.error("refusing to start: %d config problem(s); fix them (acd check --root %s) and start again",
+                  len(invalid.errors), root)
+        return 2
+    from twisted.internet import reactor
+
+    from .app import build_server
+
+    try:
+        build_server(config, reactor)
+    except Exception as error:  # binding failures: say which port and stop
+        log.error("cannot start: %s", error)
+        return 3
+    reactor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

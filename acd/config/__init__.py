@@ -1,0 +1,1 @@
+"""Loading `conf/`, `dialplans/` and `ivr_flows/` into frozen dataclasses, reporting file:line errors."""

@@ -1,0 +1,96 @@
+"""The checked configuration as frozen dataclasses (what the loader returns)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..ivr.flow import Flow
+
+__all__ = ["SipSettings", "RtpSettings", "Trunk", "Route", "Config"]
+
+
+@dataclass(frozen=True, slots=True)
+class SipSettings:
+    """Where the SIP listener binds and what address it advertises in Contact and Via."""
+
+    listen: str = "127.0.0.1"
+    port: int = 5060
+    public_address: str = "127.0.0.1"
+    transports: tuple[str, ...] = ("udp", "tcp")
+
+
+@dataclass(frozen=True, slots=True)
+class RtpSettings:
+    """The RTP address (also put in SDP) and the even port range media legs use."""
+
+    address: str = "127.0.0.1"
+    port_min: int = 20000
+    port_max: int = 29999
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    """A carrier (or PBX) allowed to send us calls, by source network and optionally port."""
+
+    name: str
+    sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    port: int | None = None
+
+    def allows(self, host: str, port: int) -> bool:
+        """True if a request from host:port comes from this trunk."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if self.port is not None and port != self.port:
+            return False
+        return any(address in network for network in self.sources)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A dialplan entry: a dialled number (exact) or pattern (regex, full match) → a flow."""
+
+    flow: str
+    number: str | None = None
+    pattern: re.Pattern[str] | None = None
+    answer_after_seconds: float = 0.0
+    source: str = ""
+
+    def matches(self, dialled: str) -> bool:
+        """True if this route takes calls to `dialled`."""
+        if self.number is not None:
+            return dialled == self.number
+        return self.pattern is not None and self.pattern.fullmatch(dialled) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the server runs on; replaced whole on reload."""
+
+    root: Path
+    sip: SipSettings
+    rtp: RtpSettings
+    trunks: tuple[Trunk, ...]
+    routes: tuple[Route, ...]
+    flows: dict[str, Flow]
+    prompts: dict[str, Path]
+    data_dir: Path
+    files: tuple[str, ...] = field(default=())
+
+    def route_for(self, dialled: str) -> Route | None:
+        """The first route (in file order) that matches the dialled number."""
+        for route in self.routes:
+            if route.matches(dialled):
+                return route
+        return None
+
+    def trunk_for(self, host: str, port: int) -> Trunk | None:
+        """The trunk a source address belongs to, or None."""
+        for trunk in self.trunks:
+            if trunk.allows(host, port):
+                return trunk
+        return None

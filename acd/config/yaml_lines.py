@@ -1,0 +1,92 @@
+"""YAML loading that remembers line numbers, so every config error can name its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["LineDict", "LineList", "load_yaml_with_lines", "ConfigError", "ConfigInvalid"]
+
+
+class ConfigError(Exception):
+    """One problem in one config file: `file:line: message`."""
+
+    def __init__(self, path: Path | str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path = str(path)
+        self.line = line
+        self.message = message
+
+
+class ConfigInvalid(Exception):
+    """A config set was refused as a whole; `errors` lists every problem found."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+class LineDict(dict):
+    """A mapping from YAML; `line` is where it starts, `lines[key]` where each key is (1-based)."""
+
+    line: int = 0
+    lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int:
+        """The line of `key`, or of the mapping itself when the key is absent."""
+        return self.lines.get(key, self.line)
+
+
+class LineList(list):
+    """A sequence from YAML; `line` is where it starts, `lines[i]` where each item is."""
+
+    line: int = 0
+    lines: list[int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LineDict:  # type: ignore[override]
+        mapping = LineDict()
+        mapping.line = node.start_mark.line + 1
+        mapping.lines = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark) from None
+            if key in mapping:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            mapping[key] = self.construct_object(value_node, deep=True)
+            mapping.lines[key] = key_node.start_mark.line + 1
+        return mapping
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LineList:  # type: ignore[override]
+        sequence = LineList(self.construct_object(child, deep=True) for child in node.value)
+        sequence.line = node.start_mark.line + 1
+        sequence.lines = [child.start_mark.line + 1 for child in node.value]
+        return sequence
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_mapping)
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _LineLoader.construct_sequence)
+
+
+def load_yaml_with_lines(path: Path) -> Any:
+    """Parse one YAML file; syntax errors become a ConfigError with the line of the problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, 0, f"cannot read file: {exc}") from None
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise ConfigError(path, line, f"YAML syntax: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, 0, f"YAML syntax: {exc}") from None

@@ -1,0 +1,86 @@
+"""Building messages from other messages: responses to requests (§8.2.6), ACKs (§17.1.1.3), ids."""
+
+from __future__ import annotations
+
+import secrets
+
+from .errors import RemoteProtocolError
+from .headers import BRANCH_MAGIC_COOKIE, NameAddr
+from .message import Headers, Request, Response
+
+__all__ = ["REASON_PHRASES", "make_response", "build_ack_for_error", "new_tag", "new_branch", "new_call_id"]
+
+REASON_PHRASES = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
+    423: "Interval Too Brief", 480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected", 483: "Too Many Hops", 486: "Busy Here", 487: "Request Terminated",
+    488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error",
+    501: "Not Implemented", 503: "Service Unavailable", 505: "Version Not Supported",
+    513: "Message Too Large", 603: "Decline",
+}
+
+
+def new_tag() -> str:
+    """A From/To tag: 64 random bits (§19.3 asks for at least 32)."""
+    return secrets.token_hex(8)
+
+
+def new_branch() -> str:
+    """A Via branch unique in space and time, with the RFC 3261 magic cookie (§8.1.1.7)."""
+    return BRANCH_MAGIC_COOKIE + secrets.token_hex(10)
+
+
+def new_call_id(host: str) -> str:
+    """A globally unique Call-ID (§8.1.1.4)."""
+    return f"{secrets.token_hex(12)}@{host}"
+
+
+def make_response(request: Request, status: int, reason: str | None = None, *,
+                  to_tag: str | None = None, extra_headers: tuple[tuple[str, str], ...] = (),
+                  body: bytes = b"", content_type: str | None = None) -> Response:
+    """A response copying Via, From, To, Call-ID and CSeq from the request (§8.2.6.2).
+
+    `to_tag` is added to To when the request's To has none (every response but 100 needs one
+    once a dialog or a final answer exists).
+    """
+    headers = Headers()
+    for via in request.headers.get_all("Via"):
+        headers.add("Via", via)
+    headers.add("From", request.headers.get("From", ""))
+    to_value = request.headers.get("To", "")
+    if to_tag and status != 100:
+        try:
+            to_addr = NameAddr.parse(to_value)
+            if to_addr.tag is None:
+                to_value = f"{to_value};tag={to_tag}"
+        except RemoteProtocolError:  # a malformed To is echoed as received (the 400 path)
+            pass
+    headers.add("To", to_value)
+    headers.add("Call-ID", request.headers.get("Call-ID", ""))
+    headers.add("CSeq", request.headers.get("CSeq", ""))
+    for name, value in extra_headers:
+        headers.add(name, value)
+    if body:
+        headers.add("Content-Type", content_type or "application/sdp")
+    return Response(status=status, reason=reason or REASON_PHRASES.get(status, "Unknown"),
+                    headers=headers, body=body)
+
+
+def build_ack_for_error(invite: Request, response: Response) -> Request:
+    """The ACK a client INVITE transaction sends for a 3xx-6xx (§17.1.1.3): same branch, To from the response."""
+    headers = Headers()
+    vias = invite.headers.get_all("Via")
+    if vias:
+        headers.add("Via", vias[0])
+    for route in invite.headers.get_all("Route"):
+        headers.add("Route", route)
+    headers.add("Max-Forwards", "70")
+    headers.add("From", invite.headers.get("From", ""))
+    headers.add("To", response.headers.get("To", ""))
+    headers.add("Call-ID", invite.headers.get("Call-ID", ""))
+    number = (invite.headers.get("CSeq", "0") or "0").split()[0]
+    headers.add("CSeq", f"{number} ACK")
+    return Request(method="ACK", uri=invite.uri, headers=headers)

@@ -1,0 +1,325 @@
+"""The SIP endpoint core: datagrams and time in, events and datagrams out (STYLE 1 and 2).
+
+It owns the transaction layer (RFC 3261 §17) and the parts of the UAS core that need no
+application decision: 400 for malformed requests, CANCEL matching and its 200/481 (§9.2), ACK
+matching for 2xx (§13.3.1.4), absorbing retransmissions. Everything else becomes an event.
+
+Responses go back to the address the request came from (as RFC 3581 rport does), which is what
+works behind NAT and is identical to the Via address on a well-behaved network.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from typing import Callable
+
+from .build import build_ack_for_error, make_response, new_branch
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import (AckReceived, CancelReceived, Datagram, Event, MessageDropped, MessageRejected,
+                     RequestReceived, ResponseReceived, TransactionTimedOut)
+from .headers import BRANCH_MAGIC_COOKIE, CSeq, Via
+from .message import Headers, Request, Response, parse_message
+from .transactions import (ClientInviteTransaction, ClientNonInviteTransaction, ServerInviteTransaction,
+                           ServerNonInviteTransaction, State, TimerConfig, Transaction)
+
+__all__ = ["SipEndpoint", "REQUIRED_REQUEST_HEADERS"]
+
+Address = tuple[str, int]
+
+# §8.1.1: the headers every request must carry. Max-Forwards is required too, but a UAS loses
+# nothing by accepting its absence, and some trunks omit it on in-dialog requests.
+REQUIRED_REQUEST_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
+
+
+class SipEndpoint:
+    """A sans-IO SIP endpoint.
+
+    `local_host`/`local_port` go into the Via of requests we send. `reliable_transports` lists the
+    transports with no retransmission (TCP). The caller drives it with `receive`, drains
+    `next_event` and `datagrams_to_send`, and calls `handle_timers(now)` at `next_deadline()`.
+    """
+
+    def __init__(self, *, local_host: str, local_port: int, timers: TimerConfig = TimerConfig(),
+                 branch_factory: Callable[[], str] = new_branch) -> None:
+        self.local_host = local_host
+        self.local_port = local_port
+        self.timers = timers
+        self._new_branch = branch_factory
+        self._transactions: dict[tuple, Transaction] = {}
+        self._accepted_invites: dict[tuple[str, int], ServerInviteTransaction] = {}
+        self._requests: dict[tuple, Request] = {}
+        self._deadlines: list[tuple[float, int, tuple]] = []
+        self._sequence = itertools.count()
+        self._events: deque[Event] = deque()
+        self._outbox: list[Datagram] = []
+        self.counters = {"parse_errors": 0, "dropped": 0, "rejected": 0, "retransmissions_received": 0}
+
+    # ---- input -------------------------------------------------------------------------------
+    def receive(self, data: bytes, source: Address, transport: str, now: float) -> None:
+        """Feed one datagram (or one framed stream message) received from `source`."""
+        if not data.strip(b"\r\n \t"):
+            return  # RFC 5626 §3.5.1 keep-alive (CRLF); nothing to do
+        try:
+            message = parse_message(data)
+        except RemoteProtocolError as error:
+            self.counters["parse_errors"] += 1
+            self._reject_raw(data, source, transport, error)
+            return
+        if isinstance(message, Request):
+            try:
+                self._receive_request(message, source, transport, now)
+            except RemoteProtocolError as error:
+                self.counters["parse_errors"] += 1
+                self._reject_request(message, data, source, transport, error)
+        else:
+            self._receive_response(message, data, source, now)
+
+    def _receive_request(self, request: Request, source: Address, transport: str, now: float) -> None:
+        headers = request.headers
+        missing = [name for name in REQUIRED_REQUEST_HEADERS if name not in headers]
+        if missing:
+            raise RemoteProtocolError(f"missing {', '.join(missing)} header")
+        cseq = CSeq.parse(headers.get("CSeq", ""))
+        if cseq.method != request.method:
+            raise RemoteProtocolError(f"CSeq method {cseq.method} does not match {request.method}")
+        top_via = Via.parse(headers.get_all("Via")[0])
+        key = self._server_key(request, top_via, cseq)
+        method = request.method
+        if method == "ACK":
+            self._receive_ack(request, key, cseq, source, now)
+            return
+        existing = self._transactions.get(key)
+        if existing is not None:
+            self.counters["retransmissions_received"] += 1
+            self._send_all(existing.receive_request(now), existing)  # type: ignore[attr-defined]
+            return
+        reliable = transport != "UDP"
+        if method == "INVITE":
+            transaction: Transaction = ServerInviteTransaction(key, reliable, self.timers, source, transport)
+        else:
+            transaction = ServerNonInviteTransaction(key, method, reliable, self.timers, source, transport)
+        self._transactions[key] = transaction
+        self._requests[key] = request
+        if method == "CANCEL":
+            self._receive_cancel(request, key, top_via, cseq, now)
+            return
+        self._events.append(RequestReceived(request=request, transaction_id=key, source=source,
+                                            transport=transport))
+
+    def _receive_ack(self, request: Request, key: tuple, cseq: CSeq, source: Address, now: float) -> None:
+        invite = self._transactions.get(key)
+        if isinstance(invite, ServerInviteTransaction) and invite.state in (State.COMPLETED, State.CONFIRMED):
+            invite.receive_ack(now)  # ACK for our 3xx-6xx: part of the INVITE transaction
+            self._schedule(invite)
+            return
+        accepted = self._accepted_invites.get((request.call_id, cseq.number))
+        if accepted is None:
+            self.counters["dropped"] += 1
+            self._events.append(MessageDropped(reason="ACK matches no transaction", source=source,
+                                               raw=bytes(request)))
+            return
+        if accepted.receive_ack(now):
+            self._events.append(AckReceived(request=request, source=source))
+        self._schedule(accepted)
+
+    def _receive_cancel(self, request: Request, key: tuple, via: Via, cseq: CSeq, now: float) -> None:
+        invite_key = (key[0], key[1], "INVITE")
+        invite = self._transactions.get(invite_key)
+        if invite is None:
+            self.respond(key, 481, now=now)  # §9.2: no matching transaction
+            return
+        self.respond(key, 200, now=now)
+        if invite.state is State.PROCEEDING:
+            self._events.append(CancelReceived(request=request, invite_transaction_id=invite_key))
+
+    @staticmethod
+    def _server_key(request: Request, via: Via, cseq: CSeq) -> tuple:
+        """§17.2.3 matching: branch + sent-by + method (ACK matches its INVITE)."""
+        method = "INVITE" if request.method == "ACK" else request.method
+        branch = via.branch
+        if branch and branch.startswith(BRANCH_MAGIC_COOKIE):
+            return (branch, via.sent_by, method)
+        # RFC 2543 peers: fall back on the request's identity (§17.2.3, last paragraph).
+        from_tag = request.headers.get("From", "").partition("tag=")[2].split(";")[0]
+        return (f"2543:{request.call_id}:{from_tag}:{cseq.number}", via.sent_by, method)
+
+    def _receive_response(self, response: Response, raw: bytes, source: Address, now: float) -> None:
+        try:
+            vias = response.headers.get_all("Via")
+            if not vias or "CSeq" not in response.headers:
+                raise RemoteProtocolError("response lacks Via or CSeq")
+            via = Via.parse(vias[0])
+            cseq = CSeq.parse(response.headers.get("CSeq", ""))
+        except RemoteProtocolError as error:
+            self.counters["dropped"] += 1
+            self._events.append(MessageDropped(reason=f"malformed response: {error.reason}", source=source, raw=raw))
+            return
+        key = (via.branch, cseq.method)
+        transaction = self._transactions.get(key)
+        if transaction is None:
+            if cseq.method == "INVITE" and 200 <= response.status < 300:
+                # A 2xx retransmission after Timer M: the dialog must ACK it again (§13.2.2.4).
+                self._events.append(ResponseReceived(response=response, transaction_id=None, method="INVITE"))
+            else:
+                self.counters["dropped"] += 1
+            return
+        if isinstance(transaction, ClientInviteTransaction):
+            pass_up, datagrams = transaction.receive_response(response.status, response, now)
+            self._send_all(datagrams, transaction)
+        else:
+            pass_up = transaction.receive_response(response.status, now)  # type: ignore[attr-defined]
+        self._schedule(transaction)
+        if pass_up:
+            self._events.append(ResponseReceived(response=response, transaction_id=key, method=cseq.method))
+
+    # ---- malformed input ---------------------------------------------------------------------
+    def _reject_raw(self, data: bytes, source: Address, transport: str, error: RemoteProtocolError) -> None:
+        """Answer an unparseable request with 400 when it carries enough to build a response."""
+        lenient = _salvage_request(data)
+        if lenient is None:
+            self.counters["dropped"] += 1
+            self._events.append(MessageDropped(reason=error.reason, source=source, raw=data))
+            return
+        self._reject_request(lenient, data, source, transport, error)
+
+    def _reject_request(self, request: Request, raw: bytes, source: Address, transport: str,
+                        error: RemoteProtocolError) -> None:
+        if request.method == "ACK" or any(h not in request.headers for h in REQUIRED_REQUEST_HEADERS):
+            self.counters["dropped"] += 1
+            self._events.append(MessageDropped(reason=error.reason, source=source, raw=raw))
+            return
+        self.counters["rejected"] += 1
+        response = make_response(request, error.status, extra_headers=(("Warning", f'399 acd "{_quote(error.reason)}"'),))
+        self._outbox.append(Datagram(bytes(response), source, transport))
+        self._events.append(MessageRejected(status=error.status, reason=error.reason, source=source, raw=raw))
+
+    # ---- output ------------------------------------------------------------------------------
+    def respond(self, transaction_id: tuple, status: int, reason: str | None = None, *, now: float,
+                to_tag: str | None = None, headers: tuple[tuple[str, str], ...] = (), body: bytes = b"",
+                content_type: str | None = None) -> None:
+        """Answer the request of a server transaction."""
+        transaction = self._transactions.get(transaction_id)
+        request = self._requests.get(transaction_id)
+        if transaction is None or request is None:
+            raise LocalProtocolError(f"no server transaction {transaction_id!r} to respond on")
+        response = make_response(request, status, reason, to_tag=to_tag, extra_headers=headers, body=body,
+                                 content_type=content_type)
+        data = bytes(response)
+        self._send_all(transaction.send_response(status, data, now), transaction)  # type: ignore[attr-defined]
+        if isinstance(transaction, ServerInviteTransaction) and 200 <= status < 300:
+            cseq = CSeq.parse(request.headers.get("CSeq", ""))
+            self._accepted_invites[(request.call_id, cseq.number)] = transaction
+        self._schedule(transaction)
+
+    def send_request(self, request: Request, destination: Address, transport: str, now: float) -> tuple:
+        """Send a request in a new client transaction; returns its id. A Via is added on top."""
+        branch = self._new_branch()
+        request.headers.prepend("Via", f"SIP/2.0/{transport} {self.local_host}:{self.local_port};branch={branch};rport")
+        if "Max-Forwards" not in request.headers:
+            request.headers.add("Max-Forwards", "70")
+        data = bytes(request)
+        key = (branch, request.method)
+        reliable = transport != "UDP"
+        if request.method == "INVITE":
+            transaction: Transaction = ClientInviteTransaction(
+                key, data, lambda response: bytes(build_ack_for_error(request, response)), reliable,
+                self.timers, destination, transport, now)
+        elif request.method == "ACK":
+            raise LocalProtocolError("ACK for a 2xx is sent with send_stateless, not in a transaction")
+        else:
+            transaction = ClientNonInviteTransaction(key, request.method, data, reliable, self.timers,
+                                                     destination, transport, now)
+        self._transactions[key] = transaction
+        self._requests[key] = request
+        self._outbox.append(Datagram(data, destination, transport))
+        self._schedule(transaction)
+        return key
+
+    def send_stateless(self, message: Request | Response, destination: Address, transport: str) -> None:
+        """Send a message outside any transaction (the ACK for a 2xx, §13.2.2.4)."""
+        self._outbox.append(Datagram(bytes(message), destination, transport))
+
+    def new_via(self, transport: str) -> str:
+        """A fresh Via value for a request built outside `send_request` (an ACK for a 2xx)."""
+        return f"SIP/2.0/{transport} {self.local_host}:{self.local_port};branch={self._new_branch()};rport"
+
+    def next_event(self) -> Event | None:
+        """The next event, or None when there is none."""
+        return self._events.popleft() if self._events else None
+
+    def datagrams_to_send(self) -> list[Datagram]:
+        """Every datagram queued since the last call."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    # ---- time --------------------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        """When `handle_timers` must next be called, or None if no timer is armed."""
+        heap = self._deadlines
+        while heap:
+            deadline, _, key = heap[0]
+            transaction = self._transactions.get(key)
+            if transaction is not None and transaction.next_deadline() == deadline:
+                return deadline
+            heapq.heappop(heap)  # stale entry: the transaction's timers changed since
+        return None
+
+    def handle_timers(self, now: float) -> None:
+        """Fire every timer due at `now`."""
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            deadline, _, key = heapq.heappop(heap)
+            transaction = self._transactions.get(key)
+            if transaction is None or transaction.next_deadline() != deadline:
+                continue
+            self._send_all(transaction.handle_timers(now), transaction)  # type: ignore[attr-defined]
+            self._schedule(transaction)
+
+    def _schedule(self, transaction: Transaction) -> None:
+        if transaction.terminated:
+            self._forget(transaction)
+            return
+        deadline = transaction.next_deadline()
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, next(self._sequence), transaction.key))
+
+    def _forget(self, transaction: Transaction) -> None:
+        self._transactions.pop(transaction.key, None)
+        request = self._requests.pop(transaction.key, None)
+        if transaction.timed_out:
+            reason = "no-ack" if isinstance(transaction, ServerInviteTransaction) else "no-response"
+            self._events.append(TransactionTimedOut(transaction_id=transaction.key, method=transaction.method,
+                                                    call_id=request.call_id if request else "", reason=reason))
+        if isinstance(transaction, ServerInviteTransaction) and request is not None:
+            cseq_value = request.headers.get("CSeq", "0 INVITE") or "0 INVITE"
+            self._accepted_invites.pop((request.call_id, int(cseq_value.split()[0])), None)
+
+    def _send_all(self, datagrams: list[bytes], transaction: Transaction) -> None:
+        for data in datagrams:
+            self._outbox.append(Datagram(data, transaction.destination, transaction.transport))
+
+    @property
+    def transaction_count(self) -> int:
+        """Live transactions (for metrics and leak tests)."""
+        return len(self._transactions)
+
+
+def _salvage_request(data: bytes) -> Request | None:
+    """Read the start line and raw headers of a malformed request, to answer it with 400."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").replace("\r\n", "\n")
+    lines = head.split("\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("SIP/") or not parts[0].isalpha():
+        return None
+    headers = Headers()
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep and name.strip() and " " not in name.strip():
+            headers.add(name.strip(), value.strip())
+    return Request(method=parts[0], uri=parts[1], headers=headers)
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')[:120]

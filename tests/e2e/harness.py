@@ -1,0 +1,213 @@
+"""End-to-end harness: the real server as a subprocess, SIPp as the peer, RTP sinks. 127.0.0.1 only.
+
+Every process started here is bounded in time and killed by pid when the test ends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+SIPP_PCAPS = Path("/usr/share/sip-tester")
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(kind: int = socket.SOCK_DGRAM, both: bool = True) -> int:
+    """A port free for UDP (and TCP when `both`) on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind((LOOPBACK, 0))
+            port = probe.getsockname()[1]
+        if not both:
+            return port
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                tcp.bind((LOOPBACK, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port found on 127.0.0.1")
+
+
+def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
+                 flows_from: Path = REPO) -> None:
+    """A config tree for one test server: the shipped demo dialplan and flows, test ports."""
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    sources = trunk_sources or [LOOPBACK]
+    (root / "conf" / "acd.yaml").write_text(
+        "sip:\n"
+        f"  listen: {LOOPBACK}\n  port: {sip_port}\n  public_address: {LOOPBACK}\n"
+        "rtp:\n"
+        f"  address: {LOOPBACK}\n  ports: {rtp_base}-{rtp_base + 399}\n"
+        "trunks:\n"
+        "  test:\n"
+        f"    sources: [{', '.join(sources)}]\n"
+        "data_dir: data\n"
+        f"sounds_dir: {flows_from / 'sounds'}\n"
+    )
+    for folder in ("dialplans", "ivr_flows"):
+        if (root / folder).exists():
+            shutil.rmtree(root / folder)
+        shutil.copytree(flows_from / folder, root / folder)
+
+
+@dataclass
+class AcdServer:
+    """A running `acd serve` subprocess and its log."""
+
+    root: Path
+    sip_port: int
+    process: subprocess.Popen
+    log_path: Path
+    _log_file: object = field(repr=False, default=None)
+
+    @property
+    def target(self) -> str:
+        """host:port for SIPp."""
+        return f"{LOOPBACK}:{self.sip_port}"
+
+    def log(self) -> str:
+        """Everything the server logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match:
+        """Wait until a log line matches `pattern` (regex); fails with the log tail."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            match = regex.search(self.log())
+            if match:
+                return match
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"server log has no /{pattern}/ after {timeout}s; log tail:\n{self.log()[-3000:]}")
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """Terminate (then kill) the process."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self._log_file is not None:
+            self._log_file.close()
+
+
+def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
+                 log_level: str = "INFO") -> AcdServer:
+    """Write a config under `root` and start the server on it; waits until it listens."""
+    write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources)
+    log_path = root / "server.log"
+    log_file = open(log_path, "wb")
+    process = subprocess.Popen([sys.executable, "-m", "acd.cli", "serve", "--root", str(root), "--log-level",
+                                log_level], stdout=log_file, stderr=subprocess.STDOUT, cwd=root)
+    server = AcdServer(root=root, sip_port=sip_port, process=process, log_path=log_path, _log_file=log_file)
+    try:
+        server.wait_for_log(r"listening for SIP", timeout=20)
+    except AssertionError:
+        server.stop()
+        raise
+    return server
+
+
+@dataclass
+class SippResult:
+    """What a SIPp run produced."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    errors: str
+
+    def assert_ok(self, server: AcdServer | None = None) -> None:
+        """Fail with SIPp's error log (and the server log tail) unless every call succeeded."""
+        if self.returncode != 0:
+            tail = server.log()[-4000:] if server else ""
+            raise AssertionError(f"sipp exit {self.returncode}\nstderr:{self.stderr[-2000:]}\n"
+                                 f"errors:{self.errors[-4000:]}\nserver log tail:\n{tail}")
+
+
+def run_sipp(workdir: Path, target: str, *args: str, scenario: str | None = None, calls: int = 1,
+             timeout: float = 30.0, service: str = "1000", rate: float | None = None, limit: int | None = None,
+             keys: dict[str, str] | None = None) -> SippResult:
+    """Run SIPp as a UAC against `target`, bounded by `-m`, `-timeout` and a process timeout."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    local_port = free_port(both=False)
+    media_port = free_port(both=False)
+    command = ["sipp", target, "-i", LOOPBACK, "-p", str(local_port), "-mp", str(media_port), "-s", service,
+               "-m", str(calls), "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err",
+               "-error_file", str(workdir / "errors.log"), "-max_retrans", "5"]
+    if scenario:
+        command += ["-sf", str(SCENARIOS / scenario)]
+    if rate is not None:
+        command += ["-r", str(rate)]
+    if limit is not None:
+        command += ["-l", str(limit)]
+    for key, value in (keys or {}).items():
+        command += ["-key", key, value]
+    command += list(args)
+    try:
+        completed = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout + 15)
+    except subprocess.TimeoutExpired as expired:
+        raise AssertionError(f"sipp did not finish within {timeout + 15}s: {' '.join(command)}") from expired
+    errors_path = workdir / "errors.log"
+    errors = errors_path.read_text(errors="replace") if errors_path.exists() else ""
+    return SippResult(completed.returncode, completed.stdout, completed.stderr, errors)
+
+
+class RtpSink:
+    """A UDP socket on 127.0.0.1 that collects RTP packets in a background thread."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind((LOOPBACK, 0))
+        self.socket.settimeout(0.2)
+        self.port = self.socket.getsockname()[1]
+        self.packets: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, _ = self.socket.recvfrom(2048)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.packets.append(data)
+
+    def close(self) -> None:
+        """Stop collecting and close the socket."""
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.socket.close()
+
+
+def sipp_available() -> bool:
+    """True when the sipp binary is on PATH."""
+    return shutil.which("sipp") is not None
+
+
+def environment_note() -> str:
+    """For skip messages."""
+    return f"PATH={os.environ.get('PATH', '')}"
