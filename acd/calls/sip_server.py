@@ -232,10 +232,11 @@ class SipServer:
     # ---- output ------------------------------------------------------------------------------
     def respond(self, transaction: tuple, status: int, *, to_tag: str | None = None, body: bytes = b"",
                 headers: tuple[tuple[str, str], ...] = ()) -> None:
-        """Answer a server transaction (sent at the end of the current event)."""
+        """Answer a server transaction; the response leaves at once."""
         self.endpoint.respond(transaction, status, now=self.reactor.seconds(), to_tag=to_tag, body=body,
                               headers=(("Server", SERVER_NAME), *headers),
                               content_type="application/sdp" if body else None)
+        self._flush()
 
     def send_in_dialog(self, session: CallSession, method: str) -> tuple:
         """Send an in-dialog request (BYE); the response comes back to the session."""
@@ -243,6 +244,7 @@ class SipServer:
         transaction = self.endpoint.send_request(request, session.dialog.destination(), session.dialog.transport,
                                                  self.reactor.seconds())
         self._bye_owner[transaction] = session
+        self._flush()
         return transaction
 
     def capability_headers(self) -> tuple[tuple[str, str], ...]:
@@ -283,8 +285,4 @@ class SipServer:
         self._timer = None
         self._timer_deadline = None
         self.endpoint.handle_timers(self.reactor.seconds())
-        self._process()
-
-    def flush(self) -> None:
-        """Send whatever sessions queued outside an input event (timers, media callbacks)."""
         self._process()

@@ -17,11 +17,12 @@ METHOD = TOKEN
 
 # Request-Line = Method SP Request-URI SP SIP-Version CRLF                                (§25.1)
 # SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT
-REQUEST_LINE = re.compile(rf"^({METHOD}) (\S+) SIP/(\d+\.\d+)$")
+# §7.1: "The SIP-Version string is case-insensitive"; DIGIT is ASCII only (RFC 5234 B.1).
+REQUEST_LINE = re.compile(rf"^({METHOD}) (\S+) (?i:SIP)/([0-9]+\.[0-9]+)$")
 
 # Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF                          (§25.1)
 # Status-Code = 3DIGIT. Real phones send an empty reason phrase without the SP: accepted.
-STATUS_LINE = re.compile(r"^SIP/(\d+\.\d+) (\d{3})(?: (.*))?$")
+STATUS_LINE = re.compile(r"^(?i:SIP)/([0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?$")
 
 # message-header = field-name HCOLON field-value; HCOLON = *( SP / HTAB ) ":" SWS          (§25.1, §7.3.1)
 HEADER_NAME = re.compile(rf"^({TOKEN})[ \t]*:[ \t]*(.*)$")
@@ -29,16 +30,20 @@ HEADER_NAME = re.compile(rf"^({TOKEN})[ \t]*:[ \t]*(.*)$")
 # via-parm = sent-protocol LWS sent-by *( SEMI via-params )                               (§25.1)
 # sent-protocol = protocol-name SLASH protocol-version SLASH transport
 # sent-by = host [ COLON port ]; host may be an IPv6reference "[...]"
+# protocol-name = "SIP" / token: an ABNF literal, so case-insensitive (RFC 5234 §2.3).
 VIA = re.compile(
-    rf"^SIP\s*/\s*(\d+\.\d+)\s*/\s*({TOKEN})\s+"
-    r"(\[[0-9A-Fa-f:.]+\]|[^\s;:]+)(?:\s*:\s*(\d+))?\s*((?:;.*)?)$"
+    rf"^(?i:SIP)\s*/\s*([0-9]+\.[0-9]+)\s*/\s*({TOKEN})\s+"
+    r"(\[[0-9A-Fa-f:.]+\]|[^\s;:]+)(?:\s*:\s*([0-9]+))?\s*((?:;.*)?)$"
 )
 
 # CSeq = "CSeq" HCOLON 1*DIGIT LWS Method                                                 (§25.1)
-CSEQ = re.compile(rf"^(\d+)\s+({METHOD})$")
+CSEQ = re.compile(rf"^([0-9]+)\s+({METHOD})$")
 
 # SIP-URI = "sip:" [ userinfo ] hostport uri-parameters [ headers ]                        (§25.1)
+# userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"; user-unreserved includes ";"
+# and "?", and "@" appears nowhere else in a SIP-URI, so userinfo is everything up to the "@"
+# (RFC 4475 §3.1.1.10 "semiuri": sip:user;par=u%40example.net@example.com).
 SIP_URI = re.compile(
-    r"^(sips?|tel):(?:([^@;?]*)@)?(\[[0-9A-Fa-f:.]+\]|[^:;?]*)(?::(\d+))?((?:;[^?]*)?)(\?.*)?$",
+    r"^(sips?|tel):(?:([^@]*)@)?(\[[0-9A-Fa-f:.]+\]|[^:;?]*)(?::([0-9]+))?((?:;[^?]*)?)(\?.*)?$",
     re.IGNORECASE,
 )

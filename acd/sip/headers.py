@@ -34,6 +34,23 @@ def format_params(params: dict[str, str | None]) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
 
 
+def _find_unquoted(text: str, char: str) -> int:
+    """Index of the first `char` outside a quoted-string (a display name may hold '<'), or -1."""
+    if '"' not in text:
+        return text.find(char)
+    in_quotes, index = False, 0
+    while index < len(text):
+        ch = text[index]
+        if in_quotes and ch == "\\":
+            index += 1  # quoted-pair (§25.1): the next character is literal
+        elif ch == '"':
+            in_quotes = not in_quotes
+        elif ch == char and not in_quotes:
+            return index
+        index += 1
+    return -1
+
+
 def _split_semicolons(text: str) -> list[str]:
     if '"' not in text:
         return text.split(";")
@@ -155,8 +172,8 @@ class NameAddr:
     def parse(cls, value: str) -> "NameAddr":
         """Parse a name-addr or addr-spec with header parameters."""
         value = value.strip()
-        if "<" in value:
-            start = value.index("<")
+        start = _find_unquoted(value, "<")
+        if start >= 0:
             end = value.find(">", start)
             if end < 0:
                 raise RemoteProtocolError(f"unterminated '<' in {value[:80]!r}")
@@ -167,7 +184,7 @@ class NameAddr:
                        params=parse_params(value[end + 1:]))
         # addr-spec without brackets: header params follow the URI (§20.10 note).
         uri, _, rest = value.partition(";")
-        if not uri or ":" not in uri:
+        if not uri or ":" not in uri or '"' in uri or "<" in uri:  # RFC 4475 §3.1.2.13 "quotbal"
             raise RemoteProtocolError(f"malformed address {value[:80]!r}")
         return cls(uri=uri.strip(), params=parse_params(rest))
 

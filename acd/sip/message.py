@@ -39,6 +39,8 @@ _CANONICAL = {
         "Subject", "Refer-To", "Referred-By", "Allow-Events", "Session-Expires", "Min-Expires",
         "Retry-After", "Reason", "Accept-Contact", "Reject-Contact", "Request-Disposition",
         "Identity", "Timestamp", "Warning", "Date", "Organization", "Priority", "P-Asserted-Identity",
+        # Spellings the capitalise-each-part rule below would get wrong (RFC 4028, 3262, 3261, 3903).
+        "Min-SE", "RSeq", "RAck", "MIME-Version", "SIP-ETag", "SIP-If-Match",
     )
 }
 # Headers whose value is a comma-separated list (RFC 3261 §7.3.1 allows combining them).
@@ -246,7 +248,8 @@ def parse_message(data: bytes) -> Request | Response:
     body = data[head_end + separator_length:]
     length_value = headers.get("Content-Length")
     if length_value is not None:
-        if not length_value.isdigit():
+        # §20.14: 1*DIGIT, ASCII only (str.isdigit also accepts '²', which int() refuses).
+        if not (length_value.isascii() and length_value.isdigit()):
             raise RemoteProtocolError(f"Content-Length {length_value!r} is not a number")
         length = int(length_value)
         if length > len(body):
@@ -264,5 +267,8 @@ def parse_message(data: bytes) -> Request | Response:
         version, status, reason = match.groups()
         if version != "2.0":
             raise RemoteProtocolError(f"SIP version {version} is not supported", 505)
+        if not 100 <= int(status) <= 699:
+            # §7.2: status codes are 100-699; a 0xx would be taken for a provisional response.
+            raise RemoteProtocolError(f"status code {status} is outside 100-699")
         return Response(status=int(status), reason=reason or "", headers=headers, body=body)
     raise RemoteProtocolError(f"malformed start line {start_line[:60]!r}")

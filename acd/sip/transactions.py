@@ -74,8 +74,7 @@ SERVER_NON_INVITE_TRANSITIONS = {
 CLIENT_INVITE_TRANSITIONS = {
     State.CALLING: {"timer A": State.CALLING, "timer B": State.TERMINATED, "1xx": State.PROCEEDING,
                     "2xx": State.ACCEPTED, "final-error": State.COMPLETED},
-    State.PROCEEDING: {"1xx": State.PROCEEDING, "2xx": State.ACCEPTED, "final-error": State.COMPLETED,
-                       "timer B": State.TERMINATED},
+    State.PROCEEDING: {"1xx": State.PROCEEDING, "2xx": State.ACCEPTED, "final-error": State.COMPLETED},
     State.ACCEPTED: {"2xx": State.ACCEPTED, "timer M": State.TERMINATED},
     State.COMPLETED: {"final-error": State.COMPLETED, "timer D": State.TERMINATED},
     State.TERMINATED: {},
@@ -321,6 +320,9 @@ class ClientInviteTransaction(Transaction):
             return False, []
         self.deadlines.pop("A", None)
         if kind == "1xx":
+            # §17.1.1.2 (Figure 5): Timer B only runs in Calling. Once the phone rings, how long to
+            # let it ring is the TU's decision (it CANCELs); B must not cut a ringing call at 64*T1.
+            self.deadlines.pop("B", None)
             self.last_status = status
             return True, []
         self.deadlines.pop("B", None)

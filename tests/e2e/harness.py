@@ -147,7 +147,7 @@ class SippResult:
 
 def run_sipp(workdir: Path, target: str, *args: str, scenario: str | None = None, calls: int = 1,
              timeout: float = 30.0, service: str = "1000", rate: float | None = None, limit: int | None = None,
-             keys: dict[str, str] | None = None) -> SippResult:
+             keys: dict[str, str] | None = None, args_set: dict[str, str] | None = None) -> SippResult:
     """Run SIPp as a UAC against `target`, bounded by `-m`, `-timeout` and a process timeout."""
     workdir.mkdir(parents=True, exist_ok=True)
     local_port = free_port(both=False)
@@ -163,6 +163,8 @@ def run_sipp(workdir: Path, target: str, *args: str, scenario: str | None = None
         command += ["-l", str(limit)]
     for key, value in (keys or {}).items():
         command += ["-key", key, value]
+    for name, value in (args_set or {}).items():
+        command += ["-set", name, value]
     command += list(args)
     try:
         completed = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout + 15)
