@@ -1,0 +1,117 @@
+"""Bad and repeated input over real UDP: retransmitted INVITEs, garbage, wrong Content-Length."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+
+from .harness import LOOPBACK, SIPP_PCAPS, RtpSink, run_sipp
+
+SDP = (b"v=0\r\no=raw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+       b"m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+
+
+class RawSipClient:
+    """A bare UDP socket that sends hand-written SIP and collects responses."""
+
+    def __init__(self, server_port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.server = (LOOPBACK, server_port)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, self.server)
+
+    def receive_all(self, seconds: float) -> list[bytes]:
+        deadline = time.monotonic() + seconds
+        messages = []
+        while time.monotonic() < deadline:
+            try:
+                messages.append(self.sock.recvfrom(65535)[0])
+            except socket.timeout:
+                continue
+        return messages
+
+    def request(self, method: str, call_id: str, *, branch: str, cseq: int = 1, to_tag: str = "",
+                body: bytes = b"", content_length: int | None = None, number: str = "1000") -> bytes:
+        to = f"<sip:{number}@{LOOPBACK}>" + (f";tag={to_tag}" if to_tag else "")
+        head = (f"{method} sip:{number}@{LOOPBACK}:{self.server[1]} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {LOOPBACK}:{self.port};branch={branch}\r\n"
+                f"From: <sip:5550000@{LOOPBACK}>;tag=raw{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n"
+                f"CSeq: {cseq} {method}\r\nContact: <sip:5550000@{LOOPBACK}:{self.port}>\r\nMax-Forwards: 70\r\n"
+                + ("Content-Type: application/sdp\r\n" if body else "")
+                + f"Content-Length: {len(body) if content_length is None else content_length}\r\n\r\n")
+        return head.encode() + body
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _status(message: bytes) -> int:
+    return int(message.split(b" ", 2)[1])
+
+
+def _to_tag(message: bytes) -> str:
+    return re.search(rb"\r\nTo: [^\r]*;tag=([^;\r]+)", message).group(1).decode()
+
+
+def test_retransmitted_invite_creates_one_call_and_gets_the_same_answer(acd_server):
+    """Three copies of one INVITE (same branch) → one call, the same 200 OK (same To tag) each time."""
+    client = RawSipClient(acd_server.sip_port)
+    call_id = "retransmit-test-1"
+    invite = client.request("INVITE", call_id, branch="z9hG4bKretr1", body=SDP)
+    try:
+        for _ in range(3):
+            client.send(invite)
+            time.sleep(0.05)
+        responses = [r for r in client.receive_all(1.0) if r.startswith(b"SIP/2.0 200")]
+        assert len(responses) >= 3, f"each retransmission is answered again; got {len(responses)}"
+        assert len({_to_tag(r) for r in responses}) == 1, "every copy of the answer carries the same To tag"
+        to_tag = _to_tag(responses[0])
+        client.send(client.request("ACK", call_id, branch="z9hG4bKretr1ack", to_tag=to_tag))
+        client.send(client.request("BYE", call_id, branch="z9hG4bKretr1bye", cseq=2, to_tag=to_tag))
+        assert any(_status(r) == 200 and b"BYE" in r for r in client.receive_all(1.0))
+    finally:
+        client.close()
+    acd_server.wait_for_log(rf"call={call_id} ended reason='caller hung up'")
+    assert len(re.findall(rf"call={call_id} INVITE from=", acd_server.log())) == 1
+
+
+def test_garbage_and_bad_content_length_do_not_disturb_a_call_in_progress(acd_server, tmp_path):
+    """While a SIPp call runs its menu, junk datagrams are dropped and a short body gets 400; the call completes."""
+    sink = RtpSink()
+    outcome = {}
+
+    def call():
+        outcome["result"] = run_sipp(tmp_path, acd_server.target, scenario="ivr_dtmf.xml",
+                                     keys={"rtp_port": str(sink.port),
+                                           "dtmf_pcap": str(SIPP_PCAPS / "dtmf_2833_2.pcap")},
+                                     args_set={"dtmf_after_ms": "4000"})
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    client = RawSipClient(acd_server.sip_port)
+    try:
+        time.sleep(1.0)
+        client.send(b"\x00\xff\xfe garbage \x80\x81" * 20)
+        client.send(b"NOT SIP AT ALL\r\n\r\n")
+        client.send(client.request("INVITE", "bad-length-1", branch="z9hG4bKbadlen", body=SDP, content_length=900))
+        client.send(b"INVITE sip:1000@127.0.0.1 SIP/2.0\r\nVia: nonsense\r\n\r\n")
+        replies = client.receive_all(1.0)
+        assert [_status(r) for r in replies] == [400], f"only the bad Content-Length INVITE is answered: {replies}"
+        assert b"Content-Length 900 exceeds" in replies[0]
+    finally:
+        client.close()
+        caller.join(timeout=30)
+        sink.close()
+    outcome["result"].assert_ok(acd_server)
+    log = acd_server.log()
+    call_id = re.findall(r"call=(\d+-\d+@\S+) INVITE from=", log)[-1]
+    assert re.search(rf"call={re.escape(call_id)} menu=main_menu choice=2", log)
+    assert "bad-length-1 INVITE" not in log, "the malformed INVITE never became a call"
+    assert "internal error" not in log
+    assert len(sink.packets) > 200, "media of the call in progress kept flowing"
