@@ -95,3 +95,17 @@ def test_fifty_concurrent_calls_with_media_complete(acd_server, tmp_path):
     result.assert_ok(acd_server)
     assert "Successful call" in result.stdout or result.returncode == 0
     assert acd_server.alive()
+
+
+def test_call_over_tcp_runs_the_menu_and_the_server_bye_uses_the_connection(acd_server, tmp_path):
+    """The same call over SIP/TCP (SIPp -t t1): INVITE, DTMF choice, and our BYE back on the connection."""
+    sink = RtpSink()
+    try:
+        result = run_sipp(tmp_path, acd_server.target, "-t", "t1", scenario="ivr_server_hangs_up.xml",
+                          keys={"rtp_port": str(sink.port), "dtmf_pcap": DTMF_1},
+                          args_set={"dtmf_after_ms": DIGIT_DURING_MENU_MS})
+    finally:
+        sink.close()
+    result.assert_ok(acd_server)
+    call_id = _call_ids(acd_server.log())[-1]
+    acd_server.wait_for_log(rf"call={re.escape(call_id)} ended reason='hangup step end' .* bye_status=200")

@@ -115,3 +115,39 @@ def test_garbage_and_bad_content_length_do_not_disturb_a_call_in_progress(acd_se
     assert "bad-length-1 INVITE" not in log, "the malformed INVITE never became a call"
     assert "internal error" not in log
     assert len(sink.packets) > 200, "media of the call in progress kept flowing"
+
+
+def test_options_ping_is_answered_with_allow(acd_server):
+    """An out-of-dialog OPTIONS (trunk keep-alive) gets 200 with Allow."""
+    client = RawSipClient(acd_server.sip_port)
+    try:
+        client.send(client.request("OPTIONS", "options-ping-1", branch="z9hG4bKopt1"))
+        replies = client.receive_all(0.6)
+    finally:
+        client.close()
+    assert len(replies) == 1 and _status(replies[0]) == 200
+    assert b"Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO" in replies[0]
+
+
+def test_sip_info_dtmf_chooses_in_the_menu(acd_server):
+    """DTMF sent as SIP INFO (application/dtmf-relay) works where RFC 4733 is not available."""
+    client = RawSipClient(acd_server.sip_port)
+    call_id = "info-dtmf-1"
+    try:
+        client.send(client.request("INVITE", call_id, branch="z9hG4bKinfo1", body=SDP))
+        ok = [r for r in client.receive_all(0.5) if r.startswith(b"SIP/2.0 200")]
+        to_tag = _to_tag(ok[0])
+        client.send(client.request("ACK", call_id, branch="z9hG4bKinfo1ack", to_tag=to_tag))
+        time.sleep(3.2)  # the welcome prompt (2.8 s) plays first; the menu listens after it starts
+        info = client.request("INFO", call_id, branch="z9hG4bKinfo2", cseq=2, to_tag=to_tag,
+                              body=b"Signal=2\r\nDuration=160\r\n")
+        info = info.replace(b"Content-Type: application/sdp", b"Content-Type: application/dtmf-relay")
+        client.send(info)
+        assert any(_status(r) == 200 and b"INFO" in r for r in client.receive_all(0.5))
+        acd_server.wait_for_log(rf"call={call_id} dtmf digit=2 via=info")
+        acd_server.wait_for_log(rf"call={call_id} menu=main_menu choice=2 next=support")
+        client.send(client.request("BYE", call_id, branch="z9hG4bKinfo3", cseq=3, to_tag=to_tag))
+        client.receive_all(0.3)
+    finally:
+        client.close()
+    acd_server.wait_for_log(rf"call={call_id} ended reason='caller hung up'")
