@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for softphone_driver
-from softphone_driver import run_softphone  # noqa: E402
+from .softphone_driver import run_softphone
 
 SIPP = shutil.which("sipp")
 
