@@ -21,6 +21,8 @@ __all__ = ["load_config", "ConfigError", "ConfigInvalid"]
 
 STEP_KINDS = ("play", "menu", "hangup")
 DTMF_KEYS = set("0123456789*#")
+PROMPT_KEYS = ("play", "menu", "timeout_prompt", "invalid_prompt")
+_UNUSABLE = object()  # a file that is missing or not YAML (its error is already listed)
 
 
 class _Checker:
@@ -84,12 +86,18 @@ def load_config(root: Path | str) -> Config:
     sip, rtp, trunks, data_dir, sounds_dir = _parse_main(main_path, settings, root, errors)
     prompts = _scan_prompts(sounds_dir)
     flows: dict[str, Flow] = {}
+    broken_flows: set[str] = set()  # named by a flow file with errors: routes to them are not errors too
+    prompt_uses: list[tuple[str, int, str, str]] = []
     flow_dir = root / "ivr_flows"
     for path in sorted(flow_dir.glob("*.yaml")) if flow_dir.is_dir() else []:
         document = _load_file(path, errors, files)
-        if document is not None:
-            flow = _parse_flow(path, document, errors)
-            if flow is not None:
+        if document is _UNUSABLE:
+            broken_flows.add(path.stem)  # not YAML: its name is unknown, most likely the file's
+        else:
+            name, flow = _parse_flow(path, document, errors, prompt_uses)
+            if flow is None:
+                broken_flows.add(name)
+            else:
                 if flow.name in flows:
                     errors.append(ConfigError(path, document.line_of("name") if isinstance(document, LineDict) else 1,
                                               f"flow name {flow.name!r} is also used by {flows[flow.name].source}"))
@@ -98,11 +106,11 @@ def load_config(root: Path | str) -> Config:
     plan_dir = root / "dialplans"
     for path in sorted(plan_dir.glob("*.yaml")) if plan_dir.is_dir() else []:
         document = _load_file(path, errors, files)
-        if document is not None:
-            routes.extend(_parse_dialplan(path, document, flows, errors))
+        if document is not _UNUSABLE:
+            routes.extend(_parse_dialplan(path, document, flows, broken_flows, errors))
     if not routes and not errors:
         errors.append(ConfigError(plan_dir, 0, "no dialplan routes: add dialplans/<name>.yaml with a 'routes:' list"))
-    _check_prompts(flows, prompts, errors)
+    _check_prompts(prompt_uses, prompts, errors)
     if errors:
         raise ConfigInvalid(errors)
     return Config(root=root, sip=sip, rtp=rtp, trunks=tuple(trunks), routes=tuple(routes), flows=flows,
@@ -113,19 +121,19 @@ def _load_file(path: Path, errors: list[ConfigError], files: list[str]) -> Any:
     files.append(str(path))
     if not path.exists():
         errors.append(ConfigError(path, 0, "file is missing"))
-        return None
+        return _UNUSABLE
     try:
         return load_yaml_with_lines(path)
     except ConfigError as error:
         errors.append(error)
-        return None
+        return _UNUSABLE
 
 
 def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]):
     check = _Checker(path, errors)
     sip, rtp, trunks = SipSettings(), RtpSettings(), []
     data_dir, sounds_dir = root / "data", root / "sounds"
-    if document is None:
+    if document is _UNUSABLE:
         return sip, rtp, trunks, data_dir, sounds_dir
     top = check.mapping(document, 1, "conf/acd.yaml")
     if top is None:
@@ -136,8 +144,12 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
         listen = str(section.get("listen", sip.listen))
         _check_ip(check, section, "listen", listen)
         port = int(check.number(section, "port", sip.port, "sip", integer=True))
+        if not 0 < port < 65536:
+            check.error(section.line_of("port"), f"sip port must be 1-65535, not {port}")
+            port = SipSettings.port
         public = str(section.get("public_address", listen if listen not in ("0.0.0.0", "::") else "127.0.0.1"))
-        _check_ip(check, section, "public_address", public)
+        if "public_address" in section:  # else derived from listen, already checked
+            _check_ip(check, section, "public_address", public)
         transports = section.get("transports", ["udp", "tcp"])
         if not isinstance(transports, list) or not transports or any(t not in ("udp", "tcp") for t in transports):
             check.error(section.line_of("transports"), "sip transports must be a list of udp and/or tcp")
@@ -172,7 +184,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                 except ValueError:
                     check.error(sources.lines[index], f"trunk {name!r} source {source!r} is not an IP address or network (e.g. 192.0.2.10 or 192.0.2.0/24)")
             port = trunk.get("port")
-            if port is not None and not (isinstance(port, int) and 0 < port < 65536):
+            if port is not None and not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536):
                 check.error(trunk.line_of("port"), f"trunk {name!r} port must be 1-65535, not {port!r}")
                 port = None
             trunks.append(Trunk(name=str(name), sources=tuple(networks), port=port))
@@ -198,42 +210,49 @@ def _scan_prompts(sounds_dir: Path) -> dict[str, Path]:
     return {str(p.relative_to(sounds_dir).with_suffix("")): p for p in sorted(sounds_dir.rglob("*.wav"))}
 
 
-def _parse_flow(path: Path, document: Any, errors: list[ConfigError]) -> Flow | None:
+def _parse_flow(path: Path, document: Any, errors: list[ConfigError],
+                prompt_uses: list[tuple[str, int, str, str]]) -> tuple[str, Flow | None]:
+    """The flow's name and the Flow, or None if it has errors.
+
+    A step with errors does not hide the others: every step is still checked for unknown targets,
+    and its prompts are added to `prompt_uses` as (file, line, step, prompt) to be checked later.
+    """
     check = _Checker(path, errors)
     top = check.mapping(document, 1, "a flow file")
     if top is None:
-        return None
+        return path.stem, None
     check.unknown_keys(top, {"name", "start", "steps", "description"}, "flow")
     name = str(top.get("name", path.stem))
     steps_doc = check.mapping(top.get("steps"), top.line_of("steps"), f"flow {name!r} steps")
     if steps_doc is None:
-        return None
+        return name, None
     if not steps_doc:
         check.error(steps_doc.line, f"flow {name!r} has no steps")
-        return None
+        return name, None
     start = str(top.get("start", next(iter(steps_doc))))
+    names = [str(step_name) for step_name in steps_doc]
     steps: dict[str, Step] = {}
     before = len(errors)
     for step_name, body in steps_doc.items():
         step = _parse_step(check, str(step_name), body, steps_doc.line_of(step_name))
         if step is not None:
             steps[str(step_name)] = step
+            for prompt, line in _prompt_lines(body):
+                prompt_uses.append((str(path), line, step.name, prompt))
+            for target, line in _target_lines(step, body):
+                if target is not None and target not in names:
+                    check.error(line, f"step {step.name!r} goes to unknown step {target!r} (known: {', '.join(names)})")
+    if start not in names:
+        check.error(top.line_of("start"), f"flow {name!r} starts at unknown step {start!r} (known: {', '.join(names)})")
     if len(errors) > before:
-        return None
-    if start not in steps:
-        check.error(top.line_of("start"), f"flow {name!r} starts at unknown step {start!r}")
-        return None
-    for step in steps.values():
-        for target, line in _targets(step):
-            if target is not None and target not in steps:
-                check.error(line, f"step {step.name!r} goes to unknown step {target!r} (known: {', '.join(steps)})")
+        return name, None  # unreachable steps are only worth reporting once every step parsed
     reachable = _reachable(start, steps)
     for step in steps.values():
         if step.name not in reachable:
             check.error(step.line, f"step {step.name!r} is unreachable from start step {start!r}")
     if len(errors) > before:
-        return None
-    return Flow(name=name, start=start, steps=steps, source=str(path))
+        return name, None
+    return name, Flow(name=name, start=start, steps=steps, source=str(path))
 
 
 def _parse_step(check: _Checker, name: str, body: Any, line: int) -> Step | None:
@@ -242,16 +261,16 @@ def _parse_step(check: _Checker, name: str, body: Any, line: int) -> Step | None
         return None
     kinds = [k for k in STEP_KINDS if k in step]
     if len(kinds) != 1:
-        check.error(step.line, f"step {name!r} must have exactly one of: {', '.join(STEP_KINDS)} (found {kinds or 'none'})")
+        check.error(line, f"step {name!r} must have exactly one of: {', '.join(STEP_KINDS)} (found {kinds or 'none'})")
         return None
     kind = kinds[0]
     if kind == "play":
         check.unknown_keys(step, {"play", "next"}, f"play step {name!r}")
         prompts = check.prompts(step, "play", f"play step {name!r}", required=True)
-        return PlayStep(name=name, prompts=prompts, next=_step_ref(check, step, "next"), line=step.line)
+        return PlayStep(name=name, prompts=prompts, next=_step_ref(check, step, "next"), line=line)
     if kind == "hangup":
         check.unknown_keys(step, {"hangup"}, f"hangup step {name!r}")
-        return HangupStep(name=name, line=step.line)
+        return HangupStep(name=name, line=line)
     check.unknown_keys(step, {"menu", "choices", "timeout", "retries", "timeout_prompt", "invalid_prompt",
                               "on_failure"}, f"menu step {name!r}")
     prompts = check.prompts(step, "menu", f"menu step {name!r}", required=True)
@@ -273,7 +292,7 @@ def _parse_step(check: _Checker, name: str, body: Any, line: int) -> Step | None
     return MenuStep(name=name, prompts=prompts, choices=choices, timeout_seconds=float(timeout), retries=retries,
                     timeout_prompts=check.prompts(step, "timeout_prompt", f"menu {name!r}"),
                     invalid_prompts=check.prompts(step, "invalid_prompt", f"menu {name!r}"),
-                    on_failure=_step_ref(check, step, "on_failure"), line=step.line)
+                    on_failure=_step_ref(check, step, "on_failure"), line=line)
 
 
 def _step_ref(check: _Checker, step: LineDict, key: str) -> str | None:
@@ -286,12 +305,36 @@ def _step_ref(check: _Checker, step: LineDict, key: str) -> str | None:
     return str(value)
 
 
-def _targets(step: Step) -> list[tuple[str | None, int]]:
+def _targets(step: Step) -> list[str | None]:
     if isinstance(step, PlayStep):
-        return [(step.next, step.line)]
+        return [step.next]
     if isinstance(step, MenuStep):
-        return [(t, step.line) for t in step.choices.values()] + [(step.on_failure, step.line)]
+        return list(step.choices.values()) + [step.on_failure]
     return []
+
+
+def _target_lines(step: Step, body: LineDict) -> list[tuple[str | None, int]]:
+    """The steps `step` goes to, each with the line that names it (`next:`, a choice, `on_failure:`)."""
+    if isinstance(step, PlayStep):
+        return [(step.next, body.line_of("next"))]
+    if isinstance(step, MenuStep):
+        choices = body.get("choices")
+        named = [(target, choices.line_of(key)) for key, target in choices.items() if str(key) in step.choices] \
+            if isinstance(choices, LineDict) else []
+        return named + [(step.on_failure, body.line_of("on_failure"))]
+    return []
+
+
+def _prompt_lines(body: LineDict) -> list[tuple[str, int]]:
+    """Every prompt a (checked) step body names, each with its line."""
+    uses = []
+    for key in PROMPT_KEYS:
+        value = body.get(key)
+        if isinstance(value, LineList):
+            uses += [(item, line) for item, line in zip(value, value.lines) if isinstance(item, str) and item]
+        elif isinstance(value, str) and value:
+            uses.append((value, body.line_of(key)))
+    return uses
 
 
 def _reachable(start: str, steps: dict[str, Step]) -> set[str]:
@@ -301,38 +344,30 @@ def _reachable(start: str, steps: dict[str, Step]) -> set[str]:
         if name in seen or name not in steps:
             continue
         seen.add(name)
-        todo.extend(t for t, _ in _targets(steps[name]) if t is not None)
+        todo.extend(t for t in _targets(steps[name]) if t is not None)
     return seen
 
 
-def _check_prompts(flows: dict[str, Flow], prompts: dict[str, Path], errors: list[ConfigError]) -> None:
+def _check_prompts(prompt_uses: list[tuple[str, int, str, str]], prompts: dict[str, Path],
+                   errors: list[ConfigError]) -> None:
     checked: dict[str, str | None] = {}
-    for flow in flows.values():
-        for step in flow.steps.values():
-            for prompt in _step_prompts(step):
-                if prompt not in checked:
-                    path = prompts.get(prompt)
-                    if path is None:
-                        checked[prompt] = f"prompt {prompt!r} has no file sounds/{prompt}.wav"
-                    else:
-                        try:
-                            read_wav_pcm16_8k(path)
-                            checked[prompt] = None
-                        except (ValueError, OSError) as exc:
-                            checked[prompt] = f"prompt {prompt!r}: {exc}"
-                if checked[prompt]:
-                    errors.append(ConfigError(flow.source, step.line, f"step {step.name!r}: {checked[prompt]}"))
+    for source, line, step_name, prompt in prompt_uses:
+        if prompt not in checked:
+            path = prompts.get(prompt)
+            if path is None:
+                checked[prompt] = f"prompt {prompt!r} has no file sounds/{prompt}.wav"
+            else:
+                try:
+                    read_wav_pcm16_8k(path)
+                    checked[prompt] = None
+                except (ValueError, OSError) as exc:
+                    checked[prompt] = f"prompt {prompt!r}: {exc}"
+        if checked[prompt]:
+            errors.append(ConfigError(source, line, f"step {step_name!r}: {checked[prompt]}"))
 
 
-def _step_prompts(step: Step) -> tuple[str, ...]:
-    if isinstance(step, PlayStep):
-        return step.prompts
-    if isinstance(step, MenuStep):
-        return step.prompts + step.timeout_prompts + step.invalid_prompts
-    return ()
-
-
-def _parse_dialplan(path: Path, document: Any, flows: dict[str, Flow], errors: list[ConfigError]) -> list[Route]:
+def _parse_dialplan(path: Path, document: Any, flows: dict[str, Flow], broken_flows: set[str],
+                    errors: list[ConfigError]) -> list[Route]:
     check = _Checker(path, errors)
     top = check.mapping(document, 1, "a dialplan file")
     if top is None:
@@ -349,24 +384,42 @@ def _parse_dialplan(path: Path, document: Any, flows: dict[str, Flow], errors: l
         if item is None:
             continue
         check.unknown_keys(item, {"number", "pattern", "flow", "answer_after_seconds"}, "route")
+        before = len(errors)
         flow = item.get("flow")
         if not isinstance(flow, str):
             check.error(item.line, "route needs 'flow:' naming a flow in ivr_flows/")
-            continue
-        if flow not in flows:
+        elif flow not in flows and flow not in broken_flows:
             check.error(item.line_of("flow"), f"route goes to unknown flow {flow!r} (known: {', '.join(sorted(flows)) or 'none'})")
-            continue
         delay = float(check.number(item, "answer_after_seconds", 0.0, "route"))
+        number = pattern = None
         if ("number" in item) == ("pattern" in item):
             check.error(item.line, "route needs exactly one of 'number' (exact) or 'pattern' (regular expression)")
-            continue
-        if "number" in item:
-            routes.append(Route(flow=flow, number=str(item["number"]), answer_after_seconds=delay, source=f"{path}:{line}"))
-            continue
-        try:
-            pattern = re.compile(str(item["pattern"]))
-        except re.error as exc:
-            check.error(item.line_of("pattern"), f"pattern {item['pattern']!r} is not a valid regular expression: {exc}")
-            continue
-        routes.append(Route(flow=flow, pattern=pattern, answer_after_seconds=delay, source=f"{path}:{line}"))
+        elif "number" in item:
+            number = _route_text(check, item, "number")
+        elif (text := _route_text(check, item, "pattern")) is not None:
+            try:
+                pattern = re.compile(text)
+            except re.error as exc:
+                check.error(item.line_of("pattern"), f"pattern {text!r} is not a valid regular expression: {exc}")
+        if len(errors) == before and flow in flows:
+            routes.append(Route(flow=flow, number=number, pattern=pattern, answer_after_seconds=delay,
+                                source=f"{path}:{line}"))
     return routes
+
+
+def _route_text(check: _Checker, item: LineDict, key: str) -> str | None:
+    """A route's number or pattern as text. YAML reads some unquoted numbers as other integers
+    (0123 is octal 83, +331 is 331, 1_000 is 1000), so an integer is taken only as it was written."""
+    value = item[key]
+    if isinstance(value, int) and not isinstance(value, bool) and item.texts.get(key) == str(value):
+        return str(value)
+    if isinstance(value, str) and value:
+        return value
+    written = item.texts.get(key)
+    if value is None or value == "":
+        check.error(item.line_of(key), f"route {key} is empty")
+    elif written is None:
+        check.error(item.line_of(key), f"route {key} must be text, not {_kind(value)}")
+    else:
+        check.error(item.line_of(key), f"route {key} {written} reads as {value!r} in YAML; quote it: {key}: \"{written}\"")
+    return None

@@ -33,6 +33,7 @@ class LineDict(dict):
 
     line: int = 0
     lines: dict[Any, int]
+    texts: dict[Any, str]  # the source text of each plain (unquoted) scalar value, e.g. "0123" for 83
 
     def line_of(self, key: Any) -> int:
         """The line of `key`, or of the mapping itself when the key is absent."""
@@ -51,6 +52,7 @@ class _LineLoader(yaml.SafeLoader):
         mapping = LineDict()
         mapping.line = node.start_mark.line + 1
         mapping.lines = {}
+        mapping.texts = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             try:
@@ -63,6 +65,8 @@ class _LineLoader(yaml.SafeLoader):
                     None, None, f"duplicate key {key!r}", key_node.start_mark)
             mapping[key] = self.construct_object(value_node, deep=True)
             mapping.lines[key] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.ScalarNode) and value_node.style is None:
+                mapping.texts[key] = value_node.value
         return mapping
 
     def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LineList:  # type: ignore[override]

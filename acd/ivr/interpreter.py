@@ -28,7 +28,9 @@ class FlowRun:
         self._deadline: float | None = None
 
     def start(self, now: float) -> list[Action]:
-        """Enter the flow's start step."""
+        """Enter the flow's start step (once: after the flow started or ended, nothing happens)."""
+        if self.finished or self.path:
+            return []
         return self._enter(self.flow.start, now)
 
     def handle(self, event: IvrEvent, now: float) -> list[Action]:

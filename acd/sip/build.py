@@ -8,7 +8,8 @@ from .errors import RemoteProtocolError
 from .headers import BRANCH_MAGIC_COOKIE, NameAddr
 from .message import Headers, Request, Response
 
-__all__ = ["REASON_PHRASES", "make_response", "build_ack_for_error", "new_tag", "new_branch", "new_call_id"]
+__all__ = ["REASON_PHRASES", "make_response", "build_ack_for_error", "build_cancel", "new_tag", "new_branch",
+           "new_call_id"]
 
 REASON_PHRASES = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
@@ -84,3 +85,24 @@ def build_ack_for_error(invite: Request, response: Response) -> Request:
     number = (invite.headers.get("CSeq", "0") or "0").split()[0]
     headers.add("CSeq", f"{number} ACK")
     return Request(method="ACK", uri=invite.uri, headers=headers)
+
+
+def build_cancel(invite: Request) -> Request:
+    """The CANCEL for an INVITE we sent (§9.1), to pass to `SipEndpoint.send_request`.
+
+    Request-URI, Call-ID, To, From, Route and the CSeq number are the INVITE's, and the single Via is
+    the INVITE's top Via (the one `send_request` added), so the peer matches it to that INVITE.
+    """
+    headers = Headers()
+    vias = invite.headers.get_all("Via")
+    if vias:
+        headers.add("Via", vias[0])
+    for route in invite.headers.get_all("Route"):
+        headers.add("Route", route)
+    headers.add("Max-Forwards", "70")
+    headers.add("From", invite.headers.get("From", ""))
+    headers.add("To", invite.headers.get("To", ""))
+    headers.add("Call-ID", invite.headers.get("Call-ID", ""))
+    number = (invite.headers.get("CSeq", "0") or "0").split()[0]
+    headers.add("CSeq", f"{number} CANCEL")
+    return Request(method="CANCEL", uri=invite.uri, headers=headers)

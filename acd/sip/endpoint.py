@@ -84,7 +84,10 @@ class SipEndpoint:
         cseq = CSeq.parse(headers.get("CSeq", ""))
         if cseq.method != request.method:
             raise RemoteProtocolError(f"CSeq method {cseq.method} does not match {request.method}")
-        top_via = Via.parse(headers.get_all("Via")[0])
+        vias = headers.get_all("Via")
+        if not vias:  # "Via: ," has a Via header but no Via element
+            raise RemoteProtocolError("Via header has no value")
+        top_via = Via.parse(vias[0])
         key = self._server_key(request, top_via, cseq)
         method = request.method
         if method == "ACK":
@@ -131,7 +134,10 @@ class SipEndpoint:
             self.respond(key, 481, now=now)  # §9.2: no matching transaction
             return
         self.respond(key, 200, now=now)
-        if invite.state is State.PROCEEDING:
+        if invite.state is State.PROCEEDING and not invite.cancelled:  # type: ignore[attr-defined]
+            # A second CANCEL (a retransmission after Timer J, or a new one over TCP) must not ask
+            # the TU to answer 487 twice: that second respond() would be a LocalProtocolError.
+            invite.cancelled = True  # type: ignore[attr-defined]
             self._events.append(CancelReceived(request=request, invite_transaction_id=invite_key))
 
     @staticmethod
@@ -186,7 +192,8 @@ class SipEndpoint:
 
     def _reject_request(self, request: Request, raw: bytes, source: Address, transport: str,
                         error: RemoteProtocolError) -> None:
-        if request.method == "ACK" or any(h not in request.headers for h in REQUIRED_REQUEST_HEADERS):
+        if (request.method == "ACK" or any(h not in request.headers for h in REQUIRED_REQUEST_HEADERS)
+                or not request.headers.get_all("Via")):  # a response without Via cannot be routed
             self.counters["dropped"] += 1
             self._events.append(MessageDropped(reason=error.reason, source=source, raw=raw))
             return
@@ -214,9 +221,19 @@ class SipEndpoint:
         self._schedule(transaction)
 
     def send_request(self, request: Request, destination: Address, transport: str, now: float) -> tuple:
-        """Send a request in a new client transaction; returns its id. A Via is added on top."""
-        branch = self._new_branch()
-        request.headers.prepend("Via", f"SIP/2.0/{transport} {self.local_host}:{self.local_port};branch={branch};rport")
+        """Send a request in a new client transaction; returns its id. A Via is added on top.
+
+        Exception: a CANCEL that already carries a Via (from `build_cancel`) keeps it, because §9.1
+        requires the CANCEL's Via to match the top Via of the INVITE it cancels (same branch).
+        """
+        existing_vias = request.headers.get_all("Via") if request.method == "CANCEL" else []
+        if existing_vias:
+            branch = Via.parse(existing_vias[0]).branch or ""
+            if not branch:
+                raise LocalProtocolError("CANCEL Via has no branch to match its INVITE")
+        else:
+            branch = self._new_branch()
+            request.headers.prepend("Via", f"SIP/2.0/{transport} {self.local_host}:{self.local_port};branch={branch};rport")
         if "Max-Forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")
         data = bytes(request)
@@ -235,6 +252,10 @@ class SipEndpoint:
         self._requests[key] = request
         self._outbox.append(Datagram(data, destination, transport))
         self._schedule(transaction)
+        invite = self._transactions.get((branch, "INVITE")) if request.method == "CANCEL" else None
+        if isinstance(invite, ClientInviteTransaction):
+            invite.cancel_sent(now)  # bound the wait for the INVITE's final response (§9.1)
+            self._schedule(invite)
         return key
 
     def send_stateless(self, message: Request | Response, destination: Address, transport: str) -> None:

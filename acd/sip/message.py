@@ -64,7 +64,8 @@ def canonical_name(name: str) -> str:
 def split_list_value(value: str) -> list[str]:
     """Split a header value on commas that are outside quotes and angle brackets."""
     if "," not in value:
-        return [value.strip()]
+        value = value.strip()
+        return [value] if value else []  # an empty list header (e.g. "Supported:") has no elements
     parts: list[str] = []
     depth_angle = 0
     in_quotes = False

@@ -74,7 +74,8 @@ SERVER_NON_INVITE_TRANSITIONS = {
 CLIENT_INVITE_TRANSITIONS = {
     State.CALLING: {"timer A": State.CALLING, "timer B": State.TERMINATED, "1xx": State.PROCEEDING,
                     "2xx": State.ACCEPTED, "final-error": State.COMPLETED},
-    State.PROCEEDING: {"1xx": State.PROCEEDING, "2xx": State.ACCEPTED, "final-error": State.COMPLETED},
+    State.PROCEEDING: {"1xx": State.PROCEEDING, "2xx": State.ACCEPTED, "final-error": State.COMPLETED,
+                       "timer B": State.TERMINATED},  # B is re-armed in Proceeding only by cancel_sent
     State.ACCEPTED: {"2xx": State.ACCEPTED, "timer M": State.TERMINATED},
     State.COMPLETED: {"final-error": State.COMPLETED, "timer D": State.TERMINATED},
     State.TERMINATED: {},
@@ -143,6 +144,7 @@ class ServerInviteTransaction(Transaction):
         self.last_response: bytes | None = None
         self._retransmit_interval = timers.t1
         self.acked = False
+        self.cancelled = False  # CancelReceived was reported (once per INVITE, however many CANCELs)
 
     def send_response(self, status: int, data: bytes, now: float) -> list[bytes]:
         """Send a response; returns the datagrams to put on the wire."""
@@ -339,6 +341,11 @@ class ClientInviteTransaction(Transaction):
         self.last_status = status
         self.deadlines["D"] = now + (0 if self.reliable else 32.0)  # Timer D: > 32 s over UDP
         return True, [self._ack]
+
+    def cancel_sent(self, now: float) -> None:
+        """§9.1: with no final response 64*T1 after our CANCEL, give up on the INVITE (as Timer B)."""
+        if self.state in (State.CALLING, State.PROCEEDING):
+            self.deadlines["B"] = min(self.deadlines.get("B", now + 64 * self.timers.t1), now + 64 * self.timers.t1)
 
     def handle_timers(self, now: float) -> list[bytes]:
         """Fire A (retransmit), B (timeout), D and M (terminate)."""
