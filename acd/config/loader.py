@@ -12,68 +12,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..ivr.flow import Flow, HangupStep, MenuStep, PlayStep, Step
+from ..ivr.flow import Flow
+from ..ivr.spoken import NUMBER_PROMPTS
 from ..media.wav import read_wav_pcm16_8k
+from .checker import Checker, kind_of
+from .extras import load_hours, load_lookups, load_queues
+from .flows import FlowReference, PromptUse, parse_flow
 from .model import Config, Route, RtpSettings, SipSettings, Trunk
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
 
 __all__ = ["load_config", "ConfigError", "ConfigInvalid"]
 
-STEP_KINDS = ("play", "menu", "hangup")
-DTMF_KEYS = set("0123456789*#")
-PROMPT_KEYS = ("play", "menu", "timeout_prompt", "invalid_prompt")
 _UNUSABLE = object()  # a file that is missing or not YAML (its error is already listed)
-
-
-class _Checker:
-    """Collects errors for one file instead of stopping at the first."""
-
-    def __init__(self, path: Path, errors: list[ConfigError]) -> None:
-        self.path = path
-        self.errors = errors
-
-    def error(self, line: int, message: str) -> None:
-        self.errors.append(ConfigError(self.path, line, message))
-
-    def mapping(self, value: Any, line: int, what: str) -> LineDict | None:
-        if not isinstance(value, LineDict):
-            self.error(line, f"{what} must be a mapping (key: value lines), not {_kind(value)}")
-            return None
-        return value
-
-    def unknown_keys(self, mapping: LineDict, allowed: set[str], what: str) -> None:
-        for key in mapping:
-            if key not in allowed:
-                hint = ", ".join(sorted(allowed))
-                self.error(mapping.line_of(key), f"unknown key {key!r} in {what} (expected one of: {hint})")
-
-    def number(self, mapping: LineDict, key: str, default: float, what: str, *, minimum: float = 0,
-               integer: bool = False) -> float:
-        value = mapping.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-            self.error(mapping.line_of(key), f"{what} {key} must be {'an integer' if integer else 'a number'}, not {value!r}")
-            return default
-        if value < minimum:
-            self.error(mapping.line_of(key), f"{what} {key} must be at least {minimum}, not {value}")
-            return default
-        return value
-
-    def prompts(self, mapping: LineDict, key: str, what: str, *, required: bool = False) -> tuple[str, ...]:
-        value = mapping.get(key)
-        if value is None:
-            if required:
-                self.error(mapping.line, f"{what} needs {key!r}: a prompt name or a list of them")
-            return ()
-        items = value if isinstance(value, list) else [value]
-        if not items or not all(isinstance(v, str) and v for v in items):
-            self.error(mapping.line_of(key), f"{what} {key} must be a prompt name or a list of prompt names")
-            return ()
-        return tuple(items)
-
-
-def _kind(value: Any) -> str:
-    return {str: "text", int: "a number", float: "a number", bool: "true/false", type(None): "empty",
-            LineList: "a list", LineDict: "a mapping"}.get(type(value), type(value).__name__)
 
 
 def load_config(root: Path | str) -> Config:
@@ -87,14 +37,18 @@ def load_config(root: Path | str) -> Config:
     prompts = _scan_prompts(sounds_dir)
     flows: dict[str, Flow] = {}
     broken_flows: set[str] = set()  # named by a flow file with errors: routes to them are not errors too
-    prompt_uses: list[tuple[str, int, str, str]] = []
+    prompt_uses: list[PromptUse] = []
+    references: list[FlowReference] = []
+    calendars = load_hours(root / "conf" / "hours.yaml", errors, files)
+    queues = load_queues(root / "conf" / "agents.yaml", errors, files)
+    lookups = load_lookups(root / "conf" / "lookups", errors, files)
     flow_dir = root / "ivr_flows"
     for path in sorted(flow_dir.glob("*.yaml")) if flow_dir.is_dir() else []:
         document = _load_file(path, errors, files)
         if document is _UNUSABLE:
             broken_flows.add(path.stem)  # not YAML: its name is unknown, most likely the file's
         else:
-            name, flow = _parse_flow(path, document, errors, prompt_uses)
+            name, flow = parse_flow(path, document, errors, prompt_uses, references)
             if flow is None:
                 broken_flows.add(name)
             else:
@@ -110,11 +64,36 @@ def load_config(root: Path | str) -> Config:
             routes.extend(_parse_dialplan(path, document, flows, broken_flows, errors))
     if not routes and not errors:
         errors.append(ConfigError(plan_dir, 0, "no dialplan routes: add dialplans/<name>.yaml with a 'routes:' list"))
+    _check_references(references, flows, broken_flows, queues, lookups, calendars, prompts, prompt_uses, errors)
     _check_prompts(prompt_uses, prompts, errors)
     if errors:
         raise ConfigInvalid(errors)
     return Config(root=root, sip=sip, rtp=rtp, trunks=tuple(trunks), routes=tuple(routes), flows=flows,
-                  prompts=prompts, data_dir=data_dir, files=tuple(files))
+                  prompts=prompts, data_dir=data_dir, files=tuple(files), calendars=calendars, queues=queues,
+                  lookups=lookups)
+
+
+def _check_references(references: list[FlowReference], flows: dict[str, Flow], broken_flows: set[str],
+                      queues: dict, lookups: dict, calendars: dict, prompts: dict, prompt_uses: list[PromptUse],
+                      errors: list[ConfigError]) -> None:
+    """Names a flow uses that live in other files: flows, queues, look-up sources, hours, number prompts."""
+    known = {"flow": (set(flows) | broken_flows, "flow", "ivr_flows/<name>.yaml"),
+             "queue": (set(queues), "queue", "conf/agents.yaml under queues:"),
+             "lookup": (set(lookups), "look-up source", "conf/lookups/<name>.yaml"),
+             "hours": (set(calendars), "business hours", "conf/hours.yaml")}
+    spoken_checked = False
+    for path, line, kind, name in references:
+        if kind == "spoken":
+            if not spoken_checked:
+                spoken_checked = True
+                prompt_uses.extend((path, line, "(spoken value)", p) for p in NUMBER_PROMPTS)
+            continue
+        if kind not in known:
+            continue
+        names, label, where = known[kind]
+        if name not in names:
+            listed = ", ".join(sorted(n for n in names if n)) or "none"
+            errors.append(ConfigError(path, line, f"unknown {label} {name!r} (known: {listed}); define it in {where}"))
 
 
 def _load_file(path: Path, errors: list[ConfigError], files: list[str]) -> Any:
@@ -130,7 +109,7 @@ def _load_file(path: Path, errors: list[ConfigError], files: list[str]) -> Any:
 
 
 def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]):
-    check = _Checker(path, errors)
+    check = Checker(path, errors)
     sip, rtp, trunks = SipSettings(), RtpSettings(), []
     data_dir, sounds_dir = root / "data", root / "sounds"
     if document is _UNUSABLE:
@@ -197,7 +176,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     return sip, rtp, trunks, data_dir, sounds_dir
 
 
-def _check_ip(check: _Checker, section: LineDict, key: str, value: str) -> None:
+def _check_ip(check: Checker, section: LineDict, key: str, value: str) -> None:
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -208,144 +187,6 @@ def _scan_prompts(sounds_dir: Path) -> dict[str, Path]:
     if not sounds_dir.is_dir():
         return {}
     return {str(p.relative_to(sounds_dir).with_suffix("")): p for p in sorted(sounds_dir.rglob("*.wav"))}
-
-
-def _parse_flow(path: Path, document: Any, errors: list[ConfigError],
-                prompt_uses: list[tuple[str, int, str, str]]) -> tuple[str, Flow | None]:
-    """The flow's name and the Flow, or None if it has errors.
-
-    A step with errors does not hide the others: every step is still checked for unknown targets,
-    and its prompts are added to `prompt_uses` as (file, line, step, prompt) to be checked later.
-    """
-    check = _Checker(path, errors)
-    top = check.mapping(document, 1, "a flow file")
-    if top is None:
-        return path.stem, None
-    check.unknown_keys(top, {"name", "start", "steps", "description"}, "flow")
-    name = str(top.get("name", path.stem))
-    steps_doc = check.mapping(top.get("steps"), top.line_of("steps"), f"flow {name!r} steps")
-    if steps_doc is None:
-        return name, None
-    if not steps_doc:
-        check.error(steps_doc.line, f"flow {name!r} has no steps")
-        return name, None
-    start = str(top.get("start", next(iter(steps_doc))))
-    names = [str(step_name) for step_name in steps_doc]
-    steps: dict[str, Step] = {}
-    before = len(errors)
-    for step_name, body in steps_doc.items():
-        step = _parse_step(check, str(step_name), body, steps_doc.line_of(step_name))
-        if step is not None:
-            steps[str(step_name)] = step
-            for prompt, line in _prompt_lines(body):
-                prompt_uses.append((str(path), line, step.name, prompt))
-            for target, line in _target_lines(step, body):
-                if target is not None and target not in names:
-                    check.error(line, f"step {step.name!r} goes to unknown step {target!r} (known: {', '.join(names)})")
-    if start not in names:
-        check.error(top.line_of("start"), f"flow {name!r} starts at unknown step {start!r} (known: {', '.join(names)})")
-    if len(errors) > before:
-        return name, None  # unreachable steps are only worth reporting once every step parsed
-    reachable = _reachable(start, steps)
-    for step in steps.values():
-        if step.name not in reachable:
-            check.error(step.line, f"step {step.name!r} is unreachable from start step {start!r}")
-    if len(errors) > before:
-        return name, None
-    return name, Flow(name=name, start=start, steps=steps, source=str(path))
-
-
-def _parse_step(check: _Checker, name: str, body: Any, line: int) -> Step | None:
-    step = check.mapping(body, line, f"step {name!r}")
-    if step is None:
-        return None
-    kinds = [k for k in STEP_KINDS if k in step]
-    if len(kinds) != 1:
-        check.error(line, f"step {name!r} must have exactly one of: {', '.join(STEP_KINDS)} (found {kinds or 'none'})")
-        return None
-    kind = kinds[0]
-    if kind == "play":
-        check.unknown_keys(step, {"play", "next"}, f"play step {name!r}")
-        prompts = check.prompts(step, "play", f"play step {name!r}", required=True)
-        return PlayStep(name=name, prompts=prompts, next=_step_ref(check, step, "next"), line=line)
-    if kind == "hangup":
-        check.unknown_keys(step, {"hangup"}, f"hangup step {name!r}")
-        return HangupStep(name=name, line=line)
-    check.unknown_keys(step, {"menu", "choices", "timeout", "retries", "timeout_prompt", "invalid_prompt",
-                              "on_failure"}, f"menu step {name!r}")
-    prompts = check.prompts(step, "menu", f"menu step {name!r}", required=True)
-    choices_doc = check.mapping(step.get("choices"), step.line_of("choices"), f"menu step {name!r} choices")
-    choices: dict[str, str] = {}
-    if choices_doc is not None:
-        for key, target in choices_doc.items():
-            digit = str(key)
-            if digit not in DTMF_KEYS:
-                check.error(choices_doc.line_of(key), f"menu {name!r} choice {key!r} is not a DTMF key (0-9, *, #)")
-            elif not isinstance(target, str):
-                check.error(choices_doc.line_of(key), f"menu {name!r} choice {digit} must name a step")
-            else:
-                choices[digit] = target
-        if not choices_doc:
-            check.error(choices_doc.line, f"menu {name!r} has no choices")
-    timeout = check.number(step, "timeout", 5.0, f"menu {name!r}", minimum=0.5)
-    retries = int(check.number(step, "retries", 3, f"menu {name!r}", minimum=1, integer=True))
-    return MenuStep(name=name, prompts=prompts, choices=choices, timeout_seconds=float(timeout), retries=retries,
-                    timeout_prompts=check.prompts(step, "timeout_prompt", f"menu {name!r}"),
-                    invalid_prompts=check.prompts(step, "invalid_prompt", f"menu {name!r}"),
-                    on_failure=_step_ref(check, step, "on_failure"), line=line)
-
-
-def _step_ref(check: _Checker, step: LineDict, key: str) -> str | None:
-    value = step.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, (str, int)) or isinstance(value, bool):
-        check.error(step.line_of(key), f"{key} must name a step, not {value!r}")
-        return None
-    return str(value)
-
-
-def _targets(step: Step) -> list[str | None]:
-    if isinstance(step, PlayStep):
-        return [step.next]
-    if isinstance(step, MenuStep):
-        return list(step.choices.values()) + [step.on_failure]
-    return []
-
-
-def _target_lines(step: Step, body: LineDict) -> list[tuple[str | None, int]]:
-    """The steps `step` goes to, each with the line that names it (`next:`, a choice, `on_failure:`)."""
-    if isinstance(step, PlayStep):
-        return [(step.next, body.line_of("next"))]
-    if isinstance(step, MenuStep):
-        choices = body.get("choices")
-        named = [(target, choices.line_of(key)) for key, target in choices.items() if str(key) in step.choices] \
-            if isinstance(choices, LineDict) else []
-        return named + [(step.on_failure, body.line_of("on_failure"))]
-    return []
-
-
-def _prompt_lines(body: LineDict) -> list[tuple[str, int]]:
-    """Every prompt a (checked) step body names, each with its line."""
-    uses = []
-    for key in PROMPT_KEYS:
-        value = body.get(key)
-        if isinstance(value, LineList):
-            uses += [(item, line) for item, line in zip(value, value.lines) if isinstance(item, str) and item]
-        elif isinstance(value, str) and value:
-            uses.append((value, body.line_of(key)))
-    return uses
-
-
-def _reachable(start: str, steps: dict[str, Step]) -> set[str]:
-    seen, todo = set(), [start]
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in steps:
-            continue
-        seen.add(name)
-        todo.extend(t for t in _targets(steps[name]) if t is not None)
-    return seen
 
 
 def _check_prompts(prompt_uses: list[tuple[str, int, str, str]], prompts: dict[str, Path],
@@ -368,7 +209,7 @@ def _check_prompts(prompt_uses: list[tuple[str, int, str, str]], prompts: dict[s
 
 def _parse_dialplan(path: Path, document: Any, flows: dict[str, Flow], broken_flows: set[str],
                     errors: list[ConfigError]) -> list[Route]:
-    check = _Checker(path, errors)
+    check = Checker(path, errors)
     top = check.mapping(document, 1, "a dialplan file")
     if top is None:
         return []
@@ -407,7 +248,7 @@ def _parse_dialplan(path: Path, document: Any, flows: dict[str, Flow], broken_fl
     return routes
 
 
-def _route_text(check: _Checker, item: LineDict, key: str) -> str | None:
+def _route_text(check: Checker, item: LineDict, key: str) -> str | None:
     """A route's number or pattern as text. YAML reads some unquoted numbers as other integers
     (0123 is octal 83, +331 is 331, 1_000 is 1000), so an integer is taken only as it was written."""
     value = item[key]
@@ -419,7 +260,7 @@ def _route_text(check: _Checker, item: LineDict, key: str) -> str | None:
     if value is None or value == "":
         check.error(item.line_of(key), f"route {key} is empty")
     elif written is None:
-        check.error(item.line_of(key), f"route {key} must be text, not {_kind(value)}")
+        check.error(item.line_of(key), f"route {key} must be text, not {kind_of(value)}")
     else:
         check.error(item.line_of(key), f"route {key} {written} reads as {value!r} in YAML; quote it: {key}: \"{written}\"")
     return None

@@ -7,7 +7,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Any
+
 from ..ivr.flow import Flow
+from ..ivr.hours import BusinessHours
 
 __all__ = ["SipSettings", "RtpSettings", "Trunk", "Route", "Config"]
 
@@ -80,6 +83,9 @@ class Config:
     prompts: dict[str, Path]
     data_dir: Path
     files: tuple[str, ...] = field(default=())
+    calendars: dict[str, BusinessHours] = field(default_factory=dict)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lookups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def route_for(self, dialled: str) -> Route | None:
         """The first route (in file order) that matches the dialled number."""

@@ -1,0 +1,133 @@
+"""The optional config files beside `conf/acd.yaml`: business hours, queues, look-up tables.
+
+- `conf/hours.yaml`: `{name: {timezone: Europe/London, weekly: {mon-fri: "08:00-18:00", sat: [..]},
+  holidays: {2026-12-25: Christmas}}}`
+- `conf/agents.yaml`: `queues: {sales: {description: ...}}` (agents and their skills come with the ACD).
+- `conf/lookups/<source>.yaml`: `key_field: order_number` and `records: {"123": {status: shipped, ...}}`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..ivr.hours import WEEKDAYS, BusinessHours, parse_time_range
+from .checker import Checker
+from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
+
+__all__ = ["load_hours", "load_queues", "load_lookups"]
+
+
+def _optional(path: Path, errors: list[ConfigError], files: list[str]) -> Any:
+    if not path.exists():
+        return None
+    files.append(str(path))
+    try:
+        return load_yaml_with_lines(path)
+    except ConfigError as error:
+        errors.append(error)
+        return None
+
+
+def load_hours(path: Path, errors: list[ConfigError], files: list[str]) -> dict[str, BusinessHours]:
+    """Business-hours calendars by name."""
+    document = _optional(path, errors, files)
+    if document is None:
+        return {}
+    check = Checker(path, errors)
+    top = check.mapping(document, 1, "hours.yaml")
+    calendars: dict[str, BusinessHours] = {}
+    for name, body in (top or {}).items():
+        item = check.mapping(body, top.line_of(name), f"hours {name!r}")
+        if item is None:
+            continue
+        check.unknown_keys(item, {"timezone", "weekly", "holidays"}, f"hours {name!r}")
+        timezone = str(item.get("timezone", "UTC"))
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            check.error(item.line_of("timezone"), f"hours {name!r}: unknown time zone {timezone!r} (e.g. Europe/London)")
+            continue
+        weekly: dict[int, list[tuple[int, int]]] = {}
+        days_doc = check.mapping(item.get("weekly"), item.line_of("weekly"), f"hours {name!r} weekly")
+        for days, ranges in (days_doc or {}).items():
+            line = days_doc.line_of(days)
+            indexes = _days(str(days))
+            if indexes is None:
+                check.error(line, f"hours {name!r}: {days!r} is not a day or day range like mon-fri")
+                continue
+            for text in (ranges if isinstance(ranges, LineList) else [ranges]):
+                try:
+                    span = parse_time_range(str(text))
+                except ValueError as exc:
+                    check.error(line, f"hours {name!r}: {exc}")
+                    continue
+                for index in indexes:
+                    weekly.setdefault(index, []).append(span)
+        holidays: dict[dt.date, str] = {}
+        holidays_doc = item.get("holidays")
+        if holidays_doc is not None and (mapping := check.mapping(holidays_doc, item.line_of("holidays"), f"hours {name!r} holidays")):
+            for day, label in mapping.items():
+                try:
+                    date = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+                except ValueError:
+                    check.error(mapping.line_of(day), f"hours {name!r}: holiday {day!r} is not a date like 2026-12-25")
+                    continue
+                holidays[date] = str(label)
+        calendars[str(name)] = BusinessHours(name=str(name), timezone=timezone,
+                                             weekly={k: tuple(sorted(v)) for k, v in weekly.items()}, holidays=holidays)
+    return calendars
+
+
+def _days(text: str) -> list[int] | None:
+    text = text.strip().lower()
+    if "-" in text:
+        first, _, last = text.partition("-")
+        if first in WEEKDAYS and last in WEEKDAYS and WEEKDAYS.index(first) <= WEEKDAYS.index(last):
+            return list(range(WEEKDAYS.index(first), WEEKDAYS.index(last) + 1))
+        return None
+    return [WEEKDAYS.index(text)] if text in WEEKDAYS else None
+
+
+def load_queues(path: Path, errors: list[ConfigError], files: list[str]) -> dict[str, dict[str, Any]]:
+    """Queue definitions by name (options are kept as data for the ACD)."""
+    document = _optional(path, errors, files)
+    if document is None:
+        return {}
+    check = Checker(path, errors)
+    top = check.mapping(document, 1, "agents.yaml")
+    if top is None:
+        return {}
+    queues_doc = check.mapping(top.get("queues", LineDict()), top.line_of("queues"), "queues")
+    return {str(name): dict(body or {}) for name, body in (queues_doc or {}).items()}
+
+
+def load_lookups(folder: Path, errors: list[ConfigError], files: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Look-up tables by source name (the file's stem): key → record."""
+    sources: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        document = _optional(path, errors, files)
+        check = Checker(path, errors)
+        top = check.mapping(document, 1, "a look-up table") if document is not None else None
+        if top is None:
+            continue
+        check.unknown_keys(top, {"records", "description"}, "look-up table")
+        records = check.mapping(top.get("records"), top.line_of("records"), "records")
+        table: dict[str, dict[str, Any]] = {}
+        for key, record in (records or {}).items():
+            if check.mapping(record, records.line_of(key), f"record {key!r}") is not None:
+                table[str(key)] = _plain(record)
+        sources[path.stem] = table
+    return sources
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value

@@ -1,0 +1,101 @@
+"""The pure ACD routing core: events in, decisions out, the clock passed in.
+
+Build a `RoutingEngine` from a `RoutingConfig`, feed it `events` with `handle(event, now)`,
+act on the returned `decisions`, and arm one timer at `next_deadline()` that calls
+`handle_timers(now)`. See README.md in this folder for the model and the measurements.
+"""
+
+from .agent_states import TRANSITIONS, AgentState, Trigger, state_diagram
+from .config import OverflowStep, QueueConfig, RoutingConfig
+from .decisions import (
+    AgentStateChanged,
+    AgentView,
+    CallbackOffered,
+    CallConnected,
+    CallOverflowed,
+    CallRefused,
+    CallState,
+    CallView,
+    CallWaiting,
+    Decision,
+    Offer,
+    OfferCancelled,
+    QueueStats,
+)
+from .engine import RoutingEngine
+from .errors import (
+    AgentAlreadyLoggedIn,
+    CallAlreadyExists,
+    CallNotWaiting,
+    IllegalAgentTransition,
+    InvalidConfig,
+    InvalidEvent,
+    NoSuchOffer,
+    RoutingError,
+    UnknownAgent,
+    UnknownCall,
+    UnknownQueue,
+    UnknownSkill,
+)
+from .events import (
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentPauseRequested,
+    AgentReadyRequested,
+    CallArrived,
+    CallbackRequested,
+    CallEnded,
+    Event,
+    OfferAnswered,
+    OfferDeclined,
+)
+from .strategies import STRATEGIES, TIE_BREAKS, Candidate
+
+__all__ = [
+    "RoutingEngine",
+    "RoutingConfig",
+    "QueueConfig",
+    "OverflowStep",
+    "STRATEGIES",
+    "TIE_BREAKS",
+    "Candidate",
+    "AgentState",
+    "Trigger",
+    "TRANSITIONS",
+    "state_diagram",
+    "Event",
+    "AgentLoggedIn",
+    "AgentLoggedOut",
+    "AgentPauseRequested",
+    "AgentReadyRequested",
+    "CallArrived",
+    "CallEnded",
+    "CallbackRequested",
+    "OfferAnswered",
+    "OfferDeclined",
+    "Decision",
+    "Offer",
+    "OfferCancelled",
+    "CallWaiting",
+    "CallRefused",
+    "CallConnected",
+    "CallOverflowed",
+    "CallbackOffered",
+    "AgentStateChanged",
+    "CallState",
+    "AgentView",
+    "CallView",
+    "QueueStats",
+    "RoutingError",
+    "InvalidEvent",
+    "InvalidConfig",
+    "UnknownQueue",
+    "UnknownSkill",
+    "UnknownAgent",
+    "UnknownCall",
+    "AgentAlreadyLoggedIn",
+    "CallAlreadyExists",
+    "NoSuchOffer",
+    "IllegalAgentTransition",
+    "CallNotWaiting",
+]

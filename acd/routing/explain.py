@@ -1,0 +1,94 @@
+"""One-line explanations of routing decisions, for logs, the API and the wallboard.
+
+An offer explanation names the chosen agent and what won (penalty, proficiency, idle time,
+calls handled, rotation), the runner-up and the first score component it lost on, how many
+agents were skipped because they missed this call, and how many members were busy.
+"""
+
+from __future__ import annotations
+
+from .index import QueueIndex
+from .matching import Selection, describe_unavailable
+from .records import AgentRecord, CallRecord
+
+__all__ = ["explain_offer", "explain_waiting"]
+
+
+def _requirements_text(requirements: dict[str, int]) -> str:
+    return ", ".join(f"{skill}>={minimum}" for skill, minimum in requirements.items())
+
+
+def _component(label: str, value: object, now: float) -> str:
+    if label == "idle since":
+        return f"idle {max(0.0, now - float(value)):.0f}s"  # type: ignore[arg-type]
+    if label == "proficiency":
+        return f"level {-value}"  # type: ignore[operator]
+    return f"{label} {value}"
+
+
+def _merits(
+    agent: AgentRecord, call: CallRecord, index: QueueIndex, entry: tuple, now: float
+) -> str:
+    labels = index.labels
+    parts = []
+    for label, value in zip(labels[:-1], entry[:-1]):
+        if label == "penalty" and not value:
+            continue
+        if label == "proficiency" and call.requirements:
+            skill = next(iter(call.requirements))
+            parts.append(f"{skill} {agent.skills.get(skill, 0)}")
+            continue
+        parts.append(_component(label, value, now))
+    return ", ".join(parts) if parts else "first in order"
+
+
+def _lost_on(index: QueueIndex, winner: tuple, loser: tuple, now: float) -> str:
+    labels = index.labels
+    for label, won, lost in zip(labels, winner, loser):
+        if won != lost:
+            return f"{_component(label, lost, now)} vs {_component(label, won, now)}"
+    return "same score"
+
+
+def explain_offer(
+    selection: Selection,
+    call: CallRecord,
+    queues: dict[str, QueueIndex],
+    agents: dict[str, AgentRecord],
+    now: float,
+) -> str:
+    """Why `selection` was made for `call`, naming every chosen agent (ring-all lists them)."""
+    index = queues[selection.queue]
+    first = selection.chosen[0]
+    chosen_id = first[-1]
+    if selection.sticky:
+        left = (call.sticky_until or now) - now
+        return f"{chosen_id}: preferred agent of this caller (sticky {left:.0f}s more)"
+    needs = f" needing {_requirements_text(call.requirements)}" if call.requirements else ""
+    via = "" if selection.queue == call.queue else f" (overflow from {call.queue})"
+    if index.strategy.rings_all:
+        names = ", ".join(entry[-1] for entry in selection.chosen)
+        text = f"ringing {len(selection.chosen)} in {selection.queue}{via}{needs}: {names}"
+    else:
+        merits = _merits(agents[chosen_id], call, index, first, now)
+        text = f"{chosen_id} in {selection.queue}{via} by {index.strategy.name}{needs}: {merits}"
+    if selection.runner_up is not None:
+        loser = selection.runner_up
+        text += f"; next {loser[-1]} lost on {_lost_on(index, selection.chosen[-1], loser, now)}"
+    else:
+        text += "; no other qualifying agent available"
+    avoided = sum(1 for until in call.excluded.values() if until > now)
+    if avoided:
+        text += f"; {avoided} skipped after missing this call"
+    return f"{text}; busy: {describe_unavailable(index)}"
+
+
+def explain_waiting(call: CallRecord, queues: dict[str, QueueIndex], now: float) -> str:
+    """Why `call` is waiting instead of ringing an agent."""
+    if call.sticky_until is not None and call.sticky_until > now and call.preferred_agent:
+        left = call.sticky_until - now
+        return f"waiting for preferred agent {call.preferred_agent} ({left:.0f}s more)"
+    needs = f" meeting {_requirements_text(call.requirements)}" if call.requirements else ""
+    index = queues[call.queue]
+    queues_text = "/".join(call.queues)
+    return f"no available agent{needs} in {queues_text}; busy: {describe_unavailable(index)}"
