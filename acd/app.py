@@ -9,6 +9,7 @@ from .calls.sip_server import SipServer
 from .calls.transports import SipTcpFactory, SipUdpProtocol
 from .config.model import Config
 from .media.prompts import PromptLibrary
+from .speech.recognizer import RecognizerCache
 
 __all__ = ["RunningServer", "build_server"]
 
@@ -29,7 +30,7 @@ def build_server(config: Config, reactor) -> RunningServer:
     IReactorUDP and IReactorTCP."""
     prompts = PromptLibrary(config.prompts)
     count = prompts.preload()
-    sip = SipServer(config=config, reactor=reactor, prompts=prompts)
+    sip = SipServer(config=config, reactor=reactor, prompts=prompts, recognizers=RecognizerCache())
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
         udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(sip), interface=config.sip.listen)

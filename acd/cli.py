@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
 from .config.loader import ConfigInvalid, load_config
+from .reload import pid_file
 
 __all__ = ["main"]
 
@@ -22,9 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     check = commands.add_parser("check", help="validate a config directory; prints file:line: problem")
     check.add_argument("--root", type=Path, default=Path("."))
+    reload = commands.add_parser("reload", help="check the config, then ask the running server to reload it")
+    reload.add_argument("--root", type=Path, default=Path("."))
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.root)
+    if args.command == "reload":
+        return _reload(args.root)
     return _serve(args.root, args.log_level)
 
 
@@ -56,13 +63,37 @@ def _serve(root: Path, level: str) -> int:
     from twisted.internet import reactor
 
     from .app import build_server
+    from .reload import ConfigReloader, write_pid
 
     try:
-        build_server(config, reactor)
+        running = build_server(config, reactor)
     except Exception as error:  # binding failures: say which port and stop
         log.error("cannot start: %s", error)
         return 3
+    reloader = ConfigReloader(root, running.sip, reactor)
+    reloader.watch()
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reloader.reload, "SIGHUP"))
+    write_pid(config.data_dir)
     reactor.run()
+    return 0
+
+
+def _reload(root: Path) -> int:
+    try:
+        config = load_config(root)
+    except ConfigInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        print("not reloading: the running server keeps its config", file=sys.stderr)
+        return 1
+    path = pid_file(config.data_dir)
+    try:
+        pid = int(path.read_text())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as error:
+        print(f"cannot signal the server (pid file {path}): {error}", file=sys.stderr)
+        return 2
+    print(f"config is valid; asked the server (pid {pid}) to reload")
     return 0
 
 

@@ -52,6 +52,7 @@ class RtpLeg(protocol.DatagramProtocol):
         self._audio: bytes = b""
         self._offset = 0
         self._playback_id: int | None = None
+        self.on_audio: Callable[[bytes], None] | None = None
         self.packets_sent = 0
         self.packets_received = 0
         self.frames_dropped = 0
@@ -115,11 +116,20 @@ class RtpLeg(protocol.DatagramProtocol):
             self.on_playback_finished(finished)
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802 - Twisted API
-        """Count media; turn telephone-event packets into digits (duplicates removed)."""
+        """Count media; hand audio to `on_audio` (when set); telephone-event packets become digits."""
         self.packets_received += 1
-        if len(data) < 12 or self.telephone_event_pt is None:
+        if len(data) < 12:
             return
-        if data[1] & 0x7F != self.telephone_event_pt:
+        payload_type = data[1] & 0x7F
+        if payload_type == self.payload_type:
+            if self.on_audio is not None:
+                try:
+                    packet = RtpPacket.parse(data)
+                except ValueError:
+                    return
+                self.on_audio(packet.payload)
+            return
+        if payload_type != self.telephone_event_pt:
             return
         try:
             packet = RtpPacket.parse(data)

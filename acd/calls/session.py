@@ -1,8 +1,7 @@
-"""CallSession: one inbound call from INVITE to the end, gluing SIP, media and the IVR interpreter.
+"""CallSession: one inbound call from INVITE to the end: signalling, media leg and its IVR.
 
-The session carries out what the pure parts decide: it answers, plays what the IVR asks, feeds
-DTMF and playback ends back, and hangs up. All of it on the reactor thread. `reactor` must provide
-IReactorTime (callLater, seconds).
+The session answers, plays, hangs up and transfers; its `IvrRunner` carries out what the IVR
+interpreter decides. All of it on the reactor thread. `reactor` provides IReactorTime.
 """
 
 from __future__ import annotations
@@ -11,13 +10,12 @@ import enum
 import logging
 from typing import TYPE_CHECKING
 
-from ..ivr.events import (CallerHungUp, DigitReceived, FlowEnded, HangUp, MenuChoiceMade, PlaybackFinished,
-                          PlayPrompts, StepEntered, StopPlayback)
-from ..ivr.interpreter import FlowRun
+from ..ivr.events import CallerHungUp, DigitReceived, PlaybackFinished
 from ..media.prompts import PromptLibrary
 from ..media.sdp import NegotiatedAudio
 from ..sip.dialog import Dialog
 from ..sip.message import Request
+from .ivr_runner import IvrRunner
 from .rtp_leg import MediaClock, RtpLeg
 
 if TYPE_CHECKING:
@@ -43,7 +41,7 @@ class CallSession:
     """One call: its dialog, its media leg and its walk through an IVR flow."""
 
     def __init__(self, *, server: "SipServer", reactor, call_id: str, invite: Request, invite_transaction: tuple,
-                 dialog: Dialog, route: "Route", trunk: str, flow_run: FlowRun, leg: RtpLeg, local_port: int,
+                 dialog: Dialog, route: "Route", trunk: str, leg: RtpLeg, local_port: int,
                  negotiated: NegotiatedAudio, sdp_answer: bytes, prompts: PromptLibrary,
                  media_clock: MediaClock) -> None:
         self.server = server
@@ -54,21 +52,25 @@ class CallSession:
         self.dialog = dialog
         self.route = route
         self.trunk = trunk
-        self.flow_run = flow_run
         self.leg = leg
         self.local_port = local_port
         self.negotiated = negotiated
         self.sdp_answer = sdp_answer
         self.prompts = prompts
         self.media_clock = media_clock
+        self.ivr: IvrRunner | None = None
         self.state = CallState.RINGING
         self.started_at = reactor.seconds()
         self.answered_at: float | None = None
         self.end_reason = ""
         self.choices: list[str] = []
+        self.transfer_target: str | None = None
         self._answer_timer = None
-        self._flow_timer = None
-        self.bye_transaction: tuple | None = None
+
+    @property
+    def active(self) -> bool:
+        """True while the call is up (answered and not ending)."""
+        return self.state in (CallState.ANSWERED, CallState.CONFIRMED)
 
     # ---- signalling --------------------------------------------------------------------------
     def ring_then_answer(self, delay: float) -> None:
@@ -85,12 +87,13 @@ class CallSession:
                             headers=(("Contact", self.dialog.local_contact), *self.server.capability_headers()))
         self.state = CallState.ANSWERED
         self.answered_at = self.reactor.seconds()
-        log.info("call=%s answered dialled=%s flow=%s codec=%s rtp=%s->%s:%s", self.call_id, self.route.number or
-                 self.route.pattern.pattern, self.flow_run.flow.name, self.negotiated.codec, self.local_port,
-                 self.negotiated.remote_address, self.negotiated.remote_port)
+        log.info("call=%s answered dialled=%s flow=%s codec=%s rtp=%s->%s:%s", self.call_id,
+                 self.route.number or self.route.pattern.pattern, self.route.flow, self.negotiated.codec,
+                 self.local_port, self.negotiated.remote_address, self.negotiated.remote_port)
         if self.negotiated.direction in ("sendrecv", "sendonly") and self.negotiated.remote_address != "0.0.0.0":
             self.media_clock.add(self.leg)
-        self._carry_out(self.flow_run.start(self.reactor.seconds()))
+        if self.ivr is not None:
+            self.ivr.start()
 
     def on_ack(self) -> None:
         """The caller confirmed our 200 OK."""
@@ -107,75 +110,84 @@ class CallSession:
     def on_bye(self, transaction: tuple) -> None:
         """The caller hung up."""
         self.server.respond(transaction, 200)
-        self._carry_out(self.flow_run.handle(CallerHungUp(), self.reactor.seconds()))
-        self._end("caller hung up")
+        if self.ivr is not None:
+            self.ivr.feed(CallerHungUp())
+        self._end("caller hung up" if self.transfer_target is None else f"transferred to {self.transfer_target}")
 
     def on_reinvite(self, request: Request, transaction: tuple) -> None:
         """A re-INVITE (refresh or hold): answer with our unchanged session description."""
         self.server.respond(transaction, 200, to_tag=self.dialog.local_tag, body=self.sdp_answer,
                             headers=(("Contact", self.dialog.local_contact),))
 
+    def on_notify(self, request: Request, transaction: tuple) -> None:
+        """Progress of our REFER (RFC 3515 §2.4.5): a final sipfrag status ends our part of the call."""
+        self.server.respond(transaction, 200)
+        fragment = request.body.decode("utf-8", "replace").strip()
+        parts = fragment.split(" ", 2)
+        status = int(parts[1]) if len(parts) >= 2 and parts[0].upper() == "SIP/2.0" and parts[1].isdigit() else 0
+        log.info("call=%s transfer progress to %s: %s", self.call_id, self.transfer_target, fragment[:60] or "-")
+        if status >= 200 and self.active:
+            self.hang_up(f"transferred to {self.transfer_target}" if status < 300
+                         else f"transfer to {self.transfer_target} failed ({status})")
+
+    def on_response(self, method: str, status: int | None) -> None:
+        """A final response (None: timeout) to an in-dialog request we sent."""
+        if method == "BYE":
+            self._end(self.end_reason or "hung up", bye_status=status)
+        elif method == "REFER" and (status is None or status >= 300) and self.active:
+            log.warning("call=%s transfer to %s refused by the caller's side (%s)", self.call_id,
+                        self.transfer_target, status or "no answer")
+            self.hang_up(f"transfer to {self.transfer_target} refused ({status or 'timeout'})")
+
     def on_ack_timeout(self) -> None:
         """No ACK for our 200 OK: the caller is gone (RFC 3261 §13.3.1.4), end with BYE."""
         self.hang_up("no ACK for 200 OK")
-
-    def on_bye_done(self, status: int | None) -> None:
-        """Our BYE was answered (or timed out: status None)."""
-        self._end(self.end_reason or "hung up", bye_status=status)
 
     def hang_up(self, reason: str) -> None:
         """End the call from our side (BYE, or 480 while still ringing)."""
         if self.state is CallState.RINGING:
             self.server.respond(self.invite_transaction, 480, to_tag=self.dialog.local_tag)
             self._end(reason)
-        elif self.state in (CallState.ANSWERED, CallState.CONFIRMED):
+        elif self.active:
             self.end_reason = reason
             self.state = CallState.ENDING
             self._stop_media()
-            self.bye_transaction = self.server.send_in_dialog(self, "BYE")
+            self.server.send_in_dialog(self, "BYE")
 
-    # ---- media and IVR -----------------------------------------------------------------------
-    def on_digit(self, digit: str, method: str = "rfc4733") -> None:
-        """A DTMF digit from RTP or SIP INFO."""
-        if self.state not in (CallState.ANSWERED, CallState.CONFIRMED):
+    def transfer(self, target: str) -> None:
+        """Blind transfer: REFER the caller to `target` at this server's address (RFC 3515)."""
+        if not self.active:
             return
-        log.info("call=%s dtmf digit=%s via=%s step=%s", self.call_id, digit, method, self.flow_run.step_name)
-        self._carry_out(self.flow_run.handle(DigitReceived(digit=digit), self.reactor.seconds()))
+        self.transfer_target = target
+        refer_to = f"<sip:{target}@{self.server.config.sip.public_address}:{self.server.config.sip.port}>"
+        log.info("call=%s transferring to %s (REFER)", self.call_id, refer_to)
+        self.server.send_in_dialog(self, "REFER", extra_headers=(("Refer-To", refer_to),
+                                                                  ("Referred-By", f"<{self.dialog.local_uri}>")))
+
+    # ---- media -------------------------------------------------------------------------------
+    def play(self, prompts: tuple[str, ...], playback_id: int) -> None:
+        """Queue prompts on the leg; a prompt missing since the last reload is skipped and logged."""
+        audio = []
+        for name in prompts:
+            try:
+                audio.append(self.prompts.encoded(name, self.negotiated.codec))
+            except (KeyError, OSError, ValueError) as error:
+                log.error("call=%s cannot play prompt %r: %s", self.call_id, name, error)
+        self.leg.play(b"".join(audio), playback_id)
+
+    def on_digit(self, digit: str, method: str = "rfc4733") -> None:
+        """A DTMF digit from RTP or SIP INFO; never logged while masked digits are collected."""
+        if not self.active or self.ivr is None:
+            return
+        masked = self.ivr.flow_run.collecting_masked
+        log.info("call=%s dtmf digit=%s via=%s step=%s", self.call_id, "*" if masked else digit, method,
+                 self.ivr.flow_run.step_name)
+        self.ivr.feed(DigitReceived(digit=digit))
 
     def on_playback_finished(self, playback_id: int) -> None:
         """The leg played everything asked for by PlayPrompts `playback_id`."""
-        self._carry_out(self.flow_run.handle(PlaybackFinished(playback_id=playback_id), self.reactor.seconds()))
-
-    def _on_flow_timer(self) -> None:
-        self._flow_timer = None
-        self._carry_out(self.flow_run.handle_timers(self.reactor.seconds()))
-
-    def _carry_out(self, actions: list) -> None:
-        for action in actions:
-            if isinstance(action, PlayPrompts):
-                audio = b"".join(self.prompts.encoded(name, self.negotiated.codec) for name in action.prompts)
-                self.leg.play(audio, action.playback_id)
-            elif isinstance(action, StopPlayback):
-                self.leg.stop()
-            elif isinstance(action, MenuChoiceMade):
-                self.choices.append(f"{action.step}={action.digit}")
-                log.info("call=%s menu=%s choice=%s next=%s", self.call_id, action.step, action.digit, action.next_step)
-            elif isinstance(action, StepEntered):
-                log.debug("call=%s flow=%s step=%s", self.call_id, action.flow, action.step)
-            elif isinstance(action, HangUp):
-                self.hang_up(action.reason)
-            elif isinstance(action, FlowEnded):
-                log.info("call=%s flow=%s ended outcome=%r path=%s", self.call_id, self.flow_run.flow.name,
-                         action.outcome, ">".join(self.flow_run.path))
-        self._rearm_flow_timer()
-
-    def _rearm_flow_timer(self) -> None:
-        if self._flow_timer is not None and self._flow_timer.active():
-            self._flow_timer.cancel()
-        self._flow_timer = None
-        deadline = self.flow_run.next_deadline()
-        if deadline is not None and self.state is not CallState.ENDED:
-            self._flow_timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._on_flow_timer)
+        if self.ivr is not None and self.active:
+            self.ivr.feed(PlaybackFinished(playback_id=playback_id))
 
     # ---- the end -----------------------------------------------------------------------------
     def _stop_media(self) -> None:
@@ -187,9 +199,10 @@ class CallSession:
             return
         self.state = CallState.ENDED
         self.end_reason = reason
-        for timer in (self._answer_timer, self._flow_timer):
-            if timer is not None and timer.active():
-                timer.cancel()
+        if self._answer_timer is not None and self._answer_timer.active():
+            self._answer_timer.cancel()
+        if self.ivr is not None:
+            self.ivr.stop()
         self._stop_media()
         if self.leg.transport is not None:
             self.leg.transport.stopListening()

@@ -12,6 +12,7 @@ import random
 from typing import Callable
 
 from ..config.model import Config
+from ..ivr.context import CallContext
 from ..ivr.interpreter import FlowRun
 from ..media.prompts import PromptLibrary
 from ..media.sdp import SdpError, SessionDescription, answer_offer
@@ -22,6 +23,7 @@ from ..sip.errors import RemoteProtocolError
 from ..sip.events import (AckReceived, CancelReceived, Datagram, MessageDropped, MessageRejected, RequestReceived,
                           ResponseReceived, TransactionTimedOut)
 from ..sip.headers import NameAddr, SipUri
+from .ivr_runner import IvrRunner
 from .rtp_leg import MediaClock, RtpLeg, RtpPortAllocator
 from .session import CallSession, CallState
 
@@ -29,23 +31,25 @@ __all__ = ["SipServer"]
 
 log = logging.getLogger("acd.sip")
 
-ALLOWED_METHODS = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+ALLOWED_METHODS = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 SERVER_NAME = "acd/0.1"
 
 
 class SipServer:
     """The call-handling shell around one SipEndpoint."""
 
-    def __init__(self, *, config: Config, reactor, prompts: PromptLibrary, rng: random.Random | None = None) -> None:
+    def __init__(self, *, config: Config, reactor, prompts: PromptLibrary, recognizers=None,
+                 rng: random.Random | None = None) -> None:
         self.config = config
         self.reactor = reactor
         self.prompts = prompts
+        self.recognizers = recognizers
         self.rng = rng or random.Random()
         self.endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
         self.media_clock = MediaClock(reactor)
         self.ports = RtpPortAllocator(reactor, config.rtp.address, config.rtp.port_min, config.rtp.port_max)
         self.sessions: dict[str, CallSession] = {}
-        self._bye_owner: dict[tuple, CallSession] = {}
+        self._request_owner: dict[tuple, tuple[CallSession, str]] = {}
         self._senders: dict[str, Callable[[Datagram], None]] = {}
         self._timer = None
         self._timer_deadline: float | None = None
@@ -116,12 +120,14 @@ class SipServer:
                 session.on_reinvite(request, event.transaction_id)
             elif method == "INFO":
                 self._on_info(session, event)
+            elif method == "NOTIFY":
+                session.on_notify(request, event.transaction_id)
             elif method == "OPTIONS":
                 self.respond(event.transaction_id, 200, headers=self.capability_headers())
             else:
                 self.respond(event.transaction_id, 405, headers=(("Allow", ALLOWED_METHODS),))
             return
-        if method in ("BYE", "INFO"):
+        if method in ("BYE", "INFO", "NOTIFY"):
             raise RemoteProtocolError(f"{method} outside a dialog", 481)
         self.respond(event.transaction_id, 405 if method in ("REGISTER", "SUBSCRIBE", "MESSAGE", "NOTIFY",
                                                              "REFER", "PRACK", "UPDATE", "PUBLISH") else 501,
@@ -194,13 +200,19 @@ class SipServer:
                                transport=event.transport)
         session = CallSession(server=self, reactor=self.reactor, call_id=call_id, invite=request,
                               invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk.name,
-                              flow_run=FlowRun(self.config.flows[route.flow]), leg=leg, local_port=local_port,
-                              negotiated=negotiated, sdp_answer=bytes(answer), prompts=self.prompts,
-                              media_clock=self.media_clock)
+                              leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
+                              prompts=self.prompts, media_clock=self.media_clock)
+        from_addr = NameAddr.parse(request.headers.get("From", ""))
+        caller = SipUri.parse(from_addr.uri).user or ""
+        context = CallContext({"caller_id": caller, "caller_name": from_addr.display_name, "dialled": dialled,
+                               "trunk": trunk.name, "call_id": call_id})
+        config = self.config
+        flow_run = FlowRun(config.flows[route.flow], flows=config.flows, context=context, calendars=config.calendars)
+        session.ivr = IvrRunner(session, flow_run, reactor=self.reactor, recognizers=self.recognizers,
+                                lookups=config.lookups, recordings_dir=config.data_dir / "recordings")
         leg_holder.append(session)
         self.sessions[call_id] = session
         self.calls_total += 1
-        from_addr = NameAddr.parse(request.headers.get("From", ""))
         log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s", call_id, from_addr.uri, dialled,
                  trunk.name, host, port, route.source)
         if route.answer_after_seconds > 0:
@@ -211,10 +223,10 @@ class SipServer:
     def _on_response(self, event: ResponseReceived) -> None:
         if event.transaction_id is None:
             return
-        session = self._bye_owner.get(event.transaction_id)
-        if session is not None and event.response.status >= 200:
-            del self._bye_owner[event.transaction_id]
-            session.on_bye_done(event.response.status)
+        owner = self._request_owner.get(event.transaction_id)
+        if owner is not None and event.response.status >= 200:
+            del self._request_owner[event.transaction_id]
+            owner[0].on_response(owner[1], event.response.status)
 
     def _on_timeout(self, event: TransactionTimedOut) -> None:
         if event.reason == "no-ack":
@@ -224,10 +236,10 @@ class SipServer:
                 session.on_ack_timeout()
                 self._flush()
             return
-        session = self._bye_owner.pop(event.transaction_id, None)
-        if session is not None:
-            log.warning("call=%s no answer to our %s; ending the call anyway", session.call_id, event.method)
-            session.on_bye_done(None)
+        owner = self._request_owner.pop(event.transaction_id, None)
+        if owner is not None:
+            log.warning("call=%s no answer to our %s", owner[0].call_id, event.method)
+            owner[0].on_response(owner[1], None)
 
     # ---- output ------------------------------------------------------------------------------
     def respond(self, transaction: tuple, status: int, *, to_tag: str | None = None, body: bytes = b"",
@@ -238,12 +250,13 @@ class SipServer:
                               content_type="application/sdp" if body else None)
         self._flush()
 
-    def send_in_dialog(self, session: CallSession, method: str) -> tuple:
-        """Send an in-dialog request (BYE); the response comes back to the session."""
-        request = session.dialog.create_request(method)
+    def send_in_dialog(self, session: CallSession, method: str,
+                       extra_headers: tuple[tuple[str, str], ...] = ()) -> tuple:
+        """Send an in-dialog request (BYE, REFER); its final response goes to `session.on_response`."""
+        request = session.dialog.create_request(method, extra_headers=extra_headers)
         transaction = self.endpoint.send_request(request, session.dialog.destination(), session.dialog.transport,
                                                  self.reactor.seconds())
-        self._bye_owner[transaction] = session
+        self._request_owner[transaction] = (session, method)
         self._flush()
         return transaction
 

@@ -126,7 +126,7 @@ def test_options_ping_is_answered_with_allow(acd_server):
     finally:
         client.close()
     assert len(replies) == 1 and _status(replies[0]) == 200
-    assert b"Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO" in replies[0]
+    assert b"Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY" in replies[0]
 
 
 def test_sip_info_dtmf_chooses_in_the_menu(acd_server):

@@ -1,0 +1,230 @@
+"""Carries out what the IVR interpreter asks for one call: prompts, speech, look-ups, recordings.
+
+Results come back to the interpreter as events on a later reactor turn (`callLater(0)`) or from
+the thread pool (speech recognition), never re-entrantly. `reactor` provides IReactorTime and
+IReactorThreads (for `deferToThreadPool`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import wave
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from twisted.internet import threads
+
+from ..ivr.events import (DigitsCollected, EnqueueCall, FlowEnded, FlowEvent, HangUp, LookUp, LookupFinished,
+                          MenuChoiceMade, PlayPrompts, QueueFinished, RecordingFinished, SpeechChoiceMade,
+                          SpeechNotRecognized, SpeechRecognized, StartListening, StartRecording, StepEntered,
+                          StopListening, StopPlayback, StopRecording, TransferCall)
+from ..ivr.interpreter import FlowRun
+from ..media.g711 import alaw_decode, ulaw_decode
+
+if TYPE_CHECKING:
+    from .session import CallSession
+
+__all__ = ["IvrRunner"]
+
+log = logging.getLogger("acd.ivr")
+_DECODERS = {"PCMU": ulaw_decode, "PCMA": alaw_decode}
+
+
+class IvrRunner:
+    """The IVR half of a CallSession."""
+
+    def __init__(self, session: "CallSession", flow_run: FlowRun, *, reactor, recognizers, lookups: dict,
+                 recordings_dir: Path) -> None:
+        self.session = session
+        self.flow_run = flow_run
+        self.reactor = reactor
+        self.recognizers = recognizers
+        self.lookups = lookups
+        self.recordings_dir = recordings_dir
+        self._timer = None
+        self._listen = None
+        self._recording = None
+
+    @property
+    def call_id(self) -> str:
+        """The call's id, for logs."""
+        return self.session.call_id
+
+    def start(self) -> None:
+        """Enter the flow."""
+        self.carry_out(self.flow_run.start(self.reactor.seconds()))
+
+    def feed(self, event) -> None:
+        """Give the interpreter one event and carry out what it answers."""
+        self.carry_out(self.flow_run.handle(event, self.reactor.seconds()))
+
+    def stop(self) -> None:
+        """The call is over: cancel timers, stop listening and recording."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._listen = None
+        self.session.leg.on_audio = None
+        if self._recording is not None:
+            self._finish_recording("call ended")
+
+    def carry_out(self, actions: list) -> None:
+        """Do each action in order, then re-arm the interpreter's timer."""
+        session = self.session
+        for action in actions:
+            if isinstance(action, PlayPrompts):
+                session.play(action.prompts, action.playback_id)
+            elif isinstance(action, StopPlayback):
+                session.leg.stop()
+            elif isinstance(action, MenuChoiceMade):
+                session.choices.append(f"{action.step}={action.digit}")
+                log.info("call=%s menu=%s choice=%s next=%s", self.call_id, action.step, action.digit, action.next_step)
+            elif isinstance(action, DigitsCollected):
+                shown = "****" if action.masked else action.value
+                session.choices.append(f"{action.step}={shown}")
+                log.info("call=%s collect=%s into=%s digits=%s length=%d", self.call_id, action.step, action.variable,
+                         shown, action.length)
+            elif isinstance(action, SpeechChoiceMade):
+                session.choices.append(f"{action.step}={action.phrase!r}")
+                log.info("call=%s speech_menu=%s phrase=%r confidence=%.2f next=%s", self.call_id, action.step,
+                         action.phrase, action.confidence, action.next_step)
+            elif isinstance(action, StartListening):
+                self._start_listening(action)
+            elif isinstance(action, StopListening):
+                self._listen = None
+                session.leg.on_audio = None
+            elif isinstance(action, LookUp):
+                self._look_up(action)
+            elif isinstance(action, EnqueueCall):
+                log.info("call=%s queue=%s priority=%d skills=%s context=%s", self.call_id, action.queue,
+                         action.priority, action.skills, action.context)
+                self._later(QueueFinished(outcome="failed", reason="the ACD is not connected to calls yet"))
+            elif isinstance(action, TransferCall):
+                session.transfer(action.target)
+            elif isinstance(action, StartRecording):
+                self._start_recording(action)
+            elif isinstance(action, StopRecording):
+                self._finish_recording("caller pressed #")
+            elif isinstance(action, StepEntered):
+                log.debug("call=%s flow=%s step=%s", self.call_id, action.flow, action.step)
+            elif isinstance(action, FlowEvent):
+                log.info("call=%s event=%s flow=%s step=%s", self.call_id, action.name, action.flow, action.step)
+            elif isinstance(action, HangUp):
+                session.hang_up(action.reason)
+            elif isinstance(action, FlowEnded):
+                log.info("call=%s flow=%s ended outcome=%r path=%s", self.call_id, self.flow_run.flow.name,
+                         action.outcome, ">".join(self.flow_run.path))
+        self._rearm()
+
+    def _later(self, event) -> None:
+        self.reactor.callLater(0, self._deliver, event)
+
+    def _deliver(self, event) -> None:
+        if not self.flow_run.finished and self.session.active:
+            self.feed(event)
+
+    def _rearm(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        deadline = self.flow_run.next_deadline()
+        if deadline is not None and self.session.active:
+            self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.session.active:
+            self.carry_out(self.flow_run.handle_timers(self.reactor.seconds()))
+
+    # ---- look-ups ----------------------------------------------------------------------------
+    def _look_up(self, action: LookUp) -> None:
+        table = self.lookups.get(action.source, {})
+        record = table.get(action.key)
+        log.info("call=%s lookup source=%s key=%s found=%s", self.call_id, action.source,
+                 "****" if action.masked else action.key, record is not None)
+        self._later(LookupFinished(lookup_id=action.lookup_id, record=dict(record) if record else None))
+
+    # ---- speech ------------------------------------------------------------------------------
+    def _start_listening(self, action: StartListening) -> None:
+        from ..speech.endpointing import NoInputDidTimeOut, SpeechDidEnd, SpeechEndpointer
+
+        endpointer = SpeechEndpointer(no_input_timeout_ms=int(action.timeout_seconds * 1000) // 20 * 20,
+                                      max_utterance_ms=int(action.max_utterance_seconds * 1000) // 20 * 20)
+        decode = _DECODERS[self.session.negotiated.codec]
+        listen = (action, endpointer)
+        self._listen = listen
+        log.info("call=%s listening for %s", self.call_id, "|".join(action.phrases))
+
+        def on_audio(payload: bytes) -> None:
+            if self._listen is not listen or len(payload) != 160:
+                return
+            result = endpointer.feed(decode(payload))
+            if isinstance(result, NoInputDidTimeOut):
+                self._listen = None
+                self.session.leg.on_audio = None
+                self.feed(SpeechNotRecognized(listen_id=action.listen_id, reason="no-input"))
+            elif isinstance(result, SpeechDidEnd):
+                self._listen = None
+                self.session.leg.on_audio = None
+                self._recognise(action, result.pcm)
+
+        self.session.leg.on_audio = on_audio
+
+    def _recognise(self, action: StartListening, pcm: bytes) -> None:
+        recognizer = self.recognizers.get(action.phrases)
+        started = time.monotonic()
+        deferred = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), recognizer.recognize, pcm,
+                                             action.min_confidence)
+
+        def done(recognition) -> None:
+            log.info("call=%s speech outcome=%s phrase=%r confidence=%.2f decode_ms=%.0f", self.call_id,
+                     recognition.outcome, recognition.phrase, recognition.confidence,
+                     (time.monotonic() - started) * 1000)
+            if recognition.outcome == "match" and recognition.phrase is not None:
+                event = SpeechRecognized(listen_id=action.listen_id, phrase=recognition.phrase,
+                                         confidence=recognition.confidence)
+            else:
+                event = SpeechNotRecognized(listen_id=action.listen_id, reason=recognition.outcome,
+                                            confidence=recognition.confidence)
+            self._deliver(event)
+
+        def failed(failure) -> None:
+            log.error("call=%s speech recognition failed: %s", self.call_id, failure.getErrorMessage())
+            self._deliver(SpeechNotRecognized(listen_id=action.listen_id, reason="no-match"))
+
+        deferred.addCallbacks(done, failed)
+
+    # ---- recording ---------------------------------------------------------------------------
+    def _start_recording(self, action: StartRecording) -> None:
+        self.recordings_dir.mkdir(parents=True, exist_ok=True)
+        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.call_id)
+        path = self.recordings_dir / f"{safe_id}-{action.kind}-{action.record_id}.wav"
+        decode = _DECODERS[self.session.negotiated.codec]
+        chunks: list[bytes] = []
+        timer = self.reactor.callLater(action.max_seconds, self._finish_recording, "maximum length")
+        self._recording = (action, path, chunks, timer)
+        log.info("call=%s recording %s to %s (max %.0fs)", self.call_id, action.kind, path, action.max_seconds)
+
+        def on_audio(payload: bytes) -> None:
+            chunks.append(decode(payload))
+
+        self.session.leg.on_audio = on_audio
+
+    def _finish_recording(self, why: str) -> None:
+        if self._recording is None:
+            return
+        action, path, chunks, timer = self._recording
+        self._recording = None
+        self.session.leg.on_audio = None
+        if timer.active():
+            timer.cancel()
+        pcm = b"".join(chunks)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(pcm)
+        seconds = len(pcm) / 16000
+        log.info("call=%s recording ended (%s): %.1fs in %s", self.call_id, why, seconds, path)
+        self._later(RecordingFinished(record_id=action.record_id, path=str(path), seconds=seconds))
