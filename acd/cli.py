@@ -25,6 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     check = commands.add_parser("check", help="validate a config directory; prints file:line: problem")
     check.add_argument("--root", type=Path, default=Path("."))
+    sim = commands.add_parser("simulate", help="walk a flow without the network and print every step")
+    sim.add_argument("flow", help="flow name (the `name:` in ivr_flows/*.yaml)")
+    sim.add_argument("--root", type=Path, default=Path("."))
+    sim.add_argument("--caller", default="5550100", help="caller ID (default 5550100)")
+    sim.add_argument("--dialled", default="", help="dialled number, for flows that branch on it")
+    sim.add_argument("--input", default="", help='comma-separated inputs: digits ("1", "1234#"), words ("billing"), '
+                                                 '"-" for silence')
+    sim.add_argument("--at", default=None, help="simulated time, ISO 8601 (e.g. 2026-11-25T10:00:00+00:00)")
     reload = commands.add_parser("reload", help="check the config, then ask the running server to reload it")
     reload.add_argument("--root", type=Path, default=Path("."))
     args = parser.parse_args(argv)
@@ -32,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args.root)
     if args.command == "reload":
         return _reload(args.root)
+    if args.command == "simulate":
+        return _simulate(args)
     return _serve(args.root, args.log_level)
 
 
@@ -75,6 +85,27 @@ def _serve(root: Path, level: str) -> int:
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reloader.reload, "SIGHUP"))
     write_pid(config.data_dir)
     reactor.run()
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from .simulate import simulate
+
+    try:
+        config = load_config(args.root)
+    except ConfigInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        return 1
+    now = dt.datetime.fromisoformat(args.at).timestamp() if args.at else None
+    inputs = [token.strip().strip('"') for token in args.input.split(",") if token.strip()]
+    try:
+        simulate(config, args.flow, caller=args.caller, dialled=args.dialled, inputs=inputs, now=now)
+    except KeyError as error:
+        print(error.args[0], file=sys.stderr)
+        return 1
     return 0
 
 

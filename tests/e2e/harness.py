@@ -41,8 +41,10 @@ def free_port(kind: int = socket.SOCK_DGRAM, both: bool = True) -> int:
 
 
 def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
-                 flows_from: Path = REPO) -> None:
-    """A config tree for one test server: the shipped demo dialplan and flows, test ports."""
+                 flows_from: Path = REPO, extra_files: dict[str, str] | None = None) -> None:
+    """A config tree for one test server: the shipped demo dialplans, flows, queues and look-ups, on
+    test ports, with office hours open around the clock (tests must not depend on the time of day).
+    `extra_files` ({relative path: text}) adds or replaces files."""
     (root / "conf").mkdir(parents=True, exist_ok=True)
     sources = trunk_sources or [LOOPBACK]
     (root / "conf" / "acd.yaml").write_text(
@@ -56,10 +58,16 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
         "data_dir: data\n"
         f"sounds_dir: {flows_from / 'sounds'}\n"
     )
-    for folder in ("dialplans", "ivr_flows"):
+    for folder in ("dialplans", "ivr_flows", "conf/lookups"):
         if (root / folder).exists():
             shutil.rmtree(root / folder)
         shutil.copytree(flows_from / folder, root / folder)
+    shutil.copy(flows_from / "conf" / "agents.yaml", root / "conf" / "agents.yaml")
+    (root / "conf" / "hours.yaml").write_text(
+        "office_hours:\n  timezone: UTC\n  weekly:\n    mon-sun: \"00:00-24:00\"\n")
+    for relative, text in (extra_files or {}).items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
 
 
 @dataclass
@@ -112,9 +120,9 @@ class AcdServer:
 
 
 def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
-                 log_level: str = "INFO") -> AcdServer:
+                 log_level: str = "INFO", extra_files: dict[str, str] | None = None) -> AcdServer:
     """Write a config under `root` and start the server on it; waits until it listens."""
-    write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources)
+    write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources, extra_files=extra_files)
     log_path = root / "server.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen([sys.executable, "-m", "acd.cli", "serve", "--root", str(root), "--log-level",
