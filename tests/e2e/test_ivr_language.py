@@ -12,7 +12,7 @@ import time
 import pytest
 
 from .harness import free_port, start_server
-from .softphone_driver import run_softphone
+from .softphone_driver import audio_rms_of_wav, run_softphone
 
 E2E_FLOWS = {
     "dialplans/e2e.yaml": """
@@ -21,6 +21,14 @@ routes:
   - {number: "2002", flow: e2e_pin}
   - {number: "2003", flow: e2e_barge}
   - {number: "2004", flow: e2e_reload}
+  - {number: "2006", flow: e2e_record}
+""",
+    "ivr_flows/e2e_record.yaml": """
+name: e2e_record
+steps:
+  rec: {record: digits/9, into: message, max_seconds: 10, next: done}
+  done: {play: digits/2, next: end, event: recorded}
+  end: {hangup: true}
 """,
     "ivr_flows/e2e_speech.yaml": """
 name: e2e_speech
@@ -148,3 +156,19 @@ def test_reload_during_a_call_keeps_its_flow_and_refuses_a_broken_config(languag
     assert second["answered"] and second["hung_up_by"] == "remote", second
     language_server.wait_for_log(rf"call={re.escape(_call_id(language_server, '5552042'))} event=took-new")
     assert "internal error" not in language_server.log()
+
+
+def test_voicemail_records_the_caller_until_hash(language_server, tmp_path):
+    """A record step stores what the caller says (as WAV, 8 kHz) until they press #."""
+    raw, spoken = tmp_path / "raw.wav", tmp_path / "message.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), "please call me back"], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(spoken), "pad", "1.5", "3"], check=True)
+    report = run_softphone("call", f"sip:2006@{language_server.target}", "--from-user", "5552006",
+                           "--play", str(spoken), "--dtmf", "#", "--dtmf-delay", "4.5", "--timeout", "20", timeout=35)
+    assert report["answered"] and report["hung_up_by"] == "remote", report
+    call_id = _call_id(language_server, "5552006")
+    match = language_server.wait_for_log(rf"call={re.escape(call_id)} recording ended \(caller pressed #\): "
+                                         r"([0-9.]+)s in (\S+)")
+    assert 2.0 < float(match.group(1)) < 6.0
+    assert audio_rms_of_wav(match.group(2)) > 300, "the recording holds the caller's words"
+    language_server.wait_for_log(rf"call={re.escape(call_id)} event=recorded")
