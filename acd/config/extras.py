@@ -2,8 +2,7 @@
 
 - `conf/hours.yaml`: `{name: {timezone: Europe/London, weekly: {mon-fri: "08:00-18:00", sat: [..]},
   holidays: {2026-12-25: Christmas}}}`
-- `conf/agents.yaml`: `queues: {sales: {description: ...}}` (agents and their skills come with the ACD).
-- `conf/lookups/<source>.yaml`: `key_field: order_number` and `records: {"123": {status: shipped, ...}}`.
+- `conf/lookups/<source>.yaml`: `records: {"123": {status: shipped, ...}}` (and an optional `description`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from ..ivr.hours import WEEKDAYS, BusinessHours, parse_time_range
 from .checker import Checker
 from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
 
-__all__ = ["load_hours", "load_queues", "load_lookups"]
+__all__ = ["load_hours", "load_lookups"]
 
 
 def _optional(path: Path, errors: list[ConfigError], files: list[str]) -> Any:
@@ -47,7 +46,7 @@ def load_hours(path: Path, errors: list[ConfigError], files: list[str]) -> dict[
         timezone = str(item.get("timezone", "UTC"))
         try:
             ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" names a directory
             check.error(item.line_of("timezone"), f"hours {name!r}: unknown time zone {timezone!r} (e.g. Europe/London)")
             continue
         weekly: dict[int, list[tuple[int, int]]] = {}
@@ -89,19 +88,6 @@ def _days(text: str) -> list[int] | None:
             return list(range(WEEKDAYS.index(first), WEEKDAYS.index(last) + 1))
         return None
     return [WEEKDAYS.index(text)] if text in WEEKDAYS else None
-
-
-def load_queues(path: Path, errors: list[ConfigError], files: list[str]) -> dict[str, dict[str, Any]]:
-    """Queue definitions by name (options are kept as data for the ACD)."""
-    document = _optional(path, errors, files)
-    if document is None:
-        return {}
-    check = Checker(path, errors)
-    top = check.mapping(document, 1, "agents.yaml")
-    if top is None:
-        return {}
-    queues_doc = check.mapping(top.get("queues", LineDict()), top.line_of("queues"), "queues")
-    return {str(name): dict(body or {}) for name, body in (queues_doc or {}).items()}
 
 
 def load_lookups(folder: Path, errors: list[ConfigError], files: list[str]) -> dict[str, dict[str, dict[str, Any]]]:

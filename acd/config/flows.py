@@ -29,6 +29,8 @@ PROMPT_KEYS = ("play", "menu", "collect", "speech_menu", "record", "timeout_prom
                "no_input_prompt", "no_match_prompt")
 TARGET_KEYS = ("next", "on_failure", "found", "not_found", "otherwise")
 COMMON_KEYS = {"event"}
+# Comparisons made on text: a value YAML turned into another number would silently never match.
+_TEXT_COMPARISONS = ("equals", "not_equals", "in", "starts_with", "matches")
 
 PromptUse = tuple[str, int, str, str]          # (file, line, step, prompt)
 FlowReference = tuple[str, int, str, str]      # (file, line, kind: flow|queue|lookup|hours|phrase, name)
@@ -131,6 +133,8 @@ class _StepParser:
             return result
         for option, target in mapping.items():
             problem = validate_key(str(option))
+            if isinstance(option, bool):
+                problem = f"{option!r} is how YAML reads an unquoted yes, no, on or off; quote it (\"yes\": step)"
             if problem:
                 self.check.error(mapping.line_of(option), f"step {self.name!r} {key}: {problem}")
             elif not isinstance(target, str):
@@ -164,6 +168,15 @@ class _StepParser:
         if not prompts and required:
             self.check.error(self.body.line_of(key), f"step {self.name!r} {key} names no prompt")
         return tuple(prompts)
+
+    def _changed_by_yaml(self, key: str, value: Any, written: str | None, line: int) -> bool:
+        """An error (and True) when YAML read a plain number other than as written, where it is used as text:
+        0123 is octal 83, +44 is 44, 1_000 is 1000, so a collected "0123" or a caller's "+44..." never match."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or written is None or written == str(value):
+            return False
+        self.check.error(line, f"step {self.name!r}: {key} {written} reads as {value!r} in YAML; "
+                               f"quote it: {key} \"{written}\"")
+        return True
 
     def _retries(self, **defaults: Any) -> dict[str, Any]:
         what = f"step {self.name!r}"
@@ -247,7 +260,8 @@ class _StepParser:
                 self.check.error(values.line_of(variable), f"set step {self.name!r}: {variable!r} is not a variable name")
             elif isinstance(template, (LineDict, LineList)) or template is None:
                 self.check.error(values.line_of(variable), f"set step {self.name!r}: {variable} must be text or a number")
-            else:
+            elif not self._changed_by_yaml(f"{variable}:", template, values.texts.get(variable),
+                                           values.line_of(variable)):
                 result[str(variable)] = str(template)
         return SetStep(values=result, next=self._target("next"), **self._common())
 
@@ -276,6 +290,11 @@ class _StepParser:
         item = self.check.mapping(value, line, f"branch step {self.name!r} condition")
         if item is None:
             return None
+        shape = ("a condition is {var: name, <one of " + ", ".join(COMPARISONS)
+                 + ">: value}, {open: hours}, {all: [...]}, {any: [...]} or {not: {...}}")
+        if any(k in item for k in ("all", "any", "not", "open")) and len(item) != 1:
+            self.check.error(item.line, shape)  # e.g. {open: hours, var: x}: the extra key would be ignored
+            return None
         for combiner, build in (("all", AllOf), ("any", AnyOf)):
             if combiner in item:
                 parts = item[combiner]
@@ -292,8 +311,7 @@ class _StepParser:
             return IsOpen(str(item["open"]))
         operators = [k for k in item if k in COMPARISONS]
         if "var" not in item or len(operators) != 1 or len(item) != 2:
-            self.check.error(item.line, "a condition is {var: name, <one of " + ", ".join(COMPARISONS)
-                             + ">: value}, {open: hours}, {all: [...]}, {any: [...]} or {not: {...}}")
+            self.check.error(item.line, shape)
             return None
         operator = operators[0]
         expected = item[operator]
@@ -306,6 +324,11 @@ class _StepParser:
         if operator == "in" and not isinstance(expected, LineList):
             self.check.error(item.line_of(operator), "in: needs a list of values")
             return None
+        if operator in _TEXT_COMPARISONS:
+            written = (list(zip(expected, expected.texts, expected.lines)) if isinstance(expected, LineList)
+                       else [(expected, item.texts.get(operator), item.line_of(operator))])
+            if any([self._changed_by_yaml(f"{operator}:", v, text, at) for v, text, at in written]):  # report each
+                return None
         return Compare(str(item["var"]), operator, list(expected) if isinstance(expected, LineList) else expected)
 
     def _lookup(self) -> Step:
@@ -345,6 +368,9 @@ class _StepParser:
 
     def _transfer(self) -> Step:
         self._keys("transfer", set())
+        if "transfer" in self.body:
+            self._changed_by_yaml("transfer:", self.body["transfer"], self.body.texts.get("transfer"),
+                                  self.body.line_of("transfer"))
         return TransferStep(target=self.check.text(self.body, "transfer", f"step {self.name!r}", required=True) or "",
                             **self._common())
 

@@ -16,7 +16,8 @@ from ..ivr.flow import Flow
 from ..ivr.spoken import NUMBER_PROMPTS
 from ..media.wav import read_wav_pcm16_8k
 from .checker import Checker, kind_of
-from .extras import load_hours, load_lookups, load_queues
+from .agents import load_agents
+from .extras import load_hours, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
 from .model import Config, Route, RtpSettings, SipSettings, Trunk
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
@@ -40,7 +41,8 @@ def load_config(root: Path | str) -> Config:
     prompt_uses: list[PromptUse] = []
     references: list[FlowReference] = []
     calendars = load_hours(root / "conf" / "hours.yaml", errors, files)
-    queues = load_queues(root / "conf" / "agents.yaml", errors, files)
+    agents = load_agents(root / "conf" / "agents.yaml", errors, files)
+    queues = agents.queues
     lookups = load_lookups(root / "conf" / "lookups", errors, files)
     flow_dir = root / "ivr_flows"
     for path in sorted(flow_dir.glob("*.yaml")) if flow_dir.is_dir() else []:
@@ -70,7 +72,7 @@ def load_config(root: Path | str) -> Config:
         raise ConfigInvalid(errors)
     return Config(root=root, sip=sip, rtp=rtp, trunks=tuple(trunks), routes=tuple(routes), flows=flows,
                   prompts=prompts, data_dir=data_dir, files=tuple(files), calendars=calendars, queues=queues,
-                  lookups=lookups)
+                  lookups=lookups, agents=agents)
 
 
 def _check_references(references: list[FlowReference], flows: dict[str, Flow], broken_flows: set[str],
@@ -81,12 +83,13 @@ def _check_references(references: list[FlowReference], flows: dict[str, Flow], b
              "queue": (set(queues), "queue", "conf/agents.yaml under queues:"),
              "lookup": (set(lookups), "look-up source", "conf/lookups/<name>.yaml"),
              "hours": (set(calendars), "business hours", "conf/hours.yaml")}
-    spoken_checked = False
+    spoken_checked: set[str] = set()
     for path, line, kind, name in references:
         if kind == "spoken":
-            if not spoken_checked:
-                spoken_checked = True
-                prompt_uses.extend((path, line, "(spoken value)", p) for p in NUMBER_PROMPTS)
+            # say_digits needs digits/0-9 only; say_number needs the numbers/ prompts as well.
+            needed = [p for p in NUMBER_PROMPTS if name == "say_number" or p.startswith("digits/")]
+            prompt_uses.extend((path, line, "(spoken value)", p) for p in needed if p not in spoken_checked)
+            spoken_checked.update(needed)
             continue
         if kind not in known:
             continue

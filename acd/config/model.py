@@ -84,7 +84,8 @@ class Config:
     data_dir: Path
     files: tuple[str, ...] = field(default=())
     calendars: dict[str, BusinessHours] = field(default_factory=dict)
-    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queues: dict[str, Any] = field(default_factory=dict)
+    agents: Any = None
     lookups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def route_for(self, dialled: str) -> Route | None:

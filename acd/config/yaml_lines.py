@@ -45,6 +45,7 @@ class LineList(list):
 
     line: int = 0
     lines: list[int]
+    texts: list[str | None]  # the source text of each plain (unquoted) scalar item, None for the others
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -73,11 +74,23 @@ class _LineLoader(yaml.SafeLoader):
         sequence = LineList(self.construct_object(child, deep=True) for child in node.value)
         sequence.line = node.start_mark.line + 1
         sequence.lines = [child.start_mark.line + 1 for child in node.value]
+        sequence.texts = [child.value if isinstance(child, yaml.ScalarNode) and child.style is None else None
+                          for child in node.value]
         return sequence
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode):  # type: ignore[override]
+        # An unquoted 2026-02-30 looks like a date to YAML, which then fails to build it with a bare
+        # ValueError (no line); make it a YAML error at the value's line.
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a valid date or time ({exc})", node.start_mark) from None
 
 
 _LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_mapping)
 _LineLoader.add_constructor("tag:yaml.org,2002:seq", _LineLoader.construct_sequence)
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _LineLoader.construct_yaml_timestamp)
 
 
 def load_yaml_with_lines(path: Path) -> Any:

@@ -12,7 +12,7 @@ import re
 from typing import Mapping
 
 from .conditions import evaluate
-from .context import CallContext
+from .context import CallContext, placeholders
 from .events import (Action, CallerHungUp, DigitReceived, DigitsCollected, EnqueueCall, FlowEnded, FlowEvent, HangUp,
                      IvrEvent, LookUp, LookupFinished, MenuChoiceMade, PlaybackFinished, PlayPrompts, QueueFinished,
                      RecordingFinished, SpeechChoiceMade, SpeechNotRecognized, SpeechRecognized, StartListening,
@@ -163,7 +163,9 @@ class FlowRun:
 
     def _type_ahead(self, digit: str, now: float) -> list[Action]:
         """A digit that barged into a play step also answers the input step that follows it."""
-        if isinstance(self.step, (MenuStep, CollectStep, SpeechMenuStep)) and self._phase == "prompting":
+        # "waiting"/"listening": the step's prompts rendered empty, so it takes input at once.
+        taking_input = self._phase in ("prompting", "waiting", "listening")
+        if isinstance(self.step, (MenuStep, CollectStep, SpeechMenuStep)) and taking_input:
             return self._digit(self.step, digit, now)
         return []
 
@@ -258,8 +260,12 @@ class FlowRun:
                 actions.append(FlowEvent(name=step.event, flow=self.flow.name, step=name))
             if isinstance(step, SetStep):
                 for variable, template in step.values.items():
-                    self.context.set(variable, self.context.render(template))
+                    # A value built from a masked one (a PIN) is masked too, or it would reach agents and logs.
+                    masked = any(self.context.is_masked(n) for n in placeholders(template))
+                    self.context.set(variable, self.context.render(template), masked=masked)
                 name = step.next
+            elif isinstance(step, PlayStep) and not self._resolve(step.prompts):
+                name = step.next  # nothing to say (spoken values rendered empty): takes no time, like set
             elif isinstance(step, BranchStep):
                 name = next((target for condition, target in step.cases
                              if evaluate(condition, self.context, now, self.calendars)), step.otherwise)

@@ -14,19 +14,21 @@ NUMBER_PROMPTS = (
     + tuple(f"numbers/{n}" for n in range(20, 100, 10))
     + ("numbers/hundred", "numbers/thousand", "numbers/million")
 )
+# str.isdigit() is also true for "²" and "١": only these have prompts (and int() refuses "²").
+_ASCII_DIGITS = frozenset("0123456789")
 # Beyond this a number is read digit by digit (nobody listens to "four billion...").
 LARGEST_SPOKEN_NUMBER = 999_999_999
 
 
 def digit_prompts(text: str) -> list[str]:
     """One prompt per digit of `text`; other characters are skipped."""
-    return [f"digits/{c}" for c in text if c.isdigit()]
+    return [f"digits/{c}" for c in text if c in _ASCII_DIGITS]
 
 
 def number_prompts(text: str) -> list[str]:
     """Prompts that say an integer in words; a value that is not a whole number is read as digits."""
     text = text.strip()
-    if not text.isdigit() or int(text) > LARGEST_SPOKEN_NUMBER:
+    if not (text.isascii() and text.isdigit()) or int(text) > LARGEST_SPOKEN_NUMBER:
         return digit_prompts(text)
     value = int(text)
     if value == 0:

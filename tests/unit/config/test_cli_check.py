@@ -15,7 +15,7 @@ def broken_copy_of_the_demo(tmp_path: Path) -> Path:
     for name in ("conf", "dialplans", "ivr_flows", "sounds"):
         shutil.copytree(REPO / name, tmp_path / name)
     flow = tmp_path / "ivr_flows/main.yaml"
-    flow.write_text(flow.read_text().replace("next: main_menu", "next: main_mnu"))
+    flow.write_text(flow.read_text().replace("next: check_hours", "next: check_hour"))
     main_conf = tmp_path / "conf/acd.yaml"
     main_conf.write_text(main_conf.read_text().replace("ports: 20000-20999", "ports: 20999-20000"))
     return tmp_path
@@ -28,7 +28,7 @@ def line_of(path: Path, needle: str) -> int:
 def test_check_accepts_the_demo_config(capsys):
     assert main(["check", "--root", str(REPO)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("config OK: 2 routes, 1 flows,")
+    assert out.startswith("config OK: 2 routes, 2 flows,")
 
 
 def test_check_lists_every_problem_as_file_line_message(tmp_path, capsys):
@@ -39,7 +39,7 @@ def test_check_lists_every_problem_as_file_line_message(tmp_path, capsys):
     assert lines[-1] == "2 problem(s); the config was not accepted"
     assert all(re.fullmatch(r".+\.yaml:\d+: .+", line) for line in problems), problems
     ports_line = line_of(root / "conf/acd.yaml", "ports: 20999")
-    next_line = line_of(root / "ivr_flows/main.yaml", "main_mnu")
+    next_line = line_of(root / "ivr_flows/main.yaml", "check_hour")
     assert f"{root.resolve()}/conf/acd.yaml:{ports_line}: rtp ports" in lines[0]
     assert lines[1].startswith(f"{root.resolve()}/ivr_flows/main.yaml:{next_line}: step 'welcome' goes to unknown step")
 
@@ -49,4 +49,4 @@ def test_check_as_a_command_exits_1_on_a_broken_tree(tmp_path):
     done = subprocess.run([sys.executable, "-m", "acd.cli", "check", "--root", str(root)],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
-    assert f"main.yaml:{line_of(root / 'ivr_flows/main.yaml', 'main_mnu')}: " in done.stderr
+    assert f"main.yaml:{line_of(root / 'ivr_flows/main.yaml', 'check_hour')}: " in done.stderr

@@ -278,13 +278,13 @@ def masked_pin_flow() -> Flow:
 
 
 def test_masked_collect_reports_only_the_length_and_hides_the_value():
-    run = FlowRun(masked_pin_flow(), context=CallContext({"caller_id": "+441234"}))
+    run = FlowRun(masked_pin_flow(), context=CallContext({"caller_id": "+4420"}))
     actions = finish(run, run.start(0.0), 1.0)
     finish(run, actions, 2.0)
     actions = press(run, "1234", 3.0)
     assert actions[0] == DigitsCollected(step="pin", variable="pin", value=None, length=4, masked=True)
     assert run.context.get("pin") == "1234"  # the flow itself can use it
-    assert run.context.safe_view() == {"caller_id": "+441234", "pin": MASK}
+    assert run.context.safe_view() == {"caller_id": "+4420", "pin": MASK}
     assert "1234" not in repr(actions)
 
 
@@ -314,7 +314,8 @@ def test_caller_hanging_up_while_collecting_masked_ends_the_masked_window():
 # ---- speech_menu --------------------------------------------------------------------------------
 
 def speech_flow(**options) -> Flow:
-    settings = dict(name="reason", prompts=("say_reason",), phrases={"billing": "billing", "technical support": "support"},
+    settings = dict(name="reason", prompts=("say_reason",),
+                    phrases={"billing": "billing", "technical support": "support"},
                     choices={"1": "billing"}, min_confidence=0.6, timeout_seconds=5.0, max_utterance_seconds=4.0,
                     retries=3, no_input_prompts=("speech_no_input",), no_match_prompts=("speech_no_match",),
                     on_failure="agent")
@@ -443,7 +444,8 @@ def test_branch_goes_to_the_first_case_that_holds_else_otherwise():
         BranchStep(name="route", cases=((Compare("tier", "equals", "gold"), "gold"),
                                         (Compare("tier", "in", ["gold", "silver"]), "silver")),
                    otherwise="standard"),
-        PlayStep(name="gold", prompts=("sales",), next="end"), PlayStep(name="silver", prompts=("support",), next="end"),
+        PlayStep(name="gold", prompts=("sales",), next="end"),
+        PlayStep(name="silver", prompts=("support",), next="end"),
         PlayStep(name="standard", prompts=("goodbye",), next="end"))
     for tier, expected in (("gold", "gold"), ("silver", "silver"), ("bronze", "standard"), (None, "standard")):
         run = FlowRun(flow, context=CallContext({} if tier is None else {"tier": tier}))

@@ -1,0 +1,151 @@
+"""`conf/agents.yaml`: queues, agents (skills, queue memberships, digest HA1s), feature codes.
+
+Passwords are never stored: each agent has `password_ha1: {md5: ..., sha256: ...}` for the realm,
+made with `acd agent-password`. Queue options split into the routing core's `QueueConfig` and the
+shell's own (announcements, music, maximum wait).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..routing.config import QueueConfig
+from ..routing.errors import InvalidConfig
+from .checker import Checker
+from .yaml_lines import ConfigError, LineDict, load_yaml_with_lines
+
+__all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAULT_FEATURE_CODES"]
+
+# Asterisk's app_queue habit (*45 toggles queue membership) extended to a small set.
+DEFAULT_FEATURE_CODES = {"login": "*45", "logout": "*46", "pause": "*47", "unpause": "*48"}
+DEFAULT_REALM = "acd"
+
+_ROUTING_KEYS = {
+    "strategy": "strategy", "ring_timeout": "ring_timeout_seconds", "wrap_up": "wrap_up_seconds",
+    "max_waiting": "max_waiting", "when_no_agents": "when_no_agents", "max_missed_offers": "max_missed_offers",
+    "service_level": "service_level_seconds", "sticky_seconds": "sticky_seconds",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """A queue: the routing core's config plus what the call shell does while callers wait."""
+
+    routing: QueueConfig
+    description: str = ""
+    # Position/wait announcements every 30 s: often enough to reassure, rare enough not to nag
+    # (Asterisk's announce-frequency examples use 30-90 s).
+    announce_every_seconds: float = 30.0
+    # How long a caller may wait before the queue step fails over (`on_failure` in the flow).
+    max_wait_seconds: float = 600.0
+    music: str = "moh"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """An agent: extension, name, digest HA1s, skills and queue memberships (queue → penalty)."""
+
+    agent_id: str
+    name: str
+    ha1: dict[str, str]
+    skills: dict[str, int] = field(default_factory=dict)
+    queues: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsConfig:
+    """Everything in conf/agents.yaml."""
+
+    realm: str = DEFAULT_REALM
+    feature_codes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FEATURE_CODES))
+    queues: dict[str, QueueSettings] = field(default_factory=dict)
+    agents: dict[str, AgentConfig] = field(default_factory=dict)
+
+
+def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> AgentsConfig:
+    """Parse conf/agents.yaml (optional: no file means no queues and no agents)."""
+    if not path.exists():
+        return AgentsConfig()
+    files.append(str(path))
+    try:
+        document = load_yaml_with_lines(path)
+    except ConfigError as error:
+        errors.append(error)
+        return AgentsConfig()
+    check = Checker(path, errors)
+    top = check.mapping(document, 1, "agents.yaml")
+    if top is None:
+        return AgentsConfig()
+    check.unknown_keys(top, {"realm", "feature_codes", "queues", "agents"}, "agents.yaml")
+    realm = check.text(top, "realm", "agents.yaml") or DEFAULT_REALM
+    codes = dict(DEFAULT_FEATURE_CODES)
+    if "feature_codes" in top and (section := check.mapping(top["feature_codes"], top.line_of("feature_codes"), "feature_codes")):
+        check.unknown_keys(section, set(DEFAULT_FEATURE_CODES), "feature_codes")
+        for name, code in section.items():
+            if not re.fullmatch(r"[*#0-9]{2,8}", str(code)):
+                check.error(section.line_of(name), f"feature code {name} must be 2-8 of * # 0-9, not {code!r}")
+            else:
+                codes[str(name)] = str(code)
+    queues: dict[str, QueueSettings] = {}
+    section = check.mapping(top.get("queues", LineDict()), top.line_of("queues"), "queues")
+    for name, body in (section or {}).items():
+        item = check.mapping(body if body is not None else LineDict(), section.line_of(name), f"queue {name!r}")
+        if item is None:
+            queues[str(name)] = QueueSettings(routing=QueueConfig(name=str(name)))  # error listed; name stays known
+            continue
+        check.unknown_keys(item, set(_ROUTING_KEYS) | {"description", "announce_every", "max_wait", "music"},
+                           f"queue {name!r}")
+        options = {field_name: item[key] for key, field_name in _ROUTING_KEYS.items() if key in item}
+        try:
+            routing = QueueConfig(name=str(name), **options)
+        except (InvalidConfig, TypeError) as error:
+            check.error(item.line, f"queue {name!r}: {error}")
+            continue
+        queues[str(name)] = QueueSettings(
+            routing=routing, description=str(item.get("description", "")),
+            announce_every_seconds=float(check.number(item, "announce_every", 30.0, f"queue {name!r}", minimum=5)),
+            max_wait_seconds=float(check.number(item, "max_wait", 600.0, f"queue {name!r}", minimum=5)),
+            music=str(item.get("music", "moh")))
+    agents: dict[str, AgentConfig] = {}
+    section = check.mapping(top.get("agents", LineDict()), top.line_of("agents"), "agents")
+    for agent_id, body in (section or {}).items():
+        item = check.mapping(body, section.line_of(agent_id), f"agent {agent_id!r}")
+        if item is None:
+            continue
+        where = f"agent {agent_id!r}"
+        check.unknown_keys(item, {"name", "password_ha1", "skills", "queues"}, where)
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(agent_id)):
+            check.error(section.line_of(agent_id), f"{where}: the id is the SIP user name: letters, digits, _ . -")
+        ha1 = check.mapping(item.get("password_ha1"), item.line_of("password_ha1"), f"{where} password_ha1")
+        hashes: dict[str, str] = {}
+        for algorithm, value in (ha1 or {}).items():
+            size = {"md5": 32, "sha256": 64}.get(str(algorithm))
+            if size is None or not re.fullmatch(rf"[0-9a-f]{{{size}}}", str(value)):
+                check.error(ha1.line_of(algorithm), f"{where}: password_ha1 takes md5 (32 hex) and sha256 (64 hex) "
+                                                    "values made by `acd agent-password`")
+            else:
+                hashes["MD5" if algorithm == "md5" else "SHA-256"] = str(value)
+        skills = _levels(check, item, "skills", where)
+        memberships = _levels(check, item, "queues", where, low=0, high=100)
+        for queue, _ in memberships.items():
+            if queue not in queues:
+                check.error(item.line_of("queues"), f"{where}: unknown queue {queue!r} (known: {', '.join(queues) or 'none'})")
+        agents[str(agent_id)] = AgentConfig(agent_id=str(agent_id), name=str(item.get("name", agent_id)), ha1=hashes,
+                                            skills=skills, queues=memberships)
+    return AgentsConfig(realm=realm, feature_codes=codes, queues=queues, agents=agents)
+
+
+def _levels(check: Checker, item: LineDict, key: str, where: str, *, low: int = 1, high: int = 10) -> dict[str, int]:
+    value = item.get(key)
+    if value is None:
+        return {}
+    mapping = check.mapping(value, item.line_of(key), f"{where} {key}")
+    result: dict[str, int] = {}
+    for name, level in (mapping or {}).items():
+        if isinstance(level, bool) or not isinstance(level, int) or not low <= level <= high:
+            check.error(mapping.line_of(name), f"{where}: {key} {name} must be {low}-{high}, not {level!r}")
+        else:
+            result[str(name)] = level
+    return result
