@@ -99,7 +99,7 @@ class IvrRunner:
             elif isinstance(action, EnqueueCall):
                 log.info("call=%s queue=%s priority=%d skills=%s context=%s", self.call_id, action.queue,
                          action.priority, action.skills, action.context)
-                self._later(QueueFinished(outcome="failed", reason="the ACD is not connected to calls yet"))
+                self.reactor.callLater(0, self._enqueue, action)
             elif isinstance(action, TransferCall):
                 session.transfer(action.target)
             elif isinstance(action, StartRecording):
@@ -116,6 +116,10 @@ class IvrRunner:
                 log.info("call=%s flow=%s ended outcome=%r path=%s", self.call_id, self.flow_run.flow.name,
                          action.outcome, ">".join(self.flow_run.path))
         self._rearm()
+
+    def _enqueue(self, action: EnqueueCall) -> None:
+        if not self.flow_run.finished and self.session.active:
+            self.session.server.acd.enqueue(self.session, action)
 
     def _later(self, event) -> None:
         self.reactor.callLater(0, self._deliver, event)

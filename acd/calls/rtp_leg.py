@@ -53,7 +53,9 @@ class RtpLeg(protocol.DatagramProtocol):
         self._offset = 0
         self._playback_id: int | None = None
         self.on_audio: Callable[[bytes], None] | None = None
+        self.relay_to: RtpLeg | None = None
         self.packets_sent = 0
+        self.packets_relayed = 0
         self.packets_received = 0
         self.frames_dropped = 0
 
@@ -121,6 +123,16 @@ class RtpLeg(protocol.DatagramProtocol):
         if len(data) < 12:
             return
         payload_type = data[1] & 0x7F
+        target = self.relay_to
+        if target is not None:
+            # Bridged: pass the packet to the other leg's peer. Same codec on both legs (the agent
+            # is offered the caller's); only telephone-event payload numbers may differ.
+            if payload_type == self.telephone_event_pt and target.telephone_event_pt not in (None, payload_type):
+                data = data[:1] + bytes([(data[1] & 0x80) | target.telephone_event_pt]) + data[2:]
+            if target.transport is not None and target.remote[1]:
+                target.transport.write(data, target.remote)
+                target.packets_relayed += 1
+            return
         if payload_type == self.payload_type:
             if self.on_audio is not None:
                 try:

@@ -65,6 +65,11 @@ class CallSession:
         self.end_reason = ""
         self.choices: list[str] = []
         self.transfer_target: str | None = None
+        self.queue_wait = None
+        self.queue_name: str | None = None
+        self.queue_context: dict = {}
+        self.queued_at: float | None = None
+        self.bridged_to: RtpLeg | None = None
         self._answer_timer = None
 
     @property
@@ -179,20 +184,38 @@ class CallSession:
         """A DTMF digit from RTP or SIP INFO; never logged while masked digits are collected."""
         if not self.active or self.ivr is None:
             return
+        if self.queue_wait is not None or self.bridged_to is not None:
+            return  # in queue or talking to an agent: keys are not for the IVR
         masked = self.ivr.flow_run.collecting_masked
         log.info("call=%s dtmf digit=%s via=%s step=%s", self.call_id, "*" if masked else digit, method,
                  self.ivr.flow_run.step_name)
         self.ivr.feed(DigitReceived(digit=digit))
 
     def on_playback_finished(self, playback_id: int) -> None:
-        """The leg played everything asked for by PlayPrompts `playback_id`."""
-        if self.ivr is not None and self.active:
+        """The leg played everything asked for: the queue's music (ids < 0) or the IVR's prompts."""
+        if not self.active:
+            return
+        if playback_id < 0:
+            if self.queue_wait is not None:
+                self.queue_wait.on_playback_finished(playback_id)
+        elif self.ivr is not None:
             self.ivr.feed(PlaybackFinished(playback_id=playback_id))
+
+    def bridge(self, agent_rtp: RtpLeg) -> None:
+        """Connect the caller's media to the agent's, both ways (we relay RTP between the legs)."""
+        self.media_clock.remove(self.leg)
+        self.leg.stop()
+        self.leg.relay_to = agent_rtp
+        agent_rtp.relay_to = self.leg
+        self.bridged_to = agent_rtp
 
     # ---- the end -----------------------------------------------------------------------------
     def _stop_media(self) -> None:
         self.media_clock.remove(self.leg)
         self.leg.sending = False
+        self.leg.relay_to = None
+        if self.bridged_to is not None:
+            self.bridged_to.relay_to = None
 
     def _end(self, reason: str, bye_status: int | None = None) -> None:
         if self.state is CallState.ENDED:
@@ -203,7 +226,10 @@ class CallSession:
             self._answer_timer.cancel()
         if self.ivr is not None:
             self.ivr.stop()
+        if self.queue_wait is not None:
+            self.queue_wait.stop()
         self._stop_media()
+        self.server.acd.caller_left(self)
         if self.leg.transport is not None:
             self.leg.transport.stopListening()
         now = self.reactor.seconds()

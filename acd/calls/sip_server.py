@@ -23,6 +23,9 @@ from ..sip.errors import RemoteProtocolError
 from ..sip.events import (AckReceived, CancelReceived, Datagram, MessageDropped, MessageRejected, RequestReceived,
                           ResponseReceived, TransactionTimedOut)
 from ..sip.headers import NameAddr, SipUri
+from ..sip.message import Request
+from .acd_service import AcdService
+from .agent_leg import AgentLeg
 from .ivr_runner import IvrRunner
 from .rtp_leg import MediaClock, RtpLeg, RtpPortAllocator
 from .session import CallSession, CallState
@@ -44,11 +47,15 @@ class SipServer:
         self.reactor = reactor
         self.prompts = prompts
         self.recognizers = recognizers
+        self.registrar = None
         self.rng = rng or random.Random()
         self.endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
         self.media_clock = MediaClock(reactor)
         self.ports = RtpPortAllocator(reactor, config.rtp.address, config.rtp.port_min, config.rtp.port_max)
         self.sessions: dict[str, CallSession] = {}
+        self.agent_legs: dict[str, AgentLeg] = {}
+        self._agent_invites: dict[tuple, AgentLeg] = {}
+        self.acd = AcdService(server=self, reactor=reactor, config=config, contacts=self.agent_contacts)
         self._request_owner: dict[tuple, tuple[CallSession, str]] = {}
         self._senders: dict[str, Callable[[Datagram], None]] = {}
         self._timer = None
@@ -100,8 +107,12 @@ class SipServer:
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
         method = request.method
-        session = self.sessions.get(request.call_id)
         to_tag = NameAddr.parse(request.headers.get("To", "")).tag
+        agent_leg = self.agent_legs.get(request.call_id)
+        if agent_leg is not None and to_tag is not None:
+            self._on_agent_leg_request(agent_leg, event, to_tag)
+            return
+        session = self.sessions.get(request.call_id)
         if method == "INVITE" and to_tag is None:
             if session is not None:
                 raise RemoteProtocolError("a call with this Call-ID is already in progress", 482)
@@ -132,6 +143,22 @@ class SipServer:
         self.respond(event.transaction_id, 405 if method in ("REGISTER", "SUBSCRIBE", "MESSAGE", "NOTIFY",
                                                              "REFER", "PRACK", "UPDATE", "PUBLISH") else 501,
                      to_tag=new_tag(), headers=(("Allow", ALLOWED_METHODS),))
+
+    def _on_agent_leg_request(self, leg: AgentLeg, event: RequestReceived, to_tag: str) -> None:
+        """Requests the agent's phone sends inside our offer's dialog."""
+        if leg.dialog is None or to_tag != leg.dialog.local_tag:
+            raise RemoteProtocolError("no dialog matches this request", 481)
+        leg.dialog.check_request(event.request)
+        method = event.request.method
+        if method == "BYE":
+            leg.on_bye(event.transaction_id)
+        elif method == "INVITE":
+            self.respond(event.transaction_id, 200, to_tag=leg.dialog.local_tag, body=leg.invite.body,
+                         headers=(("Contact", leg.invite.headers.get("Contact", "")),))
+        elif method in ("INFO", "NOTIFY", "OPTIONS"):
+            self.respond(event.transaction_id, 200)
+        else:
+            self.respond(event.transaction_id, 405, headers=(("Allow", ALLOWED_METHODS),))
 
     def _on_info(self, session: CallSession, event: RequestReceived) -> None:
         """SIP INFO DTMF (application/dtmf-relay `Signal=5`, or application/dtmf `5`)."""
@@ -221,6 +248,13 @@ class SipServer:
             session.answer()
 
     def _on_response(self, event: ResponseReceived) -> None:
+        if event.method == "INVITE":
+            leg = self._agent_invites.get(event.transaction_id) if event.transaction_id else None
+            if leg is None and event.transaction_id is None:
+                leg = self.agent_legs.get(event.response.call_id)  # a 2xx retransmitted after Timer M
+            if leg is not None:
+                leg.on_invite_response(event.response)
+            return
         if event.transaction_id is None:
             return
         owner = self._request_owner.get(event.transaction_id)
@@ -235,6 +269,11 @@ class SipServer:
                 log.warning("call=%s no ACK for 200 OK within 64*T1; hanging up", event.call_id)
                 session.on_ack_timeout()
                 self._flush()
+            return
+        leg = self._agent_invites.pop(event.transaction_id, None)
+        if leg is not None:
+            log.warning("call=%s agent=%s: no final response to our INVITE", leg.customer_call_id, leg.agent_id)
+            leg.on_invite_timeout()
             return
         owner = self._request_owner.pop(event.transaction_id, None)
         if owner is not None:
@@ -259,6 +298,37 @@ class SipServer:
         self._request_owner[transaction] = (session, method)
         self._flush()
         return transaction
+
+    def send_agent_invite(self, leg: AgentLeg) -> tuple:
+        """Send an offer's INVITE; its responses go to `leg.on_invite_response`."""
+        transaction = self.endpoint.send_request(leg.invite, leg.destination, leg.transport, self.reactor.seconds())
+        self._agent_invites[transaction] = leg
+        self.agent_legs[leg.call_id] = leg
+        self._flush()
+        return transaction
+
+    def send_agent_cancel(self, leg: AgentLeg, cancel: Request) -> None:
+        """CANCEL a ringing offer (the 487 to the INVITE then ends the leg)."""
+        self.endpoint.send_request(cancel, leg.destination, leg.transport, self.reactor.seconds())
+        self._flush()
+
+    def send_stateless(self, message: Request, destination: tuple[str, int], transport: str) -> None:
+        """Send a message outside any transaction (the ACK for a 2xx)."""
+        self.endpoint.send_stateless(message, destination, transport)
+        self._flush()
+
+    def forget_agent_leg(self, leg: AgentLeg) -> None:
+        """An agent leg ended."""
+        if self.agent_legs.get(leg.call_id) is leg:
+            del self.agent_legs[leg.call_id]
+        if leg.invite_transaction is not None and self._agent_invites.get(leg.invite_transaction) is leg:
+            del self._agent_invites[leg.invite_transaction]
+
+    def agent_contacts(self, agent_id: str) -> list[tuple[str, tuple[str, int], str]]:
+        """Where an agent's phone can be reached: (contact URI, address, transport), best first."""
+        if self.registrar is None:
+            return []
+        return self.registrar.contacts(agent_id, self.reactor.seconds())
 
     def capability_headers(self) -> tuple[tuple[str, str], ...]:
         """Allow/Accept/Supported, for 200 OK to INVITE and OPTIONS."""

@@ -363,7 +363,7 @@ class _StepParser:
                     self.check.error(mapping.line_of(skill), f"{what}: skill {skill} level must be 1-10, not {level!r}")
                 else:
                     skills[str(skill)] = level
-        return QueueStep(queue=queue, priority=int(self.check.number(self.body, "priority", 0, what, maximum=100, integer=True)),
+        return QueueStep(queue=queue, priority=int(self.check.number(self.body, "priority", 0, what, maximum=9, integer=True)),
                          skills=skills, on_failure=self._target("on_failure"), **self._common())
 
     def _transfer(self) -> Step:

@@ -1,0 +1,267 @@
+"""AcdService: the shell around the pure RoutingEngine. Queued callers, offers to agents, bridges.
+
+It feeds the engine (CallArrived from the IVR's queue step, OfferAnswered/Declined from agent
+legs, CallEnded when either side hangs up, agent log-in/out/pause from feature codes) and carries
+out its decisions: INVITE an agent, CANCEL an offer, bridge the media, announce position and
+wait, hand a refused call back to the IVR. One IDelayedCall follows `engine.next_deadline()`.
+`reactor` provides IReactorTime.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Callable
+
+from ..ivr.events import EnqueueCall, QueueFinished
+from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, AgentReadyRequested, AgentStateChanged,
+                       CallArrived, CallConnected, CallEnded, CallOverflowed, CallRefused, CallWaiting, Offer,
+                       OfferAnswered, OfferCancelled, OfferDeclined, QueueConfig, RoutingConfig, RoutingEngine,
+                       RoutingError)
+from .agent_leg import AgentLeg, AgentLegState
+from .queue_wait import QueueWait
+
+if TYPE_CHECKING:
+    from ..config.model import Config
+    from .session import CallSession
+    from .sip_server import SipServer
+
+__all__ = ["AcdService", "routing_config_from"]
+
+log = logging.getLogger("acd.acd")
+
+
+def routing_config_from(config: "Config") -> RoutingConfig:
+    """The routing core's config from conf/agents.yaml and the flows' queue steps."""
+    agents = config.agents
+    queues = tuple(settings.routing for settings in agents.queues.values()) if agents else ()
+    skills: set[str] = set()
+    for agent in (agents.agents.values() if agents else ()):
+        skills.update(agent.skills)
+    for flow in config.flows.values():
+        for step in flow.steps.values():
+            skills.update(getattr(step, "skills", {}) or {})
+    return RoutingConfig(queues=queues or (QueueConfig(name="default"),), skills=frozenset(skills))
+
+
+class AcdService:
+    """Queues, offers and bridges for every call of one SipServer."""
+
+    def __init__(self, *, server: "SipServer", reactor, config: "Config",
+                 contacts: Callable[[str], list[tuple[str, tuple[str, int], str]]]) -> None:
+        self.server = server
+        self.reactor = reactor
+        self.config = config
+        self.engine = RoutingEngine(routing_config_from(config))
+        self.contacts = contacts
+        self.waiting: dict[str, QueueWait] = {}
+        self.sessions: dict[str, "CallSession"] = {}
+        self.offers: dict[tuple[str, str], AgentLeg] = {}
+        self.bridged: dict[str, AgentLeg] = {}
+        self._timer = None
+
+    # ---- from the IVR and the call -----------------------------------------------------------
+    def enqueue(self, session: "CallSession", action: EnqueueCall) -> None:
+        """The flow's queue step: the call joins the queue (or is refused back to the flow)."""
+        settings = self.config.agents.queues.get(action.queue) if self.config.agents else None
+        call_id = session.call_id
+        self.sessions[call_id] = session
+        session.queue_name = action.queue
+        session.queue_context = action.context
+        event = CallArrived(call_id=call_id, queue=action.queue, priority=action.priority,
+                            requirements=action.skills)
+        if not self._feed(event):
+            self.sessions.pop(call_id, None)
+            session.ivr.feed(QueueFinished(outcome="failed", reason="the ACD refused the call"))
+            return
+        if call_id in self.sessions and call_id not in self.bridged and session.active:
+            wait = QueueWait(session, self, settings, reactor=self.reactor)
+            self.waiting[call_id] = wait
+            wait.start()
+
+    def caller_left(self, session: "CallSession") -> None:
+        """The caller hung up (or the call failed): end everything the ACD holds for it."""
+        call_id = session.call_id
+        if call_id not in self.sessions:
+            return
+        wait = self.waiting.pop(call_id, None)
+        if wait is not None:
+            wait.stop()
+        agent = self.bridged.pop(call_id, None)
+        self._feed(CallEnded(call_id=call_id))
+        self.sessions.pop(call_id, None)
+        if agent is not None:
+            agent.hang_up("caller hung up")
+        for (offer_call, agent_id), leg in list(self.offers.items()):
+            if offer_call == call_id:
+                del self.offers[(offer_call, agent_id)]
+                leg.cancel("caller hung up")
+
+    def queue_timed_out(self, session: "CallSession") -> None:
+        """The caller waited the queue's maximum: leave the queue, back to the flow's on_failure."""
+        call_id = session.call_id
+        log.info("call=%s left queue %s after the maximum wait", call_id, session.queue_name)
+        self.waiting.pop(call_id, None)
+        self._feed(CallEnded(call_id=call_id))
+        self.sessions.pop(call_id, None)
+        for key in [k for k in self.offers if k[0] == call_id]:
+            self.offers.pop(key).cancel("caller left the queue")
+        session.ivr.feed(QueueFinished(outcome="failed", reason="maximum wait reached"))
+
+    # ---- agents ------------------------------------------------------------------------------
+    def login(self, agent_id: str) -> str:
+        """Log an agent in to their queues; returns what happened, for the confirmation."""
+        agent = self.config.agents.agents.get(agent_id) if self.config.agents else None
+        if agent is None or not agent.queues:
+            return "no-queues"
+        ok = self._feed(AgentLoggedIn(agent_id=agent_id, queues=agent.queues, skills=agent.skills))
+        return "logged-in" if ok else "already"
+
+    def logout(self, agent_id: str) -> str:
+        """Log an agent out."""
+        return "logged-out" if self._feed(AgentLoggedOut(agent_id=agent_id)) else "not-logged-in"
+
+    def pause(self, agent_id: str, reason: str) -> str:
+        """Pause an agent with a reason code."""
+        return "paused" if self._feed(AgentPauseRequested(agent_id=agent_id, reason=reason)) else "not-logged-in"
+
+    def unpause(self, agent_id: str) -> str:
+        """Make a paused agent available again."""
+        return "available" if self._feed(AgentReadyRequested(agent_id=agent_id)) else "not-paused"
+
+    # ---- from agent legs ---------------------------------------------------------------------
+    def _agent_answered(self, leg: AgentLeg) -> None:
+        key = (leg.customer_call_id, leg.agent_id)
+        if self.offers.get(key) is not leg:
+            leg.hang_up("offer no longer valid")
+            return
+        if not self._feed(OfferAnswered(call_id=leg.customer_call_id, agent_id=leg.agent_id)):
+            self.offers.pop(key, None)
+            leg.hang_up("offer no longer valid")
+
+    def _agent_failed(self, leg: AgentLeg, status: int | None) -> None:
+        if self.offers.pop((leg.customer_call_id, leg.agent_id), None) is None:
+            return
+        reason = {486: "busy", 603: "declined", 480: "unavailable", None: "no response"}.get(status, f"status {status}")
+        self._feed(OfferDeclined(call_id=leg.customer_call_id, agent_id=leg.agent_id, reason=reason))
+
+    def _agent_hung_up(self, leg: AgentLeg) -> None:
+        call_id = leg.customer_call_id
+        if self.bridged.get(call_id) is not leg:
+            return
+        del self.bridged[call_id]
+        session = self.sessions.pop(call_id, None)
+        self._feed(CallEnded(call_id=call_id))
+        if session is not None:
+            session.hang_up("agent hung up")
+
+    # ---- the engine --------------------------------------------------------------------------
+    def _feed(self, event) -> bool:
+        try:
+            decisions = self.engine.handle(event, self.reactor.seconds())
+        except RoutingError as error:
+            log.warning("routing refused %s: %s (%s)", type(event).__name__, error, getattr(error, "error_id", ""))
+            return False
+        self._apply(decisions)
+        return True
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._apply(self.engine.handle_timers(self.reactor.seconds()))
+
+    def _apply(self, decisions: list) -> None:
+        for decision in decisions:
+            if isinstance(decision, Offer):
+                self._offer(decision)
+            elif isinstance(decision, OfferCancelled):
+                leg = self.offers.pop((decision.call_id, decision.agent_id), None)
+                log.info("call=%s offer to agent=%s withdrawn: %s", decision.call_id, decision.agent_id, decision.reason)
+                if leg is not None:
+                    leg.cancel(decision.reason)
+            elif isinstance(decision, CallConnected):
+                self._connect(decision)
+            elif isinstance(decision, CallWaiting):
+                wait = self.waiting.get(decision.call_id)
+                if wait is not None:
+                    wait.update(decision.position, decision.estimated_wait_seconds)
+                log.info("call=%s waiting queue=%s position=%d estimated_wait=%s", decision.call_id, decision.queue,
+                         decision.position, "unknown" if decision.estimated_wait_seconds is None
+                         else f"{decision.estimated_wait_seconds:.0f}s")
+            elif isinstance(decision, CallRefused):
+                log.info("call=%s refused by queue %s: %s (%s)", decision.call_id, decision.queue, decision.reason,
+                         decision.error_id)
+                session = self.sessions.pop(decision.call_id, None)
+                wait = self.waiting.pop(decision.call_id, None)
+                if wait is not None:
+                    wait.stop()
+                if session is not None:
+                    self.reactor.callLater(0, session.ivr.feed, QueueFinished(outcome="failed", reason=decision.reason))
+            elif isinstance(decision, AgentStateChanged):
+                log.info("agent=%s state %s -> %s (%s)", decision.agent_id, decision.previous.value,
+                         decision.state.value, decision.reason)
+            elif isinstance(decision, CallOverflowed):
+                log.info("call=%s overflow step %d: %s", decision.call_id, decision.step, decision.explanation)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        deadline = self.engine.next_deadline()
+        if deadline is not None:
+            self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._on_timer)
+
+    def _offer(self, offer: Offer) -> None:
+        session = self.sessions.get(offer.call_id)
+        contacts = self.contacts(offer.agent_id)
+        log.info("call=%s offer agent=%s queue=%s: %s", offer.call_id, offer.agent_id, offer.queue, offer.explanation)
+        if session is None or not contacts:
+            reason = "agent not registered" if session is not None else "call gone"
+            self.reactor.callLater(0, self._feed, OfferDeclined(call_id=offer.call_id, agent_id=offer.agent_id,
+                                                                reason=reason))
+            return
+        contact, destination, transport = contacts[0]
+        leg = AgentLeg(server=self.server, customer_call_id=offer.call_id, agent_id=offer.agent_id, contact=contact,
+                       destination=destination, transport=transport, codec=session.negotiated.codec,
+                       payload_type=session.negotiated.payload_type,
+                       telephone_event_pt=session.negotiated.telephone_event_pt,
+                       context_headers=self._context_headers(session, offer),
+                       on_answer=self._agent_answered, on_failure=self._agent_failed, on_hangup=self._agent_hung_up)
+        self.offers[(offer.call_id, offer.agent_id)] = leg
+        if not leg.start():
+            del self.offers[(offer.call_id, offer.agent_id)]
+            self.reactor.callLater(0, self._feed, OfferDeclined(call_id=offer.call_id, agent_id=offer.agent_id,
+                                                                reason="no RTP port"))
+
+    def _connect(self, connected: CallConnected) -> None:
+        session = self.sessions.get(connected.call_id)
+        leg = self.offers.pop((connected.call_id, connected.agent_id), None)
+        if session is None or leg is None or leg.state is not AgentLegState.ANSWERED:
+            log.warning("call=%s connect to agent=%s impossible (caller or agent gone)", connected.call_id,
+                        connected.agent_id)
+            return
+        wait = self.waiting.pop(connected.call_id, None)
+        if wait is not None:
+            wait.stop()
+        self.bridged[connected.call_id] = leg
+        session.bridge(leg.rtp)
+        log.info("call=%s connected to agent=%s after %.1fs in queue %s", connected.call_id, connected.agent_id,
+                 connected.waited_seconds, connected.queue)
+        session.ivr.feed(QueueFinished(outcome="answered"))
+
+    @staticmethod
+    def _context_headers(session: "CallSession", offer: Offer) -> tuple[tuple[str, str], ...]:
+        context = getattr(session, "queue_context", {}) or {}
+
+        def clean(value: object) -> str:
+            return "".join(ch for ch in str(value) if ch.isprintable())[:120]
+
+        headers = [("X-ACD-Queue", clean(offer.queue)), ("X-ACD-Caller", clean(context.get("caller_id", ""))),
+                   ("X-ACD-Caller-Call-ID", clean(session.call_id))]
+        if context.get("caller_name"):
+            headers.append(("X-ACD-Caller-Name", clean(context["caller_name"])))
+        for key in ("intent", "verified", "account_number"):
+            if context.get(key) not in (None, "", "****"):
+                headers.append((f"X-ACD-{key.replace('_', '-').title()}", clean(context[key])))
+        waited = session.reactor.seconds() - (session.queued_at or session.reactor.seconds())
+        headers.append(("X-ACD-Wait-Seconds", f"{waited:.0f}"))
+        return tuple(headers)

@@ -1,0 +1,207 @@
+"""AgentLeg: our outbound call to an agent's softphone (an ACD offer), from INVITE to BYE.
+
+We are the UAC here: INVITE with an SDP offer in the caller's codec (so media can be relayed
+without transcoding) and the call's context in X-ACD-* headers for softphones that show them,
+ACK for the 2xx, CANCEL if the offer is withdrawn while ringing, BYE when the call ends.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING, Callable
+
+from ..media.sdp import SdpError, SessionDescription, build_offer
+from ..sip.build import build_cancel, new_call_id, new_tag
+from ..sip.dialog import Dialog
+from ..sip.errors import RemoteProtocolError
+from ..sip.message import Headers, Request, Response
+from .rtp_leg import RtpLeg
+
+if TYPE_CHECKING:
+    from .sip_server import SipServer
+
+__all__ = ["AgentLeg", "AgentLegState"]
+
+log = logging.getLogger("acd.agent")
+
+
+class AgentLegState(enum.Enum):
+    """Where the offer to an agent is."""
+
+    CALLING = "calling"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    CANCELLING = "cancelling"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+class AgentLeg:
+    """One INVITE to one agent for one customer call."""
+
+    def __init__(self, *, server: "SipServer", customer_call_id: str, agent_id: str, contact: str,
+                 destination: tuple[str, int], transport: str, codec: str, payload_type: int,
+                 telephone_event_pt: int | None, context_headers: tuple[tuple[str, str], ...],
+                 on_answer: Callable[["AgentLeg"], None], on_failure: Callable[["AgentLeg", int | None], None],
+                 on_hangup: Callable[["AgentLeg"], None]) -> None:
+        self.server = server
+        self.customer_call_id = customer_call_id
+        self.agent_id = agent_id
+        self.contact = contact
+        self.destination = destination
+        self.transport = transport
+        self.codec = codec
+        self.payload_type = payload_type
+        self.telephone_event_pt = telephone_event_pt
+        self.context_headers = context_headers
+        self.on_answer = on_answer
+        self.on_failure = on_failure
+        self.on_hangup = on_hangup
+        self.call_id = new_call_id(server.config.sip.public_address)
+        self.state = AgentLegState.CALLING
+        self.invite: Request | None = None
+        self.invite_transaction: tuple | None = None
+        self.dialog: Dialog | None = None
+        self.rtp: RtpLeg | None = None
+        self.local_port: int | None = None
+        self.ack: Request | None = None
+        self.end_reason = ""
+
+    def start(self) -> bool:
+        """Bind an RTP port and send the INVITE; False when no RTP port is free."""
+        server = self.server
+        self.rtp = RtpLeg(call_id=self.call_id, codec=self.codec, payload_type=self.payload_type,
+                          remote=("0.0.0.0", 0), telephone_event_pt=self.telephone_event_pt,
+                          on_digit=lambda digit: None, on_playback_finished=lambda playback: None, rng=server.rng)
+        self.local_port = server.ports.listen(self.rtp)
+        if self.local_port is None:
+            return False
+        public = server.config.sip.public_address
+        offer = build_offer(server.config.rtp.address, self.local_port, server.rng.getrandbits(31),
+                            codecs=(self.codec,), telephone_event_pt=self.telephone_event_pt or 101)
+        headers = Headers()
+        headers.add("From", f"\"ACD\" <sip:acd@{public}:{server.config.sip.port}>;tag={new_tag()}")
+        headers.add("To", f"<sip:{self.agent_id}@{public}>")
+        headers.add("Call-ID", self.call_id)
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", f"<sip:acd@{public}:{server.config.sip.port}>")
+        headers.add("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER")
+        for name, value in self.context_headers:
+            headers.add(name, value)
+        headers.add("Content-Type", "application/sdp")
+        self.invite = Request(method="INVITE", uri=self.contact, headers=headers, body=bytes(offer))
+        self.invite_transaction = server.send_agent_invite(self)
+        log.info("call=%s offer to agent=%s contact=%s agent_call=%s", self.customer_call_id, self.agent_id,
+                 self.contact, self.call_id)
+        return True
+
+    # ---- responses ---------------------------------------------------------------------------
+    def on_invite_response(self, response: Response) -> None:
+        """A response to our INVITE (2xx retransmissions included)."""
+        status = response.status
+        if status < 200:
+            if status in (180, 183) and self.state is AgentLegState.CALLING:
+                self.state = AgentLegState.RINGING
+            return
+        if status >= 300:
+            if self.state in (AgentLegState.CALLING, AgentLegState.RINGING, AgentLegState.CANCELLING):
+                was_cancelled = self.state is AgentLegState.CANCELLING
+                self._end(f"agent answered {status}")
+                if not was_cancelled:
+                    self.on_failure(self, status)
+            return
+        if self.dialog is not None:  # a retransmitted 2xx: our ACK was lost
+            self._send_ack()
+            return
+        try:
+            self.dialog = Dialog.as_uac(self.invite, response, source=self.destination, transport=self.transport)
+            answer = SessionDescription.parse(response.body)
+            media = next(m for m in answer.media if m.media == "audio" and m.port)
+            remote = (answer.address_for(media), media.port)
+        except (RemoteProtocolError, SdpError, StopIteration) as error:
+            log.warning("call=%s agent=%s answered with unusable SDP (%s); hanging up", self.customer_call_id,
+                        self.agent_id, error)
+            self.dialog = self.dialog or Dialog.as_uac(self.invite, response, source=self.destination,
+                                                       transport=self.transport)
+            self._send_ack()
+            self.state = AgentLegState.ANSWERED
+            self.hang_up("unusable SDP answer")
+            self.on_failure(self, 488)
+            return
+        self.rtp.remote = remote
+        self._send_ack()
+        if self.state is AgentLegState.CANCELLING:
+            # CANCEL crossed the 200 (RFC 3261 §9.1): the call is up but no longer wanted.
+            self.state = AgentLegState.ANSWERED
+            self.hang_up("offer withdrawn")
+            return
+        self.state = AgentLegState.ANSWERED
+        log.info("call=%s agent=%s answered (rtp %s -> %s:%s)", self.customer_call_id, self.agent_id,
+                 self.local_port, remote[0], remote[1])
+        self.on_answer(self)
+
+    def on_invite_timeout(self) -> None:
+        """No final response to the INVITE at all (Timer B)."""
+        if self.state in (AgentLegState.CALLING, AgentLegState.RINGING):
+            self._end("no response from the agent's phone")
+            self.on_failure(self, None)
+        elif self.state is AgentLegState.CANCELLING:
+            self._end("cancelled; no response from the agent's phone")
+
+    def _send_ack(self) -> None:
+        if self.ack is None:
+            self.ack = self.dialog.create_request("ACK")
+            self.ack.headers.prepend("Via", self.server.endpoint.new_via(self.transport))
+        self.server.send_stateless(self.ack, self.dialog.destination(), self.transport)
+
+    # ---- requests from the agent -------------------------------------------------------------
+    def on_bye(self, transaction: tuple) -> None:
+        """The agent hung up."""
+        self.server.respond(transaction, 200)
+        was_answered = self.state is AgentLegState.ANSWERED
+        self._end("agent hung up")
+        if was_answered:
+            self.on_hangup(self)
+
+    # ---- our actions -------------------------------------------------------------------------
+    def cancel(self, reason: str) -> None:
+        """Withdraw the offer: CANCEL while ringing, BYE if it was answered meanwhile."""
+        self.end_reason = reason
+        if self.state in (AgentLegState.CALLING, AgentLegState.RINGING):
+            self.state = AgentLegState.CANCELLING
+            self.server.send_agent_cancel(self, build_cancel(self.invite))
+        elif self.state is AgentLegState.ANSWERED:
+            self.hang_up(reason)
+
+    def hang_up(self, reason: str) -> None:
+        """End an answered agent call with BYE."""
+        if self.state is not AgentLegState.ANSWERED:
+            return
+        self.end_reason = reason
+        self.state = AgentLegState.ENDING
+        self._stop_media()
+        self.server.send_in_dialog(self, "BYE")
+
+    def on_response(self, method: str, status: int | None) -> None:
+        """A final response (None: timeout) to an in-dialog request we sent (our BYE)."""
+        if method == "BYE":
+            self._end(self.end_reason or "hung up")
+
+    # ---- the end -----------------------------------------------------------------------------
+    def _stop_media(self) -> None:
+        if self.rtp is not None:
+            self.rtp.relay_to = None
+            self.server.media_clock.remove(self.rtp)
+            self.rtp.sending = False
+
+    def _end(self, reason: str) -> None:
+        if self.state is AgentLegState.ENDED:
+            return
+        self.state = AgentLegState.ENDED
+        self.end_reason = self.end_reason or reason
+        self._stop_media()
+        if self.rtp is not None and self.rtp.transport is not None:
+            self.rtp.transport.stopListening()
+        log.info("call=%s agent=%s leg ended: %s", self.customer_call_id, self.agent_id, self.end_reason)
+        self.server.forget_agent_leg(self)

@@ -1,0 +1,10 @@
+"""The registrar: agents' softphones REGISTER (RFC 3261 §10) with extension and Digest password.
+
+Pure parts only: the location table (`bindings`) and the failed-authentication limiter (`limiter`).
+Digest itself is in `acd.sip.digest`; persistence is in `acd.store.bindings_store`.
+"""
+
+from .bindings import Binding, BindingTable, RegisterOutcome, parse_contact_values
+from .limiter import FailedAuthLimiter
+
+__all__ = ["Binding", "BindingTable", "RegisterOutcome", "parse_contact_values", "FailedAuthLimiter"]

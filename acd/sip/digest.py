@@ -1,0 +1,299 @@
+"""Digest authentication for REGISTER (RFC 3261 §22, RFC 7616, RFC 8760 for SHA-256): pure, time passed in.
+
+Rules of this file:
+- Passwords are never kept: the store holds HA1 = H(username ":" realm ":" password) once per
+  algorithm (`compute_ha1`), and `verify` asks for it through `lookup_ha1(username, algorithm)`.
+- Nonces are stateless: base64(issue time, HMAC(secret, realm + issue time)). Any nonce we issued is
+  checked without a table; one whose MAC does not verify is "forged" (or made with another secret,
+  e.g. before a restart with a fresh secret: the shell should keep the secret across restarts).
+- A genuine nonce older than the lifetime, with a correct response, is "stale": the next challenge
+  says stale=true so the phone retries with the same password, without asking the agent
+  (RFC 7616 §3.3: "MUST only set stale to true if ... the nonce is invalid and the response is valid").
+- Replays: qop=auth covers method and URI, not Contact, so a sniffed Authorization could register
+  another Contact while its nonce lives. We remember each accepted response digest until its nonce
+  could no longer be fresh, and refuse a second use (stale=true: a genuine phone just gets a new
+  nonce). Memory is bounded by `max_remembered_responses`.
+- `AuthResult.reason` is for logs and the failed-auth limiter. Never send it to the peer: the shell
+  answers "unknown user" and "wrong password" alike, so extensions cannot be probed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import _abnf
+from .errors import RemoteProtocolError
+
+__all__ = [
+    "AuthResult", "DigestAuthenticator", "compute_ha1", "compute_response", "parse_digest_params",
+    "client_authorization", "ALGORITHMS", "MAX_AUTHORIZATION_LENGTH",
+]
+
+# RFC 7616 §3.2 / RFC 8760 §2.1: the hash behind each algorithm token we accept. SHA-512-256 and the
+# -sess variants exist too; we never offer them, so a client choosing them breaks §3.4 and is refused.
+ALGORITHMS: dict[str, Callable[..., Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+_ALGORITHM_BY_UPPER = {name.upper(): name for name in ALGORITHMS}
+
+# Limits on peer input (STYLE 7). A real Authorization from a softphone is 250-400 characters; SHA-256
+# doubles the response and nonce lengths. 4 KiB leaves room for long URIs and usernames while keeping
+# a hostile value from costing more than one small regex pass.
+MAX_AUTHORIZATION_LENGTH = 4096
+
+# Nonce layout: 8-byte big-endian IEEE double (issue time) + first 16 bytes of HMAC-SHA-256.
+# RFC 2104 §5 allows truncating an HMAC to no less than half its length: 128 of 256 bits.
+_TIME = struct.Struct(">d")
+_MAC_LENGTH = 16
+_NONCE_BYTES = _TIME.size + _MAC_LENGTH
+
+# auth-param = auth-param-name EQUAL ( token / quoted-string )                     (RFC 3261 §25.1)
+# EQUAL = SWS "=" SWS; COMMA = SWS "," SWS. RFC 3261 says which digest params are quoted (username,
+# realm, nonce, uri, response, cnonce, opaque) and which are tokens (algorithm, qop, nc); phones get
+# this wrong both ways (qop="auth", algorithm="MD5"), so we accept either form for every parameter.
+_QUOTED_STRING = r'"(?:[^"\\]|\\.)*"'
+_PARAM = re.compile(rf"\s*({_abnf.TOKEN})\s*=\s*({_QUOTED_STRING}|{_abnf.TOKEN})\s*(?:,|\Z)", re.DOTALL)
+_SCHEME = re.compile(rf"\s*({_abnf.TOKEN})(?:\s+|\Z)")
+# nonce-count = "nc" EQUAL nc-value; nc-value = 8LHEX                              (RFC 3261 §25.1)
+_NC = re.compile(r"^[0-9A-Fa-f]{8}$")
+_HEX = re.compile(r"^[0-9A-Fa-f]+$")
+_REQUIRED = ("username", "realm", "nonce", "uri", "response")
+
+
+def _hash(algorithm: str, text: str) -> str:
+    return ALGORITHMS[algorithm](text.encode("utf-8")).hexdigest()
+
+
+def compute_ha1(username: str, realm: str, password: str, algorithm: str = "MD5") -> str:
+    """HA1 = H(username ":" realm ":" password) in lower-case hex (RFC 7616 §3.4.2); store this, not the password."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"digest algorithm {algorithm!r} is not one of {sorted(ALGORITHMS)}")
+    return _hash(algorithm, f"{username}:{realm}:{password}")
+
+
+def compute_response(ha1: str, method: str, uri: str, nonce: str, *, algorithm: str = "MD5",
+                     qop: str | None = None, nc: str | None = None, cnonce: str | None = None) -> str:
+    """The request-digest a client sends (RFC 3261 §22.4 with RFC 2617 §3.2.2.1; RFC 7616 §3.4.1).
+
+    With qop=auth: H(HA1:nonce:nc:cnonce:qop:HA2); without qop (RFC 2069 form): H(HA1:nonce:HA2),
+    where HA2 = H(method:uri).
+    """
+    ha2 = _hash(algorithm, f"{method}:{uri}")
+    if qop is None:
+        return _hash(algorithm, f"{ha1}:{nonce}:{ha2}")
+    return _hash(algorithm, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1], flags=re.DOTALL)  # quoted-pair (§25.1)
+    return value
+
+
+def parse_digest_params(value: str) -> tuple[str, dict[str, str]]:
+    """Split `Digest a="x, y", B=tok` into ('Digest', {'a': 'x, y', 'b': 'tok'}).
+
+    Names are lower-cased, quotes and quoted-pairs removed. Raises RemoteProtocolError (400) for a
+    value that is too long, has no scheme, repeats a parameter or is not a comma-separated list of
+    name=value pairs. Used for Authorization (server side) and WWW-Authenticate (client side).
+    """
+    if len(value) > MAX_AUTHORIZATION_LENGTH:
+        raise RemoteProtocolError(f"credentials of {len(value)} characters exceed {MAX_AUTHORIZATION_LENGTH}")
+    match = _SCHEME.match(value)
+    if match is None:
+        raise RemoteProtocolError(f"credentials have no scheme: {value[:60]!r}")
+    scheme, position, params = match.group(1), match.end(), {}
+    while position < len(value):
+        match = _PARAM.match(value, position)
+        if match is None or match.end() == position:
+            raise RemoteProtocolError(f"malformed credentials parameter at {value[position:position + 40]!r}")
+        name = match.group(1).lower()
+        if name in params:
+            raise RemoteProtocolError(f"credentials repeat the {name!r} parameter")
+        params[name] = _unquote(match.group(2))
+        position = match.end()
+    return scheme, params
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthResult:
+    """What `DigestAuthenticator.verify` decided. `reason` is for logs only (see the module docstring)."""
+
+    ok: bool
+    username: str | None
+    stale: bool
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.ok and (self.stale or self.username is None or self.reason != "ok"):
+            raise ValueError("a successful AuthResult has a username, reason 'ok' and no stale flag")
+        if not self.ok and self.reason == "ok":
+            raise ValueError("a failed AuthResult needs a reason other than 'ok'")
+
+    @property
+    def counts_as_failure(self) -> bool:
+        """True when the failed-auth limiter should count it: failed, and not merely a stale nonce."""
+        return not self.ok and not self.stale
+
+
+class DigestAuthenticator:
+    """Issues Digest challenges and checks Authorization headers for one realm.
+
+    `nonce_lifetime_seconds` defaults to 300: a nonce has to outlive one challenge round trip (under a
+    second, or 32 s of Timer F retransmissions at worst, RFC 3261 §17.1.2.2) plus the phones that reuse
+    a nonce with a growing nc for the next requests. 300 s is the default `nonce_expire` of the
+    SER/Kamailio auth module; a shorter life only costs phones an extra 401 round trip.
+    `max_remembered_responses` bounds the replay memory (see the module docstring): each entry is one
+    successful authentication within the nonce lifetime, so 65,536 covers about 200 successful
+    REGISTERs a second; beyond that, the oldest are forgotten first.
+    """
+
+    def __init__(self, realm: str, secret: bytes, *, nonce_lifetime_seconds: float = 300,
+                 max_remembered_responses: int = 65_536) -> None:
+        if not secret:
+            raise ValueError("the nonce secret must not be empty")
+        if nonce_lifetime_seconds <= 0 or max_remembered_responses <= 0:
+            raise ValueError("nonce lifetime and replay memory must be positive")
+        self.realm = realm
+        self._secret = secret
+        self.nonce_lifetime_seconds = nonce_lifetime_seconds
+        self.max_remembered_responses = max_remembered_responses
+        self._seen_responses: OrderedDict[str, float] = OrderedDict()  # response -> forget-after time
+
+    def _mac(self, packed_time: bytes) -> bytes:
+        message = self.realm.encode("utf-8") + b"\0" + packed_time
+        return hmac.new(self._secret, message, hashlib.sha256).digest()[:_MAC_LENGTH]
+
+    def make_nonce(self, now: float) -> str:
+        """A nonce that carries its own issue time and proof that we issued it."""
+        packed = _TIME.pack(now)
+        return base64.urlsafe_b64encode(packed + self._mac(packed)).decode("ascii")
+
+    def _nonce_issue_time(self, nonce: str) -> float | None:
+        """The issue time of a nonce we made, or None when it is not one of ours."""
+        try:
+            raw = base64.urlsafe_b64decode(nonce.encode("ascii"))
+        except (UnicodeEncodeError, binascii.Error, ValueError):
+            return None
+        if len(raw) != _NONCE_BYTES:
+            return None
+        packed, mac = raw[:_TIME.size], raw[_TIME.size:]
+        if not hmac.compare_digest(mac, self._mac(packed)):
+            return None
+        return _TIME.unpack(packed)[0]
+
+    def challenge(self, now: float, *, stale: bool = False) -> list[str]:
+        """WWW-Authenticate values for a 401: SHA-256 first, then MD5.
+
+        RFC 8760 (UAS behaviour): one header field per algorithm, the most preferred at the top; phones
+        that know only MD5 (RFC 3261) skip the SHA-256 one.
+
+        Both carry the same nonce. No opaque: the nonce already carries all the state we need.
+        """
+        nonce = self.make_nonce(now)
+        stale_param = ", stale=true" if stale else ""
+        return [
+            f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={algorithm}, qop="auth"{stale_param}'
+            for algorithm in ("SHA-256", "MD5")
+        ]
+
+    def verify(self, method: str, authorization: str, lookup_ha1: Callable[[str, str], str | None],
+               now: float) -> AuthResult:
+        """Check one Authorization value against the request method.
+
+        Raises RemoteProtocolError (400) when the header is malformed or lacks a required parameter
+        (RFC 3261 §22.4, RFC 7616 §3.4). `lookup_ha1(username, algorithm)` returns the stored HA1 hex
+        or None for an unknown user. Does not compare `uri` with the Request-URI: a REGISTER is for
+        this registrar whatever its URI, and the digest already binds the response to `uri`.
+        """
+        scheme, params = parse_digest_params(authorization)
+        if scheme.lower() != "digest":
+            return _failure("unsupported scheme")
+        missing = [name for name in _REQUIRED if name not in params]
+        if missing:
+            raise RemoteProtocolError(f"Digest credentials lack {', '.join(missing)}")
+        qop = params.get("qop")
+        if qop is not None:
+            qop = qop.lower()
+            # RFC 2617 §3.2.2: with qop, cnonce and nc MUST be present; nc is 8LHEX (RFC 3261 §25.1).
+            if "cnonce" not in params or "nc" not in params:
+                raise RemoteProtocolError("Digest credentials with qop lack cnonce or nc")
+            if not _NC.match(params["nc"]):
+                raise RemoteProtocolError(f"Digest nc {params['nc'][:20]!r} is not 8 hex digits")
+        if not _HEX.match(params["response"]):
+            raise RemoteProtocolError("Digest response is not hexadecimal")
+        username = params["username"]
+        if params["realm"] != self.realm:
+            return _failure("realm mismatch", username)
+        # RFC 7616 §3.4: "If the algorithm parameter is not present, it is assumed to be 'MD5'".
+        algorithm = _ALGORITHM_BY_UPPER.get(params.get("algorithm", "MD5").upper())
+        if algorithm is None:
+            return _failure("unsupported algorithm", username)
+        if qop not in (None, "auth"):
+            return _failure("unsupported qop", username)  # auth-int: we only offer qop="auth"
+        issued = self._nonce_issue_time(params["nonce"])
+        if issued is None:
+            return _failure("forged nonce", username)
+        ha1 = lookup_ha1(username, algorithm)
+        if ha1 is None:
+            return _failure("unknown user", username)
+        expected = compute_response(ha1, method, params["uri"], params["nonce"], algorithm=algorithm,
+                                    qop=qop, nc=params.get("nc"), cnonce=params.get("cnonce"))
+        response = params["response"].lower()
+        if not hmac.compare_digest(expected, response):
+            return _failure("wrong password", username)
+        # A nonce from the future means our clock stepped back: ask for a fresh one, as for an old one.
+        if not 0 <= now - issued <= self.nonce_lifetime_seconds:
+            return _failure("stale nonce", username, stale=True)
+        self._forget_responses(now)
+        if response in self._seen_responses:
+            return _failure("replayed response", username, stale=True)
+        self._remember_response(response, issued + self.nonce_lifetime_seconds)
+        return AuthResult(ok=True, username=username, stale=False, reason="ok")
+
+    def _forget_responses(self, now: float) -> None:
+        """Drop remembered responses whose nonce can no longer be fresh; they would be stale anyway."""
+        seen = self._seen_responses
+        while seen:
+            response, forget_after = next(iter(seen.items()))
+            if forget_after >= now:
+                break
+            del seen[response]
+
+    def _remember_response(self, response: str, forget_after: float) -> None:
+        # Entries are appended in verification order; forget_after (issue + lifetime) is close to but
+        # not exactly monotonic, so `_forget_responses` may keep a few a little longer than needed.
+        self._seen_responses[response] = forget_after
+        while len(self._seen_responses) > self.max_remembered_responses:
+            self._seen_responses.popitem(last=False)
+
+
+def _failure(reason: str, username: str | None = None, *, stale: bool = False) -> AuthResult:
+    return AuthResult(ok=False, username=username, stale=stale, reason=reason)
+
+
+def client_authorization(challenge: str, *, method: str, uri: str, username: str, password: str,
+                         cnonce: str, nc: int = 1) -> str:
+    """The Authorization value a phone would answer `challenge` (one WWW-Authenticate value) with.
+
+    For tests and tools; follows RFC 7616 §3.4 (qop=auth when offered, else the RFC 2069 form).
+    """
+    _scheme, params = parse_digest_params(challenge)
+    algorithm = _ALGORITHM_BY_UPPER[params.get("algorithm", "MD5").upper()]
+    realm, nonce = params["realm"], params["nonce"]
+    offered_qops = [q.strip().lower() for q in params.get("qop", "").split(",")]
+    qop = "auth" if "auth" in offered_qops else None
+    nc_text = f"{nc:08x}"
+    ha1 = compute_ha1(username, realm, password, algorithm)
+    response = compute_response(ha1, method, uri, nonce, algorithm=algorithm, qop=qop, nc=nc_text, cnonce=cnonce)
+    value = (f'Digest username="{username}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+             f'response="{response}", algorithm={algorithm}')
+    if qop is not None:
+        value += f', qop={qop}, nc={nc_text}, cnonce="{cnonce}"'
+    return value

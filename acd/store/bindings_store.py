@@ -1,0 +1,79 @@
+"""Registrar bindings on disk, so agents stay registered across a server restart.
+
+One row per (aor, contact). Each method is one transaction: `save_changes` writes all the effects of
+one REGISTER at once, as RFC 3261 §10.3 step 7 asks ("committed ... if and only if all binding
+updates and additions succeed"). WAL mode lets readers (an admin tool, a backup) work while the
+server writes, and makes each commit one sequential append.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import sqlite_utils
+
+from acd.registrar.bindings import Binding
+
+__all__ = ["BindingStore"]
+
+TABLE = "bindings"
+_COLUMNS = {
+    "aor": str, "contact": str, "expires_at": float, "call_id": str, "cseq": int, "source_host": str,
+    "source_port": int, "transport": str, "user_agent": str, "q": float, "updated_at": float,
+}
+
+
+def _row(binding: Binding) -> dict:
+    host, port = binding.source
+    return {
+        "aor": binding.aor, "contact": binding.contact, "expires_at": binding.expires_at,
+        "call_id": binding.call_id, "cseq": binding.cseq, "source_host": host, "source_port": port,
+        "transport": binding.transport, "user_agent": binding.user_agent, "q": binding.q,
+        "updated_at": binding.updated_at,
+    }
+
+
+def _binding(row: dict) -> Binding:
+    return Binding(
+        aor=row["aor"], contact=row["contact"], expires_at=row["expires_at"], call_id=row["call_id"],
+        cseq=row["cseq"], source=(row["source_host"], row["source_port"]), transport=row["transport"],
+        user_agent=row["user_agent"], q=row["q"], updated_at=row["updated_at"],
+    )
+
+
+class BindingStore:
+    """The `bindings` table of the SQLite file at `path` (created with its table if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = sqlite_utils.Database(path)
+        self._db.enable_wal()
+        self._table = self._db.table(TABLE)
+        if not self._table.exists():
+            self._table.create(_COLUMNS, pk=("aor", "contact"), not_null=set(_COLUMNS))
+
+    def save(self, binding: Binding) -> None:
+        """Insert or replace one binding."""
+        self.save_changes(saved=[binding])
+
+    def delete(self, aor: str, contact: str) -> None:
+        """Remove one binding; removing a missing one is not an error."""
+        with self._db.atomic():
+            self._table.delete_where("aor = ? AND contact = ?", [aor, contact])
+
+    def save_changes(self, *, saved: Iterable[Binding] = (), deleted: Iterable[Binding] = ()) -> None:
+        """Apply one REGISTER's effects (`outcome.added + outcome.refreshed`, `outcome.removed`) atomically."""
+        with self._db.atomic():
+            for binding in deleted:
+                self._table.delete_where("aor = ? AND contact = ?", [binding.aor, binding.contact])
+            rows = [_row(binding) for binding in saved]
+            if rows:
+                self._table.upsert_all(rows, pk=("aor", "contact"))
+
+    def load_all(self) -> list[Binding]:
+        """Every stored binding, expired ones included (`BindingTable.restore` sorts them out)."""
+        return [_binding(row) for row in self._table.rows_where(order_by="aor, contact")]
+
+    def close(self) -> None:
+        """Close the database file."""
+        self._db.close()

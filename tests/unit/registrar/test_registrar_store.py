@@ -1,0 +1,85 @@
+"""Bindings persisted with sqlite-utils: save, load, delete, survive reopening, one transaction per REGISTER."""
+
+import pytest
+
+from acd.registrar.bindings import Binding, BindingTable
+from acd.store.bindings_store import BindingStore
+
+T0 = 1000.0
+
+
+def binding(contact="sip:1001@192.0.2.10:5060", aor="sip:1001@acd.example", **changes):
+    fields = dict(aor=aor, contact=contact, expires_at=T0 + 3600, call_id="call-1", cseq=1,
+                  source=("198.51.100.7", 40000), transport="UDP", user_agent="Zoiper 5", q=0.5, updated_at=T0)
+    fields.update(changes)
+    return Binding(**fields)
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "acd.db"
+
+
+def test_save_then_load_gives_the_same_binding(path):
+    store = BindingStore(path)
+    store.save(binding())
+    assert store.load_all() == [binding()]
+
+
+def test_save_replaces_the_row_of_the_same_aor_and_contact(path):
+    store = BindingStore(path)
+    store.save(binding())
+    store.save(binding(cseq=2, expires_at=T0 + 7200))
+    assert store.load_all() == [binding(cseq=2, expires_at=T0 + 7200)]
+
+
+def test_delete_removes_one_binding_and_ignores_missing_ones(path):
+    store = BindingStore(path)
+    store.save(binding())
+    store.save(binding("sip:1001@192.0.2.11"))
+    store.delete("sip:1001@acd.example", "sip:1001@192.0.2.10:5060")
+    store.delete("sip:1001@acd.example", "sip:never@saved")
+    assert [b.contact for b in store.load_all()] == ["sip:1001@192.0.2.11"]
+
+
+def test_bindings_survive_reopening_the_file(path):
+    store = BindingStore(path)
+    store.save(binding())
+    store.close()
+    assert BindingStore(path).load_all() == [binding()]
+
+
+def test_database_uses_wal(path):
+    store = BindingStore(path)
+    assert store._db.journal_mode == "wal"
+
+
+def test_save_changes_is_one_transaction(path):
+    """A failure in the middle of one REGISTER's changes leaves the stored bindings as they were."""
+    store = BindingStore(path)
+    store.save(binding())
+
+    def broken():
+        yield binding("sip:new@192.0.2.20")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        store.save_changes(saved=broken(), deleted=[binding()])
+    assert store.load_all() == [binding()]
+
+
+def test_restart_round_trip_through_the_table(path):
+    """The shell's loop: apply -> save_changes; on restart load_all -> restore -> delete the expired."""
+    table, store = BindingTable(), BindingStore(path)
+    for contact, expires in (("sip:a@192.0.2.1", 60), ("sip:b@192.0.2.2", 600)):
+        outcome = table.apply("sip:1001@acd.example", [(contact, expires, 1.0)], None, contact, 1,
+                              ("192.0.2.1", 5060), "UDP", "", T0)
+        store.save_changes(saved=outcome.added + outcome.refreshed, deleted=outcome.removed)
+    store.close()
+
+    store = BindingStore(path)
+    table = BindingTable()
+    for gone in table.restore(store.load_all(), T0 + 100):
+        store.delete(gone.aor, gone.contact)
+    assert [b.contact for b in table.lookup("sip:1001@acd.example", T0 + 100)] == ["sip:b@192.0.2.2"]
+    assert [b.contact for b in store.load_all()] == ["sip:b@192.0.2.2"]
