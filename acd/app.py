@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from .calls.registrar_service import RegistrarService
 from .calls.sip_server import SipServer
 from .calls.transports import SipTcpFactory, SipUdpProtocol
 from .config.model import Config
@@ -31,6 +32,7 @@ def build_server(config: Config, reactor) -> RunningServer:
     prompts = PromptLibrary(config.prompts)
     count = prompts.preload()
     sip = SipServer(config=config, reactor=reactor, prompts=prompts, recognizers=RecognizerCache())
+    sip.registrar = RegistrarService(server=sip, config=config, reactor=reactor)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
         udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(sip), interface=config.sip.listen)

@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--input", default="", help='comma-separated inputs: digits ("1", "1234#"), words ("billing"), '
                                                  '"-" for silence')
     sim.add_argument("--at", default=None, help="simulated time, ISO 8601 (e.g. 2026-11-25T10:00:00+00:00)")
+    password = commands.add_parser("agent-password", help="print the password_ha1 lines for an agent in conf/agents.yaml")
+    password.add_argument("--user", required=True, help="the agent's extension (SIP user name)")
+    password.add_argument("--realm", default=None, help="digest realm (default: the one in conf/agents.yaml)")
+    password.add_argument("--root", type=Path, default=Path("."))
+    password.add_argument("--password", default=None, help="the password (default: asked for, not echoed)")
     reload = commands.add_parser("reload", help="check the config, then ask the running server to reload it")
     reload.add_argument("--root", type=Path, default=Path("."))
     args = parser.parse_args(argv)
@@ -42,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return _reload(args.root)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "agent-password":
+        return _agent_password(args)
     return _serve(args.root, args.log_level)
 
 
@@ -106,6 +113,28 @@ def _simulate(args: argparse.Namespace) -> int:
     except KeyError as error:
         print(error.args[0], file=sys.stderr)
         return 1
+    return 0
+
+
+def _agent_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .config.agents import DEFAULT_REALM
+    from .config.yaml_lines import ConfigError
+    from .config.agents import load_agents
+    from .sip.digest import compute_ha1
+
+    realm = args.realm
+    if realm is None:
+        errors: list[ConfigError] = []
+        realm = load_agents(args.root / "conf" / "agents.yaml", errors, []).realm if not errors else DEFAULT_REALM
+    secret = args.password if args.password is not None else getpass.getpass(f"password for {args.user}: ")
+    if len(secret) < 8:
+        print("refusing a password shorter than 8 characters", file=sys.stderr)
+        return 1
+    print(f"    password_ha1:  # realm {realm}")
+    print(f"      md5: {compute_ha1(args.user, realm, secret, 'MD5')}")
+    print(f"      sha256: {compute_ha1(args.user, realm, secret, 'SHA-256')}")
     return 0
 
 

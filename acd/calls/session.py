@@ -78,6 +78,13 @@ class CallSession:
         return self.state in (CallState.ANSWERED, CallState.CONFIRMED)
 
     # ---- signalling --------------------------------------------------------------------------
+    def start(self, answer_after: float) -> None:
+        """Answer now, or ring first for `answer_after` seconds."""
+        if answer_after > 0:
+            self.ring_then_answer(answer_after)
+        else:
+            self.answer()
+
     def ring_then_answer(self, delay: float) -> None:
         """Send 180 Ringing, answer after `delay` seconds (a CANCEL may come first)."""
         self.server.respond(self.invite_transaction, 180, to_tag=self.dialog.local_tag)
@@ -93,7 +100,7 @@ class CallSession:
         self.state = CallState.ANSWERED
         self.answered_at = self.reactor.seconds()
         log.info("call=%s answered dialled=%s flow=%s codec=%s rtp=%s->%s:%s", self.call_id,
-                 self.route.number or self.route.pattern.pattern, self.route.flow, self.negotiated.codec,
+                 self.route.number or (self.route.pattern.pattern if self.route.pattern else "-"), self.route.flow, self.negotiated.codec,
                  self.local_port, self.negotiated.remote_address, self.negotiated.remote_port)
         if self.negotiated.direction in ("sendrecv", "sendonly") and self.negotiated.remote_address != "0.0.0.0":
             self.media_clock.add(self.leg)

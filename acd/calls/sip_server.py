@@ -11,8 +11,9 @@ import logging
 import random
 from typing import Callable
 
-from ..config.model import Config
+from ..config.model import Config, Route
 from ..ivr.context import CallContext
+from ..ivr.flow import Flow, PlayStep
 from ..ivr.interpreter import FlowRun
 from ..media.prompts import PromptLibrary
 from ..media.sdp import SdpError, SessionDescription, answer_offer
@@ -118,6 +119,12 @@ class SipServer:
                 raise RemoteProtocolError("a call with this Call-ID is already in progress", 482)
             self._new_call(event)
             return
+        if method == "REGISTER":
+            if self.registrar is None:
+                self.respond(event.transaction_id, 405, to_tag=new_tag(), headers=(("Allow", ALLOWED_METHODS),))
+            else:
+                self.registrar.on_register(event)
+            return
         if method == "OPTIONS" and to_tag is None:
             self.respond(event.transaction_id, 200, to_tag=new_tag(), headers=self.capability_headers())
             return
@@ -140,7 +147,7 @@ class SipServer:
             return
         if method in ("BYE", "INFO", "NOTIFY"):
             raise RemoteProtocolError(f"{method} outside a dialog", 481)
-        self.respond(event.transaction_id, 405 if method in ("REGISTER", "SUBSCRIBE", "MESSAGE", "NOTIFY",
+        self.respond(event.transaction_id, 405 if method in ("SUBSCRIBE", "MESSAGE", "NOTIFY",
                                                              "REFER", "PRACK", "UPDATE", "PUBLISH") else 501,
                      to_tag=new_tag(), headers=(("Allow", ALLOWED_METHODS),))
 
@@ -180,73 +187,111 @@ class SipServer:
         request = event.request
         call_id = request.call_id
         host, port = event.source
+        dialled = SipUri.parse(request.uri).user or ""
+        feature = self._feature_code(dialled)
+        if feature is not None:
+            self._feature_call(event, feature)
+            return
         trunk = self.config.trunk_for(host, port)
         if trunk is None:
             log.warning("call=%s refused 403: source %s:%s is not a configured trunk", call_id, host, port)
             self.respond(event.transaction_id, 403, to_tag=new_tag())
             return
-        dialled = SipUri.parse(request.uri).user or ""
         route = self.config.route_for(dialled)
         if route is None:
             log.info("call=%s refused 404: no dialplan route for %r (trunk %s)", call_id, dialled, trunk.name)
             self.respond(event.transaction_id, 404, to_tag=new_tag())
             return
+        flow = self.config.flows[route.flow]
+        session = self._start_session(event, dialled, flow, route_label=route.source, trunk=trunk.name,
+                                      answer_after=route.answer_after_seconds, route=route)
+        if session is not None:
+            log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s", call_id,
+                     NameAddr.parse(request.headers.get("From", "")).uri, dialled, trunk.name, host, port, route.source)
+            session.start(route.answer_after_seconds)
+
+    def _start_session(self, event: RequestReceived, dialled: str, flow, *, route_label: str, trunk: str,
+                       answer_after: float, route) -> CallSession | None:
+        """Negotiate media, bind an RTP port and build the CallSession with its IVR; None if refused."""
+        request = event.request
+        call_id = request.call_id
         try:
             offer = SessionDescription.parse(request.body)
         except SdpError as error:
             log.info("call=%s refused 488: %s", call_id, error)
             self.respond(event.transaction_id, 488, to_tag=new_tag(), headers=(("Warning", f'399 acd "{error}"'),))
-            return
-        session_id = self.rng.getrandbits(31)
-        leg_holder: list[CallSession] = []
+            return None
+        holder: list[CallSession] = []
         leg = RtpLeg(call_id=call_id, codec="PCMU", payload_type=0, remote=("0.0.0.0", 0), telephone_event_pt=None,
-                     on_digit=lambda digit: leg_holder[0].on_digit(digit) if leg_holder else None,
-                     on_playback_finished=lambda pid: leg_holder[0].on_playback_finished(pid) if leg_holder else None,
+                     on_digit=lambda digit: holder[0].on_digit(digit) if holder else None,
+                     on_playback_finished=lambda pid: holder[0].on_playback_finished(pid) if holder else None,
                      rng=self.rng)
         local_port = self.ports.listen(leg)
         if local_port is None:
             log.error("call=%s refused 503: no free RTP port in %s-%s", call_id, self.config.rtp.port_min,
                       self.config.rtp.port_max)
             self.respond(event.transaction_id, 503, to_tag=new_tag(), headers=(("Retry-After", "5"),))
-            return
+            return None
         try:
             answer, negotiated = answer_offer(offer, local_address=self.config.rtp.address, local_port=local_port,
-                                              session_id=session_id)
+                                              session_id=self.rng.getrandbits(31))
         except SdpError as error:
             leg.transport.stopListening()
             log.info("call=%s refused 488: %s", call_id, error)
             self.respond(event.transaction_id, 488, to_tag=new_tag(), headers=(("Warning", f'399 acd "{error}"'),))
-            return
+            return None
         leg.codec = negotiated.codec
         leg.payload_type = negotiated.payload_type
         leg.silence = bytes([0xFF if negotiated.codec == "PCMU" else 0xD5]) * 160
         leg.telephone_event_pt = negotiated.telephone_event_pt
         leg.remote = (negotiated.remote_address, negotiated.remote_port)
-        contact = self._contact(event.transport)
-        dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=contact, source=event.source,
-                               transport=event.transport)
+        dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=self._contact(event.transport),
+                               source=event.source, transport=event.transport)
         session = CallSession(server=self, reactor=self.reactor, call_id=call_id, invite=request,
-                              invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk.name,
+                              invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk,
                               leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
                               prompts=self.prompts, media_clock=self.media_clock)
         from_addr = NameAddr.parse(request.headers.get("From", ""))
         caller = SipUri.parse(from_addr.uri).user or ""
         context = CallContext({"caller_id": caller, "caller_name": from_addr.display_name, "dialled": dialled,
-                               "trunk": trunk.name, "call_id": call_id})
+                               "trunk": trunk, "call_id": call_id})
         config = self.config
-        flow_run = FlowRun(config.flows[route.flow], flows=config.flows, context=context, calendars=config.calendars)
+        flow_run = FlowRun(flow, flows=config.flows, context=context, calendars=config.calendars)
         session.ivr = IvrRunner(session, flow_run, reactor=self.reactor, recognizers=self.recognizers,
                                 lookups=config.lookups, recordings_dir=config.data_dir / "recordings")
-        leg_holder.append(session)
+        holder.append(session)
         self.sessions[call_id] = session
         self.calls_total += 1
-        log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s", call_id, from_addr.uri, dialled,
-                 trunk.name, host, port, route.source)
-        if route.answer_after_seconds > 0:
-            session.ring_then_answer(route.answer_after_seconds)
-        else:
-            session.answer()
+        return session
 
+    def _feature_code(self, dialled: str) -> str | None:
+        agents = self.config.agents
+        if agents is None:
+            return None
+        return next((name for name, code in agents.feature_codes.items() if code == dialled), None)
+
+    def _feature_call(self, event: RequestReceived, feature: str) -> None:
+        """An agent dialled a feature code: authenticate, change their state, confirm by voice, hang up."""
+        if self.registrar is None:
+            self.respond(event.transaction_id, 404, to_tag=new_tag())
+            return
+        agent_id = self.registrar.authenticate(event, f"feature code {feature}")
+        if agent_id is None:
+            return
+        acd = self.acd
+        result = {"login": acd.login, "logout": acd.logout, "unpause": acd.unpause,
+                  "pause": lambda agent: acd.pause(agent, "feature-code")}[feature](agent_id)
+        log.info("agent=%s feature=%s result=%s", agent_id, feature, result)
+        prompt = {"logged-in": "agent_logged_in", "already": "agent_logged_in", "logged-out": "agent_logged_out",
+                  "not-logged-in": "agent_logged_out", "paused": "agent_paused", "available": "agent_available",
+                  "not-paused": "agent_available", "no-queues": "agent_no_queues"}[result]
+        flow = Flow(name=f"feature-{feature}", start="confirm",
+                    steps={"confirm": PlayStep(name="confirm", prompts=(prompt,), next=None)})
+        route = Route(flow=flow.name, number=self.config.agents.feature_codes[feature])
+        session = self._start_session(event, route.number, flow, route_label="feature code", trunk=f"agent:{agent_id}",
+                                      answer_after=0.0, route=route)
+        if session is not None:
+            session.start(0.0)
     def _on_response(self, event: ResponseReceived) -> None:
         if event.method == "INVITE":
             leg = self._agent_invites.get(event.transaction_id) if event.transaction_id else None
@@ -337,6 +382,11 @@ class SipServer:
     def _contact(self, transport: str) -> str:
         suffix = ";transport=tcp" if transport == "TCP" else ""
         return f"<sip:acd@{self.config.sip.public_address}:{self.config.sip.port}{suffix}>"
+
+    @staticmethod
+    def new_tag() -> str:
+        """A fresh To tag (for responses that create no dialog)."""
+        return new_tag()
 
     def forget(self, session: CallSession) -> None:
         """A session ended; drop it."""

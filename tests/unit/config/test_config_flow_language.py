@@ -386,7 +386,7 @@ def test_skill_level_out_of_range_names_the_skill_line(root, level):
 
 
 @pytest.mark.parametrize("old, new, needle, problem", [
-    ("    priority: 5\n", "    priority: 101\n", "priority", "between 0 and 100"),
+    ("    priority: 5\n", "    priority: 10\n", "priority", "between 0 and 9"),
     ("    skills: {english: 2, billing: 10}\n", "    skills: [english]\n", "skills:", "must be a mapping"),
     ("    on_failure: voicemail\n", "    on_failure: voicemale\n", "voicemale", "unknown step 'voicemale'"),
     ("    kind: callback\n", "    kind: fax\n", "kind: fax", "kind must be voicemail or callback"),

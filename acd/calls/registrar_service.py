@@ -1,0 +1,160 @@
+"""RegistrarService: REGISTER handling and agent authentication, around the pure registrar parts.
+
+Agents authenticate with Digest (MD5 or SHA-256, HA1s from conf/agents.yaml); bindings live in the
+BindingTable and are written to SQLite on every change, so they survive a restart. Sources that
+keep failing are blocked for a while (FailedAuthLimiter) and counted. `reactor` provides IReactorTime.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..registrar import BindingTable, FailedAuthLimiter, parse_contact_values
+from ..sip.digest import DigestAuthenticator
+from ..sip.errors import RemoteProtocolError
+from ..sip.events import RequestReceived
+from ..sip.headers import CSeq, NameAddr, SipUri
+from ..store.bindings_store import BindingStore
+
+if TYPE_CHECKING:
+    from ..config.model import Config
+    from .sip_server import SipServer
+
+__all__ = ["RegistrarService", "load_or_create_secret"]
+
+log = logging.getLogger("acd.registrar")
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The nonce secret, kept across restarts so phones' nonces stay valid (no spurious 401s)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and len(path.read_bytes()) >= 32:
+        return path.read_bytes()
+    secret = secrets.token_bytes(32)
+    path.write_bytes(secret)
+    path.chmod(0o600)
+    return secret
+
+
+class RegistrarService:
+    """Answers REGISTER, authenticates agent INVITEs, and tells where an agent's phone is."""
+
+    def __init__(self, *, server: "SipServer", config: "Config", reactor) -> None:
+        self.server = server
+        self.config = config
+        self.reactor = reactor
+        data = config.data_dir
+        self.authenticator = DigestAuthenticator(config.agents.realm, load_or_create_secret(data / "nonce.secret"))
+        self.table = BindingTable()
+        self.limiter = FailedAuthLimiter()
+        self.store = BindingStore(data / "registrations.db")
+        self.auth_failures = 0
+        self.blocked_requests = 0
+        now = reactor.seconds()
+        expired = self.table.restore(self.store.load_all(), now)
+        if expired:
+            self.store.save_changes(deleted=expired)
+        log.info("registrar: realm %r, %d bindings restored, %d expired while down", config.agents.realm,
+                 sum(len(self.table.lookup(a, now)) for a in config.agents.agents), len(expired))
+        self._timer = None
+        self._rearm()
+
+    def set_config(self, config: "Config") -> None:
+        """A reload: new agents and HA1s apply to the next authentication."""
+        self.config = config
+
+    def _ha1(self, username: str, algorithm: str) -> str | None:
+        agent = self.config.agents.agents.get(username)
+        return agent.ha1.get(algorithm) if agent else None
+
+    def authenticate(self, event: RequestReceived, what: str) -> str | None:
+        """The agent id if the request carries valid credentials; else answers 401/403 and returns None."""
+        request, source_ip, now = event.request, event.source[0], self.reactor.seconds()
+        if self.limiter.is_blocked(source_ip, now):
+            self.blocked_requests += 1
+            log.warning("%s from %s refused 403: source blocked after repeated authentication failures", what,
+                        source_ip)
+            self.server.respond(event.transaction_id, 403, to_tag=self.server.new_tag())
+            return None
+        authorization = request.headers.get("Authorization")
+        if authorization is None:
+            self._challenge(event, stale=False)
+            return None
+        result = self.authenticator.verify(request.method, authorization, self._ha1, now)
+        if result.ok:
+            self.limiter.record_success(source_ip, now)
+            return result.username
+        if result.counts_as_failure:
+            self.auth_failures += 1
+            self.limiter.record_failure(source_ip, now)
+            log.warning("%s from %s: authentication failed for user %r (%s)", what, source_ip, result.username,
+                        result.reason)
+            if self.limiter.is_blocked(source_ip, now):
+                log.warning("blocking %s for repeated authentication failures", source_ip)
+                self.server.respond(event.transaction_id, 403, to_tag=self.server.new_tag())
+                return None
+        self._challenge(event, stale=result.stale)
+        return None
+
+    def _challenge(self, event: RequestReceived, *, stale: bool) -> None:
+        values = self.authenticator.challenge(self.reactor.seconds(), stale=stale)
+        self.server.respond(event.transaction_id, 401, to_tag=self.server.new_tag(),
+                            headers=tuple(("WWW-Authenticate", value) for value in values))
+
+    def on_register(self, event: RequestReceived) -> None:
+        """RFC 3261 §10.3: authenticate, then add, refresh or remove bindings; answer with them all."""
+        request = event.request
+        username = self.authenticate(event, "REGISTER")
+        if username is None:
+            return
+        aor_user = SipUri.parse(NameAddr.parse(request.headers.get("To", "")).uri).user
+        if aor_user != username:
+            log.warning("REGISTER: user %r may not register %r", username, aor_user)
+            self.server.respond(event.transaction_id, 403, to_tag=self.server.new_tag())
+            return
+        contacts = parse_contact_values(request.headers.get_all("Contact"))
+        expires_value = request.headers.get("Expires")
+        if expires_value is not None and not expires_value.strip().isdigit():
+            raise RemoteProtocolError(f"Expires {expires_value!r} is not a number")
+        now = self.reactor.seconds()
+        outcome = self.table.apply(username, contacts if contacts or contacts == "*" else [],
+                                   int(expires_value) if expires_value is not None else None,
+                                   request.call_id, CSeq.parse(request.headers.get("CSeq", "")).number,
+                                   event.source, event.transport, request.headers.get("User-Agent", "") or "", now)
+        headers: list[tuple[str, str]] = []
+        if outcome.status == 423:
+            headers.append(("Min-Expires", str(outcome.min_expires)))
+        if outcome.status == 200:
+            self.store.save_changes(saved=outcome.added + outcome.refreshed, deleted=outcome.removed)
+            headers += [("Contact", value) for value in outcome.contact_header_values(now)]
+            for binding in outcome.added:
+                log.info("agent=%s registered contact=%s from %s:%s expires=%ds", username, binding.contact,
+                         binding.source[0], binding.source[1], binding.expires_in(now))
+            for binding in outcome.removed:
+                log.info("agent=%s unregistered contact=%s", username, binding.contact)
+        self.server.respond(event.transaction_id, outcome.status, to_tag=self.server.new_tag(), headers=tuple(headers))
+        self._rearm()
+
+    def contacts(self, agent_id: str, now: float) -> list[tuple[str, tuple[str, int], str]]:
+        """(contact URI, address to send to, transport) for each live binding, best first."""
+        return [(b.contact, b.source, b.transport) for b in self.table.lookup(agent_id, now)]
+
+    def _rearm(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        deadline = self.table.next_deadline()
+        if deadline is not None:
+            self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()) + 0.01, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        removed = self.table.expire(self.reactor.seconds())
+        if removed:
+            self.store.save_changes(deleted=removed)
+            for binding in removed:
+                log.info("agent=%s binding expired contact=%s", binding.aor, binding.contact)
+        self._rearm()
