@@ -47,7 +47,8 @@ class RegistrarService:
         self.config = config
         self.reactor = reactor
         data = config.data_dir
-        self.authenticator = DigestAuthenticator(config.agents.realm, load_or_create_secret(data / "nonce.secret"))
+        self.authenticator = DigestAuthenticator(config.agents.realm, load_or_create_secret(data / "nonce.secret"),
+                                                 algorithms=config.agents.digest_algorithms)
         self.table = BindingTable()
         self.limiter = FailedAuthLimiter()
         self.store = BindingStore(data / "registrations.db")
@@ -139,8 +140,23 @@ class RegistrarService:
         self._rearm()
 
     def contacts(self, agent_id: str, now: float) -> list[tuple[str, tuple[str, int], str]]:
-        """(contact URI, address to send to, transport) for each live binding, best first."""
-        return [(b.contact, b.source, b.transport) for b in self.table.lookup(agent_id, now)]
+        """(contact URI, address to send to, transport) for each live binding, best first.
+
+        The Contact's own address is used when its host is the address the REGISTER came from (no
+        NAT in between: the phone may listen on another port than it sent from); otherwise the
+        REGISTER's source address, which is what a phone behind NAT can be reached at.
+        """
+        found = []
+        for binding in self.table.lookup(agent_id, now):
+            destination = binding.source
+            try:
+                uri = SipUri.parse(binding.contact)
+                if uri.host == binding.source[0] and binding.transport == "UDP":
+                    destination = (uri.host, uri.port or 5060)
+            except RemoteProtocolError:
+                pass
+            found.append((binding.contact, destination, binding.transport))
+        return found
 
     def _rearm(self) -> None:
         if self._timer is not None and self._timer.active():

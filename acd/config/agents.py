@@ -59,6 +59,7 @@ class AgentsConfig:
     """Everything in conf/agents.yaml."""
 
     realm: str = DEFAULT_REALM
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     feature_codes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FEATURE_CODES))
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
@@ -78,8 +79,14 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
     top = check.mapping(document, 1, "agents.yaml")
     if top is None:
         return AgentsConfig()
-    check.unknown_keys(top, {"realm", "feature_codes", "queues", "agents"}, "agents.yaml")
+    check.unknown_keys(top, {"realm", "digest_algorithms", "feature_codes", "queues", "agents"}, "agents.yaml")
     realm = check.text(top, "realm", "agents.yaml") or DEFAULT_REALM
+    algorithms = top.get("digest_algorithms", ["SHA-256", "MD5"])
+    if (not isinstance(algorithms, list) or not algorithms or len(set(algorithms)) != len(algorithms)
+            or any(a not in ("SHA-256", "MD5") for a in algorithms)):
+        check.error(top.line_of("digest_algorithms"), "digest_algorithms must list SHA-256 and/or MD5, most "
+                                                      "preferred first (phones that only know MD5 need MD5 first)")
+        algorithms = ["SHA-256", "MD5"]
     codes = dict(DEFAULT_FEATURE_CODES)
     if "feature_codes" in top and (section := check.mapping(top["feature_codes"], top.line_of("feature_codes"), "feature_codes")):
         check.unknown_keys(section, set(DEFAULT_FEATURE_CODES), "feature_codes")
@@ -134,7 +141,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
                 check.error(item.line_of("queues"), f"{where}: unknown queue {queue!r} (known: {', '.join(queues) or 'none'})")
         agents[str(agent_id)] = AgentConfig(agent_id=str(agent_id), name=str(item.get("name", agent_id)), ha1=hashes,
                                             skills=skills, queues=memberships)
-    return AgentsConfig(realm=realm, feature_codes=codes, queues=queues, agents=agents)
+    return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), feature_codes=codes, queues=queues,
+                        agents=agents)
 
 
 def _levels(check: Checker, item: LineDict, key: str, where: str, *, low: int = 1, high: int = 10) -> dict[str, int]:

@@ -155,12 +155,16 @@ class DigestAuthenticator:
     """
 
     def __init__(self, realm: str, secret: bytes, *, nonce_lifetime_seconds: float = 300,
-                 max_remembered_responses: int = 65_536) -> None:
+                 max_remembered_responses: int = 65_536,
+                 algorithms: tuple[str, ...] = ("SHA-256", "MD5")) -> None:
         if not secret:
             raise ValueError("the nonce secret must not be empty")
         if nonce_lifetime_seconds <= 0 or max_remembered_responses <= 0:
             raise ValueError("nonce lifetime and replay memory must be positive")
+        if not algorithms or any(a not in ("SHA-256", "MD5") for a in algorithms):
+            raise ValueError(f"challenge algorithms must be SHA-256 and/or MD5, not {algorithms!r}")
         self.realm = realm
+        self.algorithms = tuple(algorithms)
         self._secret = secret
         self.nonce_lifetime_seconds = nonce_lifetime_seconds
         self.max_remembered_responses = max_remembered_responses
@@ -189,10 +193,11 @@ class DigestAuthenticator:
         return _TIME.unpack(packed)[0]
 
     def challenge(self, now: float, *, stale: bool = False) -> list[str]:
-        """WWW-Authenticate values for a 401: SHA-256 first, then MD5.
+        """WWW-Authenticate values for a 401, one per algorithm in `algorithms` (SHA-256, then MD5).
 
         RFC 8760 (UAS behaviour): one header field per algorithm, the most preferred at the top; phones
-        that know only MD5 (RFC 3261) skip the SHA-256 one.
+        that know only MD5 (RFC 3261) should skip the SHA-256 one. Some do not (SIPp 3.6 takes the
+        first and gives up on SHA-256): for those, configure MD5 first.
 
         Both carry the same nonce. No opaque: the nonce already carries all the state we need.
         """
@@ -200,7 +205,7 @@ class DigestAuthenticator:
         stale_param = ", stale=true" if stale else ""
         return [
             f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={algorithm}, qop="auth"{stale_param}'
-            for algorithm in ("SHA-256", "MD5")
+            for algorithm in self.algorithms
         ]
 
     def verify(self, method: str, authorization: str, lookup_ha1: Callable[[str, str], str | None],

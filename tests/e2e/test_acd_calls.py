@@ -1,0 +1,135 @@
+"""Callers queue for agents end to end: SIPp agents register with Digest, log in with *45, are
+offered callers by INVITE, answer, talk (RTP relayed both ways) and hang up; records checked."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from datetime import datetime
+
+import pytest
+
+from acd.sip.digest import compute_ha1
+
+from .harness import LOOPBACK, SCENARIOS, free_port, run_sipp, start_server
+
+REALM = "example-acd"
+
+
+def agents_yaml(agent_ids: list[str], *, wrap_up: float = 1, ring_timeout: float = 5) -> str:
+    # SIPp 3.6 answers only the first challenge and knows only MD5: offer MD5 first.
+    lines = [f"realm: {REALM}", "digest_algorithms: [MD5, SHA-256]", "queues:",
+             f"  loadtest: {{strategy: longest-idle, wrap_up: {wrap_up}, ring_timeout: {ring_timeout}, "
+             "when_no_agents: join, announce_every: 10, max_wait: 150}",
+             "  sales: {when_no_agents: refuse}", "  support: {when_no_agents: refuse}",
+             "  billing: {when_no_agents: refuse}", "agents:"]
+    for agent in agent_ids:
+        lines += [f'  "{agent}":', f"    password_ha1:",
+                  f"      md5: {compute_ha1(agent, REALM, f'pw-{agent}', 'MD5')}",
+                  f"      sha256: {compute_ha1(agent, REALM, f'pw-{agent}', 'SHA-256')}",
+                  "    queues: {loadtest: 0}"]
+    return "\n".join(lines) + "\n"
+
+
+QUEUE_FLOW = """
+name: queue_direct
+steps:
+  wait: {queue: loadtest, on_failure: busy}
+  busy: {play: all_busy, next: end}
+  end: {hangup: true}
+"""
+
+
+class SippAgents:
+    """One SIPp process answering offers for every agent, plus the login run that registers them."""
+
+    def __init__(self, workdir, server_target: str, agent_ids: list[str], *, talk_ms: int, max_calls: int,
+                 timeout: int) -> None:
+        self.port = free_port(both=False)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.answer = subprocess.Popen(
+            ["sipp", server_target, "-sf", str(SCENARIOS / "agent_answers.xml"), "-i", LOOPBACK, "-p", str(self.port),
+             "-mp", str(free_port(both=False)), "-m", str(max_calls), "-nostdin", "-timeout", f"{timeout}s",
+             "-set", "talk_ms", str(talk_ms), "-trace_err", "-error_file", str(workdir / "agents_errors.log")],
+            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        csv = workdir / "agents.csv"
+        csv.write_text("SEQUENTIAL\n" + "".join(f"{a};[authentication username={a} password=pw-{a}];{self.port}\n"
+                                                for a in agent_ids))
+        self.login = run_sipp(workdir / "login", server_target, "-inf", str(csv), scenario="agents_login.xml",
+                              calls=len(agent_ids), rate=20, limit=len(agent_ids), timeout=30)
+
+    def stop(self) -> None:
+        if self.answer.poll() is None:
+            self.answer.terminate()
+            try:
+                self.answer.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.answer.kill()
+                self.answer.wait(timeout=5)
+
+
+def _time(line: str) -> float:
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def agent_intervals(log: str) -> dict[str, list[tuple[float, float, str]]]:
+    """Per agent, (connected, ended, call) from the server log: the record of who talked to whom."""
+    connected: dict[str, tuple[float, str]] = {}
+    ended: dict[str, float] = {}
+    for line in log.splitlines():
+        if m := re.search(r"call=(\S+) connected to agent=(\S+)", line):
+            connected[m.group(1)] = (_time(line), m.group(2))
+        elif m := re.search(r"call=(\S+) ended reason=", line):
+            ended[m.group(1)] = _time(line)
+    intervals: dict[str, list[tuple[float, float, str]]] = {}
+    for call, (start, agent) in connected.items():
+        intervals.setdefault(agent, []).append((start, ended.get(call, float("inf")), call))
+    return intervals
+
+
+def assert_no_double_booking(intervals) -> None:
+    for agent, calls in intervals.items():
+        calls.sort()
+        for (start_a, end_a, call_a), (start_b, _, call_b) in zip(calls, calls[1:]):
+            assert start_b >= end_a - 0.05, f"agent {agent} held {call_a} and {call_b} at once"
+
+
+@pytest.fixture()
+def acd_root(tmp_path):
+    return tmp_path
+
+
+def start_acd_server(root, agent_ids: list[str], **queue):
+    files = {"conf/agents.yaml": agents_yaml(agent_ids, **queue),
+             "dialplans/acd.yaml": 'routes:\n  - {number: "3000", flow: queue_direct}\n',
+             "ivr_flows/queue_direct.yaml": QUEUE_FLOW}
+    return start_server(root / "server", sip_port=free_port(), rtp_base=free_port(both=False) & ~1,
+                        extra_files=files)
+
+
+def test_callers_reach_sipp_agents_and_every_call_is_recorded(acd_root):
+    """3 agents log in by *45; 6 callers queue; each is connected to an agent who hangs up after 2 s."""
+    agents = ["2001", "2002", "2003"]
+    server = start_acd_server(acd_root, agents)
+    sipp_agents = None
+    try:
+        sipp_agents = SippAgents(acd_root / "agents", server.target, agents, talk_ms=2000, max_calls=6, timeout=60)
+        sipp_agents.login.assert_ok(server)
+        for agent in agents:
+            server.wait_for_log(rf"agent={agent} feature=login result=logged-in")
+        callers = run_sipp(acd_root / "callers", server.target, scenario="queue_caller.xml", service="3000",
+                           calls=6, rate=3, limit=6, timeout=60)
+        callers.assert_ok(server)
+    finally:
+        if sipp_agents:
+            sipp_agents.stop()
+        time.sleep(0.5)
+        log = server.log()
+        server.stop()
+    connected = re.findall(r"call=(\S+) connected to agent=(\S+)", log)
+    assert len(connected) == 6, log[-3000:]
+    assert {agent for _, agent in connected} <= set(agents)
+    assert_no_double_booking(agent_intervals(log))
+    assert len(re.findall(r"ended reason='agent hung up'", log)) == 6
