@@ -44,15 +44,14 @@ steps:
 class SippAgents:
     """One SIPp process answering offers for every agent, plus the login run that registers them."""
 
-    def __init__(self, workdir, server_target: str, agent_ids: list[str], *, talk_ms: int, max_calls: int,
-                 timeout: int) -> None:
+    def __init__(self, workdir, server_target: str, agent_ids: list[str], *, max_calls: int, timeout: int) -> None:
         self.port = free_port(both=False)
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.answer = subprocess.Popen(
             ["sipp", server_target, "-sf", str(SCENARIOS / "agent_answers.xml"), "-i", LOOPBACK, "-p", str(self.port),
              "-mp", str(free_port(both=False)), "-m", str(max_calls), "-nostdin", "-timeout", f"{timeout}s",
-             "-set", "talk_ms", str(talk_ms), "-trace_err", "-error_file", str(workdir / "agents_errors.log")],
+             "-trace_err", "-error_file", str(workdir / "agents_errors.log")],
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         csv = workdir / "agents.csv"
         csv.write_text("SEQUENTIAL\n" + "".join(f"{a};[authentication username={a} password=pw-{a}];{self.port}\n"
@@ -110,12 +109,12 @@ def start_acd_server(root, agent_ids: list[str], **queue):
 
 
 def test_callers_reach_sipp_agents_and_every_call_is_recorded(acd_root):
-    """3 agents log in by *45; 6 callers queue; each is connected to an agent who hangs up after 2 s."""
+    """3 agents log in by *45; 6 callers queue; each is connected to an agent who hangs up after 3 s."""
     agents = ["2001", "2002", "2003"]
     server = start_acd_server(acd_root, agents)
     sipp_agents = None
     try:
-        sipp_agents = SippAgents(acd_root / "agents", server.target, agents, talk_ms=2000, max_calls=6, timeout=60)
+        sipp_agents = SippAgents(acd_root / "agents", server.target, agents, max_calls=6, timeout=60)
         sipp_agents.login.assert_ok(server)
         for agent in agents:
             server.wait_for_log(rf"agent={agent} feature=login result=logged-in")
@@ -133,3 +132,43 @@ def test_callers_reach_sipp_agents_and_every_call_is_recorded(acd_root):
     assert {agent for _, agent in connected} <= set(agents)
     assert_no_double_booking(agent_intervals(log))
     assert len(re.findall(r"ended reason='agent hung up'", log)) == 6
+
+
+def test_load_200_callers_over_60_seconds_against_20_agents(acd_root):
+    """200 callers in 60 s (plus 20 who abandon after 1.5 s) against 20 SIPp agents talking 3 s:
+    every call is answered by an agent or deliberately abandoned, none is lost, no agent is double-booked."""
+    agents = [str(2100 + n) for n in range(20)]
+    server = start_acd_server(acd_root, agents)
+    sipp_agents = None
+    results = {}
+    try:
+        sipp_agents = SippAgents(acd_root / "agents", server.target, agents, max_calls=10_000, timeout=150)
+        sipp_agents.login.assert_ok(server)
+        abandoners = subprocess.Popen(
+            ["sipp", server.target, "-sf", str(SCENARIOS / "queue_abandon.xml"), "-s", "3000", "-i", LOOPBACK,
+             "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "20", "-r", "1", "-rp", "3000",
+             "-nostdin", "-timeout", "120s", "-timeout_error"],
+            cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        results["callers"] = run_sipp(acd_root / "callers", server.target, scenario="queue_caller.xml",
+                                      service="3000", calls=200, rate=200 / 60, limit=200, timeout=150)
+        results["abandoners"] = abandoners.wait(timeout=130)
+    finally:
+        if sipp_agents:
+            sipp_agents.stop()
+        time.sleep(1.0)
+        log = server.log()
+        server.stop()
+    results["callers"].assert_ok(server)
+    assert results["abandoners"] == 0, "every abandoning caller's scenario completed"
+    invited = set(re.findall(r"call=(\S+) INVITE from=sip:555", log))
+    ended = set(re.findall(r"call=(\S+) ended reason=", log))
+    connected = dict(re.findall(r"call=(\S+) connected to agent=(\S+)", log))
+    assert len(invited) == 220
+    assert invited <= ended, f"lost calls (no end record): {sorted(invited - ended)[:5]}"
+    unanswered = invited - set(connected)
+    abandoned = set(re.findall(r"call=(\S+) ended reason='caller hung up'", log))
+    assert unanswered <= abandoned, f"calls neither answered nor abandoned: {sorted(unanswered - abandoned)[:5]}"
+    assert len(connected) >= 200, "every patient caller reached an agent"
+    assert set(connected.values()) <= set(agents)
+    assert_no_double_booking(agent_intervals(log))
+    assert "internal error" not in log and "Traceback" not in log
