@@ -17,11 +17,11 @@ from .harness import LOOPBACK, SCENARIOS, free_port, run_sipp, start_server
 REALM = "example-acd"
 
 
-def agents_yaml(agent_ids: list[str], *, wrap_up: float = 1, ring_timeout: float = 5) -> str:
+def agents_yaml(agent_ids: list[str], *, wrap_up: float = 1, ring_timeout: float = 5, announce_every: float = 10) -> str:
     # SIPp 3.6 answers only the first challenge and knows only MD5: offer MD5 first.
     lines = [f"realm: {REALM}", "digest_algorithms: [MD5, SHA-256]", "queues:",
              f"  loadtest: {{strategy: longest-idle, wrap_up: {wrap_up}, ring_timeout: {ring_timeout}, "
-             "when_no_agents: join, announce_every: 10, max_wait: 150}",
+             f"when_no_agents: join, announce_every: {announce_every}, max_wait: 150}}",
              "  sales: {when_no_agents: refuse}", "  support: {when_no_agents: refuse}",
              "  billing: {when_no_agents: refuse}", "agents:"]
     for agent in agent_ids:
@@ -172,3 +172,38 @@ def test_load_200_callers_over_60_seconds_against_20_agents(acd_root):
     assert set(connected.values()) <= set(agents)
     assert_no_double_booking(agent_intervals(log))
     assert "internal error" not in log and "Traceback" not in log
+
+
+def test_queue_positions_are_announced_as_the_queue_moves_and_abandoners_leave_it(acd_root):
+    """One agent, three patient callers and one who gives up: the last patient caller hears position 2,
+    then 1; the abandoner leaves the queue without ever being offered; all three others are served."""
+    server = start_acd_server(acd_root, ["2201"], announce_every=5)
+    sipp_agents = None
+    try:
+        sipp_agents = SippAgents(acd_root / "agents", server.target, ["2201"], max_calls=3, timeout=60)
+        sipp_agents.login.assert_ok(server)
+        patient = subprocess.Popen(
+            ["sipp", server.target, "-sf", str(SCENARIOS / "queue_caller.xml"), "-s", "3000", "-i", LOOPBACK,
+             "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "3", "-r", "10",
+             "-nostdin", "-timeout", "60s", "-timeout_error"],
+            cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.8)
+        abandoner = run_sipp(acd_root / "abandon", server.target, scenario="queue_abandon.xml", service="3000",
+                             calls=1, timeout=30)
+        assert patient.wait(timeout=60) == 0
+        abandoner.assert_ok(server)
+    finally:
+        if sipp_agents:
+            sipp_agents.stop()
+        time.sleep(0.5)
+        log = server.log()
+        server.stop()
+    callers = re.findall(r"call=(\S+) INVITE from=sip:555", log)
+    patient_calls, abandoner_call = callers[:3], callers[3]
+    last = patient_calls[-1]
+    positions = [int(p) for p in re.findall(rf"call={re.escape(last)} announce position=(\d+)", log)]
+    assert positions[:2] == [2, 1], positions
+    assert re.search(rf"call={re.escape(abandoner_call)} ended reason='caller hung up'", log)
+    assert not re.search(rf"call={re.escape(abandoner_call)} (offer|connected)", log), "abandoner never offered"
+    assert all(re.search(rf"call={re.escape(c)} connected to agent=2201", log) for c in patient_calls)
+    assert_no_double_booking(agent_intervals(log))
