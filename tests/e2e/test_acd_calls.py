@@ -17,11 +17,13 @@ from .harness import LOOPBACK, SCENARIOS, free_port, run_sipp, start_server
 REALM = "example-acd"
 
 
-def agents_yaml(agent_ids: list[str], *, wrap_up: float = 1, ring_timeout: float = 5, announce_every: float = 10) -> str:
+def agents_yaml(agent_ids: list[str], *, wrap_up: float = 1, ring_timeout: float = 5, announce_every: float = 10,
+                max_missed_offers: int = 2) -> str:
     # SIPp 3.6 answers only the first challenge and knows only MD5: offer MD5 first.
     lines = [f"realm: {REALM}", "digest_algorithms: [MD5, SHA-256]", "queues:",
              f"  loadtest: {{strategy: longest-idle, wrap_up: {wrap_up}, ring_timeout: {ring_timeout}, "
-             f"when_no_agents: join, announce_every: {announce_every}, max_wait: 150}}",
+             f"when_no_agents: join, announce_every: {announce_every}, max_wait: 150, "
+             f"max_missed_offers: {max_missed_offers}}}",
              "  sales: {when_no_agents: refuse}", "  support: {when_no_agents: refuse}",
              "  billing: {when_no_agents: refuse}", "agents:"]
     for agent in agent_ids:
@@ -44,12 +46,13 @@ steps:
 class SippAgents:
     """One SIPp process answering offers for every agent, plus the login run that registers them."""
 
-    def __init__(self, workdir, server_target: str, agent_ids: list[str], *, max_calls: int, timeout: int) -> None:
+    def __init__(self, workdir, server_target: str, agent_ids: list[str], *, max_calls: int, timeout: int,
+                 scenario: str = "agent_answers.xml") -> None:
         self.port = free_port(both=False)
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.answer = subprocess.Popen(
-            ["sipp", server_target, "-sf", str(SCENARIOS / "agent_answers.xml"), "-i", LOOPBACK, "-p", str(self.port),
+            ["sipp", server_target, "-sf", str(SCENARIOS / scenario), "-i", LOOPBACK, "-p", str(self.port),
              "-mp", str(free_port(both=False)), "-m", str(max_calls), "-nostdin", "-timeout", f"{timeout}s",
              "-trace_err", "-error_file", str(workdir / "agents_errors.log")],
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -207,3 +210,53 @@ def test_queue_positions_are_announced_as_the_queue_moves_and_abandoners_leave_i
     assert not re.search(rf"call={re.escape(abandoner_call)} (offer|connected)", log), "abandoner never offered"
     assert all(re.search(rf"call={re.escape(c)} connected to agent=2201", log) for c in patient_calls)
     assert_no_double_booking(agent_intervals(log))
+
+
+def test_ring_no_answer_goes_to_the_next_agent_and_pauses_the_first(acd_root):
+    """Agent 2301 (longest idle) lets it ring: after the 3 s ring timeout the offer is CANCELled,
+    2301 is auto-paused, and 2302 gets and answers the call."""
+    server = start_acd_server(acd_root, ["2301", "2302"], ring_timeout=3, max_missed_offers=1)
+    silent = answering = None
+    try:
+        silent = SippAgents(acd_root / "silent", server.target, ["2301"], max_calls=1, timeout=60,
+                            scenario="agent_no_answer.xml")
+        silent.login.assert_ok(server)
+        time.sleep(0.3)
+        answering = SippAgents(acd_root / "answering", server.target, ["2302"], max_calls=1, timeout=60)
+        answering.login.assert_ok(server)
+        run_sipp(acd_root / "caller", server.target, scenario="queue_caller.xml", service="3000", calls=1,
+                 timeout=40).assert_ok(server)
+        assert silent.answer.wait(timeout=20) == 0, "the ringing phone saw CANCEL and answered 487 properly"
+    finally:
+        for group in (silent, answering):
+            if group:
+                group.stop()
+        log = server.log()
+        server.stop()
+    call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
+    assert re.search(rf"call={re.escape(call)} offer to agent=2301", log)
+    assert re.search(rf"call={re.escape(call)} offer to agent=2301 withdrawn: ring-no-answer|"
+                     rf"call={re.escape(call)} offer to agent=2301 withdrawn", log)
+    assert re.search(r"agent=2301 state \S+ -> paused \(auto-pause", log), log[-2000:]
+    assert re.search(rf"call={re.escape(call)} connected to agent=2302", log)
+
+
+def test_caller_who_hangs_up_while_the_agent_rings_cancels_the_offer(acd_root):
+    """The only agent's phone is ringing when the caller gives up: the offer is CANCELled (487)."""
+    server = start_acd_server(acd_root, ["2401"], ring_timeout=10)
+    silent = None
+    try:
+        silent = SippAgents(acd_root / "silent", server.target, ["2401"], max_calls=1, timeout=40,
+                            scenario="agent_no_answer.xml")
+        silent.login.assert_ok(server)
+        run_sipp(acd_root / "abandon", server.target, scenario="queue_abandon.xml", service="3000", calls=1,
+                 timeout=30).assert_ok(server)
+        assert silent.answer.wait(timeout=20) == 0, "the ringing phone got CANCEL"
+    finally:
+        if silent:
+            silent.stop()
+        log = server.log()
+        server.stop()
+    call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
+    assert re.search(rf"call={re.escape(call)} ended reason='caller hung up'", log)
+    assert re.search(rf"call={re.escape(call)} agent=2401 leg ended: caller-abandoned", log), log[-2000:]
