@@ -71,7 +71,7 @@ class AcdService:
                             requirements=action.skills)
         if not self._feed(event):
             self.sessions.pop(call_id, None)
-            session.ivr.feed(QueueFinished(outcome="failed", reason="the ACD refused the call"))
+            self._queue_failed(session, "the ACD refused the call")
             return
         if call_id in self.sessions and call_id not in self.bridged and session.active:
             wait = QueueWait(session, self, settings, reactor=self.reactor)
@@ -105,7 +105,14 @@ class AcdService:
         self.sessions.pop(call_id, None)
         for key in [k for k in self.offers if k[0] == call_id]:
             self.offers.pop(key).cancel("caller left the queue")
-        session.ivr.feed(QueueFinished(outcome="failed", reason="maximum wait reached"))
+        self._queue_failed(session, "maximum wait reached")
+
+    def _queue_failed(self, session: "CallSession", reason: str) -> None:
+        """Back to the flow's on_failure; a caller transferred into a queue has no flow left: hang up."""
+        if session.ivr is not None and not session.ivr.flow_run.finished:
+            session.ivr.feed(QueueFinished(outcome="failed", reason=reason))
+        elif session.active:
+            session.hang_up(f"queue failed after transfer: {reason}")
 
     # ---- agents ------------------------------------------------------------------------------
     def login(self, agent_id: str) -> str:
@@ -154,6 +161,35 @@ class AcdService:
         if session is not None:
             session.hang_up("agent hung up")
 
+    def _agent_hold(self, leg: AgentLeg, held: bool) -> None:
+        session = self.sessions.get(leg.customer_call_id)
+        if session is not None and self.bridged.get(leg.customer_call_id) is leg:
+            session.set_hold(held)
+
+    def _agent_transfer(self, leg: AgentLeg, target: str) -> int:
+        """Blind transfer of the caller by the agent: to a queue by name, or to a dialplan number.
+        Returns the SIP status for the NOTIFY (200 done, 404 no such target, 481 call gone)."""
+        call_id = leg.customer_call_id
+        session = self.sessions.get(call_id)
+        if session is None or self.bridged.get(call_id) is not leg or not session.active:
+            return 481
+        queue = target if target in (self.config.agents.queues if self.config.agents else {}) else None
+        route = None if queue else self.server.config.route_for(target)
+        if queue is None and route is None:
+            log.info("call=%s transfer by agent=%s to %r: no such queue or number", call_id, leg.agent_id, target)
+            return 404
+        del self.bridged[call_id]
+        session.unbridge()
+        self._feed(CallEnded(call_id=call_id))
+        self.sessions.pop(call_id, None)
+        if queue is not None:
+            log.info("call=%s transferred by agent=%s to queue %s", call_id, leg.agent_id, queue)
+            self.enqueue(session, EnqueueCall(queue=queue, priority=0, context=session.queue_context))
+        else:
+            log.info("call=%s transferred by agent=%s to %s (flow %s)", call_id, leg.agent_id, target, route.flow)
+            session.run_flow(self.server.config.flows[route.flow])
+        return 200
+
     # ---- the engine --------------------------------------------------------------------------
     def _feed(self, event) -> bool:
         try:
@@ -194,7 +230,7 @@ class AcdService:
                 if wait is not None:
                     wait.stop()
                 if session is not None:
-                    self.reactor.callLater(0, session.ivr.feed, QueueFinished(outcome="failed", reason=decision.reason))
+                    self.reactor.callLater(0, self._queue_failed, session, decision.reason)
             elif isinstance(decision, AgentStateChanged):
                 log.info("agent=%s state %s -> %s (%s)", decision.agent_id, decision.previous.value,
                          decision.state.value, decision.reason)
@@ -225,7 +261,8 @@ class AcdService:
                        payload_type=session.negotiated.payload_type,
                        telephone_event_pt=session.negotiated.telephone_event_pt,
                        context_headers=self._context_headers(session, offer),
-                       on_answer=self._agent_answered, on_failure=self._agent_failed, on_hangup=self._agent_hung_up)
+                       on_answer=self._agent_answered, on_failure=self._agent_failed, on_hangup=self._agent_hung_up,
+                       on_hold=self._agent_hold, on_transfer=self._agent_transfer)
         self.offers[(offer.call_id, offer.agent_id)] = leg
         if not leg.start():
             del self.offers[(offer.call_id, offer.agent_id)]

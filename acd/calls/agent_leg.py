@@ -11,10 +11,11 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Callable
 
-from ..media.sdp import SdpError, SessionDescription, build_offer
-from ..sip.build import build_cancel, new_call_id, new_tag
+from ..media.sdp import SdpError, SessionDescription, answer_offer, build_offer
+from ..sip.build import REASON_PHRASES, build_cancel, new_call_id, new_tag
 from ..sip.dialog import Dialog
 from ..sip.errors import RemoteProtocolError
+from ..sip.headers import NameAddr, SipUri
 from ..sip.message import Headers, Request, Response
 from .rtp_leg import RtpLeg
 
@@ -44,7 +45,8 @@ class AgentLeg:
                  destination: tuple[str, int], transport: str, codec: str, payload_type: int,
                  telephone_event_pt: int | None, context_headers: tuple[tuple[str, str], ...],
                  on_answer: Callable[["AgentLeg"], None], on_failure: Callable[["AgentLeg", int | None], None],
-                 on_hangup: Callable[["AgentLeg"], None]) -> None:
+                 on_hangup: Callable[["AgentLeg"], None], on_hold: Callable[["AgentLeg", bool], None],
+                 on_transfer: Callable[["AgentLeg", str], int]) -> None:
         self.server = server
         self.customer_call_id = customer_call_id
         self.agent_id = agent_id
@@ -58,6 +60,11 @@ class AgentLeg:
         self.on_answer = on_answer
         self.on_failure = on_failure
         self.on_hangup = on_hangup
+        self.on_hold = on_hold
+        self.on_transfer = on_transfer
+        self.held = False
+        self.sdp_version = 1
+        self.session_id = 0
         self.call_id = new_call_id(server.config.sip.public_address)
         self.state = AgentLegState.CALLING
         self.invite: Request | None = None
@@ -78,7 +85,8 @@ class AgentLeg:
         if self.local_port is None:
             return False
         public = server.config.sip.public_address
-        offer = build_offer(server.config.rtp.address, self.local_port, server.rng.getrandbits(31),
+        self.session_id = server.rng.getrandbits(31)
+        offer = build_offer(server.config.rtp.address, self.local_port, self.session_id,
                             codecs=(self.codec,), telephone_event_pt=self.telephone_event_pt or 101)
         headers = Headers()
         headers.add("From", f"\"ACD\" <sip:acd@{public}:{server.config.sip.port}>;tag={new_tag()}")
@@ -164,6 +172,51 @@ class AgentLeg:
         if was_answered:
             self.on_hangup(self)
 
+    def on_reinvite(self, request: Request, transaction: tuple) -> None:
+        """The agent's phone re-INVITEs: hold (sendonly/inactive) or resume (sendrecv) (RFC 3264 §8.4)."""
+        try:
+            offer = SessionDescription.parse(request.body)
+            self.sdp_version += 1
+            answer, negotiated = answer_offer(offer, local_address=self.server.config.rtp.address,
+                                              local_port=self.local_port, session_id=self.session_id,
+                                              session_version=self.session_id + self.sdp_version,
+                                              supported=(self.codec,))
+        except SdpError as error:
+            log.info("call=%s agent=%s re-INVITE refused 488: %s", self.customer_call_id, self.agent_id, error)
+            self.server.respond(transaction, 488)
+            return
+        self.server.respond(transaction, 200, to_tag=self.dialog.local_tag, body=bytes(answer),
+                            headers=(("Contact", self.invite.headers.get("Contact", "")),))
+        if negotiated.remote_address != "0.0.0.0":
+            self.rtp.remote = (negotiated.remote_address, negotiated.remote_port)
+        held = negotiated.direction in ("recvonly", "inactive") or negotiated.remote_address == "0.0.0.0"
+        if held != self.held:
+            self.held = held
+            log.info("call=%s agent=%s %s the caller", self.customer_call_id, self.agent_id,
+                     "put on hold" if held else "resumed")
+            self.on_hold(self, held)
+
+    def on_refer(self, request: Request, transaction: tuple) -> None:
+        """Blind transfer by the agent (RFC 3515): 202, then NOTIFY the outcome, then our BYE."""
+        refer_to = request.headers.get("Refer-To")
+        if refer_to is None:
+            self.server.respond(transaction, 400, headers=(("Warning", '399 acd "REFER without Refer-To"'),))
+            return
+        try:
+            target = SipUri.parse(NameAddr.parse(refer_to).uri).user or ""
+        except RemoteProtocolError:
+            self.server.respond(transaction, 400, headers=(("Warning", '399 acd "unreadable Refer-To"'),))
+            return
+        self.server.respond(transaction, 202)
+        log.info("call=%s agent=%s transfers the caller to %r", self.customer_call_id, self.agent_id, target)
+        status = self.on_transfer(self, target)
+        self.server.send_in_dialog(self, "NOTIFY", extra_headers=(
+            ("Event", "refer"), ("Subscription-State", "terminated;reason=noresource")),
+            body=f"SIP/2.0 {status} {REASON_PHRASES.get(status, '')}\r\n".encode(),
+            content_type="message/sipfrag;version=2.0")
+        if status < 300:
+            self.hang_up(f"transferred the caller to {target}")
+
     # ---- our actions -------------------------------------------------------------------------
     def cancel(self, reason: str) -> None:
         """Withdraw the offer: CANCEL while ringing, BYE if it was answered meanwhile."""
@@ -184,7 +237,7 @@ class AgentLeg:
         self.server.send_in_dialog(self, "BYE")
 
     def on_response(self, method: str, status: int | None) -> None:
-        """A final response (None: timeout) to an in-dialog request we sent (our BYE)."""
+        """A final response (None: timeout) to an in-dialog request we sent (BYE, NOTIFY)."""
         if method == "BYE":
             self._end(self.end_reason or "hung up")
 

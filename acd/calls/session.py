@@ -70,6 +70,7 @@ class CallSession:
         self.queue_context: dict = {}
         self.queued_at: float | None = None
         self.bridged_to: RtpLeg | None = None
+        self.on_hold = False
         self._answer_timer = None
 
     @property
@@ -203,7 +204,9 @@ class CallSession:
         if not self.active:
             return
         if playback_id < 0:
-            if self.queue_wait is not None:
+            if self.on_hold:
+                self.play(("moh",), playback_id)  # hold music loops until the agent resumes
+            elif self.queue_wait is not None:
                 self.queue_wait.on_playback_finished(playback_id)
         elif self.ivr is not None:
             self.ivr.feed(PlaybackFinished(playback_id=playback_id))
@@ -215,6 +218,47 @@ class CallSession:
         self.leg.relay_to = agent_rtp
         agent_rtp.relay_to = self.leg
         self.bridged_to = agent_rtp
+
+    def set_hold(self, held: bool) -> None:
+        """The agent put the caller on hold (the caller hears music) or took them back."""
+        agent_rtp = self.bridged_to
+        if agent_rtp is None or held == self.on_hold:
+            return
+        self.on_hold = held
+        if held:
+            self.leg.relay_to = None
+            agent_rtp.relay_to = None
+            self.media_clock.add(self.leg)
+            self.play(("moh",), -1)
+        else:
+            self.media_clock.remove(self.leg)
+            self.leg.stop()
+            self.leg.relay_to = agent_rtp
+            agent_rtp.relay_to = self.leg
+        log.info("call=%s %s", self.call_id, "on hold (music)" if held else "off hold (talking again)")
+
+    def unbridge(self) -> None:
+        """Disconnect from the agent's media (a transfer); we send media to the caller again."""
+        if self.bridged_to is not None:
+            self.bridged_to.relay_to = None
+        self.bridged_to = None
+        self.on_hold = False
+        self.leg.relay_to = None
+        self.leg.stop()
+        self.leg.next_send = None
+        self.media_clock.add(self.leg)
+
+    def run_flow(self, flow) -> None:
+        """Start another flow for this caller (a transfer to a number), keeping what we know of them."""
+        from ..ivr.interpreter import FlowRun
+
+        old = self.ivr.flow_run
+        self.ivr.stop()
+        config = self.server.config
+        run = FlowRun(flow, flows=config.flows, context=old.context, calendars=config.calendars)
+        self.ivr = IvrRunner(self, run, reactor=self.reactor, recognizers=self.ivr.recognizers,
+                             lookups=config.lookups, recordings_dir=self.ivr.recordings_dir)
+        self.ivr.start()
 
     # ---- the end -----------------------------------------------------------------------------
     def _stop_media(self) -> None:

@@ -160,8 +160,9 @@ class SipServer:
         if method == "BYE":
             leg.on_bye(event.transaction_id)
         elif method == "INVITE":
-            self.respond(event.transaction_id, 200, to_tag=leg.dialog.local_tag, body=leg.invite.body,
-                         headers=(("Contact", leg.invite.headers.get("Contact", "")),))
+            leg.on_reinvite(event.request, event.transaction_id)
+        elif method == "REFER":
+            leg.on_refer(event.request, event.transaction_id)
         elif method in ("INFO", "NOTIFY", "OPTIONS"):
             self.respond(event.transaction_id, 200)
         else:
@@ -335,9 +336,11 @@ class SipServer:
         self._flush()
 
     def send_in_dialog(self, session: CallSession, method: str,
-                       extra_headers: tuple[tuple[str, str], ...] = ()) -> tuple:
-        """Send an in-dialog request (BYE, REFER); its final response goes to `session.on_response`."""
-        request = session.dialog.create_request(method, extra_headers=extra_headers)
+                       extra_headers: tuple[tuple[str, str], ...] = (), body: bytes = b"",
+                       content_type: str | None = None) -> tuple:
+        """Send an in-dialog request (BYE, REFER, NOTIFY); its final response goes to `session.on_response`."""
+        request = session.dialog.create_request(method, extra_headers=extra_headers, body=body,
+                                                content_type=content_type)
         transaction = self.endpoint.send_request(request, session.dialog.destination(), session.dialog.transport,
                                                  self.reactor.seconds())
         self._request_owner[transaction] = (session, method)

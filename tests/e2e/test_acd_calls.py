@@ -18,19 +18,20 @@ REALM = "example-acd"
 
 
 def agents_yaml(agent_ids: list[str], *, wrap_up: float = 1, ring_timeout: float = 5, announce_every: float = 10,
-                max_missed_offers: int = 2) -> str:
+                max_missed_offers: int = 2, second_queue: list[str] = ()) -> str:
     # SIPp 3.6 answers only the first challenge and knows only MD5: offer MD5 first.
     lines = [f"realm: {REALM}", "digest_algorithms: [MD5, SHA-256]", "queues:",
              f"  loadtest: {{strategy: longest-idle, wrap_up: {wrap_up}, ring_timeout: {ring_timeout}, "
              f"when_no_agents: join, announce_every: {announce_every}, max_wait: 150, "
              f"max_missed_offers: {max_missed_offers}}}",
+             "  loadtest2: {when_no_agents: join}",
              "  sales: {when_no_agents: refuse}", "  support: {when_no_agents: refuse}",
              "  billing: {when_no_agents: refuse}", "agents:"]
     for agent in agent_ids:
         lines += [f'  "{agent}":', f"    password_ha1:",
                   f"      md5: {compute_ha1(agent, REALM, f'pw-{agent}', 'MD5')}",
                   f"      sha256: {compute_ha1(agent, REALM, f'pw-{agent}', 'SHA-256')}",
-                  "    queues: {loadtest: 0}"]
+                  "    queues: {loadtest2: 0}" if agent in second_queue else "    queues: {loadtest: 0}"]
     return "\n".join(lines) + "\n"
 
 
@@ -41,20 +42,27 @@ steps:
   busy: {play: all_busy, next: end}
   end: {hangup: true}
 """
+GOODBYE_FLOW = """
+name: goodbye_only
+steps:
+  bye: {play: goodbye, next: end, event: transferred-to-goodbye}
+  end: {hangup: true}
+"""
 
 
 class SippAgents:
     """One SIPp process answering offers for every agent, plus the login run that registers them."""
 
     def __init__(self, workdir, server_target: str, agent_ids: list[str], *, max_calls: int, timeout: int,
-                 scenario: str = "agent_answers.xml") -> None:
+                 scenario: str = "agent_answers.xml", keys: dict[str, str] | None = None) -> None:
         self.port = free_port(both=False)
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.answer = subprocess.Popen(
             ["sipp", server_target, "-sf", str(SCENARIOS / scenario), "-i", LOOPBACK, "-p", str(self.port),
              "-mp", str(free_port(both=False)), "-m", str(max_calls), "-nostdin", "-timeout", f"{timeout}s",
-             "-trace_err", "-error_file", str(workdir / "agents_errors.log")],
+             "-trace_err", "-error_file", str(workdir / "agents_errors.log"),
+             *[arg for key, value in (keys or {}).items() for arg in ("-key", key, value)]],
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         csv = workdir / "agents.csv"
         csv.write_text("SEQUENTIAL\n" + "".join(f"{a};[authentication username={a} password=pw-{a}];{self.port}\n"
@@ -105,8 +113,9 @@ def acd_root(tmp_path):
 
 def start_acd_server(root, agent_ids: list[str], **queue):
     files = {"conf/agents.yaml": agents_yaml(agent_ids, **queue),
-             "dialplans/acd.yaml": 'routes:\n  - {number: "3000", flow: queue_direct}\n',
-             "ivr_flows/queue_direct.yaml": QUEUE_FLOW}
+             "dialplans/acd.yaml": 'routes:\n  - {number: "3000", flow: queue_direct}\n'
+                                   '  - {number: "3999", flow: goodbye_only}\n',
+             "ivr_flows/queue_direct.yaml": QUEUE_FLOW, "ivr_flows/goodbye_only.yaml": GOODBYE_FLOW}
     return start_server(root / "server", sip_port=free_port(), rtp_base=free_port(both=False) & ~1,
                         extra_files=files)
 
@@ -260,3 +269,58 @@ def test_caller_who_hangs_up_while_the_agent_rings_cancels_the_offer(acd_root):
     call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
     assert re.search(rf"call={re.escape(call)} ended reason='caller hung up'", log)
     assert re.search(rf"call={re.escape(call)} agent=2401 leg ended: caller-abandoned", log), log[-2000:]
+
+
+def test_agent_hold_plays_music_to_the_caller_then_resumes(acd_root):
+    """The agent's phone re-INVITEs sendonly: the caller is on hold with music; sendrecv resumes."""
+    server = start_acd_server(acd_root, ["2601"])
+    agents = None
+    try:
+        agents = SippAgents(acd_root / "agents", server.target, ["2601"], max_calls=1, timeout=40,
+                            scenario="agent_holds.xml")
+        agents.login.assert_ok(server)
+        run_sipp(acd_root / "caller", server.target, scenario="queue_caller.xml", service="3000", calls=1,
+                 timeout=40).assert_ok(server)
+        assert agents.answer.wait(timeout=20) == 0
+    finally:
+        if agents:
+            agents.stop()
+        log = server.log()
+        server.stop()
+    call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
+    hold = re.search(rf"(\S+ \S+) INFO acd.call call={re.escape(call)} on hold \(music\)", log)
+    resume = re.search(rf"(\S+ \S+) INFO acd.call call={re.escape(call)} off hold \(talking again\)", log)
+    assert hold and resume, log[-2500:]
+    assert 1.5 < _time(resume.group(1)) - _time(hold.group(1)) < 3.5
+    assert re.search(rf"call={re.escape(call)} ended reason='agent hung up'", log)
+
+
+@pytest.mark.parametrize("target,expect", [
+    ("loadtest2", r"call={call} connected to agent=2702"),
+    ("3999", r"call={call} event=transferred-to-goodbye"),
+])
+def test_agent_blind_transfer_to_a_queue_or_a_number(acd_root, target, expect):
+    """The agent REFERs the caller to another queue (answered there by another agent) or to a number
+    (its flow runs for the caller); NOTIFY 200 reports it and our BYE ends the first agent's leg."""
+    server = start_acd_server(acd_root, ["2701", "2702"], second_queue=["2702"])
+    first = second = None
+    try:
+        first = SippAgents(acd_root / "first", server.target, ["2701"], max_calls=1, timeout=40,
+                           scenario="agent_transfers.xml", keys={"transfer_to": target})
+        first.login.assert_ok(server)
+        second = SippAgents(acd_root / "second", server.target, ["2702"], max_calls=1, timeout=40)
+        second.login.assert_ok(server)
+        scenario = "queue_caller.xml"
+        run_sipp(acd_root / "caller", server.target, scenario=scenario, service="3000", calls=1,
+                 timeout=40).assert_ok(server)
+        assert first.answer.wait(timeout=20) == 0, "the transferring agent saw 202, NOTIFY and our BYE"
+    finally:
+        for group in (first, second):
+            if group:
+                group.stop()
+        log = server.log()
+        server.stop()
+    call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
+    assert re.search(rf"call={re.escape(call)} connected to agent=2701", log)
+    assert re.search(expect.format(call=re.escape(call)), log), log[-2500:]
+    assert re.search(rf"call={re.escape(call)} agent=2701 leg ended: transferred the caller to {target}", log)
