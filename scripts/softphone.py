@@ -640,6 +640,15 @@ def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
     return None
 
 
+def without_tag(value: str | None) -> str | None:
+    """A From/To value without its ;tag= parameter."""
+    if value is None:
+        return None
+    head, sep, params = value.partition(">")
+    kept = [p for p in params.split(";") if p.strip() and not p.strip().lower().startswith("tag=")]
+    return head + sep + "".join(";" + p for p in kept)
+
+
 def sip_user(uri_text: str | None) -> str | None:
     """'"Bob" <sip:5551234@host>;tag=x' -> '5551234'."""
     if not uri_text:
@@ -685,13 +694,15 @@ class AgentAccount(Account):
                 "number": len([1 for i in range(len(phone.calls)) if phone.calls[i].incoming]) + 1,
                 "arrived_at": time.monotonic(), "request_uri": start.split(" ")[1]
                 if start.count(" ") >= 2 else start,
-                "from": frm, "from_user": sip_user(frm), "to": header_value(headers, "To"),
+                "from": without_tag(frm), "from_user": sip_user(frm),
+                "to": without_tag(header_value(headers, "To")),
                 "call_id": header_value(headers, "Call-ID"), "source": prm.rdata.srcAddress,
                 "headers": x_headers, "handled": False, "ringing_sent": False,
                 "answer_sent_at": None, "final_sent": None, "busy": False,
                 "recorder": None, "player": None, "record_path": None, "done": False,
             }
-            log(f"incoming call #{call.incoming['number']} from {frm} headers {x_headers}")
+            log(f"incoming call #{call.incoming['number']} from {without_tag(frm)} "
+                f"headers {x_headers}")
         except Exception as exc:
             log(f"onIncomingCall: {exc!r}")
 

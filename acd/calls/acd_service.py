@@ -10,11 +10,12 @@ wait, hand a refused call back to the IVR. One IDelayedCall follows `engine.next
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ..ivr.events import EnqueueCall, QueueFinished
 from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, AgentReadyRequested, AgentStateChanged,
-                       CallArrived, CallConnected, CallEnded, CallOverflowed, CallRefused, CallWaiting, Offer,
+                       CallArrived, CallbackRequested, CallConnected, CallEnded, CallOverflowed, CallRefused, CallWaiting, Offer,
                        OfferAnswered, OfferCancelled, OfferDeclined, QueueConfig, RoutingConfig, RoutingEngine,
                        RoutingError)
 from .agent_leg import AgentLeg, AgentLegState
@@ -25,9 +26,23 @@ if TYPE_CHECKING:
     from .session import CallSession
     from .sip_server import SipServer
 
-__all__ = ["AcdService", "routing_config_from"]
+__all__ = ["AcdService", "Callback", "routing_config_from"]
 
 log = logging.getLogger("acd.acd")
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A caller who asked to be called back: where to reach them, and what they told the IVR."""
+
+    call_id: str
+    number: str
+    destination: tuple[str, int]
+    codec: str
+    payload_type: int
+    telephone_event_pt: int | None
+    context: dict = field(default_factory=dict)
+    queue: str = ""
 
 
 def routing_config_from(config: "Config") -> RoutingConfig:
@@ -57,6 +72,8 @@ class AcdService:
         self.sessions: dict[str, "CallSession"] = {}
         self.offers: dict[tuple[str, str], AgentLeg] = {}
         self.bridged: dict[str, AgentLeg] = {}
+        self.callbacks: dict[str, Callback] = {}
+        self.customer_legs: dict[str, AgentLeg] = {}
         self._timer = None
 
     # ---- from the IVR and the call -----------------------------------------------------------
@@ -81,6 +98,9 @@ class AcdService:
     def caller_left(self, session: "CallSession") -> None:
         """The caller hung up (or the call failed): end everything the ACD holds for it."""
         call_id = session.call_id
+        if call_id in self.callbacks:
+            self.sessions.pop(call_id, None)  # keeps its place: we call them back
+            return
         if call_id not in self.sessions:
             return
         wait = self.waiting.pop(call_id, None)
@@ -106,6 +126,27 @@ class AcdService:
         for key in [k for k in self.offers if k[0] == call_id]:
             self.offers.pop(key).cancel("caller left the queue")
         self._queue_failed(session, "maximum wait reached")
+
+    def request_callback(self, session: "CallSession") -> bool:
+        """The queued caller pressed the callback key: keep their place, call them back later."""
+        call_id = session.call_id
+        trunk = next((t for t in self.server.config.trunks if t.name == session.trunk), None)
+        number = (session.queue_context or {}).get("caller_id", "")
+        if trunk is None or trunk.outbound is None or not number:
+            log.info("call=%s callback not possible (trunk %s has no outbound address, or no caller ID)", call_id,
+                     session.trunk)
+            return False
+        if not self._feed(CallbackRequested(call_id=call_id)):
+            return False
+        self.callbacks[call_id] = Callback(call_id=call_id, number=number, destination=trunk.outbound,
+                                           codec=session.negotiated.codec, payload_type=session.negotiated.payload_type,
+                                           telephone_event_pt=session.negotiated.telephone_event_pt,
+                                           context=dict(session.queue_context or {}), queue=session.queue_name or "")
+        wait = self.waiting.pop(call_id, None)
+        if wait is not None:
+            wait.stop()
+        log.info("call=%s callback requested to %s; place in queue %s kept", call_id, number, session.queue_name)
+        return True
 
     def _queue_failed(self, session: "CallSession", reason: str) -> None:
         """Back to the flow's on_failure; a caller transferred into a queue has no flow left: hang up."""
@@ -156,6 +197,12 @@ class AcdService:
         if self.bridged.get(call_id) is not leg:
             return
         del self.bridged[call_id]
+        customer = self.customer_legs.pop(call_id, None)
+        if customer is not None:
+            self.callbacks.pop(call_id, None)
+            self._feed(CallEnded(call_id=call_id))
+            customer.cancel("agent hung up")
+            return
         session = self.sessions.pop(call_id, None)
         self._feed(CallEnded(call_id=call_id))
         if session is not None:
@@ -250,6 +297,10 @@ class AcdService:
         session = self.sessions.get(offer.call_id)
         contacts = self.contacts(offer.agent_id)
         log.info("call=%s offer agent=%s queue=%s: %s", offer.call_id, offer.agent_id, offer.queue, offer.explanation)
+        callback = self.callbacks.get(offer.call_id)
+        if callback is not None and contacts:
+            self._offer_callback(offer, callback, contacts[0])
+            return
         if session is None or not contacts:
             reason = "agent not registered" if session is not None else "call gone"
             self.reactor.callLater(0, self._feed, OfferDeclined(call_id=offer.call_id, agent_id=offer.agent_id,
@@ -269,9 +320,81 @@ class AcdService:
             self.reactor.callLater(0, self._feed, OfferDeclined(call_id=offer.call_id, agent_id=offer.agent_id,
                                                                 reason="no RTP port"))
 
+    def _offer_callback(self, offer: Offer, callback: "Callback", contact) -> None:
+        uri, destination, transport = contact
+        headers = (("X-ACD-Queue", offer.queue), ("X-ACD-Caller", callback.number), ("X-ACD-Callback", "yes"),
+                   ("X-ACD-Caller-Call-ID", offer.call_id))
+        leg = AgentLeg(server=self.server, customer_call_id=offer.call_id, agent_id=offer.agent_id, contact=uri,
+                       destination=destination, transport=transport, codec=callback.codec,
+                       payload_type=callback.payload_type, telephone_event_pt=callback.telephone_event_pt,
+                       context_headers=headers, on_answer=self._agent_answered, on_failure=self._agent_failed,
+                       on_hangup=self._agent_hung_up, on_hold=lambda leg, held: None,
+                       on_transfer=lambda leg, target: 501)
+        self.offers[(offer.call_id, offer.agent_id)] = leg
+        if not leg.start():
+            del self.offers[(offer.call_id, offer.agent_id)]
+            self.reactor.callLater(0, self._feed, OfferDeclined(call_id=offer.call_id, agent_id=offer.agent_id,
+                                                                reason="no RTP port"))
+
+    def _connect_callback(self, connected: CallConnected, agent: AgentLeg) -> None:
+        """The agent took a callback: now dial the customer through the trunk, greet them, bridge."""
+        callback = self.callbacks[connected.call_id]
+        call_id = connected.call_id
+        self.bridged[call_id] = agent
+        host, port = callback.destination
+        log.info("call=%s agent=%s ready; calling back %s via %s:%s", call_id, agent.agent_id, callback.number,
+                 host, port)
+        holder: list[AgentLeg] = []
+
+        def answered(customer: AgentLeg) -> None:
+            log.info("call=%s callback answered by %s; greeting, then bridging", call_id, callback.number)
+            self.server.media_clock.add(customer.rtp)
+            audio = self.server.prompts.encoded("callback_intro", customer.codec)
+            customer.rtp.play(audio, 1)
+
+        def greeted(playback_id: int) -> None:
+            customer = holder[0]
+            if customer.state is not AgentLegState.ANSWERED or agent.state is not AgentLegState.ANSWERED:
+                return
+            self.server.media_clock.remove(customer.rtp)
+            customer.rtp.stop()
+            customer.rtp.relay_to = agent.rtp
+            agent.rtp.relay_to = customer.rtp
+            log.info("call=%s connected to agent=%s (callback to %s)", call_id, agent.agent_id, callback.number)
+
+        def failed(customer: AgentLeg, status: int | None) -> None:
+            log.info("call=%s callback to %s failed (%s)", call_id, callback.number, status or "no answer")
+            self._end_callback(call_id, agent, f"customer did not answer the callback ({status or 'timeout'})")
+
+        def hung_up(customer: AgentLeg) -> None:
+            self._end_callback(call_id, agent, "customer hung up")
+
+        customer = AgentLeg(server=self.server, customer_call_id=call_id, agent_id=f"customer-{callback.number}",
+                            contact=f"sip:{callback.number}@{host}:{port}", destination=(host, port), transport="UDP",
+                            codec=callback.codec, payload_type=callback.payload_type,
+                            telephone_event_pt=callback.telephone_event_pt, context_headers=(),
+                            on_answer=answered, on_failure=failed, on_hangup=hung_up,
+                            on_hold=lambda leg, held: None, on_transfer=lambda leg, target: 501,
+                            on_playback_finished=greeted, from_user=callback.queue or "acd")
+        holder.append(customer)
+        self.customer_legs[call_id] = customer
+        if not customer.start():
+            self._end_callback(call_id, agent, "no RTP port for the callback")
+
+    def _end_callback(self, call_id: str, agent: AgentLeg, reason: str) -> None:
+        self.customer_legs.pop(call_id, None)
+        self.callbacks.pop(call_id, None)
+        if self.bridged.get(call_id) is agent:
+            del self.bridged[call_id]
+        self._feed(CallEnded(call_id=call_id))
+        agent.hang_up(reason)
+
     def _connect(self, connected: CallConnected) -> None:
         session = self.sessions.get(connected.call_id)
         leg = self.offers.pop((connected.call_id, connected.agent_id), None)
+        if connected.callback and connected.call_id in self.callbacks and leg is not None:
+            self._connect_callback(connected, leg)
+            return
         if session is None or leg is None or leg.state is not AgentLegState.ANSWERED:
             log.warning("call=%s connect to agent=%s impossible (caller or agent gone)", connected.call_id,
                         connected.agent_id)

@@ -1,4 +1,5 @@
-"""AgentLeg: our outbound call to an agent's softphone (an ACD offer), from INVITE to BYE.
+"""AgentLeg: our outbound call to an agent's softphone (an ACD offer), from INVITE to BYE; the same
+class places a callback to a customer through a trunk.
 
 We are the UAC here: INVITE with an SDP offer in the caller's codec (so media can be relayed
 without transcoding) and the call's context in X-ACD-* headers for softphones that show them,
@@ -46,7 +47,9 @@ class AgentLeg:
                  telephone_event_pt: int | None, context_headers: tuple[tuple[str, str], ...],
                  on_answer: Callable[["AgentLeg"], None], on_failure: Callable[["AgentLeg", int | None], None],
                  on_hangup: Callable[["AgentLeg"], None], on_hold: Callable[["AgentLeg", bool], None],
-                 on_transfer: Callable[["AgentLeg", str], int]) -> None:
+                 on_transfer: Callable[["AgentLeg", str], int],
+                 on_playback_finished: Callable[[int], None] = lambda playback: None,
+                 from_user: str = "acd") -> None:
         self.server = server
         self.customer_call_id = customer_call_id
         self.agent_id = agent_id
@@ -62,6 +65,8 @@ class AgentLeg:
         self.on_hangup = on_hangup
         self.on_hold = on_hold
         self.on_transfer = on_transfer
+        self.on_playback_finished = on_playback_finished
+        self.from_user = from_user
         self.held = False
         self.sdp_version = 1
         self.session_id = 0
@@ -80,7 +85,7 @@ class AgentLeg:
         server = self.server
         self.rtp = RtpLeg(call_id=self.call_id, codec=self.codec, payload_type=self.payload_type,
                           remote=("0.0.0.0", 0), telephone_event_pt=self.telephone_event_pt,
-                          on_digit=lambda digit: None, on_playback_finished=lambda playback: None, rng=server.rng)
+                          on_digit=lambda digit: None, on_playback_finished=self.on_playback_finished, rng=server.rng)
         self.local_port = server.ports.listen(self.rtp)
         if self.local_port is None:
             return False
@@ -89,7 +94,7 @@ class AgentLeg:
         offer = build_offer(server.config.rtp.address, self.local_port, self.session_id,
                             codecs=(self.codec,), telephone_event_pt=self.telephone_event_pt or 101)
         headers = Headers()
-        headers.add("From", f"\"ACD\" <sip:acd@{public}:{server.config.sip.port}>;tag={new_tag()}")
+        headers.add("From", f"\"ACD\" <sip:{self.from_user}@{public}:{server.config.sip.port}>;tag={new_tag()}")
         headers.add("To", f"<sip:{self.agent_id}@{public}>")
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", "1 INVITE")

@@ -17,13 +17,14 @@ if TYPE_CHECKING:
     from .acd_service import AcdService
     from .session import CallSession
 
-__all__ = ["QueueWait", "announcement_prompts", "MUSIC_PLAYBACK", "ANNOUNCEMENT_PLAYBACK"]
+__all__ = ["QueueWait", "announcement_prompts", "MUSIC_PLAYBACK", "ANNOUNCEMENT_PLAYBACK", "CALLBACK_PLAYBACK"]
 
 log = logging.getLogger("acd.queue")
 
 # Playback ids below zero belong to the queue, not to the IVR (whose ids count up from 1).
 MUSIC_PLAYBACK = -1
 ANNOUNCEMENT_PLAYBACK = -2
+CALLBACK_PLAYBACK = -3
 
 
 def announcement_prompts(position: int, estimated_wait_seconds: float | None) -> list[str]:
@@ -49,6 +50,7 @@ class QueueWait:
         self.music = settings.music if settings else "moh"
         self.announce_every = settings.announce_every_seconds if settings else 30.0
         self.max_wait = settings.max_wait_seconds if settings else 600.0
+        self.callback_key = settings.callback_key if settings else None
         self.position: int | None = None
         self.estimated_wait: float | None = None
         self.announced: list[tuple[int, float | None]] = []
@@ -73,6 +75,14 @@ class QueueWait:
         if not self._stopped:
             self._play_music()
 
+    def on_digit(self, digit: str) -> None:
+        """The caller's keys while waiting: the callback key asks to be called back."""
+        if digit != self.callback_key or self._stopped:
+            return
+        if self.acd.request_callback(self.session):
+            self.session.play(("callback_confirm",), CALLBACK_PLAYBACK)
+            self.session.callback_requested = True
+
     def stop(self) -> None:
         """The caller leaves the queue (connected, gone or refused)."""
         self._stopped = True
@@ -96,10 +106,17 @@ class QueueWait:
             self.announced.append((self.position, self.estimated_wait))
             log.info("call=%s announce position=%d estimated_wait=%s", self.session.call_id, self.position,
                      "unknown" if self.estimated_wait is None else f"{self.estimated_wait:.0f}s")
-            self.session.play(tuple(announcement_prompts(self.position, self.estimated_wait)), ANNOUNCEMENT_PLAYBACK)
+            prompts = announcement_prompts(self.position, self.estimated_wait)
+            if self.callback_key == "*" and self._callback_possible():
+                prompts.append("queue/press_star_callback")
+            self.session.play(tuple(prompts), ANNOUNCEMENT_PLAYBACK)
         else:
             self._play_music()
         self._announce_timer = self.reactor.callLater(self.announce_every, self._announce)
+
+    def _callback_possible(self) -> bool:
+        trunk = next((t for t in self.session.server.config.trunks if t.name == self.session.trunk), None)
+        return trunk is not None and trunk.outbound is not None
 
     def _play_music(self) -> None:
         if self.session.active:

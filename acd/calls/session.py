@@ -71,6 +71,7 @@ class CallSession:
         self.queued_at: float | None = None
         self.bridged_to: RtpLeg | None = None
         self.on_hold = False
+        self.callback_requested = False
         self._answer_timer = None
 
     @property
@@ -192,8 +193,11 @@ class CallSession:
         """A DTMF digit from RTP or SIP INFO; never logged while masked digits are collected."""
         if not self.active or self.ivr is None:
             return
-        if self.queue_wait is not None or self.bridged_to is not None:
-            return  # in queue or talking to an agent: keys are not for the IVR
+        if self.queue_wait is not None:
+            self.queue_wait.on_digit(digit)
+            return
+        if self.bridged_to is not None:
+            return  # talking to an agent: keys are not for the IVR
         masked = self.ivr.flow_run.collecting_masked
         log.info("call=%s dtmf digit=%s via=%s step=%s", self.call_id, "*" if masked else digit, method,
                  self.ivr.flow_run.step_name)
@@ -204,7 +208,9 @@ class CallSession:
         if not self.active:
             return
         if playback_id < 0:
-            if self.on_hold:
+            if self.callback_requested:
+                self.hang_up("callback requested")
+            elif self.on_hold:
                 self.play(("moh",), playback_id)  # hold music loops until the agent resumes
             elif self.queue_wait is not None:
                 self.queue_wait.on_playback_finished(playback_id)

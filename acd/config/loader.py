@@ -154,7 +154,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             trunk = check.mapping(body, section.line_of(name), f"trunk {name!r}")
             if trunk is None:
                 continue
-            check.unknown_keys(trunk, {"sources", "port"}, f"trunk {name!r}")
+            check.unknown_keys(trunk, {"sources", "port", "outbound"}, f"trunk {name!r}")
             sources = trunk.get("sources")
             if not isinstance(sources, list) or not sources:
                 check.error(trunk.line_of("sources"), f"trunk {name!r} needs 'sources': a list of IP addresses or networks")
@@ -169,7 +169,15 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             if port is not None and not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536):
                 check.error(trunk.line_of("port"), f"trunk {name!r} port must be 1-65535, not {port!r}")
                 port = None
-            trunks.append(Trunk(name=str(name), sources=tuple(networks), port=port))
+            outbound = None
+            if "outbound" in trunk:
+                match = re.fullmatch(r"\s*([0-9.]+|\[[0-9a-fA-F:]+\]):(\d{1,5})\s*", str(trunk["outbound"]))
+                if match is None or not 0 < int(match.group(2)) < 65536:
+                    check.error(trunk.line_of("outbound"), f"trunk {name!r} outbound must be IP:port (e.g. 192.0.2.10:5060), "
+                                                           f"not {trunk['outbound']!r}")
+                else:
+                    outbound = (match.group(1).strip("[]"), int(match.group(2)))
+            trunks.append(Trunk(name=str(name), sources=tuple(networks), port=port, outbound=outbound))
     if not trunks:
         check.error(top.line_of("trunks"), "no trunks: add 'trunks:' with at least one trunk and its 'sources' (nobody could call in)")
     data_dir = (root / str(top.get("data_dir", "data"))).resolve()

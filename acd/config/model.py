@@ -41,6 +41,8 @@ class Trunk:
     name: str
     sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     port: int | None = None
+    # Where calls we place through this trunk go (callbacks); None: this trunk takes no outbound calls.
+    outbound: tuple[str, int] | None = None
 
     def allows(self, host: str, port: int) -> bool:
         """True if a request from host:port comes from this trunk."""

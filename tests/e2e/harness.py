@@ -41,7 +41,8 @@ def free_port(kind: int = socket.SOCK_DGRAM, both: bool = True) -> int:
 
 
 def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
-                 flows_from: Path = REPO, extra_files: dict[str, str] | None = None) -> None:
+                 flows_from: Path = REPO, extra_files: dict[str, str] | None = None,
+                 trunk_outbound: str | None = None) -> None:
     """A config tree for one test server: the shipped demo dialplans, flows, queues and look-ups, on
     test ports, with office hours open around the clock (tests must not depend on the time of day).
     `extra_files` ({relative path: text}) adds or replaces files."""
@@ -55,6 +56,7 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
         "trunks:\n"
         "  test:\n"
         f"    sources: [{', '.join(sources)}]\n"
+        + (f"    outbound: \"{trunk_outbound}\"\n" if trunk_outbound else "") +
         "data_dir: data\n"
         f"sounds_dir: {flows_from / 'sounds'}\n"
     )
@@ -120,9 +122,11 @@ class AcdServer:
 
 
 def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
-                 log_level: str = "INFO", extra_files: dict[str, str] | None = None) -> AcdServer:
+                 log_level: str = "INFO", extra_files: dict[str, str] | None = None,
+                 trunk_outbound: str | None = None) -> AcdServer:
     """Write a config under `root` and start the server on it; waits until it listens."""
-    write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources, extra_files=extra_files)
+    write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources, extra_files=extra_files,
+                 trunk_outbound=trunk_outbound)
     log_path = root / "server.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen([sys.executable, "-m", "acd.cli", "serve", "--root", str(root), "--log-level",

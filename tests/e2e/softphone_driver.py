@@ -87,3 +87,100 @@ def audio_rms_of_wav(path: str | os.PathLike) -> float:
     if not samples:
         return 0.0
     return math.sqrt(sum(s * s for s in samples) / len(samples))
+
+
+class SoftphoneProcess:
+    """`softphone.py *args` running in the background (e.g. `agent`, which must be up before the
+    call reaches it). Its stderr is collected by a thread; `wait_for_stderr` waits for a line
+    such as "REGISTERED 200" and `result()` waits for the end and returns what `run_softphone`
+    returns. Always call `result()` or `kill()` (a `with` block does the latter on error)."""
+
+    def __init__(self, *args: str) -> None:
+        import threading
+
+        self.args = args
+        self.proc = subprocess.Popen([sys.executable, str(SOFTPHONE), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self._err = bytearray()
+        self._out = b""
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
+    def _read_stderr(self) -> None:
+        for chunk in iter(lambda: self.proc.stderr.read1(4096), b""):
+            with self._lock:
+                self._err += chunk
+
+    @property
+    def stderr(self) -> str:
+        with self._lock:
+            return self._err.decode(errors="replace")
+
+    def wait_for_stderr(self, pattern: str, timeout: float = 10.0) -> "re.Match":
+        """Wait for a regex in the stderr so far; AssertionError (with the tail) on timeout/exit."""
+        import re
+        import time
+
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            match = regex.search(self.stderr)
+            if match:
+                return match
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                state = f"exited {self.proc.returncode}" if self.proc.poll() is not None \
+                    else f"not after {timeout}s"
+                raise AssertionError(f"softphone stderr has no /{pattern}/ ({state}): "
+                                     f"{' '.join(self.args)}\n{_tail(self._err)}")
+            time.sleep(0.02)
+
+    def result(self, timeout: float = 40) -> dict:
+        """Wait for the process to end; its JSON report plus "exit_code" and "stderr"."""
+        try:
+            self._out = self.proc.stdout.read() if self._wait(timeout) else b""
+        finally:
+            if self.proc.poll() is None:
+                self.kill()
+                raise AssertionError(f"softphone still running after {timeout}s, killed: "
+                                     f"{' '.join(self.args)}\n{_tail(self._err)}")
+        self._reader.join(5)
+        text = self._out.decode(errors="replace").strip()
+        try:
+            result = json.loads(text.splitlines()[-1]) if text else None
+        except json.JSONDecodeError:
+            result = None
+        if not isinstance(result, dict):
+            raise AssertionError(
+                f"softphone printed no JSON (exit {self.proc.returncode}): {' '.join(self.args)}\n"
+                f"--- stdout ---\n{text}\n--- stderr (tail) ---\n{_tail(self._err)}")
+        result["exit_code"] = self.proc.returncode
+        result["stderr"] = self.stderr
+        return result
+
+    def _wait(self, timeout: float) -> bool:
+        try:
+            self.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def kill(self) -> None:
+        _kill(self.proc)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def __enter__(self) -> "SoftphoneProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            try:
+                stream.close()
+            except Exception:
+                pass

@@ -59,7 +59,7 @@ class SippAgents:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.answer = subprocess.Popen(
-            ["sipp", server_target, "-sf", str(SCENARIOS / scenario), "-i", LOOPBACK, "-p", str(self.port),
+            ["sipp", server_target, "-sf", str(SCENARIOS / scenario) if "/" not in scenario else scenario, "-i", LOOPBACK, "-p", str(self.port),
              "-mp", str(free_port(both=False)), "-m", str(max_calls), "-nostdin", "-timeout", f"{timeout}s",
              "-trace_err", "-error_file", str(workdir / "agents_errors.log"),
              *[arg for key, value in (keys or {}).items() for arg in ("-key", key, value)]],
@@ -111,13 +111,13 @@ def acd_root(tmp_path):
     return tmp_path
 
 
-def start_acd_server(root, agent_ids: list[str], **queue):
+def start_acd_server(root, agent_ids: list[str], trunk_outbound: str | None = None, **queue):
     files = {"conf/agents.yaml": agents_yaml(agent_ids, **queue),
              "dialplans/acd.yaml": 'routes:\n  - {number: "3000", flow: queue_direct}\n'
                                    '  - {number: "3999", flow: goodbye_only}\n',
              "ivr_flows/queue_direct.yaml": QUEUE_FLOW, "ivr_flows/goodbye_only.yaml": GOODBYE_FLOW}
     return start_server(root / "server", sip_port=free_port(), rtp_base=free_port(both=False) & ~1,
-                        extra_files=files)
+                        extra_files=files, trunk_outbound=trunk_outbound)
 
 
 def test_callers_reach_sipp_agents_and_every_call_is_recorded(acd_root):
@@ -324,3 +324,40 @@ def test_agent_blind_transfer_to_a_queue_or_a_number(acd_root, target, expect):
     assert re.search(rf"call={re.escape(call)} connected to agent=2701", log)
     assert re.search(expect.format(call=re.escape(call)), log), log[-2500:]
     assert re.search(rf"call={re.escape(call)} agent=2701 leg ended: transferred the caller to {target}", log)
+
+
+def test_callback_keeps_the_place_and_calls_the_customer_back_when_an_agent_frees_up(acd_root):
+    """No agent is free; the caller presses * and is hung up on with a promise. When agent 2901 logs
+    in, the agent is offered the callback, answers, and the server dials the customer through the
+    trunk, greets them and bridges them to the agent."""
+    customer_port = free_port(both=False)
+    talking = (SCENARIOS / "agent_answers.xml").read_text()
+    (acd_root / "agent_10s.xml").write_text(talking.replace('timeout="3000"', 'timeout="10000"'))
+    (acd_root / "customer_6s.xml").write_text(talking.replace('timeout="3000"', 'timeout="6000"'))
+    server = start_acd_server(acd_root, ["2901"], trunk_outbound=f"{LOOPBACK}:{customer_port}")
+    customer = agents = None
+    try:
+        customer = subprocess.Popen(
+            ["sipp", server.target, "-sf", str(acd_root / "customer_6s.xml"), "-i", LOOPBACK, "-p",
+             str(customer_port), "-mp", str(free_port(both=False)), "-m", "1", "-nostdin", "-timeout", "60s"],
+            cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        run_sipp(acd_root / "caller", server.target, scenario="queue_callback.xml", service="3000", calls=1,
+                 timeout=30).assert_ok(server)
+        call = re.findall(r"call=(\S+) INVITE from=sip:555", server.log())[0]
+        server.wait_for_log(rf"call={re.escape(call)} callback requested to 5551")
+        server.wait_for_log(rf"call={re.escape(call)} ended reason='callback requested'")
+        agents = SippAgents(acd_root / "agents", server.target, ["2901"], max_calls=1, timeout=40,
+                            scenario=str(acd_root / "agent_10s.xml"))
+        agents.login.assert_ok(server)
+        server.wait_for_log(rf"call={re.escape(call)} callback answered by 5551", timeout=15)
+        server.wait_for_log(rf"call={re.escape(call)} connected to agent=2901 \(callback to 5551\)", timeout=15)
+        assert customer.wait(timeout=20) == 0, "the customer's phone was called, answered and hung up cleanly"
+        server.wait_for_log(rf"call={re.escape(call)} agent=2901 leg ended: customer hung up", timeout=10)
+    finally:
+        for process in (customer,):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=5)
+        if agents:
+            agents.stop()
+        server.stop()
