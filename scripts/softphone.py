@@ -16,11 +16,36 @@ call we cancelled it ends with PJSIP's own 487), final_status = first final code
 "remote" (BYE received) | "none", record_format = what the WAV file holds (16-bit mono PCM at
 --clock-rate, 8000 Hz by default), timed_out, error (null when all went as asked).
 
-Exit status: 0 when the call was answered and then hung up (by either side), 2 when it was
-never answered, 1 on errors (bad arguments, PJSUA2 failure, answered call still up at --timeout).
+Blind transfer (REFER received): PJSUA accepts it (202) and places a call to the Refer-To target;
+we give it a new Call object and follow that call from then on (recording, DTMF still pending,
+--hangup-after, waiting for its BYE). Then "transferred_to" = the Refer-To URI (null when no
+REFER came) and "transfer_call" = {uri, status_codes, final_status, answered, connected_seconds,
+hung_up_by, disconnect_status, disconnect_reason, dtmf_received, ended} of the new call; the top
+level fields still describe the call we placed (hung_up_by "remote" = the transferor's BYE).
 
-Structure: one function per subcommand (`cmd_call`); `register` / `answer` (an agent phone) can
-be added later as further subparsers reusing `Phone`.
+Exit status: 0 when the call (the transferred one, after a REFER) was answered and then hung up (by
+either side), 2 when it was never answered, 1 on errors (bad arguments, PJSUA2 failure, answered
+call still up at --timeout).
+
+    .venv/bin/python scripts/softphone.py agent --registrar sip:127.0.0.1:5060 --user 1001 \
+        --password secret --answer-after 1 --record heard.wav --calls 2 --timeout 60
+
+`agent` registers (when --registrar is given; otherwise it only listens on --local-port), writes
+"softphone: REGISTERED <code> <reason>" (or "REGISTRATION FAILED <code> <reason>") to stderr, then
+takes incoming calls: 180, then 200 after --answer-after seconds (or --no-answer: ring until the
+caller gives up; --reject CODE: decline). A call arriving while another is in progress gets 486
+("busy": true). After --calls calls ended (0: none, just register) it unregisters and prints:
+
+    {"registered": true, "register_status": 200, "register_expires": 300, "unregister_status": 200,
+     "calls": [{"number": 1, "from": "\"Bob\" <sip:5551234@host>", "from_user": "5551234",
+                "headers": {"X-ACD-Queue": "sales", ...}, "answered": true, "status_sent": 200,
+                "ring_seconds": 1.0, "connected_seconds": 4.2, "hung_up_by": "remote",
+                "record_path": "/abs/heard.wav", "record_format": {...}, ...}], ...}
+
+"headers" holds every X-* header of the INVITE (repeated ones joined with ", "). With --record,
+call n > 1 is recorded to "<name>-n.wav" (or put "{n}" in the path). Exit status: 0 when
+registered (or no --registrar) and --calls calls ended, 3 when the registration failed (or got no
+answer), 1 otherwise (timeout before --calls calls ended, DTMF errors, PJSUA2 failure).
 """
 from __future__ import annotations
 
@@ -579,7 +604,8 @@ def cmd_call(args: argparse.Namespace, out: JsonOut) -> int:
             result["error"] = "; ".join(dtmf.errors)
             code = EXIT_ERROR if code == EXIT_OK else code
         elif dtmf.pending and answered:
-            result["error"] = f"call ended before all DTMF was sent ({dtmf.sent!r} of {args.dtmf!r})"
+            result["error"] = (f"call ended before all DTMF was sent "
+                               f"({dtmf.sent!r} of {args.dtmf!r})")
             code = EXIT_ERROR if code == EXIT_OK else code
     except pj.Error as exc:
         result["error"] = f"pjsua2: {exc.info()}"
@@ -818,6 +844,8 @@ def cmd_agent(args: argparse.Namespace, out: JsonOut) -> int:
     deadline = started + args.timeout
     dtmf_by_call: dict[int, DtmfSender] = {}
     reg_final: tuple[int, str, int] | None = None
+    login_call = None
+    result["login_status"] = None
     try:
         phone.start()
         result["local_port"] = phone.local_port
@@ -839,6 +867,17 @@ def cmd_agent(args: argparse.Namespace, out: JsonOut) -> int:
                         f"REGISTRATION FAILED {reg_final[0]} {reg_final[1]}")
                     if not ok:
                         break
+            if args.login_code and result["registered"] and login_call is None:
+                target = f"sip:{args.login_code}@{args.registrar.split(':', 1)[1]}"
+                login_call = phone.new_call(phone.acc)
+                login_call.makeCall(target, pj.CallOpParam(True))
+                log(f"dialling {target} to log in")
+            if login_call is not None and result["login_status"] is None and login_call.disconnected_at is not None:
+                result["login_status"] = "answered" if login_call.connected_at is not None else "failed"
+                log(f"login call ended: {login_call.disconnect_code} {login_call.disconnect_reason}")
+                if login_call.connected_at is None:
+                    result["error"] = f"login code {args.login_code} refused ({login_call.disconnect_code})"
+                    break
             incoming = [i for i in range(len(phone.calls)) if phone.calls[i].incoming]
             ended = sum(1 for i in incoming if phone.calls[i].incoming["done"])
             registered_enough = not args.registrar or reg_final is not None
@@ -908,6 +947,7 @@ def cmd_agent(args: argparse.Namespace, out: JsonOut) -> int:
             c = None
             phone.ep.libHandleEvents(POLL_MS)
 
+        login_call = None  # no Call reference may outlive the library (see Phone.shutdown)
         # unregister (the registrar must not keep offering calls to a phone that is gone)
         if result["registered"]:
             n_events = len(phone.reg_events)
@@ -1050,6 +1090,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only ring (180) until the caller gives up")
     how.add_argument("--reject", type=int, metavar="CODE",
                      help="decline every call with this final code (486 busy, 603 decline)")
+    g.add_argument("--login-code", default=None,
+                   help="after registering, dial this feature code (e.g. *45) with the account's credentials "
+                        "and wait for it to end before taking calls")
     g.add_argument("--calls", type=int, default=1,
                    help="exit after this many calls ended (0 = register, unregister, exit)")
     g.add_argument("--timeout", type=float, default=30.0,

@@ -144,8 +144,8 @@ def test_call_follows_a_blind_transfer_refer_from_sipp(tmp_path):
     call on a new Call object (no crash), records it, hangs it up after 1.5 s and exits 0."""
     refer_port, target_port = free_port(both=False), free_port(both=False)
     record = tmp_path / "heard.wav"
-    with sipp_background(tmp_path, "target", "-sn", "uas", "-p", str(target_port),
-                         "-mp", str(free_port(both=False)), "-m", "1", "-timeout", "15s") as target, \
+    with sipp_background(tmp_path, "target", "-sn", "uas", "-p", str(target_port), "-mp",
+                         str(free_port(both=False)), "-m", "1", "-timeout", "15s") as target, \
             sipp_background(tmp_path, "referrer", "-sf", str(SCENARIOS / "uas_refer.xml"),
                             "-p", str(refer_port), "-mp", str(free_port(both=False)), "-m", "1",
                             "-timeout", "15s",
