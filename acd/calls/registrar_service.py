@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..registrar import BindingTable, FailedAuthLimiter, parse_contact_values
-from ..sip.digest import DigestAuthenticator
+from ..sip.digest import DigestAuthenticator, parse_digest_params
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import RequestReceived
 from ..sip.headers import CSeq, NameAddr, SipUri
@@ -26,6 +26,23 @@ if TYPE_CHECKING:
 __all__ = ["RegistrarService", "load_or_create_secret"]
 
 log = logging.getLogger("acd.registrar")
+
+
+def _claimed_user(authorization: str | None) -> str:
+    """The username an Authorization header claims (unverified), for per-extension failure counts."""
+    if not authorization:
+        return ""
+    try:
+        return parse_digest_params(authorization)[1].get("username", "")
+    except RemoteProtocolError:
+        return ""
+
+
+def _to_user(request) -> str:
+    try:
+        return SipUri.parse(NameAddr.parse(request.headers.get("To", "")).uri).user or ""
+    except RemoteProtocolError:
+        return ""
 
 
 def load_or_create_secret(path: Path) -> bytes:
@@ -50,7 +67,11 @@ class RegistrarService:
         self.authenticator = DigestAuthenticator(config.agents.realm, load_or_create_secret(data / "nonce.secret"),
                                                  algorithms=config.agents.digest_algorithms)
         self.table = BindingTable()
-        self.limiter = FailedAuthLimiter()
+        # Two limits (fail2ban-like): one extension failing from one address is blocked after 5
+        # failures a minute, without locking out the other phones of an office behind the same NAT;
+        # an address failing for many extensions (a scanner) is blocked whole after 20.
+        self.user_limiter = FailedAuthLimiter(max_failures=5)
+        self.limiter = FailedAuthLimiter(max_failures=20)
         self.store = BindingStore(data / "registrations.db")
         self.auth_failures = 0
         self.blocked_requests = 0
@@ -74,7 +95,9 @@ class RegistrarService:
     def authenticate(self, event: RequestReceived, what: str) -> str | None:
         """The agent id if the request carries valid credentials; else answers 401/403 and returns None."""
         request, source_ip, now = event.request, event.source[0], self.reactor.seconds()
-        if self.limiter.is_blocked(source_ip, now):
+        claimed = _claimed_user(request.headers.get("Authorization")) or _to_user(request)
+        user_key = f"{source_ip} {claimed}"
+        if self.limiter.is_blocked(source_ip, now) or self.user_limiter.is_blocked(user_key, now):
             self.blocked_requests += 1
             log.warning("%s from %s refused 403: source blocked after repeated authentication failures", what,
                         source_ip)
@@ -86,15 +109,16 @@ class RegistrarService:
             return None
         result = self.authenticator.verify(request.method, authorization, self._ha1, now)
         if result.ok:
-            self.limiter.record_success(source_ip, now)
+            self.user_limiter.record_success(user_key, now)
             return result.username
         if result.counts_as_failure:
             self.auth_failures += 1
             self.limiter.record_failure(source_ip, now)
+            self.user_limiter.record_failure(user_key, now)
             log.warning("%s from %s: authentication failed for user %r (%s)", what, source_ip, result.username,
                         result.reason)
-            if self.limiter.is_blocked(source_ip, now):
-                log.warning("blocking %s for repeated authentication failures", source_ip)
+            if self.limiter.is_blocked(source_ip, now) or self.user_limiter.is_blocked(user_key, now):
+                log.warning("blocking %s (user %r) for repeated authentication failures", source_ip, claimed)
                 self.server.respond(event.transaction_id, 403, to_tag=self.server.new_tag())
                 return None
         self._challenge(event, stale=result.stale)

@@ -51,14 +51,12 @@ LIST_HEADERS = frozenset(
 
 
 def canonical_name(name: str) -> str:
-    """Return the canonical long form of a header name (compact forms expanded, case fixed)."""
+    """The canonical long form of a known header name (compact forms expanded, case fixed); other
+    names keep the spelling they were written with (lookups ignore case anyway)."""
     lower = name.lower()
     if len(lower) == 1 and lower in COMPACT_FORMS:
         return COMPACT_FORMS[lower]
-    known = _CANONICAL.get(lower)
-    if known is not None:
-        return known
-    return "-".join(part.capitalize() for part in lower.split("-"))
+    return _CANONICAL.get(lower, name)
 
 
 def split_list_value(value: str) -> list[str]:
@@ -106,14 +104,20 @@ class Headers:
         for n, v in self._items:
             if n == name:
                 return v
+        if name.lower() not in _CANONICAL:
+            wanted = name.lower()
+            for n, v in self._items:
+                if n.lower() == wanted:
+                    return v
         return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a header, list headers split into their elements."""
         name = canonical_name(name)
+        wanted = name.lower()
         values: list[str] = []
         for n, v in self._items:
-            if n == name:
+            if n == name or n.lower() == wanted:
                 if name in LIST_HEADERS:
                     values.extend(split_list_value(v))
                 else:
@@ -134,17 +138,19 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every value of a header by one value, keeping the first one's position."""
         name = canonical_name(name)
+        wanted = name.lower()
         for index, (n, _) in enumerate(self._items):
-            if n == name:
+            if n.lower() == wanted:
                 self._items[index] = (name, value)
-                self._items = [item for j, item in enumerate(self._items) if j <= index or item[0] != name]
+                self._items = [item for j, item in enumerate(self._items)
+                               if j <= index or item[0].lower() != wanted]
                 return
         self._items.append((name, value))
 
     def remove(self, name: str) -> None:
         """Remove every value of a header."""
-        name = canonical_name(name)
-        self._items = [item for item in self._items if item[0] != name]
+        wanted = canonical_name(name).lower()
+        self._items = [item for item in self._items if item[0].lower() != wanted]
 
     def copy(self) -> "Headers":
         """A shallow copy."""

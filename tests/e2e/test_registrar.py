@@ -77,13 +77,20 @@ def test_register_with_the_right_password_binds_the_contact(registrar_server):
 
 
 def test_wrong_password_is_challenged_again_then_blocked(registrar_server):
-    """Wrong passwords get 401 (no binding); the fifth failure in a minute blocks the source with 403."""
+    """Wrong passwords get 401 (no binding); the fifth failure in a minute blocks this extension from
+    this address with 403 (other extensions behind the same address keep working)."""
     phone = RegisteringPhone(registrar_server.sip_port, "1002")
     try:
         replies = [phone.register_with_password("not-the-password") for _ in range(4)]
         assert all(r.startswith(b"SIP/2.0 401") for r in replies), replies
         assert phone.register_with_password("not-the-password").startswith(b"SIP/2.0 403")
         assert phone.register().startswith(b"SIP/2.0 403"), "blocked sources are refused outright"
+        other = RegisteringPhone(registrar_server.sip_port, "1003")
+        try:
+            assert other.register_with_password("demo-1003-pw").startswith(b"SIP/2.0 200"), \
+                "another extension from the same address still registers"
+        finally:
+            other.close()
     finally:
         phone.close()
     log = registrar_server.log()

@@ -299,7 +299,17 @@ def test_known_header_names_keep_their_rfc_spelling():
     assert canonical_name("min-se") == "Min-SE"  # RFC 4028
     assert canonical_name("rseq") == "RSeq" and canonical_name("rack") == "RAck"  # RFC 3262
     assert canonical_name("www-authenticate") == "WWW-Authenticate"
-    assert canonical_name("x-custom-header") == "X-Custom-Header"
+    assert canonical_name("X-ACD-Queue") == "X-ACD-Queue", "unknown names keep their spelling"
+
+
+def test_unknown_header_lookups_ignore_case():
+    """X-ACD-Queue written by us is found as x-acd-queue, and vice versa."""
+    headers = Headers([("X-ACD-Queue", "sales")])
+    assert headers.get("x-acd-queue") == "sales" and headers.get_all("X-Acd-Queue") == ["sales"]
+    headers.set("x-acd-queue", "support")
+    assert list(headers) == [("x-acd-queue", "support")]
+    headers.remove("X-ACD-QUEUE")
+    assert len(headers) == 0
 
 
 # ---- invalid messages -------------------------------------------------------------------------
