@@ -71,7 +71,8 @@ def test_agent_with_a_wrong_password_is_refused_and_not_logged_in(agent_server):
 
 
 def test_caller_and_agent_hear_each_other_through_the_server(agent_server, tmp_path):
-    """Agent 1001 registers, logs in with *45, is offered a caller with X-ACD context, answers; the
+    """Agent 1001 registers and logs in with *45; a caller goes through the demo IVR (1000, key 1:
+    sales) into the sales queue; the agent is offered the call with X-ACD context and answers; the
     caller's 440 Hz reaches the agent and the agent's 1000 Hz reaches the caller; the agent hangs up."""
     caller_tone, agent_tone = tmp_path / "caller.wav", tmp_path / "agent.wav"
     write_tone(caller_tone, CALLER_TONE_HZ)
@@ -80,13 +81,13 @@ def test_caller_and_agent_hear_each_other_through_the_server(agent_server, tmp_p
     with SoftphoneProcess("agent", "--registrar", f"sip:{agent_server.target}", "--user", "1001",
                           "--password", "demo-1001-pw", "--login-code", "*45", "--answer-after", "0.5",
                           "--play", str(agent_tone), "--play-loop", "--record", str(agent_heard),
-                          "--hangup-after", "5", "--calls", "1", "--timeout", "40") as agent:
+                          "--hangup-after", "5", "--calls", "1", "--timeout", "50") as agent:
         agent.wait_for_stderr(r"login call ended", timeout=20)
         agent_server.wait_for_log(r"agent=1001 feature=login result=logged-in")
-        caller = run_softphone("call", f"sip:3100@{agent_server.target}", "--from-user", "5559001",
-                               "--play", str(caller_tone), "--play-loop", "--record", str(caller_heard),
-                               "--timeout", "30", timeout=45)
-        report = agent.result(timeout=30)
+        caller = run_softphone("call", f"sip:1000@{agent_server.target}", "--from-user", "5559001",
+                               "--dtmf", "1", "--dtmf-delay", "4", "--play", str(caller_tone), "--play-loop",
+                               "--record", str(caller_heard), "--timeout", "40", timeout=55)
+        report = agent.result(timeout=40)
     assert caller["answered"] and caller["hung_up_by"] == "remote", caller
     assert report["registered"] and report["login_status"] == "answered", report
     offer = report["calls"][0]
