@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
+from twisted.web import resource, server
+
+from .api.rest import ApiResource
 from .calls.registrar_service import RegistrarService
 from .calls.sip_server import SipServer
 from .calls.transports import SipTcpFactory, SipUdpProtocol
@@ -24,6 +28,30 @@ class RunningServer:
     sip: SipServer
     udp_port: object | None
     tcp_port: object | None
+    http_port: object | None = None
+
+
+def api_token(config: Config) -> str:
+    """The API's bearer token, from the token file in the data directory (made on first start)."""
+    path = config.data_dir / config.http.token_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or not path.read_text().strip():
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+        log.info("made a new API token in %s", path)
+    return path.read_text().strip()
+
+
+def start_http(config: Config, sip: SipServer, reload, reactor):
+    """Serve the REST API on the HTTP port (None when the port is 0)."""
+    if config.http.port == 0:
+        return None
+    root = resource.Resource()
+    root.putChild(b"api", ApiResource(sip, api_token(config), reload))
+    port = reactor.listenTCP(config.http.port, server.Site(root), interface=config.http.listen)
+    log.info("HTTP API on http://%s:%s/api (token in %s)", config.http.listen, config.http.port,
+             config.data_dir / config.http.token_file)
+    return port
 
 
 def build_server(config: Config, reactor) -> RunningServer:

@@ -79,7 +79,7 @@ def _serve(root: Path, level: str) -> int:
         return 2
     from twisted.internet import reactor
 
-    from .app import build_server
+    from .app import build_server, start_http
     from .reload import ConfigReloader, write_pid
 
     try:
@@ -89,6 +89,11 @@ def _serve(root: Path, level: str) -> int:
         return 3
     reloader = ConfigReloader(root, running.sip, reactor)
     reloader.watch()
+    try:
+        start_http(config, running.sip, reloader.reload, reactor)
+    except Exception as error:  # binding failures: say which port and stop
+        log.error("cannot start the HTTP API: %s", error)
+        return 3
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reloader.reload, "SIGHUP"))
     write_pid(config.data_dir)
     reactor.run()

@@ -56,6 +56,9 @@ class ConfigReloader:
         prompts.preload()
         self.server.config = config
         self.server.prompts = prompts
+        self.server.acd.config = config
+        if self.server.registrar is not None:
+            self.server.registrar.set_config(config)
         self.generation += 1
         log.info("config reloaded (%s): generation %d, %d routes, %d flows, %d prompts; %d calls in progress keep "
                  "their flows", why, self.generation, len(config.routes), len(config.flows), len(config.prompts),

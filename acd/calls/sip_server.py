@@ -266,10 +266,17 @@ class SipServer:
         return session
 
     def _feature_code(self, dialled: str) -> str | None:
+        """The feature a dialled number is: exact codes, or the pause code followed by a reason code."""
         agents = self.config.agents
         if agents is None:
             return None
-        return next((name for name, code in agents.feature_codes.items() if code == dialled), None)
+        exact = next((name for name, code in agents.feature_codes.items() if code == dialled), None)
+        if exact is not None:
+            return exact
+        pause = agents.feature_codes.get("pause", "")
+        if pause and dialled.startswith(pause) and dialled[len(pause):] in agents.pause_reasons:
+            return "pause"
+        return None
 
     def _feature_call(self, event: RequestReceived, feature: str) -> None:
         """An agent dialled a feature code: authenticate, change their state, confirm by voice, hang up."""
@@ -280,15 +287,18 @@ class SipServer:
         if agent_id is None:
             return
         acd = self.acd
+        dialled = SipUri.parse(event.request.uri).user or ""
+        reason_code = dialled[len(self.config.agents.feature_codes.get("pause", "")):] if feature == "pause" else ""
+        reason = self.config.agents.pause_reasons.get(reason_code, "break")
         result = {"login": acd.login, "logout": acd.logout, "unpause": acd.unpause,
-                  "pause": lambda agent: acd.pause(agent, "feature-code")}[feature](agent_id)
+                  "pause": lambda agent: acd.pause(agent, reason)}[feature](agent_id)
         log.info("agent=%s feature=%s result=%s", agent_id, feature, result)
         prompt = {"logged-in": "agent_logged_in", "already": "agent_logged_in", "logged-out": "agent_logged_out",
                   "not-logged-in": "agent_logged_out", "paused": "agent_paused", "available": "agent_available",
                   "not-paused": "agent_available", "no-queues": "agent_no_queues"}[result]
         flow = Flow(name=f"feature-{feature}", start="confirm",
                     steps={"confirm": PlayStep(name="confirm", prompts=(prompt,), next=None)})
-        route = Route(flow=flow.name, number=self.config.agents.feature_codes[feature])
+        route = Route(flow=flow.name, number=dialled)
         session = self._start_session(event, route.number, flow, route_label="feature code", trunk=f"agent:{agent_id}",
                                       answer_after=0.0, route=route)
         if session is not None:

@@ -62,6 +62,7 @@ class AgentsConfig:
 
     realm: str = DEFAULT_REALM
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    pause_reasons: dict[str, str] = field(default_factory=dict)
     feature_codes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FEATURE_CODES))
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
@@ -81,7 +82,17 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
     top = check.mapping(document, 1, "agents.yaml")
     if top is None:
         return AgentsConfig()
-    check.unknown_keys(top, {"realm", "digest_algorithms", "feature_codes", "queues", "agents"}, "agents.yaml")
+    check.unknown_keys(top, {"realm", "digest_algorithms", "feature_codes", "pause_reasons", "queues", "agents"},
+                       "agents.yaml")
+    reasons: dict[str, str] = {}
+    if "pause_reasons" in top and (section := check.mapping(top["pause_reasons"], top.line_of("pause_reasons"),
+                                                            "pause_reasons")):
+        for digit, reason in section.items():
+            if not re.fullmatch(r"[0-9]{1,2}", str(digit)) or not isinstance(reason, str) or not reason:
+                check.error(section.line_of(digit), "pause_reasons maps 1-2 digit codes to reason names, "
+                                                    f"e.g. \"1\": lunch (not {digit!r}: {reason!r})")
+            else:
+                reasons[str(digit)] = reason
     realm = check.text(top, "realm", "agents.yaml") or DEFAULT_REALM
     algorithms = top.get("digest_algorithms", ["SHA-256", "MD5"])
     if (not isinstance(algorithms, list) or not algorithms or len(set(algorithms)) != len(algorithms)
@@ -147,8 +158,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
                 check.error(item.line_of("queues"), f"{where}: unknown queue {queue!r} (known: {', '.join(queues) or 'none'})")
         agents[str(agent_id)] = AgentConfig(agent_id=str(agent_id), name=str(item.get("name", agent_id)), ha1=hashes,
                                             skills=skills, queues=memberships)
-    return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), feature_codes=codes, queues=queues,
-                        agents=agents)
+    return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), pause_reasons=reasons, feature_codes=codes,
+                        queues=queues, agents=agents)
 
 
 def _levels(check: Checker, item: LineDict, key: str, where: str, *, low: int = 1, high: int = 10) -> dict[str, int]:

@@ -19,7 +19,7 @@ from .checker import Checker, kind_of
 from .agents import load_agents
 from .extras import load_hours, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
-from .model import Config, Route, RtpSettings, SipSettings, Trunk
+from .model import Config, HttpSettings, Route, RtpSettings, SipSettings, Trunk
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
 
 __all__ = ["load_config", "ConfigError", "ConfigInvalid"]
@@ -35,6 +35,7 @@ def load_config(root: Path | str) -> Config:
     main_path = root / "conf" / "acd.yaml"
     settings = _load_file(main_path, errors, files)
     sip, rtp, trunks, data_dir, sounds_dir = _parse_main(main_path, settings, root, errors)
+    http = _parse_http(main_path, settings, errors)
     prompts = _scan_prompts(sounds_dir)
     flows: dict[str, Flow] = {}
     broken_flows: set[str] = set()  # named by a flow file with errors: routes to them are not errors too
@@ -72,7 +73,7 @@ def load_config(root: Path | str) -> Config:
         raise ConfigInvalid(errors)
     return Config(root=root, sip=sip, rtp=rtp, trunks=tuple(trunks), routes=tuple(routes), flows=flows,
                   prompts=prompts, data_dir=data_dir, files=tuple(files), calendars=calendars, queues=queues,
-                  lookups=lookups, agents=agents)
+                  lookups=lookups, agents=agents, http=http)
 
 
 def _check_references(references: list[FlowReference], flows: dict[str, Flow], broken_flows: set[str],
@@ -120,7 +121,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     top = check.mapping(document, 1, "conf/acd.yaml")
     if top is None:
         return sip, rtp, trunks, data_dir, sounds_dir
-    check.unknown_keys(top, {"sip", "rtp", "trunks", "data_dir", "sounds_dir"}, "conf/acd.yaml")
+    check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir"}, "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
         check.unknown_keys(section, {"listen", "port", "public_address", "transports"}, "sip")
         listen = str(section.get("listen", sip.listen))
@@ -185,6 +186,20 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     if not sounds_dir.is_dir():
         check.error(top.line_of("sounds_dir"), f"sounds directory {sounds_dir} does not exist")
     return sip, rtp, trunks, data_dir, sounds_dir
+
+
+def _parse_http(path: Path, document: Any, errors: list[ConfigError]) -> HttpSettings:
+    if not isinstance(document, LineDict) or "http" not in document:
+        return HttpSettings()
+    check = Checker(path, errors)
+    section = check.mapping(document["http"], document.line_of("http"), "http")
+    if section is None:
+        return HttpSettings()
+    check.unknown_keys(section, {"listen", "port", "token_file"}, "http")
+    listen = str(section.get("listen", "127.0.0.1"))
+    _check_ip(check, section, "listen", listen)
+    port = int(check.number(section, "port", 8080, "http", maximum=65535, integer=True))
+    return HttpSettings(listen=listen, port=port, token_file=str(section.get("token_file", "api.token")))
 
 
 def _check_ip(check: Checker, section: LineDict, key: str, value: str) -> None:

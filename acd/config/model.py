@@ -12,7 +12,7 @@ from typing import Any
 from ..ivr.flow import Flow
 from ..ivr.hours import BusinessHours
 
-__all__ = ["SipSettings", "RtpSettings", "Trunk", "Route", "Config"]
+__all__ = ["SipSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,15 @@ class RtpSettings:
     address: str = "127.0.0.1"
     port_min: int = 20000
     port_max: int = 29999
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The HTTP listener (REST API; later /metrics and the wallboard); port 0 disables it."""
+
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    token_file: str = "api.token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,7 @@ class Config:
     calendars: dict[str, BusinessHours] = field(default_factory=dict)
     queues: dict[str, Any] = field(default_factory=dict)
     agents: Any = None
+    http: HttpSettings = field(default_factory=HttpSettings)
     lookups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def route_for(self, dialled: str) -> Route | None:

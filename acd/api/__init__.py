@@ -1,0 +1,1 @@
+"""The HTTP side (twisted.web): the REST API for agents, queues, calls and reload."""

@@ -1,0 +1,52 @@
+"""API errors: each has a stable `error_id` (part of the API: never rename), an HTTP status and details."""
+
+from __future__ import annotations
+
+__all__ = ["ApiError", "Unauthorized", "NotFound", "NoSuchAgent", "InvalidRequest", "Conflict"]
+
+
+class ApiError(Exception):
+    """An error the API answers with `{"error_id", "message", "details"}`."""
+
+    error_id = "api-error"
+    status = 500
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class Unauthorized(ApiError):
+    """Missing or wrong bearer token."""
+
+    error_id = "unauthorized"
+    status = 401
+
+
+class NotFound(ApiError):
+    """No such path."""
+
+    error_id = "not-found"
+    status = 404
+
+
+class NoSuchAgent(ApiError):
+    """The agent id is not in conf/agents.yaml."""
+
+    error_id = "no-such-agent"
+    status = 404
+
+
+class InvalidRequest(ApiError):
+    """The body or method is not what the endpoint takes."""
+
+    error_id = "invalid-request"
+    status = 400
+
+
+class Conflict(ApiError):
+    """The agent's state does not allow this change (e.g. pausing a logged-out agent)."""
+
+    error_id = "invalid-agent-state"
+    status = 409

@@ -1,0 +1,79 @@
+"""The REST API over real HTTP: bearer token, agent state changes, queues, calls, reload."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from .harness import LOOPBACK, free_port, start_server
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("acd-api")
+    http_port = free_port(kind=socket.SOCK_STREAM, both=False)
+    server = start_server(root, sip_port=free_port(), rtp_base=free_port(both=False) & ~1, http_port=http_port)
+    server.wait_for_log(r"HTTP API on http://127\.0\.0\.1:\d+/api")
+    server.http_port = http_port
+    server.token = (root / "data" / "api.token").read_text().strip()
+    yield server
+    server.stop()
+
+
+def call(server, method: str, path: str, body: dict | None = None, token: str | None = "default"):
+    request = urllib.request.Request(f"http://{LOOPBACK}:{server.http_port}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {server.token if token == 'default' else token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_requests_without_the_token_are_refused(api_server):
+    """No token or a wrong one: 401 with the stable error id."""
+    for token in (None, "wrong"):
+        status, body = call(api_server, "GET", "/api/agents", token=token)
+        assert status == 401 and body["error_id"] == "unauthorized"
+
+
+def test_agent_login_pause_with_reason_ready_and_logout(api_server):
+    """An agent goes logged out → available → paused (lunch) → available → logged out by API."""
+    status, agents = call(api_server, "GET", "/api/agents")
+    assert status == 200 and {a["id"] for a in agents} == {"1001", "1002", "1003"}
+    assert all(a["state"] == "logged_out" for a in agents)
+    assert call(api_server, "POST", "/api/agents/1002/login") == (200, {"id": "1002", "result": "logged-in"})
+    assert call(api_server, "POST", "/api/agents/1002/pause", {"reason": "lunch"})[0] == 200
+    bob = next(a for a in call(api_server, "GET", "/api/agents")[1] if a["id"] == "1002")
+    assert bob["state"] == "paused" and bob["pause_reason"] == "lunch"
+    assert call(api_server, "POST", "/api/agents/1002/ready")[0] == 200
+    assert call(api_server, "POST", "/api/agents/1002/logout")[0] == 200
+    status, body = call(api_server, "POST", "/api/agents/1002/pause", {"reason": "lunch"})
+    assert status == 409 and body["error_id"] == "invalid-agent-state"
+    api_server.wait_for_log(r"agent=1002 state available -> paused \(lunch\)|agent=1002 state \S+ -> paused")
+
+
+def test_bad_requests_name_the_problem(api_server):
+    """Unknown agent 404 no-such-agent; pause without a reason 400 invalid-request; unknown path 404."""
+    status, body = call(api_server, "POST", "/api/agents/9999/login")
+    assert status == 404 and body["error_id"] == "no-such-agent"
+    call(api_server, "POST", "/api/agents/1003/login")
+    status, body = call(api_server, "POST", "/api/agents/1003/pause", {})
+    assert status == 400 and body["error_id"] == "invalid-request"
+    status, body = call(api_server, "GET", "/api/nothing")
+    assert status == 404 and body["error_id"] == "not-found"
+
+
+def test_queues_calls_and_reload(api_server):
+    """Live queue figures and calls are listed; POST /api/reload reloads a valid config."""
+    status, queues = call(api_server, "GET", "/api/queues")
+    assert status == 200 and {q["queue"] for q in queues} == {"sales", "support", "billing"}
+    assert call(api_server, "GET", "/api/calls") == (200, [])
+    assert call(api_server, "POST", "/api/reload") == (200, {"reloaded": True})
+    api_server.wait_for_log(r"config reloaded \(API\)")
