@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from twisted.web import resource, server
 
 from .api.rest import ApiResource
+from .api.metrics_page import MetricsResource
 from .calls.registrar_service import RegistrarService
 from .calls.sip_server import SipServer
 from .calls.transports import SipTcpFactory, SipUdpProtocol
@@ -48,8 +49,9 @@ def start_http(config: Config, sip: SipServer, reload, reactor):
         return None
     root = resource.Resource()
     root.putChild(b"api", ApiResource(sip, api_token(config), reload))
+    root.putChild(b"metrics", MetricsResource(sip.metrics.registry))
     port = reactor.listenTCP(config.http.port, server.Site(root), interface=config.http.listen)
-    log.info("HTTP API on http://%s:%s/api (token in %s)", config.http.listen, config.http.port,
+    log.info("HTTP API on http://%s:%s/api (token in %s), metrics on /metrics", config.http.listen, config.http.port,
              config.data_dir / config.http.token_file)
     return port
 

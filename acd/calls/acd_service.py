@@ -68,6 +68,7 @@ class AcdService:
         self.config = config
         self.engine = RoutingEngine(routing_config_from(config))
         self.contacts = contacts
+        self.metrics = server.metrics
         self.waiting: dict[str, QueueWait] = {}
         self.sessions: dict[str, "CallSession"] = {}
         self.offers: dict[tuple[str, str], AgentLeg] = {}
@@ -106,7 +107,10 @@ class AcdService:
         wait = self.waiting.pop(call_id, None)
         if wait is not None:
             wait.stop()
+            self.metrics.queue_abandoned.labels(session.queue_name or "-").inc()
         agent = self.bridged.pop(call_id, None)
+        if agent is not None and session.connected_at is not None:
+            self.metrics.handle_time.labels(session.queue_name or "-").observe(self.reactor.seconds() - session.connected_at)
         self._feed(CallEnded(call_id=call_id))
         self.sessions.pop(call_id, None)
         if agent is not None:
@@ -146,7 +150,15 @@ class AcdService:
         if wait is not None:
             wait.stop()
         log.info("call=%s callback requested to %s; place in queue %s kept", call_id, number, session.queue_name)
+        self.metrics.queue_callbacks.labels(session.queue_name or "-").inc()
         return True
+
+    def _queue_of(self, call_id: str) -> str:
+        session = self.sessions.get(call_id)
+        if session is not None and session.queue_name:
+            return session.queue_name
+        callback = self.callbacks.get(call_id)
+        return callback.queue if callback is not None else "-"
 
     def _queue_failed(self, session: "CallSession", reason: str) -> None:
         """Back to the flow's on_failure; a caller transferred into a queue has no flow left: hang up."""
@@ -182,6 +194,7 @@ class AcdService:
         if self.offers.get(key) is not leg:
             leg.hang_up("offer no longer valid")
             return
+        self.metrics.offers.labels(self._queue_of(leg.customer_call_id), "answered").inc()
         if not self._feed(OfferAnswered(call_id=leg.customer_call_id, agent_id=leg.agent_id)):
             self.offers.pop(key, None)
             leg.hang_up("offer no longer valid")
@@ -190,6 +203,7 @@ class AcdService:
         if self.offers.pop((leg.customer_call_id, leg.agent_id), None) is None:
             return
         reason = {486: "busy", 603: "declined", 480: "unavailable", None: "no response"}.get(status, f"status {status}")
+        self.metrics.offers.labels(self._queue_of(leg.customer_call_id), "declined").inc()
         self._feed(OfferDeclined(call_id=leg.customer_call_id, agent_id=leg.agent_id, reason=reason))
 
     def _agent_hung_up(self, leg: AgentLeg) -> None:
@@ -256,6 +270,8 @@ class AcdService:
             if isinstance(decision, Offer):
                 self._offer(decision)
             elif isinstance(decision, OfferCancelled):
+                self.metrics.offers.labels(self._queue_of(decision.call_id),
+                                           "no_answer" if "no-answer" in decision.reason else "withdrawn").inc()
                 leg = self.offers.pop((decision.call_id, decision.agent_id), None)
                 log.info("call=%s offer to agent=%s withdrawn: %s", decision.call_id, decision.agent_id, decision.reason)
                 if leg is not None:
@@ -404,6 +420,15 @@ class AcdService:
             wait.stop()
         self.bridged[connected.call_id] = leg
         session.bridge(leg.rtp)
+        session.connected_at = self.reactor.seconds()
+        queue = connected.queue
+        self.metrics.queue_answered.labels(queue).inc()
+        self.metrics.queue_wait.labels(queue).observe(connected.waited_seconds)
+        settings = self.config.agents.queues.get(queue) if self.config.agents else None
+        if settings is not None and connected.waited_seconds <= settings.routing.service_level_seconds:
+            self.metrics.queue_answered_in_sl.labels(queue).inc()
+        if wait is not None and wait.first_estimate is not None:
+            self.metrics.estimate_error.labels(queue).observe(wait.first_estimate - connected.waited_seconds)
         log.info("call=%s connected to agent=%s after %.1fs in queue %s", connected.call_id, connected.agent_id,
                  connected.waited_seconds, connected.queue)
         session.ivr.feed(QueueFinished(outcome="answered"))

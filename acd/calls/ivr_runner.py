@@ -108,8 +108,10 @@ class IvrRunner:
                 self._finish_recording("caller pressed #")
             elif isinstance(action, StepEntered):
                 log.debug("call=%s flow=%s step=%s", self.call_id, action.flow, action.step)
+                session.server.metrics.ivr_steps.labels(action.flow, action.step).inc()
             elif isinstance(action, FlowEvent):
                 log.info("call=%s event=%s flow=%s step=%s", self.call_id, action.name, action.flow, action.step)
+                session.server.metrics.ivr_events.labels(action.flow, action.name).inc()
             elif isinstance(action, HangUp):
                 session.hang_up(action.reason)
             elif isinstance(action, FlowEnded):

@@ -54,6 +54,7 @@ class QueueWait:
         self.position: int | None = None
         self.estimated_wait: float | None = None
         self.announced: list[tuple[int, float | None]] = []
+        self.first_estimate: float | None = None
         self._announce_timer = None
         self._max_timer = None
         self._stopped = False
@@ -104,6 +105,8 @@ class QueueWait:
             pass  # being offered right now: keep the last known position
         if self.position is not None:
             self.announced.append((self.position, self.estimated_wait))
+            if self.first_estimate is None and self.estimated_wait is not None:
+                self.first_estimate = self.estimated_wait
             log.info("call=%s announce position=%d estimated_wait=%s", self.session.call_id, self.position,
                      "unknown" if self.estimated_wait is None else f"{self.estimated_wait:.0f}s")
             prompts = announcement_prompts(self.position, self.estimated_wait)

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..ivr.events import CallerHungUp, DigitReceived, PlaybackFinished
+from ..metrics import call_result
 from ..media.prompts import PromptLibrary
 from ..media.sdp import NegotiatedAudio
 from ..sip.dialog import Dialog
@@ -69,6 +70,7 @@ class CallSession:
         self.queue_name: str | None = None
         self.queue_context: dict = {}
         self.queued_at: float | None = None
+        self.connected_at: float | None = None
         self.bridged_to: RtpLeg | None = None
         self.on_hold = False
         self.callback_requested = False
@@ -291,6 +293,14 @@ class CallSession:
             self.leg.transport.stopListening()
         now = self.reactor.seconds()
         talk = now - self.answered_at if self.answered_at is not None else 0.0
+        metrics = self.server.metrics
+        metrics.calls.labels(self.trunk if not self.trunk.startswith("agent:") else "agents", call_result(reason)).inc()
+        metrics.rtp_sent.inc(self.leg.packets_sent)
+        metrics.rtp_received.inc(self.leg.packets_received)
+        metrics.rtp_late.inc(self.leg.frames_dropped)
+        if (reason == "caller hung up" and self.ivr is not None and self.queue_name is None
+                and self.bridged_to is None):
+            metrics.ivr_hangups.labels(self.ivr.flow_run.flow.name, self.ivr.flow_run.step_name or "-").inc()
         log.info("call=%s ended reason=%r duration=%.1fs answered=%s choices=%s rtp_sent=%d rtp_received=%d%s",
                  self.call_id, reason, talk, self.answered_at is not None, ",".join(self.choices) or "-",
                  self.leg.packets_sent, self.leg.packets_received,

@@ -12,6 +12,7 @@ import random
 from typing import Callable
 
 from ..config.model import Config, Route
+from ..metrics import SIP_METHODS, Metrics
 from ..ivr.context import CallContext
 from ..ivr.flow import Flow, PlayStep
 from ..ivr.interpreter import FlowRun
@@ -43,12 +44,14 @@ class SipServer:
     """The call-handling shell around one SipEndpoint."""
 
     def __init__(self, *, config: Config, reactor, prompts: PromptLibrary, recognizers=None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, metrics: Metrics | None = None) -> None:
         self.config = config
         self.reactor = reactor
         self.prompts = prompts
         self.recognizers = recognizers
         self.registrar = None
+        self.metrics = metrics or Metrics()
+        self.metrics.attach(self)
         self.rng = rng or random.Random()
         self.endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
         self.media_clock = MediaClock(reactor)
@@ -77,6 +80,8 @@ class SipServer:
         endpoint = self.endpoint
         while (event := endpoint.next_event()) is not None:
             if isinstance(event, RequestReceived):
+                method = event.request.method
+                self.metrics.sip_requests.labels(method if method in SIP_METHODS else "other").inc()
                 try:
                     self._on_request(event)
                 except RemoteProtocolError as error:
@@ -340,6 +345,9 @@ class SipServer:
     def respond(self, transaction: tuple, status: int, *, to_tag: str | None = None, body: bytes = b"",
                 headers: tuple[tuple[str, str], ...] = ()) -> None:
         """Answer a server transaction; the response leaves at once."""
+        self.metrics.sip_responses.labels(str(status)).inc()
+        if status >= 300 and transaction[-1] == "INVITE" and status not in (401, 487):
+            self.metrics.calls_refused.labels(str(status)).inc()
         self.endpoint.respond(transaction, status, now=self.reactor.seconds(), to_tag=to_tag, body=body,
                               headers=(("Server", SERVER_NAME), *headers),
                               content_type="application/sdp" if body else None)

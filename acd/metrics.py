@@ -1,0 +1,137 @@
+"""Prometheus metrics of one server (DESIGN: `acd_` prefix, unit suffixes, low-cardinality labels).
+
+One `Metrics` object with its own CollectorRegistry (no global state), handed to the parts that
+count. Counters and histograms are bumped where things happen; gauges that describe "now" (active
+calls, callers waiting, agents by state) are read at scrape time from the live objects, so they can
+never drift from the truth. No caller numbers or call ids in labels.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from .routing import RoutingError
+
+if TYPE_CHECKING:
+    from .calls.sip_server import SipServer
+
+__all__ = ["Metrics", "WAIT_BUCKETS_SECONDS", "call_result", "SIP_METHODS"]
+
+SIP_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "NOTIFY", "REGISTER", "REFER",
+                         "SUBSCRIBE", "UPDATE", "PRACK", "MESSAGE", "PUBLISH"})
+
+
+def call_result(reason: str) -> str:
+    """A call's end reason as a low-cardinality label value."""
+    for prefix, result in (("hangup step", "completed"), ("flow ", "completed"), ("caller hung up", "caller_hangup"),
+                           ("agent hung up", "agent_hangup"), ("caller cancelled", "cancelled"),
+                           ("transferred", "transferred"), ("callback requested", "callback")):
+        if reason.startswith(prefix):
+            return result
+    return "other"
+
+# Queue waits from "answered at once" to "gave up after 20 minutes".
+WAIT_BUCKETS_SECONDS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
+HANDLE_BUCKETS_SECONDS = (10, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
+# Announced estimate minus actual wait: negative = we promised less than it took.
+ESTIMATE_ERROR_BUCKETS_SECONDS = (-600, -300, -120, -60, -30, -10, 0, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    """Every metric the server exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.calls = Counter("acd_calls_total", "Calls ended, by trunk and result", ["trunk", "result"], registry=r)
+        self.calls_refused = Counter("acd_calls_refused_total", "INVITEs refused before answer, by SIP status",
+                                     ["status"], registry=r)
+        self.ivr_steps = Counter("acd_ivr_steps_total", "IVR steps entered", ["flow", "step"], registry=r)
+        self.ivr_hangups = Counter("acd_ivr_abandoned_total", "Callers who hung up inside the IVR, by step",
+                                   ["flow", "step"], registry=r)
+        self.ivr_events = Counter("acd_ivr_events_total", "Named flow events reached", ["flow", "event"], registry=r)
+        self.sip_requests = Counter("acd_sip_requests_received_total", "SIP requests received", ["method"], registry=r)
+        self.sip_responses = Counter("acd_sip_responses_sent_total", "SIP responses sent", ["code"], registry=r)
+        self.queue_answered = Counter("acd_queue_answered_total", "Queued calls connected to an agent", ["queue"],
+                                      registry=r)
+        self.queue_answered_in_sl = Counter("acd_queue_answered_within_service_level_total",
+                                            "Queued calls answered within the queue's service-level time", ["queue"],
+                                            registry=r)
+        self.queue_abandoned = Counter("acd_queue_abandoned_total", "Callers who hung up while queued", ["queue"],
+                                       registry=r)
+        self.queue_callbacks = Counter("acd_queue_callbacks_total", "Callbacks requested", ["queue"], registry=r)
+        self.queue_wait = Histogram("acd_queue_wait_seconds", "Time from joining a queue to an agent answering",
+                                    ["queue"], buckets=WAIT_BUCKETS_SECONDS, registry=r)
+        self.handle_time = Histogram("acd_handle_time_seconds", "Talk time with an agent", ["queue"],
+                                     buckets=HANDLE_BUCKETS_SECONDS, registry=r)
+        self.estimate_error = Histogram("acd_wait_estimate_error_seconds",
+                                        "First announced wait estimate minus the actual wait", ["queue"],
+                                        buckets=ESTIMATE_ERROR_BUCKETS_SECONDS, registry=r)
+        self.offers = Counter("acd_offers_total", "Offers to agents, by result", ["queue", "result"], registry=r)
+        self.rtp_sent = Counter("acd_rtp_packets_sent_total", "RTP packets sent (prompts and music)", registry=r)
+        self.rtp_received = Counter("acd_rtp_packets_received_total", "RTP packets received", registry=r)
+        self.rtp_late = Counter("acd_rtp_frames_dropped_total", "Media frames skipped because a tick was late",
+                                registry=r)
+        self._sip: "SipServer | None" = None
+        self.registry.register(_LiveCollector(self))
+
+    def attach(self, sip: "SipServer") -> None:
+        """Read live gauges from this server at scrape time."""
+        self._sip = sip
+
+
+class _LiveCollector:
+    """Gauges computed from live state at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> Iterable:
+        return []
+
+    def collect(self) -> Iterable:
+        sip = self.metrics._sip
+        active = GaugeMetricFamily("acd_calls_active", "Calls in progress", labels=["trunk"])
+        waiting = GaugeMetricFamily("acd_queue_waiting_calls", "Callers waiting in a queue now", labels=["queue"])
+        longest = GaugeMetricFamily("acd_queue_longest_wait_seconds", "Longest current wait", labels=["queue"])
+        agents = GaugeMetricFamily("acd_agents", "Logged-in agents by state", labels=["state"])
+        paused = GaugeMetricFamily("acd_agents_paused", "Paused agents by reason", labels=["reason"])
+        registered = GaugeMetricFamily("acd_agents_registered", "Agents with a live registration")
+        parse = CounterMetricFamily("acd_sip_parse_errors", "Malformed SIP messages (answered 400 or dropped)")
+        auth = CounterMetricFamily("acd_registrar_auth_failures", "Failed Digest authentications")
+        if sip is None:
+            return [active, waiting, longest, agents, paused, registered, parse, auth]
+        by_trunk: dict[str, int] = {}
+        for session in sip.sessions.values():
+            by_trunk[session.trunk] = by_trunk.get(session.trunk, 0) + 1
+        for trunk, count in sorted(by_trunk.items()):
+            active.add_metric([trunk], count)
+        now = sip.reactor.seconds()
+        engine = sip.acd.engine
+        for queue in (sip.config.agents.queues if sip.config.agents else {}):
+            try:
+                stats = engine.queue_stats(queue, now)
+            except RoutingError:  # a queue added by a reload is unknown to the engine until a restart
+                continue
+            waiting.add_metric([queue], stats.waiting)
+            longest.add_metric([queue], stats.longest_wait_seconds)
+        states: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        for agent_id in engine.agent_ids():
+            view = engine.agent_view(agent_id)
+            states[view.state.value] = states.get(view.state.value, 0) + 1
+            if view.pause_reason:
+                reasons[view.pause_reason] = reasons.get(view.pause_reason, 0) + 1
+        for state, count in sorted(states.items()):
+            agents.add_metric([state], count)
+        for reason, count in sorted(reasons.items()):
+            paused.add_metric([reason], count)
+        if sip.registrar is not None and sip.config.agents:
+            registered.add_metric([], sum(1 for a in sip.config.agents.agents if sip.agent_contacts(a)))
+            auth.add_metric([], sip.registrar.auth_failures)
+        counters = sip.endpoint.counters
+        parse.add_metric([], counters.get("parse_errors", 0))
+        return [active, waiting, longest, agents, paused, registered, parse, auth]
