@@ -91,6 +91,8 @@ class AcdService:
             self.sessions.pop(call_id, None)
             self._queue_failed(session, "the ACD refused the call")
             return
+        if settings is not None and settings.record:
+            session.start_recording(f"queue {action.queue}")
         if call_id in self.sessions and call_id not in self.bridged and session.active:
             wait = QueueWait(session, self, settings, reactor=self.reactor)
             self.waiting[call_id] = wait

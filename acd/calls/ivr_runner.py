@@ -45,6 +45,7 @@ class IvrRunner:
         self._timer = None
         self._listen = None
         self._recording = None
+        self._masked = False
 
     @property
     def call_id(self) -> str:
@@ -117,6 +118,10 @@ class IvrRunner:
             elif isinstance(action, FlowEnded):
                 log.info("call=%s flow=%s ended outcome=%r path=%s", self.call_id, self.flow_run.flow.name,
                          action.outcome, ">".join(self.flow_run.path))
+        masked = self.flow_run.collecting_masked
+        if masked != self._masked:
+            self._masked = masked
+            session.masking_changed(masked)
         self._rearm()
 
     def _enqueue(self, action: EnqueueCall) -> None:

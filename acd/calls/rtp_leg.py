@@ -54,6 +54,8 @@ class RtpLeg(protocol.DatagramProtocol):
         self._playback_id: int | None = None
         self.on_audio: Callable[[bytes], None] | None = None
         self.relay_to: RtpLeg | None = None
+        self.tap_in: Callable[[bytes], None] | None = None   # a recording: audio received on this leg
+        self.tap_out: Callable[[bytes], None] | None = None  # a recording: audio we send on this leg
         self.packets_sent = 0
         self.packets_relayed = 0
         self.packets_received = 0
@@ -108,6 +110,8 @@ class RtpLeg(protocol.DatagramProtocol):
             finished = self._playback_id
             self._playback_id = None
             self._audio = b""
+        if self.tap_out is not None:
+            self.tap_out(payload)
         header = build_rtp_header(self.payload_type, self.marker, self.sequence, self.timestamp, self.ssrc)
         self.marker = False
         self.transport.write(header + payload, self.remote)
@@ -123,6 +127,8 @@ class RtpLeg(protocol.DatagramProtocol):
         if len(data) < 12:
             return
         payload_type = data[1] & 0x7F
+        if self.tap_in is not None and payload_type == self.payload_type:
+            self.tap_in(data[12 + 4 * (data[0] & 0x0F):])
         target = self.relay_to
         if target is not None:
             # Bridged: pass the packet to the other leg's peer. Same codec on both legs (the agent

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ..ivr.events import CallerHungUp, DigitReceived, PlaybackFinished
 from ..metrics import call_result
 from ..media.prompts import PromptLibrary
+from ..media.recorder import CallRecording
 from ..media.sdp import NegotiatedAudio
 from ..sip.dialog import Dialog
 from ..sip.message import Request
@@ -71,6 +72,7 @@ class CallSession:
         self.queue_context: dict = {}
         self.queued_at: float | None = None
         self.connected_at: float | None = None
+        self.recording: CallRecording | None = None
         self.bridged_to: RtpLeg | None = None
         self.on_hold = False
         self.callback_requested = False
@@ -108,6 +110,8 @@ class CallSession:
                  self.local_port, self.negotiated.remote_address, self.negotiated.remote_port)
         if self.negotiated.direction in ("sendrecv", "sendonly") and self.negotiated.remote_address != "0.0.0.0":
             self.media_clock.add(self.leg)
+        if self.route.record:
+            self.start_recording("route")
         if self.ivr is not None:
             self.ivr.start()
 
@@ -226,6 +230,26 @@ class CallSession:
         self.leg.relay_to = agent_rtp
         agent_rtp.relay_to = self.leg
         self.bridged_to = agent_rtp
+        if self.recording is not None:
+            recording = self.recording
+            agent_rtp.tap_in = lambda payload: recording.other_audio(payload, self.reactor.seconds())
+
+    def start_recording(self, why: str) -> None:
+        """Record both sides from now on (a route or queue asks for it); PIN entry is silenced."""
+        if self.recording is not None:
+            return
+        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.call_id)
+        path = self.server.config.data_dir / "recordings" / f"{safe_id}-call.wav"
+        self.recording = recording = CallRecording(path, codec=self.negotiated.codec, start=self.reactor.seconds())
+        clock = self.reactor.seconds
+        self.leg.tap_in = lambda payload: recording.caller_audio(payload, clock())
+        self.leg.tap_out = lambda payload: recording.other_audio(payload, clock())
+        log.info("call=%s recording the call (%s) to %s", self.call_id, why, path)
+
+    def masking_changed(self, masked: bool) -> None:
+        """Masked digits are (no longer) being collected: silence the recording meanwhile."""
+        if self.recording is not None:
+            self.recording.set_masked(masked, self.reactor.seconds())
 
     def set_hold(self, held: bool) -> None:
         """The agent put the caller on hold (the caller hears music) or took them back."""
@@ -289,6 +313,14 @@ class CallSession:
             self.queue_wait.stop()
         self._stop_media()
         self.server.acd.caller_left(self)
+        if self.recording is not None:
+            self.leg.tap_in = self.leg.tap_out = None
+            if self.bridged_to is not None:
+                self.bridged_to.tap_in = None
+            path, seconds, masked = self.recording.close(self.reactor.seconds())
+            self.recording = None
+            log.info("call=%s recording saved: %s (%.1fs, masked spans %s)", self.call_id, path, seconds,
+                     ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in masked) or "none")
         if self.leg.transport is not None:
             self.leg.transport.stopListening()
         now = self.reactor.seconds()

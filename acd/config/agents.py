@@ -43,6 +43,8 @@ class QueueSettings:
     music: str = "moh"
     # The key a waiting caller presses to be called back instead (None: no callbacks in this queue).
     callback_key: str | None = "*"
+    # Record the calls of this queue from the moment they join it (both sides, stereo WAV).
+    record: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
             queues[str(name)] = QueueSettings(routing=QueueConfig(name=str(name)))  # error listed; name stays known
             continue
         check.unknown_keys(item, set(_ROUTING_KEYS) | {"description", "announce_every", "max_wait", "music",
-                                                       "callback_key"}, f"queue {name!r}")
+                                                       "callback_key", "record"}, f"queue {name!r}")
         callback_key = item.get("callback_key", "*")
         if callback_key is not None and str(callback_key) not in set("0123456789*#"):
             check.error(item.line_of("callback_key"), f"queue {name!r}: callback_key must be one DTMF key or null")
@@ -131,7 +133,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
             routing=routing, description=str(item.get("description", "")),
             announce_every_seconds=float(check.number(item, "announce_every", 30.0, f"queue {name!r}", minimum=5)),
             max_wait_seconds=float(check.number(item, "max_wait", 600.0, f"queue {name!r}", minimum=5)),
-            music=str(item.get("music", "moh")), callback_key=None if callback_key is None else str(callback_key))
+            music=str(item.get("music", "moh")), callback_key=None if callback_key is None else str(callback_key),
+            record=check.boolean(item, "record", False, f"queue {name!r}"))
     agents: dict[str, AgentConfig] = {}
     section = check.mapping(top.get("agents", LineDict()), top.line_of("agents"), "agents")
     for agent_id, body in (section or {}).items():

@@ -250,7 +250,7 @@ def _parse_dialplan(path: Path, document: Any, flows: dict[str, Flow], broken_fl
         item = check.mapping(entry, line, "a route")
         if item is None:
             continue
-        check.unknown_keys(item, {"number", "pattern", "flow", "answer_after_seconds"}, "route")
+        check.unknown_keys(item, {"number", "pattern", "flow", "answer_after_seconds", "record"}, "route")
         before = len(errors)
         flow = item.get("flow")
         if not isinstance(flow, str):
@@ -270,7 +270,7 @@ def _parse_dialplan(path: Path, document: Any, flows: dict[str, Flow], broken_fl
                 check.error(item.line_of("pattern"), f"pattern {text!r} is not a valid regular expression: {exc}")
         if len(errors) == before and flow in flows:
             routes.append(Route(flow=flow, number=number, pattern=pattern, answer_after_seconds=delay,
-                                source=f"{path}:{line}"))
+                                record=check.boolean(item, "record", False, "route"), source=f"{path}:{line}"))
     return routes
 
 

@@ -72,6 +72,7 @@ class Route:
     number: str | None = None
     pattern: re.Pattern[str] | None = None
     answer_after_seconds: float = 0.0
+    record: bool = False
     source: str = ""
 
     def matches(self, dialled: str) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import array
 import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import wave
 
 import pytest
 
@@ -18,7 +20,7 @@ E2E_FLOWS = {
     "dialplans/e2e.yaml": """
 routes:
   - {number: "2001", flow: e2e_speech}
-  - {number: "2002", flow: e2e_pin}
+  - {number: "2002", flow: e2e_pin, record: true}
   - {number: "2003", flow: e2e_barge}
   - {number: "2004", flow: e2e_reload}
   - {number: "2006", flow: e2e_record}
@@ -49,6 +51,7 @@ steps:
     "ivr_flows/e2e_pin.yaml": """
 name: e2e_pin
 steps:
+  hello: {play: digits/8, next: pin}
   pin: {collect: digits/1, into: pin, min_length: 4, max_length: 4, mask: true, next: done, on_failure: end}
   done: {play: digits/2, next: end, event: pin-done}
   end: {hangup: true}
@@ -100,16 +103,35 @@ def test_spoken_word_chooses_in_the_speech_menu(language_server, tmp_path):
     language_server.wait_for_log(rf"call={re.escape(call_id)} event=heard-billing")
 
 
-def test_masked_pin_is_collected_and_never_logged(language_server):
-    """PIN 4096 typed as RFC 4733 digits: the flow gets it, the log shows only **** and the length."""
+def test_masked_pin_is_collected_never_logged_and_silenced_in_the_recording(language_server, tmp_path):
+    """PIN 4096 typed as RFC 4733 digits while the caller also sends a tone: the flow gets it, the log
+    shows only **** and the length, and the call's recording is silent exactly while it was collected."""
+    tone = tmp_path / "tone.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "20", "sine", "440",
+                    "vol", "0.5"], check=True)
     report = run_softphone("call", f"sip:2002@{language_server.target}", "--from-user", "5552002",
-                           "--dtmf", "4096", "--dtmf-delay", "1.5", "--timeout", "20", timeout=35)
+                           "--dtmf", "4096", "--dtmf-delay", "2.5", "--play", str(tone), "--play-loop",
+                           "--timeout", "20", timeout=35)
     assert report["answered"] and report["hung_up_by"] == "remote", report
     call_id = _call_id(language_server, "5552002")
     language_server.wait_for_log(rf"call={re.escape(call_id)} collect=pin into=pin digits=\*\*\*\* length=4")
     language_server.wait_for_log(rf"call={re.escape(call_id)} event=pin-done")
     lines = [line for line in language_server.log().splitlines() if call_id in line]
     assert not any("4096" in line or re.search(r"digit=[0-9]", line) for line in lines), lines
+    saved = language_server.wait_for_log(rf"call={re.escape(call_id)} recording saved: (\S+) \(([0-9.]+)s, "
+                                         r"masked spans ([0-9.]+)-([0-9.]+)s\)")
+    path, start, end = saved.group(1), float(saved.group(3)), float(saved.group(4))
+    assert 0.5 < start < 1.5 and end - start > 1.5, (start, end)
+    with wave.open(path, "rb") as recording:
+        frames = array.array("h", recording.readframes(recording.getnframes()))
+    caller = frames[0::2]
+
+    def rms(a: float, b: float) -> float:
+        part = caller[int(a * 8000):int(b * 8000)]
+        return (sum(x * x for x in part) / max(1, len(part))) ** 0.5
+
+    assert rms(start + 0.1, end - 0.1) == 0, "nothing of the caller while the PIN was collected"
+    assert rms(0.2, start - 0.1) > 1000 and rms(end + 0.1, end + 0.6) > 1000, "the caller's tone around it"
 
 
 def test_digit_barges_into_a_long_prompt(language_server):
