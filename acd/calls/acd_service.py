@@ -221,7 +221,18 @@ class AcdService:
             return
         session = self.sessions.pop(call_id, None)
         self._feed(CallEnded(call_id=call_id))
-        if session is not None:
+        if session is None:
+            return
+        if session.connected_at is not None:
+            self.metrics.handle_time.labels(session.queue_name or "-").observe(
+                self.reactor.seconds() - session.connected_at)
+        settings = self.config.agents.queues.get(session.queue_name or "") if self.config.agents else None
+        survey = self.server.config.flows.get(settings.survey_flow) if settings and settings.survey_flow else None
+        if survey is not None and session.active:
+            log.info("call=%s agent=%s hung up first: survey %s", call_id, leg.agent_id, survey.name)
+            session.unbridge()
+            session.run_flow(survey)
+        else:
             session.hang_up("agent hung up")
 
     def _agent_hold(self, leg: AgentLeg, held: bool) -> None:
@@ -423,6 +434,7 @@ class AcdService:
         self.bridged[connected.call_id] = leg
         session.bridge(leg.rtp)
         session.connected_at = self.reactor.seconds()
+        session.agent_id_served = leg.agent_id
         queue = connected.queue
         self.metrics.queue_answered.labels(queue).inc()
         self.metrics.queue_wait.labels(queue).observe(connected.waited_seconds)

@@ -73,6 +73,7 @@ class CallSession:
         self.queued_at: float | None = None
         self.connected_at: float | None = None
         self.recording: CallRecording | None = None
+        self.agent_id_served: str | None = None
         self.bridged_to: RtpLeg | None = None
         self.on_hold = False
         self.callback_requested = False

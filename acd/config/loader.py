@@ -67,6 +67,10 @@ def load_config(root: Path | str) -> Config:
             routes.extend(_parse_dialplan(path, document, flows, broken_flows, errors))
     if not routes and not errors:
         errors.append(ConfigError(plan_dir, 0, "no dialplan routes: add dialplans/<name>.yaml with a 'routes:' list"))
+    for queue_name, settings in queues.items():
+        if settings.survey_flow and settings.survey_flow not in flows and settings.survey_flow not in broken_flows:
+            errors.append(ConfigError(root / "conf" / "agents.yaml", 0, f"queue {queue_name!r}: survey_flow "
+                                      f"{settings.survey_flow!r} is not a flow (known: {', '.join(sorted(flows))})"))
     _check_references(references, flows, broken_flows, queues, lookups, calendars, prompts, prompt_uses, errors)
     _check_prompts(prompt_uses, prompts, errors)
     if errors:

@@ -18,12 +18,12 @@ REALM = "example-acd"
 
 
 def agents_yaml(agent_ids: list[str], *, wrap_up: float = 1, ring_timeout: float = 5, announce_every: float = 10,
-                max_missed_offers: int = 2, second_queue: list[str] = ()) -> str:
+                max_missed_offers: int = 2, second_queue: list[str] = (), survey: bool = False) -> str:
     # SIPp 3.6 answers only the first challenge and knows only MD5: offer MD5 first.
     lines = [f"realm: {REALM}", "digest_algorithms: [MD5, SHA-256]", "queues:",
              f"  loadtest: {{strategy: longest-idle, wrap_up: {wrap_up}, ring_timeout: {ring_timeout}, "
              f"when_no_agents: join, announce_every: {announce_every}, max_wait: 150, "
-             f"max_missed_offers: {max_missed_offers}}}",
+             f"max_missed_offers: {max_missed_offers}{', survey_flow: survey' if survey else ''}}}",
              "  loadtest2: {when_no_agents: join}",
              "  sales: {when_no_agents: refuse}", "  support: {when_no_agents: refuse}",
              "  billing: {when_no_agents: refuse}", "agents:"]
@@ -361,3 +361,26 @@ def test_callback_keeps_the_place_and_calls_the_customer_back_when_an_agent_free
         if agents:
             agents.stop()
         server.stop()
+
+
+def test_caller_answers_the_survey_when_the_agent_hangs_up_first(acd_root):
+    """The agent ends the call first: the caller goes to the queue's survey flow, answers 4 and 5,
+    and the answers are recorded; the server hangs up after thanking them."""
+    server = start_acd_server(acd_root, ["3001"], survey=True)
+    agents = None
+    try:
+        agents = SippAgents(acd_root / "agents", server.target, ["3001"], max_calls=1, timeout=40)
+        agents.login.assert_ok(server)
+        run_sipp(acd_root / "caller", server.target, scenario="queue_survey.xml", service="3000", calls=1,
+                 timeout=45).assert_ok(server)
+    finally:
+        if agents:
+            agents.stop()
+        log = server.log()
+        server.stop()
+    call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
+    assert re.search(rf"call={re.escape(call)} agent=3001 hung up first: survey survey", log)
+    assert re.search(rf"call={re.escape(call)} collect=q1 into=q1 digits=4 length=1", log), log[-3000:]
+    assert re.search(rf"call={re.escape(call)} collect=q2 into=q2 digits=5 length=1", log)
+    assert re.search(rf"call={re.escape(call)} event=survey-done", log)
+    assert re.search(rf"call={re.escape(call)} ended reason='hangup step end'", log)

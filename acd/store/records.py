@@ -1,0 +1,312 @@
+"""Call records in SQLite, written as events happen: CDRs, the queue log, agent state history.
+
+Rules of this file:
+- The reactor thread never touches SQLite. Each public method checks its arguments, puts one
+  `(kind, arguments)` tuple on a `queue.SimpleQueue` and returns (a few microseconds). ONE writer
+  thread owns the only write connection and applies the items in order.
+- Each item is its own transaction (`BEGIN` ... `COMMIT`), so a crash loses at most the items
+  still queued, never a half-written event, and never anything already committed.
+- Journal mode WAL, `synchronous=NORMAL`. In WAL mode a commit is an append to the -wal file;
+  NORMAL skips the fsync at each commit and syncs at checkpoints instead. A committed
+  transaction survives the *process* dying (SIGKILL, a crash: the bytes are in the OS page cache)
+  and the file can never be corrupted; only a power loss or kernel crash can roll back the last
+  commits. That is the failure this store is for (the server killed mid-call), at a small part
+  of the cost of FULL's fsync per event (https://www.sqlite.org/pragma.html#pragma_synchronous,
+  https://www.sqlite.org/wal.html#performance_considerations).
+- A bad item never stops the writer: an update for an unknown call id is logged and skipped,
+  and any write error is logged with the item and the writer goes on to the next one.
+- Readers (`acd report`, backups) open their own connection; WAL lets them read while we write.
+- Times are POSIX seconds (float). Strings are stored as given: the shell masks collected
+  digits ("****") before they reach this module, which never sees a PIN.
+
+The queue log follows Asterisk's queue_log (doc/queuelog.txt, "QUEUE LOG EVENTS"), with three
+data fields and every duration in seconds. `QUEUE_LOG_EVENTS` says what each field holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Mapping
+
+import sqlite_utils
+
+__all__ = ["RecordStore", "QUEUE_LOG_EVENTS", "SETTABLE_FIELDS", "SCHEMA_VERSION", "open_for_reading"]
+
+log = logging.getLogger("acd.store.records")
+
+SCHEMA_VERSION = 1
+
+# Asterisk's event names; CALLBACK is ours (the caller left the queue asking to be called back).
+# Value: (data1, data2, data3). Durations in seconds, as decimal text; "" where a field is unused.
+QUEUE_LOG_EVENTS: dict[str, tuple[str, str, str]] = {
+    "ENTERQUEUE": ("", "caller id", "position on entry (1 = first)"),
+    "CONNECT": ("holdtime: seconds waited in this queue", "agent leg call id", "ringtime: seconds the agent rang"),
+    "COMPLETECALLER": ("holdtime", "calltime: talk seconds", "origposition: position on entry"),
+    "COMPLETEAGENT": ("holdtime", "calltime: talk seconds", "origposition: position on entry"),
+    "TRANSFER": ("target (queue or extension)", "holdtime", "calltime: talk seconds before the transfer"),
+    "ABANDON": ("position at hang-up", "origposition", "waittime: seconds waited"),
+    "EXITWITHTIMEOUT": ("position when the queue timed out", "origposition", "waittime"),
+    "CALLBACK": ("position when the callback was asked", "origposition", "waittime"),
+    "RINGNOANSWER": ("ringtime: seconds rung (Asterisk: milliseconds)", "", ""),
+    "AGENTLOGIN": ("agent device (contact)", "", ""),
+    "AGENTLOGOFF": ("agent device (contact)", "logintime: seconds logged in", ""),
+    "PAUSE": ("reason", "", ""),
+    "UNPAUSE": ("reason of the pause that ended", "", ""),
+}
+
+# `set_field` may write these CDR columns, nothing else (the name ends up in SQL).
+SETTABLE_FIELDS = frozenset({"recording_path", "survey", "disposition", "wrap_up_seconds"})
+
+_CALLS_COLUMNS = {
+    "call_id": str, "trunk": str, "caller": str, "dialled": str, "arrived_at": float, "answered_at": float,
+    "queue": str, "queued_at": float, "agent": str, "connected_at": float, "ended_at": float, "outcome": str,
+    "end_reason": str, "ivr_path": str, "wait_seconds": float, "talk_seconds": float, "wrap_up_seconds": float,
+    "recording_path": str, "survey": str, "disposition": str,
+}
+_IVR_STEPS_COLUMNS = {"id": int, "call_id": str, "flow": str, "step": str, "at": float}
+_QUEUE_LOG_COLUMNS = {"id": int, "at": float, "call_id": str, "queue": str, "agent": str, "event": str,
+                      "data1": str, "data2": str, "data3": str}
+_AGENT_STATES_COLUMNS = {"id": int, "agent_id": str, "state": str, "reason": str, "at": float}
+
+_STOP = object()
+
+
+def create_schema(db: sqlite_utils.Database) -> None:
+    """Create the four tables and their indexes when missing (idempotent)."""
+    if not db["calls"].exists():
+        db["calls"].create(_CALLS_COLUMNS, pk="call_id", not_null={"call_id", "arrived_at"})
+        db["calls"].create_index(["arrived_at"])
+    for name, columns, indexes in (
+        ("ivr_steps", _IVR_STEPS_COLUMNS, (["call_id"], ["at"])),
+        ("queue_log", _QUEUE_LOG_COLUMNS, (["at"], ["call_id"])),
+        ("agent_states", _AGENT_STATES_COLUMNS, (["agent_id", "at"], ["at"])),
+    ):
+        if not db[name].exists():
+            db[name].create(columns, pk="id", not_null=set(columns) - {"id"})
+            for index in indexes:
+                db[name].create_index(index)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def open_for_reading(path: str | Path) -> sqlite_utils.Database:
+    """A connection of its own for a reader; refuses a missing file rather than creating one."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no records database at {path}")
+    return sqlite_utils.Database(path)
+
+
+class RecordStore:
+    """The records database at `path` (created with its tables if missing), written by one thread.
+
+    Every public write method only enqueues; `flush()` waits for the writer to catch up.
+    """
+
+    def __init__(self, path: str | Path, *, thread_name: str = "acd-records") -> None:
+        self.path = Path(path)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    # -- the reactor side: check, enqueue, return --------------------------------------------
+
+    def call_arrived(self, call_id: str, *, trunk: str, caller: str, dialled: str, at: float) -> None:
+        """A new call (INVITE accepted for handling): inserts its CDR row."""
+        self._put("call_arrived", call_id=call_id, trunk=trunk, caller=caller, dialled=dialled, at=at)
+
+    def call_answered(self, call_id: str, *, at: float) -> None:
+        """We answered the caller (200 OK sent), usually to start the IVR."""
+        self._put("call_answered", call_id=call_id, at=at)
+
+    def ivr_step(self, call_id: str, *, flow: str, step: str, at: float) -> None:
+        """The call entered IVR step `step` of `flow`: appended to `calls.ivr_path` and `ivr_steps`."""
+        self._put("ivr_step", call_id=call_id, flow=flow, step=step, at=at)
+
+    def call_queued(self, call_id: str, *, queue: str, at: float) -> None:
+        """The call joined `queue`. Overflow to another queue while still waiting keeps the first
+        `queued_at` (the caller's wait goes on); queueing again after an agent leg (transfer to a
+        queue) starts a new wait."""
+        self._put("call_queued", call_id=call_id, queue=queue, at=at)
+
+    def call_connected(self, call_id: str, *, agent: str, at: float) -> None:
+        """An agent answered: `wait_seconds = at - queued_at` (NULL when the call never queued)."""
+        self._put("call_connected", call_id=call_id, agent=agent, at=at)
+
+    def call_ended(self, call_id: str, *, outcome: str, reason: str, at: float) -> None:
+        """The call is over: `talk_seconds = at - connected_at` of the last agent leg, if any.
+
+        `outcome` is a short word the report counts on: "completed" (the flow finished it),
+        "caller_hangup", "agent_hangup", "cancelled", "transferred", "callback", "failed",
+        "interrupted" (see `close_interrupted`). `reason` is free text. A second end is ignored."""
+        self._put("call_ended", call_id=call_id, outcome=outcome, reason=reason, at=at)
+
+    def set_field(self, call_id: str, name: str, value: Any) -> None:
+        """Set one of `SETTABLE_FIELDS` on the CDR. `survey` takes a mapping ({"q1": 4, ...}),
+        stored as JSON; `wrap_up_seconds` a number; the others a string (or None to clear)."""
+        if name not in SETTABLE_FIELDS:
+            raise ValueError(f"set_field: {name!r} is not one of {sorted(SETTABLE_FIELDS)}")
+        if name == "survey" and value is not None:
+            value = json.dumps(dict(value), sort_keys=True)
+        elif name == "wrap_up_seconds" and value is not None:
+            value = float(value)
+        self._put("set_field", call_id=call_id, name=name, value=value)
+
+    def queue_log(self, *, at: float, call_id: str, queue: str, agent: str, event: str,
+                  data1: Any = "", data2: Any = "", data3: Any = "") -> None:
+        """One line of the queue log; `event` is a key of `QUEUE_LOG_EVENTS`. Use "" for no
+        call (agent events), no queue or no agent. Data fields are stored as text."""
+        if event not in QUEUE_LOG_EVENTS:
+            raise ValueError(f"queue_log: unknown event {event!r}")
+        self._put("queue_log", at=at, call_id=call_id, queue=queue, agent=agent, event=event,
+                  data1=_text(data1), data2=_text(data2), data3=_text(data3))
+
+    def agent_state(self, agent_id: str, *, state: str, reason: str, at: float) -> None:
+        """The agent entered `state` (an `AgentState` value: "available", "paused"...) at `at`."""
+        self._put("agent_state", agent_id=agent_id, state=state, reason=reason, at=at)
+
+    def close_interrupted(self, *, at: float, reason: str = "server stopped unexpectedly") -> None:
+        """At start-up, before any new call: end every call left open by a crash (outcome
+        "interrupted", ended at `at`) and log out every agent whose last state is not logged out."""
+        self._put("close_interrupted", at=at, reason=reason)
+
+    @property
+    def backlog(self) -> int:
+        """Items queued and not yet written (approximate)."""
+        return self._queue.qsize()
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Wait until everything enqueued before this call is committed; False on timeout or when
+        the writer is gone."""
+        if not self._thread.is_alive():
+            return self._queue.empty()
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Flush, stop the writer and close the database. Later writes are logged and dropped."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("records: writer still busy after %.1fs; %d item(s) may be lost", timeout, self.backlog)
+
+    def _put(self, kind: str, **arguments: Any) -> None:
+        if self._closed:
+            log.warning("records: store closed, dropped %s %r", kind, arguments)
+            return
+        self._queue.put((kind, arguments))
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            db = sqlite_utils.Database(self.path)
+            db.enable_wal()
+            db.execute("PRAGMA synchronous = NORMAL")
+            create_schema(db)
+        except BaseException as error:  # reported to the constructor, on the caller's thread
+            self._startup_error = error
+            self._ready.set()
+            return
+        self._db = db
+        self._ready.set()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                if isinstance(item, threading.Event):
+                    item.set()
+                    continue
+                kind, arguments = item
+                try:
+                    with db.atomic():
+                        getattr(self, f"_write_{kind}")(**arguments)
+                except Exception:
+                    log.exception("records: write failed, skipped: %s %r", kind, arguments)
+        finally:
+            db.close()
+
+    def _update_call(self, call_id: str, kind: str, sql: str, parameters: Mapping[str, Any]) -> bool:
+        """Run an UPDATE of one CDR; log and return False when no row matched."""
+        if self._db.execute(sql, {**parameters, "call_id": call_id}).rowcount == 1:
+            return True
+        known = self._db.execute("SELECT 1 FROM calls WHERE call_id = ?", [call_id]).fetchone()
+        if known is None:
+            log.warning("records: %s for unknown call %r, skipped", kind, call_id)
+        else:
+            log.warning("records: %s for call %r after it ended, skipped", kind, call_id)
+        return False
+
+    def _write_call_arrived(self, call_id: str, trunk: str, caller: str, dialled: str, at: float) -> None:
+        self._db["calls"].insert({"call_id": call_id, "trunk": trunk, "caller": caller, "dialled": dialled,
+                                  "arrived_at": at, "ivr_path": ""})
+
+    def _write_call_answered(self, call_id: str, at: float) -> None:
+        self._update_call(call_id, "call_answered",
+                          "UPDATE calls SET answered_at = :at WHERE call_id = :call_id AND ended_at IS NULL", {"at": at})
+
+    def _write_ivr_step(self, call_id: str, flow: str, step: str, at: float) -> None:
+        sql = ("UPDATE calls SET ivr_path = CASE WHEN ivr_path IS NULL OR ivr_path = '' THEN :step "
+               "ELSE ivr_path || '>' || :step END WHERE call_id = :call_id AND ended_at IS NULL")
+        if self._update_call(call_id, "ivr_step", sql, {"step": step}):
+            self._db["ivr_steps"].insert({"call_id": call_id, "flow": flow, "step": step, "at": at})
+
+    def _write_call_queued(self, call_id: str, queue: str, at: float) -> None:
+        sql = ("UPDATE calls SET queue = :queue, queued_at = CASE WHEN queued_at IS NOT NULL AND connected_at IS NULL "
+               "THEN queued_at ELSE :at END WHERE call_id = :call_id AND ended_at IS NULL")
+        self._update_call(call_id, "call_queued", sql, {"queue": queue, "at": at})
+
+    def _write_call_connected(self, call_id: str, agent: str, at: float) -> None:
+        sql = ("UPDATE calls SET agent = :agent, connected_at = :at, wait_seconds = :at - queued_at "
+               "WHERE call_id = :call_id AND ended_at IS NULL")
+        self._update_call(call_id, "call_connected", sql, {"agent": agent, "at": at})
+
+    def _write_call_ended(self, call_id: str, outcome: str, reason: str, at: float) -> None:
+        sql = ("UPDATE calls SET ended_at = :at, outcome = :outcome, end_reason = :reason, "
+               "talk_seconds = :at - connected_at WHERE call_id = :call_id AND ended_at IS NULL")
+        self._update_call(call_id, "call_ended", sql, {"outcome": outcome, "reason": reason, "at": at})
+
+    def _write_set_field(self, call_id: str, name: str, value: Any) -> None:
+        assert name in SETTABLE_FIELDS  # checked by set_field; the name is part of the SQL
+        self._update_call(call_id, f"set_field {name}", f"UPDATE calls SET {name} = :value WHERE call_id = :call_id",
+                          {"value": value})
+
+    def _write_queue_log(self, **row: Any) -> None:
+        self._db["queue_log"].insert(row)
+
+    def _write_agent_state(self, agent_id: str, state: str, reason: str, at: float) -> None:
+        self._db["agent_states"].insert({"agent_id": agent_id, "state": state, "reason": reason, "at": at})
+
+    def _write_close_interrupted(self, at: float, reason: str) -> None:
+        ended = self._db.execute(
+            "UPDATE calls SET ended_at = MAX(:at, arrived_at), outcome = 'interrupted', end_reason = :reason, "
+            "talk_seconds = MAX(:at, arrived_at) - connected_at WHERE ended_at IS NULL",
+            {"at": at, "reason": reason}).rowcount
+        stuck = [row[0] for row in self._db.execute(
+            "SELECT agent_id FROM agent_states AS s WHERE id = (SELECT MAX(id) FROM agent_states WHERE agent_id = "
+            "s.agent_id) AND state != 'logged_out'")]
+        for agent_id in stuck:
+            self._write_agent_state(agent_id, "logged_out", reason, at)
+        log.info("records: %d interrupted call(s) closed, %d agent(s) logged out", ended, len(stuck))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return str(value)
