@@ -39,11 +39,17 @@ class ApiResource(resource.Resource):
         self.token = token
         self.reload = reload
 
-    def render(self, request: server.Request) -> bytes:  # noqa: D401 - Twisted API
-        """Dispatch, answer JSON; ApiErrors become their status and error_id."""
+    def render(self, request: server.Request) -> bytes | int:  # noqa: D401 - Twisted API
+        """Dispatch, answer JSON; ApiErrors become their status and error_id. Event streams stay open."""
         request.setHeader(b"content-type", b"application/json")
         try:
             self._check_token(request)
+            parts = [p.decode() for p in request.postpath if p]
+            if len(parts) == 2 and parts[0] == "events" and request.method == b"GET":
+                self._check_topic(parts[1])
+                if not self.sip.events.subscribe(parts[1], request):
+                    raise Conflict("too many event streams open", topic=parts[1])
+                return server.NOT_DONE_YET
             status, body = self._dispatch(request)
         except ApiError as error:
             status, body = error.status, {"error_id": error.error_id, "message": error.message,
@@ -53,8 +59,18 @@ class ApiResource(resource.Resource):
 
     def _check_token(self, request: server.Request) -> None:
         header = (request.getHeader(b"authorization") or b"").decode("latin-1")
-        if not header.startswith("Bearer ") or not hmac.compare_digest(header[7:].strip(), self.token):
+        # Browsers' EventSource cannot send headers: streams and the wallboard may pass ?token=.
+        query = (request.args.get(b"token") or [b""])[0].decode("latin-1")
+        given = header[7:].strip() if header.startswith("Bearer ") else query
+        if not given or not hmac.compare_digest(given, self.token):
             raise Unauthorized("send Authorization: Bearer <token> (the token is in the api token file)")
+
+    def _check_topic(self, topic: str) -> None:
+        if topic == "wallboard":
+            return
+        if topic.startswith("agent-") and topic[6:] in self.sip.config.agents.agents:
+            return
+        raise NotFound(f"no event stream {topic!r} (wallboard, or agent-<id> of a configured agent)")
 
     def _dispatch(self, request: server.Request) -> tuple[int, Any]:
         method = request.method.decode()

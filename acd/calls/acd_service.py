@@ -110,6 +110,7 @@ class AcdService:
         if wait is not None:
             wait.stop()
             self.metrics.queue_abandoned.labels(session.queue_name or "-").inc()
+        self.server.events.publish("wallboard", {"type": "queue-changed", "queue": session.queue_name})
         agent = self.bridged.pop(call_id, None)
         if agent is not None and session.connected_at is not None:
             self.metrics.handle_time.labels(session.queue_name or "-").observe(self.reactor.seconds() - session.connected_at)
@@ -298,6 +299,7 @@ class AcdService:
                 log.info("call=%s waiting queue=%s position=%d estimated_wait=%s", decision.call_id, decision.queue,
                          decision.position, "unknown" if decision.estimated_wait_seconds is None
                          else f"{decision.estimated_wait_seconds:.0f}s")
+                self.server.events.publish("wallboard", {"type": "queue-changed", "queue": decision.queue})
             elif isinstance(decision, CallRefused):
                 log.info("call=%s refused by queue %s: %s (%s)", decision.call_id, decision.queue, decision.reason,
                          decision.error_id)
@@ -310,6 +312,11 @@ class AcdService:
             elif isinstance(decision, AgentStateChanged):
                 log.info("agent=%s state %s -> %s (%s)", decision.agent_id, decision.previous.value,
                          decision.state.value, decision.reason)
+                event = {"type": "agent-state", "agent": decision.agent_id, "state": decision.state.value,
+                         "previous": decision.previous.value, "reason": decision.reason,
+                         "at": self.reactor.seconds()}
+                self.server.events.publish(f"agent-{decision.agent_id}", event)
+                self.server.events.publish("wallboard", event)
             elif isinstance(decision, CallOverflowed):
                 log.info("call=%s overflow step %d: %s", decision.call_id, decision.step, decision.explanation)
         self._rearm()
@@ -348,6 +355,11 @@ class AcdService:
             del self.offers[(offer.call_id, offer.agent_id)]
             self.reactor.callLater(0, self._feed, OfferDeclined(call_id=offer.call_id, agent_id=offer.agent_id,
                                                                 reason="no RTP port"))
+            return
+        waited = self.reactor.seconds() - (session.queued_at or self.reactor.seconds())
+        self.server.events.publish(f"agent-{offer.agent_id}", {
+            "type": "offer", "call_id": offer.call_id, "queue": offer.queue, "wait_seconds": round(waited, 1),
+            "context": session.queue_context, "explanation": offer.explanation})
 
     def _offer_callback(self, offer: Offer, callback: "Callback", contact) -> None:
         uri, destination, transport = contact
@@ -445,6 +457,9 @@ class AcdService:
             self.metrics.estimate_error.labels(queue).observe(wait.first_estimate - connected.waited_seconds)
         log.info("call=%s connected to agent=%s after %.1fs in queue %s", connected.call_id, connected.agent_id,
                  connected.waited_seconds, connected.queue)
+        self.server.events.publish(f"agent-{connected.agent_id}", {"type": "connected", "call_id": connected.call_id,
+                                                                   "queue": connected.queue})
+        self.server.events.publish("wallboard", {"type": "queue-changed", "queue": connected.queue})
         session.ivr.feed(QueueFinished(outcome="answered"))
 
     @staticmethod

@@ -12,6 +12,7 @@ import random
 from typing import Callable
 
 from ..config.model import Config, Route
+from ..api.events import EventHub
 from ..metrics import SIP_METHODS, Metrics
 from ..ivr.context import CallContext
 from ..ivr.flow import Flow, PlayStep
@@ -52,6 +53,7 @@ class SipServer:
         self.registrar = None
         self.metrics = metrics or Metrics()
         self.metrics.attach(self)
+        self.events = EventHub(reactor)
         self.rng = rng or random.Random()
         self.endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
         self.media_clock = MediaClock(reactor)

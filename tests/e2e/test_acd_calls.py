@@ -111,13 +111,13 @@ def acd_root(tmp_path):
     return tmp_path
 
 
-def start_acd_server(root, agent_ids: list[str], trunk_outbound: str | None = None, **queue):
+def start_acd_server(root, agent_ids: list[str], trunk_outbound: str | None = None, http_port: int = 0, **queue):
     files = {"conf/agents.yaml": agents_yaml(agent_ids, **queue),
              "dialplans/acd.yaml": 'routes:\n  - {number: "3000", flow: queue_direct}\n'
                                    '  - {number: "3999", flow: goodbye_only}\n',
              "ivr_flows/queue_direct.yaml": QUEUE_FLOW, "ivr_flows/goodbye_only.yaml": GOODBYE_FLOW}
     return start_server(root / "server", sip_port=free_port(), rtp_base=free_port(both=False) & ~1,
-                        extra_files=files, trunk_outbound=trunk_outbound)
+                        extra_files=files, trunk_outbound=trunk_outbound, http_port=http_port)
 
 
 def test_callers_reach_sipp_agents_and_every_call_is_recorded(acd_root):
@@ -384,3 +384,69 @@ def test_caller_answers_the_survey_when_the_agent_hangs_up_first(acd_root):
     assert re.search(rf"call={re.escape(call)} collect=q2 into=q2 digits=5 length=1", log)
     assert re.search(rf"call={re.escape(call)} event=survey-done", log)
     assert re.search(rf"call={re.escape(call)} ended reason='hangup step end'", log)
+
+
+class EventStream:
+    """Reads a server-sent event stream in a thread; events are (type, data dict)."""
+
+    def __init__(self, url: str) -> None:
+        import json
+        import threading
+        import urllib.request
+
+        self.events: list[tuple[str, dict]] = []
+        self.response = urllib.request.urlopen(url, timeout=30)
+
+        def read() -> None:
+            kind = "message"
+            try:
+                for raw in self.response:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        self.events.append((kind, json.loads(line[6:])))
+            except (OSError, ValueError, AttributeError):  # closed under us at the end of the test
+                return
+
+        self.thread = threading.Thread(target=read, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, kind: str, timeout: float = 15.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event_kind, data in self.events:
+                if event_kind == kind:
+                    return data
+            time.sleep(0.05)
+        raise AssertionError(f"no {kind!r} event in {self.events}")
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def test_agent_event_stream_pops_the_callers_context_on_offer(acd_root):
+    """The agent's SSE stream (the screen pop) gets their state change on login, then the offer with
+    the caller's context and the routing explanation, then 'connected'."""
+    import socket as socket_module
+    http_port = free_port(kind=socket_module.SOCK_STREAM, both=False)
+    server = start_acd_server(acd_root, ["3101"], http_port=http_port)
+    token = (server.root / "data" / "api.token").read_text().strip()
+    stream = EventStream(f"http://{LOOPBACK}:{http_port}/api/events/agent-3101?token={token}")
+    agents = None
+    try:
+        agents = SippAgents(acd_root / "agents", server.target, ["3101"], max_calls=1, timeout=40)
+        agents.login.assert_ok(server)
+        assert stream.wait_for("agent-state")["state"] == "available"
+        run_sipp(acd_root / "caller", server.target, scenario="queue_caller.xml", service="3000", calls=1,
+                 timeout=30).assert_ok(server)
+        offer = stream.wait_for("offer")
+        stream.wait_for("connected")
+    finally:
+        stream.close()
+        if agents:
+            agents.stop()
+        server.stop()
+    assert offer["queue"] == "loadtest"
+    assert offer["context"]["caller_id"] == "5551" and offer["context"]["caller_name"] == "Queue Caller"
+    assert "3101" in offer["explanation"]
