@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import Path
 from dataclasses import dataclass
 
-from twisted.web import resource, server
+from twisted.web import resource, server, static
 
 from .api.rest import ApiResource
 from .api.metrics_page import MetricsResource
@@ -50,8 +51,11 @@ def start_http(config: Config, sip: SipServer, reload, reactor):
     root = resource.Resource()
     root.putChild(b"api", ApiResource(sip, api_token(config), reload))
     root.putChild(b"metrics", MetricsResource(sip.metrics.registry))
+    root.putChild(b"wallboard", static.File(str(Path(__file__).parent / "api" / "wallboard.html"),
+                                            defaultType="text/html"))
     port = reactor.listenTCP(config.http.port, server.Site(root), interface=config.http.listen)
-    log.info("HTTP API on http://%s:%s/api (token in %s), metrics on /metrics", config.http.listen, config.http.port,
+    log.info("HTTP API on http://%s:%s/api (token in %s), metrics on /metrics, wallboard on /wallboard?token=...",
+             config.http.listen, config.http.port,
              config.data_dir / config.http.token_file)
     return port
 

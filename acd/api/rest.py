@@ -117,7 +117,8 @@ class ApiResource(resource.Resource):
             if agent_id in logged_in:
                 view = engine.agent_view(agent_id)
                 entry.update(state=view.state.value, pause_reason=view.pause_reason, call_id=view.call_id,
-                             calls_handled=view.calls_handled, missed_offers=view.missed_offers)
+                             calls_handled=view.calls_handled, missed_offers=view.missed_offers,
+                             state_since=self.sip.acd.state_since.get(agent_id))
             else:
                 entry.update(state="logged_out")
             agents.append(entry)

@@ -75,6 +75,7 @@ class AcdService:
         self.bridged: dict[str, AgentLeg] = {}
         self.callbacks: dict[str, Callback] = {}
         self.customer_legs: dict[str, AgentLeg] = {}
+        self.state_since: dict[str, float] = {}
         self._timer = None
 
     # ---- from the IVR and the call -----------------------------------------------------------
@@ -312,6 +313,7 @@ class AcdService:
             elif isinstance(decision, AgentStateChanged):
                 log.info("agent=%s state %s -> %s (%s)", decision.agent_id, decision.previous.value,
                          decision.state.value, decision.reason)
+                self.state_since[decision.agent_id] = self.reactor.seconds()
                 event = {"type": "agent-state", "agent": decision.agent_id, "state": decision.state.value,
                          "previous": decision.previous.value, "reason": decision.reason,
                          "at": self.reactor.seconds()}

@@ -237,6 +237,9 @@ class RecordStore:
                         getattr(self, f"_write_{kind}")(**arguments)
                 except Exception:
                     log.exception("records: write failed, skipped: %s %r", kind, arguments)
+        except BaseException:
+            log.critical("records: the writer thread stopped; %d queued item(s) will not be written", self.backlog)
+            raise
         finally:
             db.close()
 
