@@ -17,6 +17,7 @@ from .calls.transports import SipTcpFactory, SipUdpProtocol
 from .config.model import Config
 from .media.prompts import PromptLibrary
 from .speech.recognizer import RecognizerCache
+from .store.records import RecordStore
 
 __all__ = ["RunningServer", "build_server"]
 
@@ -65,7 +66,11 @@ def build_server(config: Config, reactor) -> RunningServer:
     IReactorUDP and IReactorTCP."""
     prompts = PromptLibrary(config.prompts)
     count = prompts.preload()
-    sip = SipServer(config=config, reactor=reactor, prompts=prompts, recognizers=RecognizerCache())
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    records = RecordStore(config.data_dir / "records.db")
+    records.close_interrupted(at=reactor.seconds())
+    reactor.addSystemEventTrigger("after", "shutdown", records.close)
+    sip = SipServer(config=config, reactor=reactor, prompts=prompts, recognizers=RecognizerCache(), records=records)
     sip.registrar = RegistrarService(server=sip, config=config, reactor=reactor)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:

@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     password.add_argument("--realm", default=None, help="digest realm (default: the one in conf/agents.yaml)")
     password.add_argument("--root", type=Path, default=Path("."))
     password.add_argument("--password", default=None, help="the password (default: asked for, not echoed)")
+    report = commands.add_parser("report", help="per-queue and per-agent KPIs from the call records")
+    report.add_argument("--root", type=Path, default=Path("."))
+    report.add_argument("--since", required=True, help="start: 2026-11-01 (local midnight), ISO time, or POSIX seconds")
+    report.add_argument("--until", default=None, help="end (default: now)")
+    report.add_argument("--csv", type=Path, default=None, help="also write the figures to this CSV file")
     reload = commands.add_parser("reload", help="check the config, then ask the running server to reload it")
     reload.add_argument("--root", type=Path, default=Path("."))
     args = parser.parse_args(argv)
@@ -49,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "agent-password":
         return _agent_password(args)
+    if args.command == "report":
+        return _report(args)
     return _serve(args.root, args.log_level)
 
 
@@ -141,6 +148,20 @@ def _agent_password(args: argparse.Namespace) -> int:
     print(f"      md5: {compute_ha1(args.user, realm, secret, 'MD5')}")
     print(f"      sha256: {compute_ha1(args.user, realm, secret, 'SHA-256')}")
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import run_report
+
+    try:
+        config = load_config(args.root)
+    except ConfigInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        return 1
+    levels = {name: q.routing.service_level_seconds for name, q in (config.agents.queues.items() if config.agents else [])}
+    return run_report(config.data_dir / "records.db", since=args.since, until=args.until, csv_path=args.csv,
+                      service_level_seconds=levels)
 
 
 def _reload(root: Path) -> int:

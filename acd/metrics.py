@@ -31,7 +31,7 @@ def call_result(reason: str) -> str:
                            ("transferred", "transferred"), ("callback requested", "callback")):
         if reason.startswith(prefix):
             return result
-    return "other"
+    return "failed"
 
 # Queue waits from "answered at once" to "gave up after 20 minutes".
 WAIT_BUCKETS_SECONDS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1200)

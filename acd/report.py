@@ -301,13 +301,13 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _table(headers: list[str], rows: Iterable[list], empty: str = "(none)") -> list[str]:
-    """Aligned columns: the first left-aligned, the others right-aligned."""
+def _table(headers: list[str], rows: Iterable[list], labels: int = 1, empty: str = "(none)") -> list[str]:
+    """Aligned columns: the first `labels` left-aligned, the figures right-aligned."""
     rows = [[str(cell) for cell in row] for row in rows]
     if not rows:
         return [f"  {empty}"]
     widths = [max(len(line[i]) for line in [headers, *rows]) for i in range(len(headers))]
-    return ["  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+    return ["  " + "  ".join(cell.ljust(w) if i < labels else cell.rjust(w) for i, (cell, w) in
                              enumerate(zip(line, widths))).rstrip() for line in [headers, *rows]]
 
 
@@ -315,25 +315,30 @@ def format_report(report: Report) -> str:
     """The report as text tables, one section per KPI family."""
     r = report
     lines = [f"ACD report {_when(r.since)} to {_when(r.until)}", "", "Queues"]
-    lines += _table(["queue", "offered", "answered", "abandoned", "abandon", "ASA s", "AHT s", "SL", "SL s",
+    lines += _table(["queue", "offered", "answered", "abandoned", "abandon rate", "ASA s", "AHT s", "SL", "SL s",
                      "callbacks", "timed out"],
                     [[q.queue, q.offered, q.answered, q.abandoned, _pct(q.abandon_rate), _num(q.asa_seconds),
                       _num(q.aht_seconds), _pct(q.service_level), _num(q.service_level_seconds, 0), q.callbacks,
                       q.timed_out] for q in r.queues])
+    lines += ["  (ASA: average wait of answered calls; AHT: talk + wrap-up; SL: answered within SL s /",
+              "   (answered + abandoned); abandon rate: abandoned / offered)"]
     lines += ["", "Agents"]
     lines += _table(["agent", "calls", "missed", "AHT s", "talk s", "wrap-up s", "paused s"],
                     [[a.agent, a.calls, a.missed, _num(a.aht_seconds), _num(a.talk_seconds, 0),
                       _num(a.wrap_up_seconds, 0), _num(a.paused_seconds, 0)] for a in r.agents])
     lines += ["", "Pause time by reason"]
-    lines += _table(["agent", "reason", "seconds"], [[p.agent, p.reason, _num(p.seconds, 0)] for p in r.pauses])
+    lines += _table(["agent", "reason", "seconds"], [[p.agent, p.reason, _num(p.seconds, 0)] for p in r.pauses],
+                    labels=2)
     lines += ["", f"IVR containment: {r.ivr.contained} of {r.ivr.answered} answered calls ({_pct(r.ivr.rate)})",
               "", "IVR drop-off (caller hung up at step)"]
-    lines += _table(["flow", "step", "hang-ups"], [[d.flow, d.step, d.hangups] for d in r.ivr_drop_off])
+    lines += _table(["flow", "step", "hang-ups"], [[d.flow, d.step, d.hangups] for d in r.ivr_drop_off],
+                    labels=2)
     lines += ["", "Satisfaction (1-5)"]
     questions = sorted({q for s in r.satisfaction for q, _ in s.by_question})
     lines += _table(["scope", "name", "surveys", "average", *questions],
                     [[s.scope, s.name, s.surveys, _num(s.average, 2),
-                      *[_num(dict(s.by_question).get(q), 2) for q in questions]] for s in r.satisfaction])
+                      *[_num(dict(s.by_question).get(q), 2) for q in questions]] for s in r.satisfaction],
+                    labels=2)
     return "\n".join(lines) + "\n"
 
 

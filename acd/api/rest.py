@@ -137,13 +137,23 @@ class ApiResource(resource.Resource):
             result = acd.logout(agent_id)
         elif action == "ready":
             result = acd.unpause(agent_id)
+        elif action == "disposition":
+            code = body.get("code")
+            if not isinstance(code, str) or not code.strip() or len(code) > 64:
+                raise InvalidRequest("disposition needs {\"code\": \"sale\"} (1-64 characters)")
+            call_id = acd.last_call.get(agent_id)
+            if call_id is None:
+                raise Conflict(f"agent {agent_id} has no call to set a disposition on", agent_id=agent_id)
+            self.sip.records.set_field(call_id, "disposition", code.strip())
+            log.info("call=%s agent=%s disposition=%s", call_id, agent_id, code.strip())
+            return {"id": agent_id, "result": "disposition-set", "call_id": call_id}
         elif action == "pause":
             reason = body.get("reason")
             if not isinstance(reason, str) or not reason.strip() or len(reason) > 64:
                 raise InvalidRequest("pause needs {\"reason\": \"lunch\"} (1-64 characters)")
             result = acd.pause(agent_id, reason.strip())
         else:
-            raise NotFound(f"no agent action {action!r} (login, logout, pause, ready)")
+            raise NotFound(f"no agent action {action!r} (login, logout, pause, ready, disposition)")
         if result in ("not-logged-in", "not-paused", "no-queues"):
             raise Conflict(f"agent {agent_id} cannot {action} now: {result}", agent_id=agent_id, result=result)
         log.info("agent=%s %s via API: %s", agent_id, action, result)

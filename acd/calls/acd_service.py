@@ -69,6 +69,8 @@ class AcdService:
         self.engine = RoutingEngine(routing_config_from(config))
         self.contacts = contacts
         self.metrics = server.metrics
+        self.records = server.records
+        self.last_call: dict[str, str] = {}
         self.waiting: dict[str, QueueWait] = {}
         self.sessions: dict[str, "CallSession"] = {}
         self.offers: dict[tuple[str, str], AgentLeg] = {}
@@ -88,10 +90,15 @@ class AcdService:
         session.queue_context = action.context
         event = CallArrived(call_id=call_id, queue=action.queue, priority=action.priority,
                             requirements=action.skills)
+        session.queued_at = self.reactor.seconds()
+        self.records.call_queued(call_id, queue=action.queue, at=session.queued_at)
         if not self._feed(event):
             self.sessions.pop(call_id, None)
             self._queue_failed(session, "the ACD refused the call")
             return
+        position = self._position(call_id)
+        session.entry_position = position
+        self._log("ENTERQUEUE", call_id, action.queue, "", "", action.context.get("caller_id", ""), position or "")
         if settings is not None and settings.record:
             session.start_recording(f"queue {action.queue}")
         if call_id in self.sessions and call_id not in self.bridged and session.active:
@@ -111,9 +118,14 @@ class AcdService:
         if wait is not None:
             wait.stop()
             self.metrics.queue_abandoned.labels(session.queue_name or "-").inc()
+            self._log("ABANDON", call_id, session.queue_name, "", self._position(call_id) or "",
+                      getattr(session, "entry_position", "") or "", self._waited(session))
         self.server.events.publish("wallboard", {"type": "queue-changed", "queue": session.queue_name})
         agent = self.bridged.pop(call_id, None)
         if agent is not None and session.connected_at is not None:
+            self._log("COMPLETECALLER", call_id, session.queue_name, agent.agent_id,
+                      session.connected_at - (session.queued_at or session.connected_at),
+                      self.reactor.seconds() - session.connected_at, getattr(session, "entry_position", "") or "")
             self.metrics.handle_time.labels(session.queue_name or "-").observe(self.reactor.seconds() - session.connected_at)
         self._feed(CallEnded(call_id=call_id))
         self.sessions.pop(call_id, None)
@@ -128,6 +140,8 @@ class AcdService:
         """The caller waited the queue's maximum: leave the queue, back to the flow's on_failure."""
         call_id = session.call_id
         log.info("call=%s left queue %s after the maximum wait", call_id, session.queue_name)
+        self._log("EXITWITHTIMEOUT", call_id, session.queue_name, "", self._position(call_id) or "",
+                  getattr(session, "entry_position", "") or "", self._waited(session))
         self.waiting.pop(call_id, None)
         self._feed(CallEnded(call_id=call_id))
         self.sessions.pop(call_id, None)
@@ -155,7 +169,24 @@ class AcdService:
             wait.stop()
         log.info("call=%s callback requested to %s; place in queue %s kept", call_id, number, session.queue_name)
         self.metrics.queue_callbacks.labels(session.queue_name or "-").inc()
+        self._log("CALLBACK", call_id, session.queue_name, "", self._position(call_id) or "",
+                  getattr(session, "entry_position", "") or "", self._waited(session))
         return True
+
+    def _log(self, event: str, call_id: str = "", queue: str = "", agent: str = "", *data: object) -> None:
+        """One queue_log line (Asterisk-like); durations in whole seconds."""
+        fields = [f"{d:.0f}" if isinstance(d, float) else str(d) for d in data] + ["", "", ""]
+        self.records.queue_log(at=self.reactor.seconds(), call_id=call_id, queue=queue or "", agent=agent or "",
+                               event=event, data1=fields[0], data2=fields[1], data3=fields[2])
+
+    def _position(self, call_id: str) -> int | None:
+        try:
+            return self.engine.waiting_status(call_id, self.reactor.seconds()).position
+        except RoutingError:
+            return None
+
+    def _waited(self, session: "CallSession") -> float:
+        return self.reactor.seconds() - (session.queued_at or self.reactor.seconds())
 
     def _queue_of(self, call_id: str) -> str:
         session = self.sessions.get(call_id)
@@ -228,6 +259,9 @@ class AcdService:
         if session.connected_at is not None:
             self.metrics.handle_time.labels(session.queue_name or "-").observe(
                 self.reactor.seconds() - session.connected_at)
+            self._log("COMPLETEAGENT", call_id, session.queue_name, leg.agent_id,
+                      session.connected_at - (session.queued_at or session.connected_at),
+                      self.reactor.seconds() - session.connected_at, getattr(session, "entry_position", "") or "")
         settings = self.config.agents.queues.get(session.queue_name or "") if self.config.agents else None
         survey = self.server.config.flows.get(settings.survey_flow) if settings and settings.survey_flow else None
         if survey is not None and session.active:
@@ -255,6 +289,9 @@ class AcdService:
             log.info("call=%s transfer by agent=%s to %r: no such queue or number", call_id, leg.agent_id, target)
             return 404
         del self.bridged[call_id]
+        self._log("TRANSFER", call_id, session.queue_name, leg.agent_id, target,
+                  (session.connected_at or 0) - (session.queued_at or session.connected_at or 0),
+                  self.reactor.seconds() - (session.connected_at or self.reactor.seconds()))
         session.unbridge()
         self._feed(CallEnded(call_id=call_id))
         self.sessions.pop(call_id, None)
@@ -287,6 +324,11 @@ class AcdService:
             elif isinstance(decision, OfferCancelled):
                 self.metrics.offers.labels(self._queue_of(decision.call_id),
                                            "no_answer" if "no-answer" in decision.reason else "withdrawn").inc()
+                if "no-answer" in decision.reason:
+                    self._log("RINGNOANSWER", decision.call_id, self._queue_of(decision.call_id), decision.agent_id,
+                              self.config.agents.queues[self._queue_of(decision.call_id)].routing.ring_timeout_seconds
+                              if self.config.agents and self._queue_of(decision.call_id) in self.config.agents.queues
+                              else "")
                 leg = self.offers.pop((decision.call_id, decision.agent_id), None)
                 log.info("call=%s offer to agent=%s withdrawn: %s", decision.call_id, decision.agent_id, decision.reason)
                 if leg is not None:
@@ -313,7 +355,20 @@ class AcdService:
             elif isinstance(decision, AgentStateChanged):
                 log.info("agent=%s state %s -> %s (%s)", decision.agent_id, decision.previous.value,
                          decision.state.value, decision.reason)
-                self.state_since[decision.agent_id] = self.reactor.seconds()
+                now = self.reactor.seconds()
+                if decision.previous.value == "wrap_up" and decision.agent_id in self.last_call:
+                    self.records.set_field(self.last_call[decision.agent_id], "wrap_up_seconds",
+                                           round(now - self.state_since.get(decision.agent_id, now), 1))
+                self.state_since[decision.agent_id] = now
+                self.records.agent_state(decision.agent_id, state=decision.state.value, reason=decision.reason, at=now)
+                if decision.previous.value == "logged_out":
+                    self._log("AGENTLOGIN", "", "", decision.agent_id, decision.agent_id)
+                elif decision.state.value == "logged_out":
+                    self._log("AGENTLOGOFF", "", "", decision.agent_id, decision.agent_id)
+                elif decision.state.value == "paused":
+                    self._log("PAUSE", "", "", decision.agent_id, decision.reason)
+                elif decision.previous.value == "paused":
+                    self._log("UNPAUSE", "", "", decision.agent_id, decision.reason)
                 event = {"type": "agent-state", "agent": decision.agent_id, "state": decision.state.value,
                          "previous": decision.previous.value, "reason": decision.reason,
                          "at": self.reactor.seconds()}
@@ -449,6 +504,10 @@ class AcdService:
         session.bridge(leg.rtp)
         session.connected_at = self.reactor.seconds()
         session.agent_id_served = leg.agent_id
+        self.last_call[leg.agent_id] = connected.call_id
+        self.records.call_connected(connected.call_id, agent=leg.agent_id, at=session.connected_at)
+        self._log("CONNECT", connected.call_id, connected.queue, leg.agent_id, connected.waited_seconds, leg.call_id,
+                  session.connected_at - leg.started_at)
         queue = connected.queue
         self.metrics.queue_answered.labels(queue).inc()
         self.metrics.queue_wait.labels(queue).observe(connected.waited_seconds)

@@ -79,6 +79,7 @@ class AgentLeg:
         self.local_port: int | None = None
         self.ack: Request | None = None
         self.end_reason = ""
+        self.started_at = server.reactor.seconds()
 
     def start(self) -> bool:
         """Bind an RTP port and send the INVITE; False when no RTP port is free."""

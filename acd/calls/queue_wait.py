@@ -61,7 +61,6 @@ class QueueWait:
 
     def start(self) -> None:
         """Announce at once (callers want to know where they stand), then music, repeating."""
-        self.session.queued_at = self.reactor.seconds()
         self.session.queue_wait = self
         self._max_timer = self.reactor.callLater(self.max_wait, self._give_up)
         self._announce()

@@ -18,6 +18,7 @@ from ..media.sdp import NegotiatedAudio
 from ..sip.dialog import Dialog
 from ..sip.message import Request
 from .ivr_runner import IvrRunner
+from .null_records import NullRecords
 from .rtp_leg import MediaClock, RtpLeg
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ class CallSession:
         self.connected_at: float | None = None
         self.recording: CallRecording | None = None
         self.agent_id_served: str | None = None
+        self.entry_position: int | None = None
+        # Agents' feature-code calls are not customer calls: they leave no call record.
+        self.records = server.records if not trunk.startswith("agent:") else NullRecords()
         self.bridged_to: RtpLeg | None = None
         self.on_hold = False
         self.callback_requested = False
@@ -106,6 +110,7 @@ class CallSession:
                             headers=(("Contact", self.dialog.local_contact), *self.server.capability_headers()))
         self.state = CallState.ANSWERED
         self.answered_at = self.reactor.seconds()
+        self.records.call_answered(self.call_id, at=self.answered_at)
         log.info("call=%s answered dialled=%s flow=%s codec=%s rtp=%s->%s:%s", self.call_id,
                  self.route.number or (self.route.pattern.pattern if self.route.pattern else "-"), self.route.flow, self.negotiated.codec,
                  self.local_port, self.negotiated.remote_address, self.negotiated.remote_port)
@@ -320,12 +325,20 @@ class CallSession:
                 self.bridged_to.tap_in = None
             path, seconds, masked = self.recording.close(self.reactor.seconds())
             self.recording = None
+            self.records.set_field(self.call_id, "recording_path", str(path))
             log.info("call=%s recording saved: %s (%.1fs, masked spans %s)", self.call_id, path, seconds,
                      ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in masked) or "none")
         if self.leg.transport is not None:
             self.leg.transport.stopListening()
         now = self.reactor.seconds()
         talk = now - self.answered_at if self.answered_at is not None else 0.0
+        records = self.records
+        context = self.ivr.flow_run.context if self.ivr is not None else None
+        survey = {key: context.get(key) for key in ("q1", "q2", "q3")
+                  if context is not None and context.get(key) is not None} if context is not None else {}
+        if survey:
+            records.set_field(self.call_id, "survey", {k: int(v) for k, v in survey.items() if str(v).isdigit()})
+        records.call_ended(self.call_id, outcome=call_result(reason), reason=reason, at=now)
         metrics = self.server.metrics
         metrics.calls.labels(self.trunk if not self.trunk.startswith("agent:") else "agents", call_result(reason)).inc()
         metrics.rtp_sent.inc(self.leg.packets_sent)

@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..config.model import Config, Route
 from ..api.events import EventHub
+from .null_records import NullRecords
 from ..metrics import SIP_METHODS, Metrics
 from ..ivr.context import CallContext
 from ..ivr.flow import Flow, PlayStep
@@ -45,7 +46,7 @@ class SipServer:
     """The call-handling shell around one SipEndpoint."""
 
     def __init__(self, *, config: Config, reactor, prompts: PromptLibrary, recognizers=None,
-                 rng: random.Random | None = None, metrics: Metrics | None = None) -> None:
+                 rng: random.Random | None = None, metrics: Metrics | None = None, records=None) -> None:
         self.config = config
         self.reactor = reactor
         self.prompts = prompts
@@ -54,6 +55,7 @@ class SipServer:
         self.metrics = metrics or Metrics()
         self.metrics.attach(self)
         self.events = EventHub(reactor)
+        self.records = records or NullRecords()
         self.rng = rng or random.Random()
         self.endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
         self.media_clock = MediaClock(reactor)
@@ -270,6 +272,7 @@ class SipServer:
         holder.append(session)
         self.sessions[call_id] = session
         self.calls_total += 1
+        session.records.call_arrived(call_id, trunk=trunk, caller=caller, dialled=dialled, at=self.reactor.seconds())
         return session
 
     def _feature_code(self, dialled: str) -> str | None:

@@ -46,35 +46,50 @@ _ACCOUNT_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 
 
 class DirectoryError(Exception):
-    """A request the directory refuses; `error_id` is stable, `details` says about what."""
+    """A request the directory refuses: stable `error_id`, the HTTP `status` an API would answer, `details`."""
 
     error_id: ClassVar[str] = "directory-error"
+    status: ClassVar[int] = 500
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
+        self.message = message
         self.details = details
 
 
 class UnknownCustomer(DirectoryError):
+    """No customer has this id."""
+
     error_id = "no-such-customer"
+    status = 404
 
 
 class DuplicateAccountNumber(DirectoryError):
+    """The account number belongs to another customer (`details["customer_id"]`)."""
+
     error_id = "duplicate-account-number"
+    status = 409
 
 
 class PhoneAlreadyUsed(DirectoryError):
+    """The phone belongs to another customer: one number, one customer, or caller ID would be ambiguous."""
+
     error_id = "phone-already-used"
+    status = 409
 
 
 class RecordOfAnotherCustomer(DirectoryError):
     """An order or ticket id that already belongs to a different customer."""
 
     error_id = "record-of-another-customer"
+    status = 409
 
 
 class InvalidPin(DirectoryError):
+    """A PIN to store that is not PIN_MIN_DIGITS..PIN_MAX_DIGITS digits."""
+
     error_id = "invalid-pin"
+    status = 400
 
 
 def _check_id(kind: str, value: str) -> None:

@@ -201,7 +201,7 @@ class RecordStore:
         self._queue.put(_STOP)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            log.error("records: writer still busy after %.1fs; %d item(s) may be lost", timeout, self.backlog)
+            log.error("records: writer still busy after %ss; %d item(s) may be lost", timeout, self.backlog)
 
     def _put(self, kind: str, **arguments: Any) -> None:
         if self._closed:

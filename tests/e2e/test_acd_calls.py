@@ -364,15 +364,27 @@ def test_callback_keeps_the_place_and_calls_the_customer_back_when_an_agent_free
 
 
 def test_caller_answers_the_survey_when_the_agent_hangs_up_first(acd_root):
-    """The agent ends the call first: the caller goes to the queue's survey flow, answers 4 and 5,
-    and the answers are recorded; the server hangs up after thanking them."""
-    server = start_acd_server(acd_root, ["3001"], survey=True)
+    """The agent ends the call first: the caller goes to the queue's survey flow, answers 4 and 5;
+    the answers, and the wrap-up code the agent sets through the API, land in the call record."""
+    import json
+    import socket as socket_module
+    import sqlite3
+    import urllib.request
+
+    http_port = free_port(kind=socket_module.SOCK_STREAM, both=False)
+    server = start_acd_server(acd_root, ["3001"], survey=True, http_port=http_port)
     agents = None
     try:
         agents = SippAgents(acd_root / "agents", server.target, ["3001"], max_calls=1, timeout=40)
         agents.login.assert_ok(server)
         run_sipp(acd_root / "caller", server.target, scenario="queue_survey.xml", service="3000", calls=1,
                  timeout=45).assert_ok(server)
+        token = (server.root / "data" / "api.token").read_text().strip()
+        request = urllib.request.Request(f"http://{LOOPBACK}:{http_port}/api/agents/3001/disposition", method="POST",
+                                         data=json.dumps({"code": "resolved"}).encode(),
+                                         headers={"Authorization": f"Bearer {token}"})
+        assert json.loads(urllib.request.urlopen(request, timeout=5).read())["result"] == "disposition-set"
+        time.sleep(0.5)
     finally:
         if agents:
             agents.stop()
@@ -384,6 +396,10 @@ def test_caller_answers_the_survey_when_the_agent_hangs_up_first(acd_root):
     assert re.search(rf"call={re.escape(call)} collect=q2 into=q2 digits=5 length=1", log)
     assert re.search(rf"call={re.escape(call)} event=survey-done", log)
     assert re.search(rf"call={re.escape(call)} ended reason='hangup step end'", log)
+    with sqlite3.connect(server.root / "data" / "records.db") as db:
+        survey, disposition, agent = db.execute("select survey, disposition, agent from calls where call_id = ?",
+                                                (call,)).fetchone()
+    assert json.loads(survey) == {"q1": 4, "q2": 5} and disposition == "resolved" and agent == "3001"
 
 
 class EventStream:
@@ -450,3 +466,58 @@ def test_agent_event_stream_pops_the_callers_context_on_offer(acd_root):
     assert offer["queue"] == "loadtest"
     assert offer["context"]["caller_id"] == "5551" and offer["context"]["caller_name"] == "Queue Caller"
     assert "3101" in offer["explanation"]
+
+
+def test_acd_report_matches_a_scripted_set_of_calls(acd_root):
+    """Three callers served one after another by one agent (3 s talk, 1 s wrap-up), one who abandons
+    while queued, one who hangs up inside the IVR: `acd report` shows exactly those figures."""
+    import csv
+    import sys
+
+    from .harness import SIPP_PCAPS
+
+    server = start_acd_server(acd_root, ["3401"])
+    started = time.time() - 1
+    agents = None
+    try:
+        agents = SippAgents(acd_root / "agents", server.target, ["3401"], max_calls=3, timeout=60)
+        agents.login.assert_ok(server)
+        patient = subprocess.Popen(
+            ["sipp", server.target, "-sf", str(SCENARIOS / "queue_caller.xml"), "-s", "3000", "-i", LOOPBACK,
+             "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "3", "-r", "10",
+             "-nostdin", "-timeout", "60s", "-timeout_error"],
+            cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.8)
+        run_sipp(acd_root / "abandon", server.target, scenario="queue_abandon.xml", service="3000", calls=1,
+                 timeout=30).assert_ok(server)
+        run_sipp(acd_root / "ivr", server.target, scenario="ivr_dtmf.xml", service="1000",
+                 keys={"rtp_port": "4000", "dtmf_pcap": str(SIPP_PCAPS / "dtmf_2833_2.pcap")},
+                 args_set={"dtmf_after_ms": "4000"}).assert_ok(server)
+        assert patient.wait(timeout=60) == 0
+        time.sleep(1.5)  # the last wrap-up ends
+    finally:
+        if agents:
+            agents.stop()
+        server.stop()
+    report_csv = acd_root / "report.csv"
+    done = subprocess.run([sys.executable, "-m", "acd.cli", "report", "--root", str(server.root), "--since",
+                           str(started), "--csv", str(report_csv)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(report_csv.open()))
+
+    def value(section: str, name: str, metric: str, detail: str = "") -> float:
+        found = [r for r in rows if r["section"] == section and r["name"] == name and r["metric"] == metric
+                 and (not detail or r["detail"] == detail)]
+        assert found, f"no {section}/{name}/{metric} in the report:\n{done.stdout}"
+        return float(found[0]["value"])
+
+    assert value("queue", "loadtest", "offered") == 4
+    assert value("queue", "loadtest", "answered") == 3
+    assert value("queue", "loadtest", "abandoned") == 1
+    assert value("queue", "loadtest", "abandon_rate") == 0.25
+    assert 3.0 <= value("queue", "loadtest", "aht_seconds") <= 4.6, "3 s talk + up to 1 s wrap-up"
+    assert 2.5 <= value("queue", "loadtest", "asa_seconds") <= 7.0, "waits of ~0.3, ~4.5 and ~9 s"
+    assert value("agent", "3401", "calls") == 3
+    assert value("ivr_drop_off", "main", "hangups", "support") == 1
+    assert "IVR containment: 0 of 5 answered calls" in done.stdout, "agents' *45 calls are not customer calls"
+    assert "loadtest" in done.stdout and "3401" in done.stdout

@@ -127,7 +127,7 @@ def test_the_shipped_demo_config_loads():
     config = load_config(REPO)
     assert [(r.number, r.flow) for r in config.routes] == [("1000", "main"), ("1001", "main")]
     assert config.routes[1].answer_after_seconds == 3
-    assert sorted(config.flows) == ["billing", "main"]
+    assert sorted(config.flows) == ["billing", "main", "survey"]
     main = config.flows["main"]
     assert main.start == "welcome"
     assert main.prompts_used() <= set(config.prompts)

@@ -1,0 +1,14 @@
+"""A RecordStore stand-in that keeps nothing, for SipServers built without a records file (tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["NullRecords"]
+
+
+class NullRecords:
+    """Accepts every RecordStore call and does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
