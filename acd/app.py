@@ -17,6 +17,7 @@ from .calls.transports import SipTcpFactory, SipUdpProtocol
 from .config.model import Config
 from .media.prompts import PromptLibrary
 from .speech.recognizer import RecognizerCache
+from .context.directory import CustomerDirectory
 from .store.records import RecordStore
 
 __all__ = ["RunningServer", "build_server"]
@@ -70,7 +71,9 @@ def build_server(config: Config, reactor) -> RunningServer:
     records = RecordStore(config.data_dir / "records.db")
     records.close_interrupted(at=reactor.seconds())
     reactor.addSystemEventTrigger("after", "shutdown", records.close)
-    sip = SipServer(config=config, reactor=reactor, prompts=prompts, recognizers=RecognizerCache(), records=records)
+    directory = CustomerDirectory(config.data_dir / "customers.db", default_country_code=config.country_code)
+    sip = SipServer(config=config, reactor=reactor, prompts=prompts, recognizers=RecognizerCache(), records=records,
+                    directory=directory)
     sip.registrar = RegistrarService(server=sip, config=config, reactor=reactor)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:

@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--since", required=True, help="start: 2026-11-01 (local midnight), ISO time, or POSIX seconds")
     report.add_argument("--until", default=None, help="end (default: now)")
     report.add_argument("--csv", type=Path, default=None, help="also write the figures to this CSV file")
+    customers = commands.add_parser("customers", help="the customer directory")
+    customers_commands = customers.add_subparsers(dest="customers_command", required=True)
+    customers_import = customers_commands.add_parser("import", help="import customers from CSV or JSON")
+    customers_import.add_argument("file", type=Path)
+    customers_import.add_argument("--root", type=Path, default=Path("."))
     reload = commands.add_parser("reload", help="check the config, then ask the running server to reload it")
     reload.add_argument("--root", type=Path, default=Path("."))
     args = parser.parse_args(argv)
@@ -56,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return _agent_password(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "customers":
+        return _customers_import(args)
     return _serve(args.root, args.log_level)
 
 
@@ -120,11 +127,20 @@ def _simulate(args: argparse.Namespace) -> int:
         return 1
     now = dt.datetime.fromisoformat(args.at).timestamp() if args.at else None
     inputs = [token.strip().strip('"') for token in args.input.split(",") if token.strip()]
+    directory = None
+    if (config.data_dir / "customers.db").exists():
+        from .context.directory import CustomerDirectory
+
+        directory = CustomerDirectory(config.data_dir / "customers.db", default_country_code=config.country_code)
     try:
-        simulate(config, args.flow, caller=args.caller, dialled=args.dialled, inputs=inputs, now=now)
+        simulate(config, args.flow, caller=args.caller, dialled=args.dialled, inputs=inputs, now=now,
+                 directory=directory)
     except KeyError as error:
         print(error.args[0], file=sys.stderr)
         return 1
+    finally:
+        if directory is not None:
+            directory.close()
     return 0
 
 
@@ -162,6 +178,24 @@ def _report(args: argparse.Namespace) -> int:
     levels = {name: q.routing.service_level_seconds for name, q in (config.agents.queues.items() if config.agents else [])}
     return run_report(config.data_dir / "records.db", since=args.since, until=args.until, csv_path=args.csv,
                       service_level_seconds=levels)
+
+
+def _customers_import(args: argparse.Namespace) -> int:
+    from .context.directory import CustomerDirectory
+    from .context.importer import import_command
+
+    try:
+        config = load_config(args.root)
+    except ConfigInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        return 1
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    directory = CustomerDirectory(config.data_dir / "customers.db", default_country_code=config.country_code)
+    try:
+        return import_command(directory, args.file, out=sys.stdout, default_country_code=config.country_code)
+    finally:
+        directory.close()
 
 
 def _reload(root: Path) -> int:

@@ -18,6 +18,7 @@ from .ivr.events import (DigitReceived, DigitsCollected, EnqueueCall, FlowEnded,
                          RecordingFinished, SpeechChoiceMade, SpeechNotRecognized, SpeechRecognized, StartListening,
                          StartRecording, StepEntered, StopListening, StopPlayback, StopRecording, TransferCall)
 from .ivr.interpreter import FlowRun
+from .context.sources import directory_lookup
 from .media.prompts import PromptLibrary
 
 __all__ = ["simulate", "MAX_SIMULATED_EVENTS"]
@@ -27,7 +28,7 @@ MAX_SIMULATED_EVENTS = 2000
 
 
 def simulate(config: Config, flow_name: str, *, caller: str, dialled: str = "", inputs: list[str],
-             now: float | None = None, out: Callable[[str], None] = print) -> str:
+             now: float | None = None, out: Callable[[str], None] = print, directory=None) -> str:
     """Run the flow and print what happens; returns the outcome ("completed", "queued to sales"...)."""
     if flow_name not in config.flows:
         raise KeyError(f"no flow named {flow_name!r} (known: {', '.join(sorted(config.flows))})")
@@ -35,6 +36,9 @@ def simulate(config: Config, flow_name: str, *, caller: str, dialled: str = "", 
     prompts = PromptLibrary(config.prompts)
     context = CallContext({"caller_id": caller, "caller_name": "", "dialled": dialled, "trunk": "simulation",
                            "call_id": "simulation"})
+    if directory is not None and (customer := directory.find_by_phone(caller)) is not None:
+        context.set("customer", customer.context())
+        out(f"caller {caller} is customer {customer.id} ({customer.name}, tier {customer.tier})")
     run = FlowRun(config.flows[flow_name], flows=config.flows, context=context, calendars=config.calendars)
     pending = list(inputs)
     outcome = "unfinished"
@@ -64,7 +68,14 @@ def simulate(config: Config, flow_name: str, *, caller: str, dialled: str = "", 
             elif isinstance(action, StopListening):
                 out("  (listening stopped)")
             elif isinstance(action, LookUp):
-                record = config.lookups.get(action.source, {}).get(action.key)
+                if action.source in config.lookups or directory is None:
+                    record = config.lookups.get(action.source, {}).get(action.key)
+                else:
+                    record = directory_lookup(directory, action.source, action.key)
+                    if record is not None and action.source == "customer_account":
+                        context.set("customer", record)
+                    if record is not None and action.source == "customer_pin":
+                        context.set("verified", True)
                 out(f"  lookup {action.source}[{'****' if action.masked else action.key}] -> {record}")
                 queue_next = LookupFinished(lookup_id=action.lookup_id, record=dict(record) if record else None)
                 listening = ("lookup", queue_next)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+
+from twisted.internet import threads
 from typing import TYPE_CHECKING, Callable
 
 from ..ivr.events import EnqueueCall, QueueFinished
@@ -29,6 +31,16 @@ if TYPE_CHECKING:
 __all__ = ["AcdService", "Callback", "routing_config_from"]
 
 log = logging.getLogger("acd.acd")
+
+
+# Customer tier → priority added to the queue step's (0-9, capped): VIPs jump ahead of standard
+# callers, aging still lets a long-waiting caller through (RoutingConfig.priority_aging_seconds).
+TIER_PRIORITY_BONUS = {"vip": 5, "gold": 3, "silver": 1}
+MAX_PRIORITY = 9
+# A returning customer's last agent is preferred for 30 days; the queue's sticky_seconds (or 20 s)
+# is how long the call waits for that agent before anyone qualified may take it.
+LAST_AGENT_MEMORY_SECONDS = 30 * 86400
+DEFAULT_STICKY_SECONDS = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +100,16 @@ class AcdService:
         self.sessions[call_id] = session
         session.queue_name = action.queue
         session.queue_context = action.context
-        event = CallArrived(call_id=call_id, queue=action.queue, priority=action.priority,
-                            requirements=action.skills)
+        customer = (action.context or {}).get("customer") or {}
+        priority = min(MAX_PRIORITY, action.priority + TIER_PRIORITY_BONUS.get(customer.get("tier", ""), 0))
+        preferred = self._preferred_agent(customer, settings)
+        event = CallArrived(call_id=call_id, queue=action.queue, priority=priority, requirements=action.skills,
+                            preferred_agent=preferred,
+                            sticky_seconds=(settings.routing.sticky_seconds or DEFAULT_STICKY_SECONDS) if preferred
+                            and settings is not None else None)
+        if customer:
+            log.info("call=%s customer %s tier=%s priority=%d preferred_agent=%s", call_id, customer.get("id"),
+                     customer.get("tier"), priority, preferred or "-")
         session.queued_at = self.reactor.seconds()
         self.records.call_queued(call_id, queue=action.queue, at=session.queued_at)
         if not self._feed(event):
@@ -178,6 +198,23 @@ class AcdService:
         fields = [f"{d:.0f}" if isinstance(d, float) else str(d) for d in data] + ["", "", ""]
         self.records.queue_log(at=self.reactor.seconds(), call_id=call_id, queue=queue or "", agent=agent or "",
                                event=event, data1=fields[0], data2=fields[1], data3=fields[2])
+
+    def _preferred_agent(self, customer: dict, settings) -> str | None:
+        """The customer's last agent (if recent) or account owner, when that agent works this queue."""
+        if not customer or settings is None or self.config.agents is None:
+            return None
+        now = self.reactor.seconds()
+        candidates = []
+        last_at = customer.get("last_agent_at")
+        if customer.get("last_agent") and (last_at is None or now - float(last_at) < LAST_AGENT_MEMORY_SECONDS):
+            candidates.append(customer["last_agent"])
+        if customer.get("account_owner"):
+            candidates.append(customer["account_owner"])
+        for agent_id in candidates:
+            agent = self.config.agents.agents.get(agent_id)
+            if agent is not None and settings.routing.name in agent.queues:
+                return agent_id
+        return None
 
     def _position(self, call_id: str) -> int | None:
         try:
@@ -497,14 +534,50 @@ class AcdService:
             log.warning("call=%s connect to agent=%s impossible (caller or agent gone)", connected.call_id,
                         connected.agent_id)
             return
+        self.bridged[connected.call_id] = leg
+        settings = self.config.agents.queues.get(connected.queue) if self.config.agents else None
+        whisper = self._whisper_prompts(session, connected.queue) if settings is not None and settings.whisper else []
+        if not whisper:
+            self._bridge(connected, session, leg)
+            return
+        # The caller keeps hearing the queue's music; the agent hears who is coming, then the caller.
+        log.info("call=%s whisper to agent=%s: %s", connected.call_id, leg.agent_id, " ".join(whisper))
+        audio = b"".join(self.server.prompts.encoded(name, leg.codec) for name in whisper)
+
+        def whispered(playback_id: int) -> None:
+            self.server.media_clock.remove(leg.rtp)
+            leg.rtp.stop()
+            if self.bridged.get(connected.call_id) is leg and session.active:
+                self._bridge(connected, session, leg)
+
+        leg.rtp.on_playback_finished = whispered
+        self.server.media_clock.add(leg.rtp)
+        leg.rtp.play(audio, 1)
+
+    def _whisper_prompts(self, session: "CallSession", queue: str) -> list[str]:
+        context = session.queue_context or {}
+        customer = context.get("customer") or {}
+        wanted = [f"whisper/{customer.get('tier')}", f"whisper/queue_{queue}"]
+        if context.get("verified") or customer.get("verified"):
+            wanted.append("whisper/verified")
+        available = self.server.config.prompts
+        return [name for name in wanted if name in available]
+
+    def _bridge(self, connected: CallConnected, session: "CallSession", leg: AgentLeg) -> None:
         wait = self.waiting.pop(connected.call_id, None)
         if wait is not None:
             wait.stop()
-        self.bridged[connected.call_id] = leg
         session.bridge(leg.rtp)
         session.connected_at = self.reactor.seconds()
         session.agent_id_served = leg.agent_id
         self.last_call[leg.agent_id] = connected.call_id
+        customer = (session.queue_context or {}).get("customer") or {}
+        directory = self.server.directory
+        if customer.get("id") and directory is not None:
+            threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), directory.record_last_agent,
+                                      customer["id"], leg.agent_id, self.reactor.seconds()).addErrback(
+                lambda failure: log.warning("call=%s could not store the last agent: %s", connected.call_id,
+                                            failure.getErrorMessage()))
         self.records.call_connected(connected.call_id, agent=leg.agent_id, at=session.connected_at)
         self._log("CONNECT", connected.call_id, connected.queue, leg.agent_id, connected.waited_seconds, leg.call_id,
                   session.connected_at - leg.started_at)
@@ -537,6 +610,12 @@ class AcdService:
         for key in ("intent", "verified", "account_number"):
             if context.get(key) not in (None, "", "****"):
                 headers.append((f"X-ACD-{key.replace('_', '-').title()}", clean(context[key])))
+        customer = context.get("customer") or {}
+        if customer:
+            headers += [("X-ACD-Customer", clean(customer.get("name", ""))), ("X-ACD-Customer-Id", clean(customer.get("id", ""))),
+                        ("X-ACD-Tier", clean(customer.get("tier", "")))]
+            if not context.get("verified"):
+                headers.append(("X-ACD-Verified", "true" if customer.get("verified") else "false"))
         waited = session.reactor.seconds() - (session.queued_at or session.reactor.seconds())
         headers.append(("X-ACD-Wait-Seconds", f"{waited:.0f}"))
         return tuple(headers)

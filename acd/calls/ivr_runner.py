@@ -20,12 +20,16 @@ from ..ivr.events import (DigitsCollected, EnqueueCall, FlowEnded, FlowEvent, Ha
                           SpeechNotRecognized, SpeechRecognized, StartListening, StartRecording, StepEntered,
                           StopListening, StopPlayback, StopRecording, TransferCall)
 from ..ivr.interpreter import FlowRun
+from ..context.sources import directory_lookup
 from ..media.g711 import alaw_decode, ulaw_decode
 
 if TYPE_CHECKING:
     from .session import CallSession
 
-__all__ = ["IvrRunner"]
+__all__ = ["IvrRunner", "CALLER_LOOKUP_TIMEOUT_SECONDS"]
+
+# Answering must not wait on a slow directory: half a second is already a noticeable silence.
+CALLER_LOOKUP_TIMEOUT_SECONDS = 0.5
 
 log = logging.getLogger("acd.ivr")
 _DECODERS = {"PCMU": ulaw_decode, "PCMA": alaw_decode}
@@ -55,6 +59,43 @@ class IvrRunner:
     def start(self) -> None:
         """Enter the flow."""
         self.carry_out(self.flow_run.start(self.reactor.seconds()))
+
+    def start_after_caller_lookup(self) -> None:
+        """Look the caller ID up in the customer directory (thread pool), then enter the flow. A slow or
+        failing directory never holds the call: after CALLER_LOOKUP_TIMEOUT_SECONDS the flow starts as
+        for an unknown caller."""
+        directory = self.session.server.directory
+        caller = self.flow_run.context.get("caller_id") or ""
+        if directory is None or not caller or self.session.trunk.startswith("agent:"):
+            self.start()
+            return
+        started = self.reactor.seconds()
+        state = {"done": False}
+
+        def begin(customer) -> None:
+            if state["done"]:
+                return
+            state["done"] = True
+            if timer.active():
+                timer.cancel()
+            if customer is not None:
+                self.flow_run.context.set("customer", customer.context())
+                log.info("call=%s caller %s is customer %s (tier %s) lookup_ms=%.0f", self.call_id, caller,
+                         customer.id, customer.tier, (self.reactor.seconds() - started) * 1000)
+            if self.session.active and not self.flow_run.finished:
+                self.start()
+
+        def failed(failure) -> None:
+            log.warning("call=%s customer look-up failed: %s; going on without it", self.call_id,
+                        failure.getErrorMessage())
+            begin(None)
+
+        timer = self.reactor.callLater(CALLER_LOOKUP_TIMEOUT_SECONDS, lambda: (
+            log.warning("call=%s customer look-up slower than %.1fs; going on without it", self.call_id,
+                        CALLER_LOOKUP_TIMEOUT_SECONDS), begin(None)))
+        deferred = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), directory.find_by_phone,
+                                             caller)
+        deferred.addCallbacks(begin, failed)
 
     def feed(self, event) -> None:
         """Give the interpreter one event and carry out what it answers."""
@@ -152,11 +193,34 @@ class IvrRunner:
 
     # ---- look-ups ----------------------------------------------------------------------------
     def _look_up(self, action: LookUp) -> None:
-        table = self.lookups.get(action.source, {})
-        record = table.get(action.key)
-        log.info("call=%s lookup source=%s key=%s found=%s", self.call_id, action.source,
-                 "****" if action.masked else action.key, record is not None)
-        self._later(LookupFinished(lookup_id=action.lookup_id, record=dict(record) if record else None))
+        shown = "****" if action.masked else action.key
+        directory = self.session.server.directory
+        if action.source in self.lookups or directory is None:
+            record = self.lookups.get(action.source, {}).get(action.key)
+            log.info("call=%s lookup source=%s key=%s found=%s", self.call_id, action.source, shown, record is not None)
+            self._later(LookupFinished(lookup_id=action.lookup_id, record=dict(record) if record else None))
+            return
+        context = self.flow_run.context
+
+        def work():
+            return directory_lookup(directory, action.source, action.key)
+
+        def done(record) -> None:
+            log.info("call=%s lookup source=%s key=%s found=%s", self.call_id, action.source, shown, record is not None)
+            if record is not None and action.source == "customer_account":
+                context.set("customer", record)
+            if record is not None and action.source == "customer_pin":
+                context.set("verified", True)
+                customer = context.get("customer")
+                if isinstance(customer, dict):
+                    customer["verified"] = True
+            self._deliver(LookupFinished(lookup_id=action.lookup_id, record=record))
+
+        def failed(failure) -> None:
+            log.error("call=%s lookup source=%s failed: %s", self.call_id, action.source, failure.getErrorMessage())
+            self._deliver(LookupFinished(lookup_id=action.lookup_id, record=None, error=failure.getErrorMessage()))
+
+        threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), work).addCallbacks(done, failed)
 
     # ---- speech ------------------------------------------------------------------------------
     def _start_listening(self, action: StartListening) -> None:

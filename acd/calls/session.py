@@ -119,7 +119,7 @@ class CallSession:
         if self.route.record:
             self.start_recording("route")
         if self.ivr is not None:
-            self.ivr.start()
+            self.ivr.start_after_caller_lookup()
 
     def on_ack(self) -> None:
         """The caller confirmed our 200 OK."""

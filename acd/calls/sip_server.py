@@ -46,7 +46,8 @@ class SipServer:
     """The call-handling shell around one SipEndpoint."""
 
     def __init__(self, *, config: Config, reactor, prompts: PromptLibrary, recognizers=None,
-                 rng: random.Random | None = None, metrics: Metrics | None = None, records=None) -> None:
+                 rng: random.Random | None = None, metrics: Metrics | None = None, records=None,
+                 directory=None) -> None:
         self.config = config
         self.reactor = reactor
         self.prompts = prompts
@@ -56,6 +57,7 @@ class SipServer:
         self.metrics.attach(self)
         self.events = EventHub(reactor)
         self.records = records or NullRecords()
+        self.directory = directory
         self.rng = rng or random.Random()
         self.endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
         self.media_clock = MediaClock(reactor)

@@ -47,6 +47,8 @@ class QueueSettings:
     record: bool = False
     # The flow a caller goes to when the agent hangs up first (a post-call survey); None: hang up.
     survey_flow: str | None = None
+    # Tell the agent who is coming ("V I P. Billing. Verified.") before the caller is connected.
+    whisper: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +122,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
             queues[str(name)] = QueueSettings(routing=QueueConfig(name=str(name)))  # error listed; name stays known
             continue
         check.unknown_keys(item, set(_ROUTING_KEYS) | {"description", "announce_every", "max_wait", "music",
-                                                       "callback_key", "record", "survey_flow"}, f"queue {name!r}")
+                                                       "callback_key", "record", "survey_flow", "whisper"},
+                           f"queue {name!r}")
         callback_key = item.get("callback_key", "*")
         if callback_key is not None and str(callback_key) not in set("0123456789*#"):
             check.error(item.line_of("callback_key"), f"queue {name!r}: callback_key must be one DTMF key or null")
@@ -137,7 +140,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
             max_wait_seconds=float(check.number(item, "max_wait", 600.0, f"queue {name!r}", minimum=5)),
             music=str(item.get("music", "moh")), callback_key=None if callback_key is None else str(callback_key),
             record=check.boolean(item, "record", False, f"queue {name!r}"),
-            survey_flow=check.text(item, "survey_flow", f"queue {name!r}"))
+            survey_flow=check.text(item, "survey_flow", f"queue {name!r}"),
+            whisper=check.boolean(item, "whisper", False, f"queue {name!r}"))
     agents: dict[str, AgentConfig] = {}
     section = check.mapping(top.get("agents", LineDict()), top.line_of("agents"), "agents")
     for agent_id, body in (section or {}).items():

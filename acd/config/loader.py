@@ -22,7 +22,11 @@ from .flows import FlowReference, PromptUse, parse_flow
 from .model import Config, HttpSettings, Route, RtpSettings, SipSettings, Trunk
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
 
-__all__ = ["load_config", "ConfigError", "ConfigInvalid"]
+__all__ = ["load_config", "ConfigError", "ConfigInvalid", "DIRECTORY_SOURCES"]
+
+# Look-up sources served by the customer directory (acd customers import): by account number, a PIN
+# check ("{customer.id}:{pin}"), and orders by order id.
+DIRECTORY_SOURCES = frozenset({"customer_account", "customer_pin", "orders"})
 
 _UNUSABLE = object()  # a file that is missing or not YAML (its error is already listed)
 
@@ -36,6 +40,12 @@ def load_config(root: Path | str) -> Config:
     settings = _load_file(main_path, errors, files)
     sip, rtp, trunks, data_dir, sounds_dir = _parse_main(main_path, settings, root, errors)
     http = _parse_http(main_path, settings, errors)
+    country_code = "44"
+    if isinstance(settings, LineDict) and "country_code" in settings:
+        country_code = str(settings["country_code"])
+        if not re.fullmatch(r"[1-9][0-9]{0,2}", country_code):
+            errors.append(ConfigError(main_path, settings.line_of("country_code"),
+                                      f"country_code must be 1-3 digits without + (44, 1, 34), not {country_code!r}"))
     prompts = _scan_prompts(sounds_dir)
     flows: dict[str, Flow] = {}
     broken_flows: set[str] = set()  # named by a flow file with errors: routes to them are not errors too
@@ -77,7 +87,7 @@ def load_config(root: Path | str) -> Config:
         raise ConfigInvalid(errors)
     return Config(root=root, sip=sip, rtp=rtp, trunks=tuple(trunks), routes=tuple(routes), flows=flows,
                   prompts=prompts, data_dir=data_dir, files=tuple(files), calendars=calendars, queues=queues,
-                  lookups=lookups, agents=agents, http=http)
+                  lookups=lookups, agents=agents, http=http, country_code=country_code)
 
 
 def _check_references(references: list[FlowReference], flows: dict[str, Flow], broken_flows: set[str],
@@ -86,7 +96,8 @@ def _check_references(references: list[FlowReference], flows: dict[str, Flow], b
     """Names a flow uses that live in other files: flows, queues, look-up sources, hours, number prompts."""
     known = {"flow": (set(flows) | broken_flows, "flow", "ivr_flows/<name>.yaml"),
              "queue": (set(queues), "queue", "conf/agents.yaml under queues:"),
-             "lookup": (set(lookups), "look-up source", "conf/lookups/<name>.yaml"),
+             "lookup": (set(lookups) | DIRECTORY_SOURCES, "look-up source",
+                        "conf/lookups/<name>.yaml (built in: " + ", ".join(sorted(DIRECTORY_SOURCES)) + ")"),
              "hours": (set(calendars), "business hours", "conf/hours.yaml")}
     spoken_checked: set[str] = set()
     for path, line, kind, name in references:
@@ -125,7 +136,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     top = check.mapping(document, 1, "conf/acd.yaml")
     if top is None:
         return sip, rtp, trunks, data_dir, sounds_dir
-    check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir"}, "conf/acd.yaml")
+    check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code"}, "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
         check.unknown_keys(section, {"listen", "port", "public_address", "transports"}, "sip")
         listen = str(section.get("listen", sip.listen))

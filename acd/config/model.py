@@ -99,6 +99,7 @@ class Config:
     queues: dict[str, Any] = field(default_factory=dict)
     agents: Any = None
     http: HttpSettings = field(default_factory=HttpSettings)
+    country_code: str = "44"
     lookups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def route_for(self, dialled: str) -> Route | None:

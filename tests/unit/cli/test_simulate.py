@@ -29,12 +29,25 @@ def test_order_status_self_service_speaks_the_order_and_never_queues():
     assert "  queue " not in text
 
 
-def test_speech_choice_reaches_billing_and_the_pin_is_masked_everywhere():
-    """Key 4, say 'billing', account 1234#, PIN 9876: queued to billing; the PIN never shows."""
-    outcome, text = run(["4", "billing", "1234#", "9876"])
+def test_speech_choice_reaches_billing_verifies_the_pin_and_never_shows_it(tmp_path):
+    """The VIP caller: key 4, says 'billing', account 100234#, PIN 4821 (checked against the imported,
+    hashed PIN): queued to billing as a verified VIP; the PIN never shows."""
+    import io
+
+    from acd.context.directory import CustomerDirectory
+    from acd.context.importer import import_command
+
+    directory = CustomerDirectory(tmp_path / "customers.db")
+    assert import_command(directory, REPO / "conf" / "customers.csv", out=io.StringIO()) == 0
+    lines: list[str] = []
+    outcome = simulate(load_config(REPO), "main", caller="5550100", inputs=["4", "billing", "100234#", "4821"],
+                       now=WEDNESDAY_10AM_LONDON, out=lines.append, directory=directory)
+    text = "\n".join(lines)
     assert outcome == "queued to billing"
-    assert "collected pin = ****" in text
-    assert "9876" not in text
+    assert "caller 5550100 is customer C1001 (Eleanor Whitfield, tier vip)" in text
+    assert "collected pin = ****" in text and "lookup customer_pin[****] -> {'verified': True}" in text
+    assert "4821" not in text
+    directory.close()
 
 
 def test_after_hours_callers_reach_voicemail():

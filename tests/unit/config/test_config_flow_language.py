@@ -461,7 +461,7 @@ def test_a_loop_through_a_menu_is_fine(root):
 
 @pytest.mark.parametrize("old, new, needle, problem", [
     ("    queue: sales\n", "    queue: sails\n", "queue: sails", "unknown queue 'sails' (known: billing, sales)"),
-    ("    lookup: orders\n", "    lookup: order\n", "lookup: order", "unknown look-up source 'order' (known: orders)"),
+    ("    lookup: orders\n", "    lookup: order\n", "lookup: order", "unknown look-up source 'order' (known: customer_account, customer_pin, orders)"),
     ("{open: office}", "{open: ofice}", "open: ofice", "unknown business hours 'ofice' (known: office)"),
     ("    goto_flow: billing\n", "    goto_flow: biling\n", "goto_flow: biling",
      "unknown flow 'biling' (known: billing, main)"),
