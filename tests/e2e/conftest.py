@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from .harness import AcdServer, free_port, sipp_available, start_server
+from .harness import AcdServer, free_port, rtp_base, sipp_available, start_server
 
 
 def pytest_collection_modifyitems(config, items):
@@ -17,11 +15,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "e2e" in str(item.fspath):
             item.add_marker(skip)
-
-
-def rtp_base() -> int:
-    """A random even base for a 400-port RTP range (the server skips ports already taken)."""
-    return random.randrange(30000, 59000, 2)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ Every process started here is bounded in time and killed by pid when the test en
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -38,6 +39,12 @@ def free_port(kind: int = socket.SOCK_DGRAM, both: bool = True) -> int:
         except OSError:
             continue
     raise RuntimeError("no free port found on 127.0.0.1")
+
+
+def rtp_base() -> int:
+    """A random even base for a 400-port RTP range below the kernel's ephemeral range (32768+), so
+    SIPp's and the softphones' own sockets never fill it; the server skips ports already taken."""
+    return random.randrange(12000, 32000, 2)
 
 
 def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,

@@ -12,7 +12,7 @@ import pytest
 
 from acd.sip.digest import compute_ha1
 
-from .harness import LOOPBACK, SCENARIOS, free_port, run_sipp, start_server
+from .harness import LOOPBACK, SCENARIOS, free_port, run_sipp, rtp_base, start_server
 
 REALM = "example-acd"
 
@@ -116,7 +116,7 @@ def start_acd_server(root, agent_ids: list[str], trunk_outbound: str | None = No
              "dialplans/acd.yaml": 'routes:\n  - {number: "3000", flow: queue_direct}\n'
                                    '  - {number: "3999", flow: goodbye_only}\n',
              "ivr_flows/queue_direct.yaml": QUEUE_FLOW, "ivr_flows/goodbye_only.yaml": GOODBYE_FLOW}
-    return start_server(root / "server", sip_port=free_port(), rtp_base=free_port(both=False) & ~1,
+    return start_server(root / "server", sip_port=free_port(), rtp_base=rtp_base(),
                         extra_files=files, trunk_outbound=trunk_outbound, http_port=http_port)
 
 

@@ -9,14 +9,14 @@ import urllib.request
 
 import pytest
 
-from .harness import LOOPBACK, free_port, start_server
+from .harness import LOOPBACK, free_port, rtp_base, start_server
 
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("acd-api")
     http_port = free_port(kind=socket.SOCK_STREAM, both=False)
-    server = start_server(root, sip_port=free_port(), rtp_base=free_port(both=False) & ~1, http_port=http_port)
+    server = start_server(root, sip_port=free_port(), rtp_base=rtp_base(), http_port=http_port)
     server.wait_for_log(r"HTTP API on http://127\.0\.0\.1:\d+/api")
     server.http_port = http_port
     server.token = (root / "data" / "api.token").read_text().strip()

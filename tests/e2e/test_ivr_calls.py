@@ -7,7 +7,7 @@ import struct
 
 from acd.media.g711 import rms_pcm16, ulaw_decode
 
-from .harness import SIPP_PCAPS, RtpSink, free_port, run_sipp, start_server
+from .harness import SIPP_PCAPS, RtpSink, free_port, run_sipp, rtp_base, start_server
 
 DTMF_2 = str(SIPP_PCAPS / "dtmf_2833_2.pcap")
 DTMF_1 = str(SIPP_PCAPS / "dtmf_2833_1.pcap")
@@ -78,7 +78,7 @@ def test_cancel_before_answer_gets_487(acd_server, tmp_path):
 
 def test_invite_from_a_source_that_is_not_a_trunk_gets_403(tmp_path):
     """A server whose only trunk is 192.0.2.0/24 refuses INVITEs from 127.0.0.1 with 403."""
-    server = start_server(tmp_path / "server", sip_port=free_port(), rtp_base=free_port(both=False) & ~1,
+    server = start_server(tmp_path / "server", sip_port=free_port(), rtp_base=rtp_base(),
                           trunk_sources=["192.0.2.0/24"])
     try:
         run_sipp(tmp_path / "sipp", server.target, scenario="expect_403.xml",

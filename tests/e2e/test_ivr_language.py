@@ -13,7 +13,7 @@ import wave
 
 import pytest
 
-from .harness import free_port, start_server
+from .harness import free_port, rtp_base, start_server
 from .softphone_driver import audio_rms_of_wav, run_softphone
 
 E2E_FLOWS = {
@@ -79,7 +79,7 @@ def language_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("acd-language")
     files = dict(E2E_FLOWS)
     files["ivr_flows/e2e_reload.yaml"] = RELOAD_FLOW.format(target="old")
-    server = start_server(root, sip_port=free_port(), rtp_base=free_port(both=False) & ~1, extra_files=files)
+    server = start_server(root, sip_port=free_port(), rtp_base=rtp_base(), extra_files=files)
     yield server
     server.stop()
 

@@ -10,14 +10,14 @@ import urllib.request
 
 import pytest
 
-from .harness import LOOPBACK, SIPP_PCAPS, RtpSink, free_port, run_sipp, start_server
+from .harness import LOOPBACK, SIPP_PCAPS, RtpSink, free_port, run_sipp, rtp_base, start_server
 
 
 @pytest.fixture(scope="module")
 def metrics_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("acd-metrics")
     http_port = free_port(kind=socket.SOCK_STREAM, both=False)
-    server = start_server(root, sip_port=free_port(), rtp_base=free_port(both=False) & ~1, http_port=http_port)
+    server = start_server(root, sip_port=free_port(), rtp_base=rtp_base(), http_port=http_port)
     server.http_port = http_port
     yield server
     server.stop()

@@ -10,7 +10,7 @@ import pytest
 
 from acd.sip.digest import client_authorization
 
-from .harness import LOOPBACK, free_port, start_server
+from .harness import LOOPBACK, free_port, start_server, rtp_base
 
 
 class RegisteringPhone:
@@ -56,7 +56,7 @@ class RegisteringPhone:
 @pytest.fixture(scope="module")
 def registrar_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("acd-registrar")
-    server = start_server(root, sip_port=free_port(), rtp_base=free_port(both=False) & ~1)
+    server = start_server(root, sip_port=free_port(), rtp_base=rtp_base())
     yield server
     server.stop()
 
@@ -100,8 +100,8 @@ def test_wrong_password_is_challenged_again_then_blocked(registrar_server):
 
 def test_bindings_survive_a_restart(tmp_path):
     """A binding written before a restart is restored from SQLite by the next process."""
-    sip_port, rtp_base = free_port(), free_port(both=False) & ~1
-    server = start_server(tmp_path, sip_port=sip_port, rtp_base=rtp_base)
+    sip_port, base = free_port(), rtp_base()
+    server = start_server(tmp_path, sip_port=sip_port, rtp_base=base)
     phone = RegisteringPhone(sip_port, "1003")
     try:
         assert phone.register_with_password("demo-1003-pw", expires=600).startswith(b"SIP/2.0 200")
@@ -109,7 +109,7 @@ def test_bindings_survive_a_restart(tmp_path):
         phone.close()
         server.stop()
     time.sleep(0.3)
-    again = start_server(tmp_path, sip_port=sip_port, rtp_base=rtp_base)
+    again = start_server(tmp_path, sip_port=sip_port, rtp_base=base)
     try:
         again.wait_for_log(r"registrar: realm 'example-acd', 1 bindings restored")
     finally:

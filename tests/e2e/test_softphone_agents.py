@@ -9,7 +9,7 @@ import wave
 
 import pytest
 
-from .harness import free_port, start_server
+from .harness import free_port, rtp_base, start_server
 from .softphone_driver import SoftphoneProcess, run_softphone
 
 QUEUE_FLOW = """
@@ -54,7 +54,7 @@ def agent_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("acd-agents")
     files = {"dialplans/agents_e2e.yaml": 'routes:\n  - {number: "3100", flow: straight_to_sales}\n',
              "ivr_flows/straight_to_sales.yaml": QUEUE_FLOW}
-    server = start_server(root, sip_port=free_port(), rtp_base=free_port(both=False) & ~1, extra_files=files)
+    server = start_server(root, sip_port=free_port(), rtp_base=rtp_base(), extra_files=files)
     yield server
     server.stop()
 

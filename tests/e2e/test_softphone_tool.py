@@ -96,7 +96,7 @@ def test_softphone_calls_sipp_uas_and_hangs_up_locally(sipp_uas, tmp_path):
 # --------------------------------------------------------------------------------------------
 from contextlib import contextmanager  # noqa: E402
 
-from .harness import SCENARIOS, SIPP_PCAPS, free_port, start_server  # noqa: E402
+from .harness import SCENARIOS, SIPP_PCAPS, free_port, rtp_base, start_server  # noqa: E402
 from .softphone_driver import SoftphoneProcess, audio_rms_of_wav  # noqa: E402
 
 
@@ -180,7 +180,7 @@ def test_call_follows_a_transfer_made_by_the_server(tmp_path):
                                        "  hello: {play: digits/8, next: move}\n"
                                        '  move: {transfer: "1000"}\n'}
     server = start_server(tmp_path / "srv", sip_port=free_port(),
-                          rtp_base=free_port(both=False) & ~1, extra_files=files)
+                          rtp_base=rtp_base(), extra_files=files)
     try:
         result = run_softphone("call", f"sip:2005@{server.target}", "--from-user", "5552005",
                                "--dtmf", "1", "--dtmf-delay", "1.5", "--hangup-after", "2.5",
