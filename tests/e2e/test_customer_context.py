@@ -1,0 +1,175 @@
+"""Customer context end to end: the directory knows the caller, routing uses it, the agent sees it."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+
+from .harness import LOOPBACK, REPO, SCENARIOS, free_port, run_sipp
+from .softphone_driver import run_softphone
+from .test_acd_calls import EventStream, SippAgents, start_acd_server
+
+CALLER_SCENARIO = (SCENARIOS / "queue_caller.xml").read_text()
+
+
+def import_demo_customers(server) -> None:
+    done = subprocess.run([sys.executable, "-m", "acd.cli", "customers", "import", str(REPO / "conf" / "customers.csv"),
+                           "--root", str(server.root)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def caller_scenario(tmp_path, number: str) -> str:
+    """queue_caller.xml calling from a fixed caller ID (the directory knows some numbers)."""
+    path = tmp_path / f"caller_{number}.xml"
+    path.write_text(CALLER_SCENARIO.replace("sip:555[call_number]@", f"sip:{number}@"))
+    return str(path)
+
+
+def start_caller(tmp_path, server, number: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["sipp", server.target, "-sf", caller_scenario(tmp_path, number), "-s", "3000", "-i", LOOPBACK,
+         "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "1", "-nostdin",
+         "-timeout", "60s", "-timeout_error"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def connected_order(log: str, callers: list[str]) -> list[str]:
+    call_of = {m.group(2): m.group(1) for m in re.finditer(r"call=(\S+) INVITE from=sip:(\d+)@", log)}
+    order = [m.group(1) for m in re.finditer(r"call=(\S+) connected to agent=", log)]
+    return [next(c for c in callers if call_of.get(c) == call) for call in order if call in call_of.values()]
+
+
+def test_known_vip_caller_jumps_ahead_of_earlier_normal_callers(tmp_path):
+    """One agent talking; two unknown callers wait; then VIP Eleanor (5550100) calls: she is next."""
+    server = start_acd_server(tmp_path, ["3601"])
+    import_demo_customers(server)
+    agents = None
+    callers = []
+    try:
+        agents = SippAgents(tmp_path / "agents", server.target, ["3601"], max_calls=4, timeout=60)
+        agents.login.assert_ok(server)
+        for number in ("5559100", "5559101", "5559102"):
+            callers.append(start_caller(tmp_path, server, number))
+            time.sleep(0.5)
+        callers.append(start_caller(tmp_path, server, "5550100"))
+        for caller in callers:
+            assert caller.wait(timeout=60) == 0
+    finally:
+        for caller in callers:
+            if caller.poll() is None:
+                caller.kill()
+        if agents:
+            agents.stop()
+        log = server.log()
+        server.stop()
+    assert "customer C1001 tier=vip priority=5" in log
+    assert connected_order(log, ["5559100", "5559101", "5559102", "5550100"]) == \
+        ["5559100", "5550100", "5559101", "5559102"]
+
+
+def test_returning_customer_reaches_their_last_agent(tmp_path):
+    """Tom (5550102) last spoke with agent 1001; agent 3701 has been idle longer, yet Tom gets 1001."""
+    server = start_acd_server(tmp_path, ["3701", "1001"])
+    import_demo_customers(server)
+    first = second = None
+    try:
+        first = SippAgents(tmp_path / "idle", server.target, ["3701"], max_calls=1, timeout=40)
+        first.login.assert_ok(server)
+        time.sleep(1.0)
+        second = SippAgents(tmp_path / "sticky", server.target, ["1001"], max_calls=1, timeout=40)
+        second.login.assert_ok(server)
+        run_sipp(tmp_path / "tom", server.target, scenario=caller_scenario(tmp_path, "5550102"), service="3000",
+                 calls=1, timeout=30).assert_ok(server)
+    finally:
+        for group in (first, second):
+            if group:
+                group.stop()
+        log = server.log()
+        server.stop()
+    assert "customer C1003 tier=gold priority=3 preferred_agent=1001" in log
+    assert re.search(r"connected to agent=1001", log) and not re.search(r"connected to agent=3701", log)
+
+
+def test_verified_caller_pops_on_the_agents_screen_after_the_whisper(tmp_path):
+    """Eleanor identifies with account 100234 and PIN 4821 (typed on a real PJSUA2 phone): the agent's
+    event stream gets her record with verified true, the agent hears the whisper, then the caller."""
+    flow = """
+name: verify_then_queue
+steps:
+  account: {collect: digits/1, into: account_number, min_length: 6, max_length: 6, next: find, on_failure: q}
+  find: {lookup: customer_account, key: "{account_number}", into: customer, found: pin, not_found: q}
+  pin: {collect: digits/2, into: pin, min_length: 4, max_length: 4, mask: true, next: check, on_failure: q}
+  check: {lookup: customer_pin, key: "{customer.id}:{pin}", into: pin_check, found: q, not_found: q}
+  q: {queue: loadtest, on_failure: end}
+  end: {hangup: true}
+"""
+    http_port = free_port(kind=socket.SOCK_STREAM, both=False)
+    server = start_acd_server(tmp_path, ["3801"], http_port=http_port)
+    agents_yaml = (server.root / "conf" / "agents.yaml").read_text().replace("max_missed_offers: 2", "max_missed_offers: 2, whisper: true")
+    (server.root / "conf" / "agents.yaml").write_text(agents_yaml)
+    (server.root / "ivr_flows" / "verify_then_queue.yaml").write_text(flow)
+    (server.root / "dialplans" / "verify.yaml").write_text('routes:\n  - {number: "3900", flow: verify_then_queue}\n')
+    server.wait_for_log(r"config reloaded \(files changed\)", timeout=10)
+    import_demo_customers(server)
+    token = (server.root / "data" / "api.token").read_text().strip()
+    stream = EventStream(f"http://{LOOPBACK}:{http_port}/api/events/agent-3801?token={token}")
+    agents = None
+    try:
+        agents = SippAgents(tmp_path / "agents", server.target, ["3801"], max_calls=1, timeout=40)
+        agents.login.assert_ok(server)
+        report = run_softphone("call", f"sip:3900@{server.target}", "--from-user", "5559999", "--dtmf", "100234,4821",
+                               "--dtmf-delay", "2", "--timeout", "30", timeout=45)
+        assert report["answered"], report
+        offer = stream.wait_for("offer")
+    finally:
+        stream.close()
+        if agents:
+            agents.stop()
+        log = server.log()
+        server.stop()
+    customer = offer["context"]["customer"]
+    assert customer["id"] == "C1001" and customer["name"] == "Eleanor Whitfield" and customer["verified"] is True
+    assert offer["context"]["verified"] is True and offer["context"]["pin"] == "****"
+    assert re.search(r"whisper to agent=3801: whisper/vip whisper/verified", log), log[-2000:]
+    assert "4821" not in log
+
+
+def test_self_service_caller_hears_the_order_status_and_never_reaches_a_queue(tmp_path):
+    """Key 3, order 12345#: the status is read out (digits and days) and the call ends; no queue."""
+    from .harness import rtp_base, start_server
+
+    server = start_server(tmp_path / "server", sip_port=free_port(), rtp_base=rtp_base())
+    try:
+        report = run_softphone("call", f"sip:1000@{server.target}", "--from-user", "5559300",
+                               "--dtmf", "3,12345#", "--dtmf-delay", "2", "--timeout", "40", timeout=55)
+        assert report["answered"] and report["hung_up_by"] == "remote", report
+        call = re.findall(r"call=(\S+) INVITE from=sip:5559300@", server.log())[-1]
+        server.wait_for_log(rf"call={re.escape(call)} lookup source=orders key=12345 found=True")
+        server.wait_for_log(rf"call={re.escape(call)} event=self-service-done")
+        server.wait_for_log(rf"call={re.escape(call)} ended reason='hangup step end'")
+        assert not re.search(rf"call={re.escape(call)} queue=", server.log())
+    finally:
+        server.stop()
+
+
+def test_customer_import_names_the_bad_row_and_imports_the_rest(tmp_path):
+    """A CSV whose second data row has an unparseable phone: that row is named with its reason, the
+    others are imported, and the command succeeds; a file with only bad rows fails."""
+    from .harness import rtp_base, write_config
+
+    write_config(tmp_path, sip_port=free_port(), rtp_base=rtp_base())
+    good_and_bad = tmp_path / "customers.csv"
+    good_and_bad.write_text("id,name,phones,tier\nC1,Ann Example,020 7946 0001,standard\n"
+                            "C2,Bob Example,call me maybe,standard\nC3,Cy Example,020 7946 0003,vip\n")
+    done = subprocess.run([sys.executable, "-m", "acd.cli", "customers", "import", str(good_and_bad), "--root",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{good_and_bad}:3: " in done.stdout and "letters in number" in done.stdout
+    assert "2 rows imported" in done.stdout
+    all_bad = tmp_path / "bad.csv"
+    all_bad.write_text("id,name,phones\nC9,Zed,not a number\n")
+    failed = subprocess.run([sys.executable, "-m", "acd.cli", "customers", "import", str(all_bad), "--root",
+                             str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert failed.returncode != 0 and f"{all_bad}:2: " in failed.stdout
