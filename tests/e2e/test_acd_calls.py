@@ -521,3 +521,57 @@ def test_acd_report_matches_a_scripted_set_of_calls(acd_root):
     assert value("ivr_drop_off", "main", "hangups", "support") == 1
     assert "IVR containment: 0 of 5 answered calls" in done.stdout, "agents' *45 calls are not customer calls"
     assert "loadtest" in done.stdout and "3401" in done.stdout
+
+
+def test_sigkill_mid_call_leaves_every_call_recorded_as_interrupted_and_no_agent_stuck(acd_root):
+    """SIGKILL while one caller talks to the agent and another waits: after a restart on the same data,
+    both calls have a record ended as 'interrupted' and the agent is not left busy."""
+    import json
+    import signal
+    import socket as socket_module
+    import sqlite3
+    import urllib.request
+
+    http_port = free_port(kind=socket_module.SOCK_STREAM, both=False)
+    server = start_acd_server(acd_root, ["3951"], http_port=http_port)
+    talking = (SCENARIOS / "agent_answers.xml").read_text().replace('timeout="3000"', 'timeout="30000"')
+    (acd_root / "agent_30s.xml").write_text(talking)
+    agents = callers = None
+    try:
+        agents = SippAgents(acd_root / "agents", server.target, ["3951"], max_calls=1, timeout=60,
+                            scenario=str(acd_root / "agent_30s.xml"))
+        agents.login.assert_ok(server)
+        callers = subprocess.Popen(
+            ["sipp", server.target, "-sf", str(SCENARIOS / "queue_caller.xml"), "-s", "3000", "-i", LOOPBACK,
+             "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "2", "-r", "10",
+             "-nostdin", "-timeout", "20s"], cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server.wait_for_log(r"connected to agent=3951")
+        server.wait_for_log(r"waiting queue=loadtest position=1")
+        time.sleep(0.5)
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=10)
+    finally:
+        for process in (callers,):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=5)
+        if agents:
+            agents.stop()
+    log_before = server.log()
+    restarted = start_server(server.root, sip_port=free_port(), rtp_base=rtp_base(), http_port=http_port,
+                             extra_files={"conf/agents.yaml": (server.root / "conf" / "agents.yaml").read_text()})
+    try:
+        restarted.wait_for_log(r"records: 2 interrupted call\(s\) closed, 1 agent\(s\) logged out")
+        token = (restarted.root / "data" / "api.token").read_text().strip()
+        request = urllib.request.Request(f"http://{LOOPBACK}:{http_port}/api/agents",
+                                         headers={"Authorization": f"Bearer {token}"})
+        agents_now = json.loads(urllib.request.urlopen(request, timeout=5).read())
+    finally:
+        restarted.stop()
+    calls = set(re.findall(r"call=(\S+) INVITE from=sip:555", log_before))
+    with sqlite3.connect(server.root / "data" / "records.db") as db:
+        rows = dict(db.execute("select call_id, outcome from calls where call_id like '%'").fetchall())
+        last_state = db.execute("select state from agent_states where agent_id = '3951' order by id desc limit 1").fetchone()
+    assert len(calls) == 2 and all(rows.get(call) == "interrupted" for call in calls), rows
+    assert last_state == ("logged_out",)
+    assert [a["state"] for a in agents_now if a["id"] == "3951"] == ["logged_out"]
