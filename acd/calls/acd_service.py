@@ -112,6 +112,7 @@ class AcdService:
                      customer.get("tier"), priority, preferred or "-")
         session.queued_at = self.reactor.seconds()
         self.records.call_queued(call_id, queue=action.queue, at=session.queued_at)
+        self.server.webhook("call-queued", session, queue=action.queue)
         if not self._feed(event):
             self.sessions.pop(call_id, None)
             self._queue_failed(session, "the ACD refused the call")
@@ -579,6 +580,8 @@ class AcdService:
                 lambda failure: log.warning("call=%s could not store the last agent: %s", connected.call_id,
                                             failure.getErrorMessage()))
         self.records.call_connected(connected.call_id, agent=leg.agent_id, at=session.connected_at)
+        self.server.webhook("call-answered", session, queue=connected.queue, agent=leg.agent_id,
+                            wait_seconds=round(connected.waited_seconds, 1))
         self._log("CONNECT", connected.call_id, connected.queue, leg.agent_id, connected.waited_seconds, leg.call_id,
                   session.connected_at - leg.started_at)
         queue = connected.queue

@@ -66,8 +66,11 @@ class IvrRunner:
         for an unknown caller."""
         directory = self.session.server.directory
         caller = self.flow_run.context.get("caller_id") or ""
-        if directory is None or not caller or self.session.trunk.startswith("agent:"):
+        if self.session.trunk.startswith("agent:"):
             self.start()
+            return
+        if directory is None or not caller:
+            self._crm_then_start()
             return
         started = self.reactor.seconds()
         state = {"done": False}
@@ -83,7 +86,7 @@ class IvrRunner:
                 log.info("call=%s caller %s is customer %s (tier %s) lookup_ms=%.0f", self.call_id, caller,
                          customer.id, customer.tier, (self.reactor.seconds() - started) * 1000)
             if self.session.active and not self.flow_run.finished:
-                self.start()
+                self._crm_then_start()
 
         def failed(failure) -> None:
             log.warning("call=%s customer look-up failed: %s; going on without it", self.call_id,
@@ -166,6 +169,23 @@ class IvrRunner:
             self._masked = masked
             session.masking_changed(masked)
         self._rearm()
+
+    def _crm_then_start(self) -> None:
+        """Ask the external CRM (bounded by its timeout), put its answer in the context, start the flow."""
+        crm = self.session.server.crm
+        if crm is None or not crm.lookup_url:
+            self.start()
+            return
+        context = self.flow_run.context
+
+        def begin(record) -> None:
+            if record:
+                context.set("crm", record)
+            if self.session.active and not self.flow_run.finished:
+                self.start()
+
+        crm.lookup({"caller_id": context.get("caller_id"), "dialled": context.get("dialled"),
+                    "call_id": self.call_id}).addCallback(begin)
 
     def _enqueue(self, action: EnqueueCall) -> None:
         if not self.flow_run.finished and self.session.active:

@@ -111,6 +111,7 @@ class CallSession:
         self.state = CallState.ANSWERED
         self.answered_at = self.reactor.seconds()
         self.records.call_answered(self.call_id, at=self.answered_at)
+        self.server.webhook("call-started", self, trunk=self.trunk)
         log.info("call=%s answered dialled=%s flow=%s codec=%s rtp=%s->%s:%s", self.call_id,
                  self.route.number or (self.route.pattern.pattern if self.route.pattern else "-"), self.route.flow, self.negotiated.codec,
                  self.local_port, self.negotiated.remote_address, self.negotiated.remote_port)
@@ -339,6 +340,8 @@ class CallSession:
         if survey:
             records.set_field(self.call_id, "survey", {k: int(v) for k, v in survey.items() if str(v).isdigit()})
         records.call_ended(self.call_id, outcome=call_result(reason), reason=reason, at=now)
+        self.server.webhook("call-ended", self, outcome=call_result(reason), reason=reason,
+                            seconds=round(talk, 1), queue=self.queue_name, agent=self.agent_id_served)
         metrics = self.server.metrics
         metrics.calls.labels(self.trunk if not self.trunk.startswith("agent:") else "agents", call_result(reason)).inc()
         metrics.rtp_sent.inc(self.leg.packets_sent)

@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..config.model import Config, Route
 from ..api.events import EventHub
+from ..context.crm import CrmClient
 from .null_records import NullRecords
 from ..metrics import SIP_METHODS, Metrics
 from ..ivr.context import CallContext
@@ -58,6 +59,9 @@ class SipServer:
         self.events = EventHub(reactor)
         self.records = records or NullRecords()
         self.directory = directory
+        self.crm = CrmClient(reactor, lookup_url=config.crm_lookup_url, webhook_url=config.crm_webhook_url,
+                             timeout_seconds=config.crm_timeout_seconds) \
+            if (config.crm_lookup_url or config.crm_webhook_url) else None
         self.rng = rng or random.Random()
         self.endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
         self.media_clock = MediaClock(reactor)
@@ -410,6 +414,17 @@ class SipServer:
     def _contact(self, transport: str) -> str:
         suffix = ";transport=tcp" if transport == "TCP" else ""
         return f"<sip:acd@{self.config.sip.public_address}:{self.config.sip.port}{suffix}>"
+
+    def webhook(self, event_type: str, session: CallSession, **fields) -> None:
+        """Tell the CRM about a call event (fire and forget); agents' feature-code calls are not sent."""
+        if self.crm is None or session.trunk.startswith("agent:"):
+            return
+        context = session.ivr.flow_run.context if session.ivr is not None else None
+        customer = context.get("customer") if context is not None else None
+        self.crm.post_event({"type": event_type, "call_id": session.call_id, "at": self.reactor.seconds(),
+                             "caller": context.get("caller_id") if context is not None else None,
+                             "dialled": context.get("dialled") if context is not None else None,
+                             "customer_id": customer.get("id") if isinstance(customer, dict) else None, **fields})
 
     @staticmethod
     def new_tag() -> str:

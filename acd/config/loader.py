@@ -40,6 +40,7 @@ def load_config(root: Path | str) -> Config:
     settings = _load_file(main_path, errors, files)
     sip, rtp, trunks, data_dir, sounds_dir = _parse_main(main_path, settings, root, errors)
     http = _parse_http(main_path, settings, errors)
+    crm = _parse_crm(main_path, settings, errors)
     country_code = "44"
     if isinstance(settings, LineDict) and "country_code" in settings:
         country_code = str(settings["country_code"])
@@ -87,7 +88,7 @@ def load_config(root: Path | str) -> Config:
         raise ConfigInvalid(errors)
     return Config(root=root, sip=sip, rtp=rtp, trunks=tuple(trunks), routes=tuple(routes), flows=flows,
                   prompts=prompts, data_dir=data_dir, files=tuple(files), calendars=calendars, queues=queues,
-                  lookups=lookups, agents=agents, http=http, country_code=country_code)
+                  lookups=lookups, agents=agents, http=http, country_code=country_code, **crm)
 
 
 def _check_references(references: list[FlowReference], flows: dict[str, Flow], broken_flows: set[str],
@@ -136,7 +137,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     top = check.mapping(document, 1, "conf/acd.yaml")
     if top is None:
         return sip, rtp, trunks, data_dir, sounds_dir
-    check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code"}, "conf/acd.yaml")
+    check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code", "crm"},
+                       "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
         check.unknown_keys(section, {"listen", "port", "public_address", "transports"}, "sip")
         listen = str(section.get("listen", sip.listen))
@@ -215,6 +217,26 @@ def _parse_http(path: Path, document: Any, errors: list[ConfigError]) -> HttpSet
     _check_ip(check, section, "listen", listen)
     port = int(check.number(section, "port", 8080, "http", maximum=65535, integer=True))
     return HttpSettings(listen=listen, port=port, token_file=str(section.get("token_file", "api.token")))
+
+
+def _parse_crm(path: Path, document: Any, errors: list[ConfigError]) -> dict[str, Any]:
+    """`crm: {lookup_url, webhook_url, timeout_seconds}`: the external CRM (all optional)."""
+    if not isinstance(document, LineDict) or "crm" not in document:
+        return {}
+    check = Checker(path, errors)
+    section = check.mapping(document["crm"], document.line_of("crm"), "crm")
+    if section is None:
+        return {}
+    check.unknown_keys(section, {"lookup_url", "webhook_url", "timeout_seconds"}, "crm")
+    urls = {}
+    for key in ("lookup_url", "webhook_url"):
+        url = check.text(section, key, "crm")
+        if url is not None and not re.match(r"https?://[^/\s]+", url):
+            check.error(section.line_of(key), f"crm {key} must be an http:// or https:// URL, not {url!r}")
+            url = None
+        urls[f"crm_{key}"] = url
+    timeout = float(check.number(section, "timeout_seconds", 1.0, "crm", minimum=0.1, maximum=10))
+    return {**urls, "crm_timeout_seconds": timeout}
 
 
 def _check_ip(check: Checker, section: LineDict, key: str, value: str) -> None:

@@ -100,6 +100,9 @@ class Config:
     agents: Any = None
     http: HttpSettings = field(default_factory=HttpSettings)
     country_code: str = "44"
+    crm_lookup_url: str | None = None
+    crm_webhook_url: str | None = None
+    crm_timeout_seconds: float = 1.0
     lookups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def route_for(self, dialled: str) -> Route | None:

@@ -49,7 +49,7 @@ def rtp_base() -> int:
 
 def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
                  flows_from: Path = REPO, extra_files: dict[str, str] | None = None,
-                 trunk_outbound: str | None = None, http_port: int = 0) -> None:
+                 trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "") -> None:
     """A config tree for one test server: the shipped demo dialplans, flows, queues and look-ups, on
     test ports, with office hours open around the clock (tests must not depend on the time of day).
     `extra_files` ({relative path: text}) adds or replaces files."""
@@ -66,7 +66,7 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
         f"    sources: [{', '.join(sources)}]\n"
         + (f"    outbound: \"{trunk_outbound}\"\n" if trunk_outbound else "") +
         "data_dir: data\n"
-        f"sounds_dir: {flows_from / 'sounds'}\n"
+        f"sounds_dir: {flows_from / 'sounds'}\n" + main_extra
     )
     for folder in ("dialplans", "ivr_flows", "conf/lookups"):
         if (root / folder).exists():
@@ -131,10 +131,10 @@ class AcdServer:
 
 def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
                  log_level: str = "INFO", extra_files: dict[str, str] | None = None,
-                 trunk_outbound: str | None = None, http_port: int = 0) -> AcdServer:
+                 trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "") -> AcdServer:
     """Write a config under `root` and start the server on it; waits until it listens."""
     write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources, extra_files=extra_files,
-                 trunk_outbound=trunk_outbound, http_port=http_port)
+                 trunk_outbound=trunk_outbound, http_port=http_port, main_extra=main_extra)
     log_path = root / "server.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen([sys.executable, "-m", "acd.cli", "serve", "--root", str(root), "--log-level",

@@ -173,3 +173,84 @@ def test_customer_import_names_the_bad_row_and_imports_the_rest(tmp_path):
     failed = subprocess.run([sys.executable, "-m", "acd.cli", "customers", "import", str(all_bad), "--root",
                              str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert failed.returncode != 0 and f"{all_bad}:2: " in failed.stdout
+
+
+class FakeCrm:
+    """A local HTTP CRM: look-ups answer after `delay` seconds; webhook POSTs are kept."""
+
+    def __init__(self, delay: float) -> None:
+        import http.server
+        import json
+        import threading
+
+        events = self.events = []
+        lookups = self.lookups = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server API
+                lookups.append(self.path)
+                time.sleep(delay)
+                body = json.dumps({"crm_id": "CRM-42", "segment": "enterprise"}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the server gave up waiting: that is the point
+
+            def do_POST(self):  # noqa: N802 - http.server API
+                length = int(self.headers.get("content-length", "0"))
+                events.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _stamp(server, pattern: str) -> float:
+    from datetime import datetime
+    line = server.wait_for_log(pattern).group(0)
+    start = server.log().index(line)
+    return datetime.strptime(server.log()[server.log().rfind("\n", 0, start) + 1:][:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def test_a_crm_that_times_out_does_not_delay_the_call_beyond_its_timeout_and_gets_webhooks(tmp_path):
+    """The CRM answers look-ups only after 5 s; with a 1 s timeout the flow starts ~1 s after answer,
+    and the CRM still receives the call's events (started, ended with its outcome) as webhooks."""
+    from .harness import rtp_base, start_server
+
+    crm = FakeCrm(delay=5.0)
+    server = start_server(tmp_path / "server", sip_port=free_port(), rtp_base=rtp_base(), main_extra=(
+        f"crm:\n  lookup_url: \"http://{LOOPBACK}:{crm.port}/customers?phone={{caller_id}}\"\n"
+        f"  webhook_url: \"http://{LOOPBACK}:{crm.port}/events\"\n  timeout_seconds: 1.0\n"))
+    try:
+        report = run_softphone("call", f"sip:1000@{server.target}", "--from-user", "5559400", "--hangup-after", "4",
+                               "--timeout", "20", timeout=35)
+        assert report["answered"], report
+        call = re.findall(r"call=(\S+) INVITE from=sip:5559400@", server.log())[-1]
+        answered = _stamp(server, rf"call={re.escape(call)} answered dialled=1000")
+        flow_started = _stamp(server, rf"call={re.escape(call)} event=call-started")
+        server.wait_for_log(r"crm look-up timed out after 1\.0s")
+        server.wait_for_log(rf"call={re.escape(call)} ended reason='caller hung up'")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(crm.events) < 2:
+            time.sleep(0.1)
+    finally:
+        server.stop()
+        crm.close()
+    assert 0.9 <= flow_started - answered <= 1.6, f"the flow started {flow_started - answered:.2f}s after answer"
+    assert crm.lookups and crm.lookups[0] == "/customers?phone=5559400"
+    types = [event["type"] for event in crm.events]
+    assert types == ["call-started", "call-ended"], crm.events
+    assert crm.events[1]["outcome"] == "caller_hangup" and crm.events[1]["call_id"] == call
