@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass, field
 
 from twisted.internet import threads
+
+from ..context.routing_hints import language_requirement
 from typing import TYPE_CHECKING, Callable
 
 from ..ivr.events import EnqueueCall, QueueFinished
@@ -67,6 +69,8 @@ def routing_config_from(config: "Config") -> RoutingConfig:
     for flow in config.flows.values():
         for step in flow.steps.values():
             skills.update(getattr(step, "skills", {}) or {})
+    if agents:
+        skills.update(agents.language_skills.values())
     return RoutingConfig(queues=queues or (QueueConfig(name="default"),), skills=frozenset(skills))
 
 
@@ -103,7 +107,12 @@ class AcdService:
         customer = (action.context or {}).get("customer") or {}
         priority = min(MAX_PRIORITY, action.priority + TIER_PRIORITY_BONUS.get(customer.get("tier", ""), 0))
         preferred = self._preferred_agent(customer, settings)
-        event = CallArrived(call_id=call_id, queue=action.queue, priority=priority, requirements=action.skills,
+        requirements = dict(action.skills)
+        if customer and self.config.agents is not None:
+            members = [a.skills for a in self.config.agents.agents.values() if action.queue in a.queues]
+            for skill, level in language_requirement(customer, self.config.agents.language_skills, members).items():
+                requirements.setdefault(skill, level)
+        event = CallArrived(call_id=call_id, queue=action.queue, priority=priority, requirements=requirements,
                             preferred_agent=preferred,
                             sticky_seconds=(settings.routing.sticky_seconds or DEFAULT_STICKY_SECONDS) if preferred
                             and settings is not None else None)

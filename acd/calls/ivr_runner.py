@@ -19,6 +19,7 @@ from ..ivr.events import (DigitsCollected, EnqueueCall, FlowEnded, FlowEvent, Ha
                           MenuChoiceMade, PlayPrompts, QueueFinished, RecordingFinished, SpeechChoiceMade,
                           SpeechNotRecognized, SpeechRecognized, StartListening, StartRecording, StepEntered,
                           StopListening, StopPlayback, StopRecording, TransferCall)
+from ..ivr.conditions import evaluate
 from ..ivr.interpreter import FlowRun
 from ..context.sources import directory_lookup
 from ..media.g711 import alaw_decode, ulaw_decode
@@ -26,7 +27,10 @@ from ..media.g711 import alaw_decode, ulaw_decode
 if TYPE_CHECKING:
     from .session import CallSession
 
-__all__ = ["IvrRunner", "CALLER_LOOKUP_TIMEOUT_SECONDS"]
+__all__ = ["IvrRunner", "CALLER_LOOKUP_TIMEOUT_SECONDS", "BANNER_PLAYBACK"]
+
+# Playback id of incident banners (ids below zero are not the IVR's; see queue_wait).
+BANNER_PLAYBACK = -4
 
 # Answering must not wait on a slow directory: half a second is already a noticeable silence.
 CALLER_LOOKUP_TIMEOUT_SECONDS = 0.5
@@ -174,7 +178,7 @@ class IvrRunner:
         """Ask the external CRM (bounded by its timeout), put its answer in the context, start the flow."""
         crm = self.session.server.crm
         if crm is None or not crm.lookup_url:
-            self.start()
+            self._incidents_then_start()
             return
         context = self.flow_run.context
 
@@ -182,10 +186,22 @@ class IvrRunner:
             if record:
                 context.set("crm", record)
             if self.session.active and not self.flow_run.finished:
-                self.start()
+                self._incidents_then_start()
 
         crm.lookup({"caller_id": context.get("caller_id"), "dialled": context.get("dialled"),
                     "call_id": self.call_id}).addCallback(begin)
+
+    def _incidents_then_start(self) -> None:
+        """Play the banners of current incidents that match this caller, then enter the flow."""
+        incidents = self.session.server.config.incidents
+        now = self.reactor.seconds()
+        matching = [i for i in incidents if evaluate(i.when, self.flow_run.context, now, self.flow_run.calendars)]
+        if not matching:
+            self.start()
+            return
+        log.info("call=%s incident banner(s): %s", self.call_id, ", ".join(i.name for i in matching))
+        self.session.after_banner = self.start
+        self.session.play(tuple(p for i in matching for p in i.prompts), BANNER_PLAYBACK)
 
     def _enqueue(self, action: EnqueueCall) -> None:
         if not self.flow_run.finished and self.session.active:

@@ -81,6 +81,7 @@ class CallSession:
         self.bridged_to: RtpLeg | None = None
         self.on_hold = False
         self.callback_requested = False
+        self.after_banner = None
         self._answer_timer = None
 
     @property
@@ -221,7 +222,10 @@ class CallSession:
         if not self.active:
             return
         if playback_id < 0:
-            if self.callback_requested:
+            if self.after_banner is not None:
+                start, self.after_banner = self.after_banner, None
+                start()
+            elif self.callback_requested:
                 self.hang_up("callback requested")
             elif self.on_hold:
                 self.play(("moh",), playback_id)  # hold music loops until the agent resumes

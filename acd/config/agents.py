@@ -69,6 +69,7 @@ class AgentsConfig:
     realm: str = DEFAULT_REALM
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     pause_reasons: dict[str, str] = field(default_factory=dict)
+    language_skills: dict[str, str] = field(default_factory=dict)
     feature_codes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FEATURE_CODES))
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
@@ -88,8 +89,12 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
     top = check.mapping(document, 1, "agents.yaml")
     if top is None:
         return AgentsConfig()
-    check.unknown_keys(top, {"realm", "digest_algorithms", "feature_codes", "pause_reasons", "queues", "agents"},
-                       "agents.yaml")
+    check.unknown_keys(top, {"realm", "digest_algorithms", "feature_codes", "pause_reasons", "language_skills",
+                             "queues", "agents"}, "agents.yaml")
+    language_skills: dict[str, str] = {}
+    if "language_skills" in top and (section := check.mapping(top["language_skills"], top.line_of("language_skills"),
+                                                              "language_skills")):
+        language_skills = {str(k): str(v) for k, v in section.items()}
     reasons: dict[str, str] = {}
     if "pause_reasons" in top and (section := check.mapping(top["pause_reasons"], top.line_of("pause_reasons"),
                                                             "pause_reasons")):
@@ -169,7 +174,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
         agents[str(agent_id)] = AgentConfig(agent_id=str(agent_id), name=str(item.get("name", agent_id)), ha1=hashes,
                                             skills=skills, queues=memberships)
     return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), pause_reasons=reasons, feature_codes=codes,
-                        queues=queues, agents=agents)
+                        queues=queues, agents=agents, language_skills=language_skills)
 
 
 def _levels(check: Checker, item: LineDict, key: str, where: str, *, low: int = 1, high: int = 10) -> dict[str, int]:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,7 +17,7 @@ from ..ivr.hours import WEEKDAYS, BusinessHours, parse_time_range
 from .checker import Checker
 from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
 
-__all__ = ["load_hours", "load_lookups"]
+__all__ = ["load_hours", "load_lookups", "load_incidents", "Incident"]
 
 
 def _optional(path: Path, errors: list[ConfigError], files: list[str]) -> Any:
@@ -117,3 +118,40 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """An operator's banner: prompts played at the start of a call to callers matching `when`."""
+
+    name: str
+    prompts: tuple[str, ...]
+    when: object  # an acd.ivr.conditions.Condition
+
+
+def load_incidents(path: Path, errors: list[ConfigError], files: list[str],
+                   prompt_uses: list, references: list) -> tuple[Incident, ...]:
+    """`conf/incidents.yaml`: {name: {prompt: x | [x, y], when: condition}} (optional file)."""
+    from .flows import _StepParser
+
+    document = _optional(path, errors, files)
+    if document is None:
+        return ()
+    check = Checker(path, errors)
+    top = check.mapping(document, 1, "incidents.yaml")
+    incidents = []
+    for name, body in (top or {}).items():
+        item = check.mapping(body, top.line_of(name), f"incident {name!r}")
+        if item is None:
+            continue
+        check.unknown_keys(item, {"prompt", "when", "description"}, f"incident {name!r}")
+        parser = _StepParser(check, f"incident {name}", item, item.line, prompt_uses, references)
+        parser.body = item
+        prompts = parser._prompts("prompt", required=True)
+        if "when" not in item:
+            check.error(item.line, f"incident {name!r} needs 'when': the callers it is for (e.g. {{var: customer.region, equals: north}})")
+            continue
+        condition = parser._condition(item["when"], item.line_of("when"))
+        if condition is not None and prompts:
+            incidents.append(Incident(name=str(name), prompts=tuple(p for p in prompts if isinstance(p, str)), when=condition))
+    return tuple(incidents)

@@ -17,7 +17,7 @@ from ..ivr.spoken import NUMBER_PROMPTS
 from ..media.wav import read_wav_pcm16_8k
 from .checker import Checker, kind_of
 from .agents import load_agents
-from .extras import load_hours, load_lookups
+from .extras import load_hours, load_incidents, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
 from .model import Config, HttpSettings, Route, RtpSettings, SipSettings, Trunk
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
@@ -56,6 +56,7 @@ def load_config(root: Path | str) -> Config:
     agents = load_agents(root / "conf" / "agents.yaml", errors, files)
     queues = agents.queues
     lookups = load_lookups(root / "conf" / "lookups", errors, files)
+    incidents = load_incidents(root / "conf" / "incidents.yaml", errors, files, prompt_uses, references)
     flow_dir = root / "ivr_flows"
     for path in sorted(flow_dir.glob("*.yaml")) if flow_dir.is_dir() else []:
         document = _load_file(path, errors, files)
@@ -88,7 +89,7 @@ def load_config(root: Path | str) -> Config:
         raise ConfigInvalid(errors)
     return Config(root=root, sip=sip, rtp=rtp, trunks=tuple(trunks), routes=tuple(routes), flows=flows,
                   prompts=prompts, data_dir=data_dir, files=tuple(files), calendars=calendars, queues=queues,
-                  lookups=lookups, agents=agents, http=http, country_code=country_code, **crm)
+                  lookups=lookups, agents=agents, http=http, country_code=country_code, incidents=incidents, **crm)
 
 
 def _check_references(references: list[FlowReference], flows: dict[str, Flow], broken_flows: set[str],

@@ -103,6 +103,7 @@ class Config:
     crm_lookup_url: str | None = None
     crm_webhook_url: str | None = None
     crm_timeout_seconds: float = 1.0
+    incidents: tuple = ()
     lookups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def route_for(self, dialled: str) -> Route | None:

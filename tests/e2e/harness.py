@@ -72,7 +72,8 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
         if (root / folder).exists():
             shutil.rmtree(root / folder)
         shutil.copytree(flows_from / folder, root / folder)
-    shutil.copy(flows_from / "conf" / "agents.yaml", root / "conf" / "agents.yaml")
+    for name in ("agents.yaml", "incidents.yaml"):
+        shutil.copy(flows_from / "conf" / name, root / "conf" / name)
     (root / "conf" / "hours.yaml").write_text(
         "office_hours:\n  timezone: UTC\n  weekly:\n    mon-sun: \"00:00-24:00\"\n")
     for relative, text in (extra_files or {}).items():

@@ -254,3 +254,24 @@ def test_a_crm_that_times_out_does_not_delay_the_call_beyond_its_timeout_and_get
     types = [event["type"] for event in crm.events]
     assert types == ["call-started", "call-ended"], crm.events
     assert crm.events[1]["outcome"] == "caller_hangup" and crm.events[1]["call_id"] == call
+
+
+def test_incident_banner_is_played_only_to_matching_customers(tmp_path):
+    """Tom (north-west, broadband) hears the outage banner before the menu; an unknown caller does not."""
+    from .harness import rtp_base, start_server
+
+    server = start_server(tmp_path / "server", sip_port=free_port(), rtp_base=rtp_base())
+    import_demo_customers(server)
+    try:
+        for caller in ("5550102", "5559500"):
+            report = run_softphone("call", f"sip:1000@{server.target}", "--from-user", caller, "--hangup-after", "8",
+                                   "--timeout", "20", timeout=35)
+            assert report["answered"], report
+        log = server.log()
+    finally:
+        server.stop()
+    tom = re.findall(r"call=(\S+) INVITE from=sip:5550102@", log)[-1]
+    other = re.findall(r"call=(\S+) INVITE from=sip:5559500@", log)[-1]
+    assert re.search(rf"call={re.escape(tom)} incident banner\(s\): north_west_outage", log)
+    assert re.search(rf"call={re.escape(tom)} event=call-started", log), "the flow starts after the banner"
+    assert not re.search(rf"call={re.escape(other)} incident banner", log)
