@@ -179,5 +179,6 @@ class ApiResource(resource.Resource):
         return [{"call_id": call_id, "state": session.state.value, "dialled": session.route.number,
                  "queue": session.queue_name, "seconds": round(now - session.started_at, 1),
                  "agent": next((leg.agent_id for leg in [self.sip.acd.bridged.get(call_id)] if leg), None),
-                 "ivr_step": session.ivr.flow_run.step_name if session.ivr else None}
+                 "ivr_step": session.ivr.flow_run.step_name if session.ivr else None,
+                 "routing_explanation": self.sip.acd.explanations.get(call_id)}
                 for call_id, session in sorted(self.sip.sessions.items())]

@@ -94,6 +94,7 @@ class AcdService:
         self.callbacks: dict[str, Callback] = {}
         self.customer_legs: dict[str, AgentLeg] = {}
         self.state_since: dict[str, float] = {}
+        self.explanations: dict[str, str] = {}
         self._timer = None
 
     # ---- from the IVR and the call -----------------------------------------------------------
@@ -139,6 +140,7 @@ class AcdService:
     def caller_left(self, session: "CallSession") -> None:
         """The caller hung up (or the call failed): end everything the ACD holds for it."""
         call_id = session.call_id
+        self.explanations.pop(call_id, None)
         if call_id in self.callbacks:
             self.sessions.pop(call_id, None)  # keeps its place: we call them back
             return
@@ -386,6 +388,7 @@ class AcdService:
                 wait = self.waiting.get(decision.call_id)
                 if wait is not None:
                     wait.update(decision.position, decision.estimated_wait_seconds)
+                self.explanations[decision.call_id] = decision.explanation
                 log.info("call=%s waiting queue=%s position=%d estimated_wait=%s", decision.call_id, decision.queue,
                          decision.position, "unknown" if decision.estimated_wait_seconds is None
                          else f"{decision.estimated_wait_seconds:.0f}s")
@@ -434,6 +437,7 @@ class AcdService:
             self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._on_timer)
 
     def _offer(self, offer: Offer) -> None:
+        self.explanations[offer.call_id] = offer.explanation
         session = self.sessions.get(offer.call_id)
         contacts = self.contacts(offer.agent_id)
         log.info("call=%s offer agent=%s queue=%s: %s", offer.call_id, offer.agent_id, offer.queue, offer.explanation)

@@ -68,6 +68,12 @@ def test_wallboard_shows_the_waiting_call_and_the_agents_state_change(tmp_path, 
              "-timeout", "60s", "-timeout_error"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_until(browser, waiting, "1")
         browser.save_screenshot(str(ARTIFACTS / "wallboard-caller-waiting.png"))
+        import json
+        import urllib.request
+        request = urllib.request.Request(f"http://{LOOPBACK}:{http_port}/api/calls",
+                                         headers={"Authorization": f"Bearer {token}"})
+        calls = json.loads(urllib.request.urlopen(request, timeout=5).read())
+        assert calls and calls[0]["queue"] == "loadtest" and calls[0]["routing_explanation"], calls
         agents = SippAgents(tmp_path / "agents", server.target, ["3301"], max_calls=1, timeout=40)
         agents.login.assert_ok(server)
         state = "const r = document.querySelector('#agents tr[data-agent=\"3301\"] td[data-state]'); " \
