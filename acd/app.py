@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -33,6 +34,18 @@ class RunningServer:
     udp_port: object | None
     tcp_port: object | None
     http_port: object | None = None
+
+
+# The default 208 KiB receive buffer holds ~20 ms of SIP at 800 calls/s: a GC pause or a busy tick
+# overflows it and every dropped datagram becomes a 500 ms retransmission (scripts/bench/README.md).
+SIP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def _grow_receive_buffer(port) -> None:
+    try:
+        port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SIP_RECEIVE_BUFFER_BYTES)
+    except OSError as error:
+        log.warning("could not enlarge the SIP receive buffer: %s", error)
 
 
 def api_token(config: Config) -> str:
@@ -78,6 +91,7 @@ def build_server(config: Config, reactor) -> RunningServer:
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
         udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(sip), interface=config.sip.listen)
+        _grow_receive_buffer(udp_port)
     if "tcp" in config.sip.transports:
         tcp_port = reactor.listenTCP(config.sip.port, SipTcpFactory(sip), interface=config.sip.listen)
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",

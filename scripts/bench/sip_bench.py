@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -206,11 +206,33 @@ def rss_kib(pid: int | None) -> int | None:
         return None
 
 
+def socket_drops(port: int | None) -> int | None:
+    """Datagrams the kernel dropped at the UDP socket(s) bound to `port` on this machine (the
+    `drops` column of /proc/net/udp): the server's SIP socket not read fast enough."""
+    if port is None:
+        return None
+    total, found = 0, False
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 13 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            total += int(fields[12])
+            found = True
+    return total if found else None
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 class CpuWindow:
     """CPU% (100 = one core) of a pid between start() and stop(), and its peak RSS sampled each 0.5 s."""
 
-    def __init__(self, pid: int | None) -> None:
+    def __init__(self, pid: int | None, sip_port: int | None = None) -> None:
         self.pid = pid
+        self.sip_port = sip_port
         self.peak_rss = rss_kib(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -223,6 +245,8 @@ class CpuWindow:
 
     def start(self) -> "CpuWindow":
         self.t0, self.c0 = time.monotonic(), cpu_seconds(self.pid)
+        self.drops0 = socket_drops(self.sip_port)
+        self.machine0 = machine_busy()
         if self.pid is not None:
             self._thread.start()
         return self
@@ -233,7 +257,14 @@ class CpuWindow:
         if self._thread.is_alive():
             self._thread.join(timeout=2)
         cpu = None if self.c0 is None or c1 is None else round(100 * (c1 - self.c0) / (t1 - self.t0), 1)
-        return {"cpu_percent": cpu, "rss_kib": rss_kib(self.pid), "peak_rss_kib": self.peak_rss,
+        busy1, total1 = machine_busy()
+        machine = round(100 * os.cpu_count() * (busy1 - self.machine0[0]) / max(1, total1 - self.machine0[1]), 1)
+        drops1 = socket_drops(self.sip_port)
+        drops = None if drops1 is None or self.drops0 is None else drops1 - self.drops0
+        # machine_cpu_percent: every process on every core (100% = one core): server + SIPp + tshark +
+        # whatever else runs on this shared machine; a high value beside a low server figure is noise.
+        return {"sip_socket_drops": drops, "machine_cpu_percent": machine, "cpu_percent": cpu,
+                "rss_kib": rss_kib(self.pid), "peak_rss_kib": self.peak_rss,
                 "cpu_window_s": round(t1 - self.t0, 2)}
 
 
@@ -290,8 +321,9 @@ class Sipp:
         self.stats = workdir / "stats.csv"
         self.errors = workdir / "errors.log"
         self.timeout_s = timeout_s
+        self.media_port = free_udp_port()
         self.command = ["sipp", target, "-sf", str(scenario), "-s", number, "-i", LOOPBACK,
-                        "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-r", str(rate), "-m", str(calls),
+                        "-p", str(free_udp_port()), "-mp", str(self.media_port), "-r", str(rate), "-m", str(calls),
                         "-d", str(hold_ms), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
                         "-max_retrans", "5", "-trace_stat", "-stf", str(self.stats), "-fd", "1",
                         "-trace_err", "-error_file", str(self.errors)]
@@ -408,7 +440,7 @@ def rate_step(args, target: str, pid: int | None, rate: float, seconds: float, w
     pcap = workdir / "sip.pcap"
     if capture_port is not None:
         capture = Capture(pcap, f"udp port {capture_port}", timeout_s=int(seconds) + 60)
-    window = CpuWindow(pid).start()
+    window = CpuWindow(pid, int(target.rsplit(":", 1)[1])).start()
     sipp = None
     try:
         sipp = Sipp(workdir, target, SCENARIOS / "rate_call.xml", number=args.number or "9000", rate=rate,
@@ -422,6 +454,8 @@ def rate_step(args, target: str, pid: int | None, rate: float, seconds: float, w
     result = {"rate": rate, "calls": calls, "successful": run.successful, "failed": run.failed,
               "retransmissions": run.retransmissions, "sipp_exit": run.returncode, "sipp_elapsed_s": run.elapsed_s,
               "timed_out": run.timed_out, "ok": run.ok and run.successful == calls, **usage}
+    if run.successful == 0 and run.failed == 0 and not run.timed_out:
+        result["ok"] = False  # no statistics at all: SIPp could not run
     if not result["ok"]:
         result["errors_tail"] = run.errors_tail
     if capture is not None:
@@ -438,6 +472,7 @@ def run_rate(args, workdir: Path, run_index: int) -> dict:
     """Step the rate until the first failed call; then latency at half the best clean rate."""
     steps: list[dict] = []
     best = None
+    clean, dirty = None, False  # highest rate below the first step with a retransmission or UDP drop
     with server_for(args, workdir) as own:
         target = own.target if own else args.target
         pid = own.pid if own else args.server_pid
@@ -447,13 +482,19 @@ def run_rate(args, workdir: Path, run_index: int) -> dict:
             step = rate_step(args, target, pid, rate, args.step_seconds, step_dir)
             steps.append(step)
             print(f"  rate {rate:g}/s: {step['successful']}/{step['calls']} ok, {step['failed']} failed, "
-                  f"{step['retransmissions']} retrans, cpu {step['cpu_percent']}%, rss {step['rss_kib']} KiB, "
+                  f"{step['retransmissions']} retrans, {step['sip_socket_drops']} SIP socket drops, "
+                  f"cpu {step['cpu_percent']}% (machine {step['machine_cpu_percent']}%), "
+                  f"rss {step['rss_kib']} KiB, "
                   f"sipp {step['sipp_elapsed_s']} s", flush=True)
             if not step["ok"]:
                 if own and not own.server.alive():
                     step["server_log_tail"] = own.log_tail()
                 break
             best = rate
+            if step["retransmissions"] or step["sip_socket_drops"]:
+                dirty = True
+            if not dirty:
+                clean = rate
     latency = None
     if best is not None and not args.no_latency:
         half = best / 2
@@ -467,7 +508,8 @@ def run_rate(args, workdir: Path, run_index: int) -> dict:
         print(f"  latency at {half:g}/s: p50 {latency['setup_p50_ms']} ms, p99 {latency['setup_p99_ms']} ms "
               f"({latency['latency_samples']} calls, {latency['failed']} failed, cpu {latency['cpu_percent']}%)",
               flush=True)
-    return {"steps": steps, "best_rate": best, "idle_rss_kib": idle_rss, "latency": latency}
+    return {"steps": steps, "best_rate": best, "best_rate_no_retrans": clean, "idle_rss_kib": idle_rss,
+            "latency": latency}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -482,7 +524,8 @@ def write_pcmu_pcap(path: Path, seconds: float) -> None:
     ssrc = 0x1234ABCD
     for i in range(frames):
         payload = tone[(i * 160) % 8000:(i * 160) % 8000 + 160]
-        rtp = struct.pack("!BBHII", 0x80, (0x80 if i == 0 else 0) | 0, i & 0xFFFF, (i * 160) & 0xFFFFFFFF, ssrc) + payload
+        marker_pt = 0x80 if i == 0 else 0  # PT 0 (PCMU), marker on the first packet
+        rtp = struct.pack("!BBHII", 0x80, marker_pt, i & 0xFFFF, (i * 160) & 0xFFFFFFFF, ssrc) + payload
         udp = struct.pack("!HHHH", 40000, 40002, 8 + len(rtp), 0) + rtp
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0,
                          socket.inet_aton(LOOPBACK), socket.inet_aton(LOOPBACK))
@@ -566,6 +609,8 @@ def concurrency_step(args, n: int, workdir: Path, run_index: int) -> dict:
             while time.monotonic() < deadline and sipp.running():
                 time.sleep(0.2)
             window_len = min(args.capture_seconds, max(1.0, hold - 4.0))
+            # Only the server's RTP to this SIPp's media port: other servers may share the machine.
+            rtp_filter += f" and dst port {sipp.media_port}"
             if sipp.running():
                 capture = Capture(rtp_pcap, rtp_filter, timeout_s=int(window_len) + 30)
                 window = CpuWindow(pid).start()
@@ -593,7 +638,8 @@ def concurrency_step(args, n: int, workdir: Path, run_index: int) -> dict:
     result = {"n": n, "successful": run.successful, "failed": run.failed, "retransmissions": run.retransmissions,
               "sipp_exit": run.returncode, "sipp_elapsed_s": run.elapsed_s, "timed_out": run.timed_out,
               "streams": len(streams), "packets": sum(s["packets"] for s in streams), "lost": lost,
-              "mean_jitter_p50_ms": r3(percentile(mean_jitter, 50)), "mean_jitter_p99_ms": r3(percentile(mean_jitter, 99)),
+              "mean_jitter_p50_ms": r3(percentile(mean_jitter, 50)),
+              "mean_jitter_p99_ms": r3(percentile(mean_jitter, 99)),
               "max_jitter_p50_ms": r3(percentile(max_jitter, 50)), "max_jitter_p99_ms": r3(percentile(max_jitter, 99)),
               "max_delta_p50_ms": r3(percentile(max_delta, 50)), "max_delta_p99_ms": r3(percentile(max_delta, 99)),
               "pps_per_stream_p1": r3(percentile(pps, 1)), "pps_per_stream_p50": r3(percentile(pps, 50)),
@@ -625,7 +671,8 @@ def run_concurrency(args, workdir: Path, run_index: int) -> dict:
         steps.append(step)
         print(f"  N={n}: {step['successful']}/{n} ok, {step['streams']} streams, lost {step['lost']}, "
               f"mean jitter p50/p99 {step['mean_jitter_p50_ms']}/{step['mean_jitter_p99_ms']} ms, "
-              f"max delta p99 {step['max_delta_p99_ms']} ms, cpu {step.get('cpu_percent')}%, "
+              f"max delta p99 {step['max_delta_p99_ms']} ms, "
+              f"cpu {step.get('cpu_percent')}% (machine {step.get('machine_cpu_percent')}%), "
               f"rss/call {step['rss_per_call_kib']} KiB" + (f"  FAIL: {'; '.join(step['problems'])}"
                                                               if step["problems"] else ""), flush=True)
         if not step["ok"]:
@@ -651,6 +698,7 @@ def summarize(mode: str, runs: list[dict]) -> dict:
             for s in r["steps"]:
                 per_rate.setdefault(s["rate"], []).append(s)
         return {"best_rate_median": best, "best_rates": [r["best_rate"] for r in runs],
+                "best_rates_no_retrans": [r["best_rate_no_retrans"] for r in runs],
                 "setup_p50_ms_median": median([x["setup_p50_ms"] for x in lat]),
                 "setup_p99_ms_median": median([x["setup_p99_ms"] for x in lat]),
                 "latency_rate": median([x["rate"] for x in lat]),
@@ -658,7 +706,9 @@ def summarize(mode: str, runs: list[dict]) -> dict:
                 "per_rate": {str(k): {"runs": len(v), "ok": sum(s["ok"] for s in v),
                                       "cpu_percent_median": median([s["cpu_percent"] for s in v]),
                                       "rss_kib_median": median([s["rss_kib"] for s in v]),
-                                      "failed_median": median([s["failed"] for s in v])}
+                                      "failed_median": median([s["failed"] for s in v]),
+                                      "retrans_median": median([s["retransmissions"] for s in v]),
+                                      "udp_drops_median": median([s["sip_socket_drops"] for s in v])}
                              for k, v in sorted(per_rate.items())}}
     per_n: dict[int, list[dict]] = {}
     for r in runs:
@@ -674,11 +724,13 @@ def summarize(mode: str, runs: list[dict]) -> dict:
 
 def print_table(mode: str, summary: dict) -> None:
     if mode == "rate":
-        print("\nrate (calls/s) | runs ok | failed (median) | server CPU % | RSS KiB")
+        print("\nrate (calls/s) | runs ok | failed (median) | retrans | SIP sock drops | server CPU % | RSS KiB")
         for rate, row in summary["per_rate"].items():
             print(f"{rate:>14} | {row['ok']}/{row['runs']:<5} | {row['failed_median']!s:>15} | "
+                  f"{row['retrans_median']!s:>7} | {row['udp_drops_median']!s:>14} | "
                   f"{row['cpu_percent_median']!s:>12} | {row['rss_kib_median']}")
-        print(f"highest rate with 0 failed calls: {summary['best_rates']} (median {summary['best_rate_median']})")
+        print(f"highest rate with 0 failed calls: {summary['best_rates']} (median {summary['best_rate_median']}); "
+              f"with 0 retransmissions and 0 SIP socket drops: {summary['best_rates_no_retrans']}")
         print(f"setup latency at {summary['latency_rate']}/s: p50 {summary['setup_p50_ms_median']} ms, "
               f"p99 {summary['setup_p99_ms_median']} ms (medians over runs)")
         return
@@ -691,6 +743,19 @@ def print_table(mode: str, summary: dict) -> None:
               f"{row['max_delta_p99_ms_median']!s:<9} | {row['cpu_percent_median']!s:>5} | "
               f"{row['rss_per_call_kib_median']!s:>12} | {row['pps_per_stream_p50_median']}")
     print(f"highest N passing: {summary['best_n']}")
+
+
+def code_version() -> str:
+    """The commit of the tree our server runs from (read-only `git rev-parse`), "+dirty" when acd/ has
+    uncommitted edits: the server imports the tree as it is when each run starts."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "acd"], cwd=REPO, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -732,8 +797,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     try:
         for index in range(args.runs):
-            print(f"{args.mode} run {index + 1}/{args.runs} against {args.target or 'our server (fresh)'}", flush=True)
-            runs.append(run_rate(args, workdir, index) if args.mode == "rate" else run_concurrency(args, workdir, index))
+            version = None if args.target else code_version()
+            print(f"{args.mode} run {index + 1}/{args.runs} against {args.target or 'our server at ' + version}",
+                  flush=True)
+            run = run_rate(args, workdir, index) if args.mode == "rate" else run_concurrency(args, workdir, index)
+            run["code_version"] = version
+            runs.append(run)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -741,7 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(args.mode, summary)
     if args.out:
         report = {"mode": args.mode, "target": args.target or "own", "started": started,
-                  "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
+                  "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                              "python": sys.version.split()[0]},
                   "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                   "summary": summary, "runs": runs}
         args.out.write_text(json.dumps(report, indent=2))
