@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from twisted.internet import threads
 
 from ..ivr.events import (DigitsCollected, EnqueueCall, FlowEnded, FlowEvent, HangUp, LookUp, LookupFinished,
-                          MenuChoiceMade, PlayPrompts, QueueFinished, RecordingFinished, SpeechChoiceMade,
+                          MenuChoiceMade, PlayPrompts, RecordingFinished, SpeechChoiceMade,
                           SpeechNotRecognized, SpeechRecognized, StartListening, StartRecording, StepEntered,
                           StopListening, StopPlayback, StopRecording, TransferCall)
 from ..ivr.conditions import evaluate

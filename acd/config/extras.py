@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..ivr.hours import WEEKDAYS, BusinessHours, parse_time_range
 from .checker import Checker
-from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
+from .yaml_lines import ConfigError, LineList, load_yaml_with_lines
 
 __all__ = ["load_hours", "load_lookups", "load_incidents", "Incident"]
 

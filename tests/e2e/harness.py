@@ -196,6 +196,22 @@ def run_sipp(workdir: Path, target: str, *args: str, scenario: str | None = None
     return SippResult(completed.returncode, completed.stdout, completed.stderr, errors)
 
 
+def start_sipp(workdir: Path, target: str, scenario: str | Path, *, service: str = "3000", calls: int = 1,
+               rate: float | None = None, timeout: float = 60.0, timeout_error: bool = True,
+               args: tuple[str, ...] = ()) -> subprocess.Popen:
+    """SIPp in the background (for callers that run while the test does other things); the caller
+    waits for it and kills it in a finally block. `scenario` is a name in scenarios/ or a path."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = SCENARIOS / scenario if "/" not in str(scenario) else Path(scenario)
+    command = ["sipp", target, "-sf", str(path), "-s", service, "-i", LOOPBACK, "-p", str(free_port(both=False)),
+               "-mp", str(free_port(both=False)), "-m", str(calls), "-nostdin", "-timeout", f"{int(timeout)}s"]
+    if timeout_error:
+        command.append("-timeout_error")
+    if rate is not None:
+        command += ["-r", str(rate)]
+    return subprocess.Popen(command + list(args), cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 class RtpSink:
     """A UDP socket on 127.0.0.1 that collects RTP packets in a background thread."""
 

@@ -12,6 +12,7 @@ import array
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys

@@ -12,7 +12,7 @@ import pytest
 
 from acd.sip.digest import compute_ha1
 
-from .harness import LOOPBACK, SCENARIOS, free_port, run_sipp, rtp_base, start_server
+from .harness import LOOPBACK, SCENARIOS, free_port, rtp_base, run_sipp, start_server, start_sipp
 
 REALM = "example-acd"
 
@@ -28,7 +28,7 @@ def agents_yaml(agent_ids: list[str], *, wrap_up: float = 1, ring_timeout: float
              "  sales: {when_no_agents: refuse}", "  support: {when_no_agents: refuse}",
              "  billing: {when_no_agents: refuse}", "agents:"]
     for agent in agent_ids:
-        lines += [f'  "{agent}":', f"    password_ha1:",
+        lines += [f'  "{agent}":', "    password_ha1:",
                   f"      md5: {compute_ha1(agent, REALM, f'pw-{agent}', 'MD5')}",
                   f"      sha256: {compute_ha1(agent, REALM, f'pw-{agent}', 'SHA-256')}",
                   "    queues: {loadtest2: 0}" if agent in second_queue else "    queues: {loadtest: 0}"]
@@ -156,11 +156,8 @@ def test_load_200_callers_over_60_seconds_against_20_agents(acd_root):
     try:
         sipp_agents = SippAgents(acd_root / "agents", server.target, agents, max_calls=10_000, timeout=150)
         sipp_agents.login.assert_ok(server)
-        abandoners = subprocess.Popen(
-            ["sipp", server.target, "-sf", str(SCENARIOS / "queue_abandon.xml"), "-s", "3000", "-i", LOOPBACK,
-             "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "20", "-r", "1", "-rp", "3000",
-             "-nostdin", "-timeout", "120s", "-timeout_error"],
-            cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        abandoners = start_sipp(acd_root, server.target, "queue_abandon.xml", calls=20, rate=1, timeout=120,
+                                args=("-rp", "3000"))
         results["callers"] = run_sipp(acd_root / "callers", server.target, scenario="queue_caller.xml",
                                       service="3000", calls=200, rate=200 / 60, limit=200, timeout=150)
         results["abandoners"] = abandoners.wait(timeout=130)
@@ -194,11 +191,7 @@ def test_queue_positions_are_announced_as_the_queue_moves_and_abandoners_leave_i
     try:
         sipp_agents = SippAgents(acd_root / "agents", server.target, ["2201"], max_calls=3, timeout=60)
         sipp_agents.login.assert_ok(server)
-        patient = subprocess.Popen(
-            ["sipp", server.target, "-sf", str(SCENARIOS / "queue_caller.xml"), "-s", "3000", "-i", LOOPBACK,
-             "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "3", "-r", "10",
-             "-nostdin", "-timeout", "60s", "-timeout_error"],
-            cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        patient = start_sipp(acd_root, server.target, "queue_caller.xml", calls=3, rate=10)
         time.sleep(0.8)
         abandoner = run_sipp(acd_root / "abandon", server.target, scenario="queue_abandon.xml", service="3000",
                              calls=1, timeout=30)
@@ -337,7 +330,7 @@ def test_callback_keeps_the_place_and_calls_the_customer_back_when_an_agent_free
     server = start_acd_server(acd_root, ["2901"], trunk_outbound=f"{LOOPBACK}:{customer_port}")
     customer = agents = None
     try:
-        customer = subprocess.Popen(
+        customer = subprocess.Popen(  # listens on the trunk's outbound port, so not start_sipp
             ["sipp", server.target, "-sf", str(acd_root / "customer_6s.xml"), "-i", LOOPBACK, "-p",
              str(customer_port), "-mp", str(free_port(both=False)), "-m", "1", "-nostdin", "-timeout", "60s"],
             cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -482,11 +475,7 @@ def test_acd_report_matches_a_scripted_set_of_calls(acd_root):
     try:
         agents = SippAgents(acd_root / "agents", server.target, ["3401"], max_calls=3, timeout=60)
         agents.login.assert_ok(server)
-        patient = subprocess.Popen(
-            ["sipp", server.target, "-sf", str(SCENARIOS / "queue_caller.xml"), "-s", "3000", "-i", LOOPBACK,
-             "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "3", "-r", "10",
-             "-nostdin", "-timeout", "60s", "-timeout_error"],
-            cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        patient = start_sipp(acd_root, server.target, "queue_caller.xml", calls=3, rate=10)
         time.sleep(0.8)
         run_sipp(acd_root / "abandon", server.target, scenario="queue_abandon.xml", service="3000", calls=1,
                  timeout=30).assert_ok(server)
@@ -541,10 +530,8 @@ def test_sigkill_mid_call_leaves_every_call_recorded_as_interrupted_and_no_agent
         agents = SippAgents(acd_root / "agents", server.target, ["3951"], max_calls=1, timeout=60,
                             scenario=str(acd_root / "agent_30s.xml"))
         agents.login.assert_ok(server)
-        callers = subprocess.Popen(
-            ["sipp", server.target, "-sf", str(SCENARIOS / "queue_caller.xml"), "-s", "3000", "-i", LOOPBACK,
-             "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "2", "-r", "10",
-             "-nostdin", "-timeout", "20s"], cwd=acd_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        callers = start_sipp(acd_root, server.target, "queue_caller.xml", calls=2, rate=10, timeout=20,
+                             timeout_error=False)
         server.wait_for_log(r"connected to agent=3951")
         server.wait_for_log(r"waiting queue=loadtest position=1")
         time.sleep(0.5)

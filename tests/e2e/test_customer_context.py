@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from .harness import LOOPBACK, REPO, SCENARIOS, free_port, run_sipp
+from .harness import LOOPBACK, REPO, SCENARIOS, free_port, run_sipp, start_sipp
 from .softphone_driver import run_softphone
 from .test_acd_calls import EventStream, SippAgents, start_acd_server
 
@@ -29,10 +29,7 @@ def caller_scenario(tmp_path, number: str) -> str:
 
 
 def start_caller(tmp_path, server, number: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["sipp", server.target, "-sf", caller_scenario(tmp_path, number), "-s", "3000", "-i", LOOPBACK,
-         "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "1", "-nostdin",
-         "-timeout", "60s", "-timeout_error"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return start_sipp(tmp_path, server.target, caller_scenario(tmp_path, number))
 
 
 def connected_order(log: str, callers: list[str]) -> list[str]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import socket
 import threading
-import time
 import urllib.request
 
 import pytest

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from .harness import LOOPBACK, REPO, SCENARIOS, free_port
+from .harness import LOOPBACK, REPO, free_port, start_sipp
 from .test_acd_calls import SippAgents, start_acd_server
 
 ARTIFACTS = REPO / "artifacts"
@@ -62,10 +61,7 @@ def test_wallboard_shows_the_waiting_call_and_the_agents_state_change(tmp_path, 
         waiting = "const r = document.querySelector('#queues tr[data-queue=loadtest] .waiting'); return r && r.textContent"
         wait_until(browser, waiting, "0")
         wait_until(browser, "return document.getElementById('status').textContent", "live")
-        caller = subprocess.Popen(
-            ["sipp", server.target, "-sf", str(SCENARIOS / "queue_caller.xml"), "-s", "3000", "-i", LOOPBACK,
-             "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", "1", "-nostdin",
-             "-timeout", "60s", "-timeout_error"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        caller = start_sipp(tmp_path, server.target, "queue_caller.xml")
         wait_until(browser, waiting, "1")
         browser.save_screenshot(str(ARTIFACTS / "wallboard-caller-waiting.png"))
         import json
