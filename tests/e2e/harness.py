@@ -49,7 +49,8 @@ def rtp_base() -> int:
 
 def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
                  flows_from: Path = REPO, extra_files: dict[str, str] | None = None,
-                 trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "") -> None:
+                 trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "",
+                 rtp_ports: int = 400) -> None:
     """A config tree for one test server: the shipped demo dialplans, flows, queues and look-ups, on
     test ports, with office hours open around the clock (tests must not depend on the time of day).
     `extra_files` ({relative path: text}) adds or replaces files."""
@@ -59,7 +60,7 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
         "sip:\n"
         f"  listen: {LOOPBACK}\n  port: {sip_port}\n  public_address: {LOOPBACK}\n"
         "rtp:\n"
-        f"  address: {LOOPBACK}\n  ports: {rtp_base}-{rtp_base + 399}\n"
+        f"  address: {LOOPBACK}\n  ports: {rtp_base}-{rtp_base + rtp_ports - 1}\n"
         f"http:\n  listen: {LOOPBACK}\n  port: {http_port}\n"
         "trunks:\n"
         "  test:\n"
@@ -132,10 +133,11 @@ class AcdServer:
 
 def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
                  log_level: str = "INFO", extra_files: dict[str, str] | None = None,
-                 trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "") -> AcdServer:
+                 trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "",
+                 rtp_ports: int = 400) -> AcdServer:
     """Write a config under `root` and start the server on it; waits until it listens."""
     write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources, extra_files=extra_files,
-                 trunk_outbound=trunk_outbound, http_port=http_port, main_extra=main_extra)
+                 trunk_outbound=trunk_outbound, http_port=http_port, main_extra=main_extra, rtp_ports=rtp_ports)
     log_path = root / "server.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen([sys.executable, "-m", "acd.cli", "serve", "--root", str(root), "--log-level",
