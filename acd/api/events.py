@@ -30,7 +30,6 @@ class EventHub:
     def __init__(self, reactor) -> None:
         self.reactor = reactor
         self.streams: dict[str, set[server.Request]] = {}
-        self.published = 0
         self._keepalive = task.LoopingCall(self._ping)
         self._keepalive.clock = reactor
 
@@ -52,7 +51,6 @@ class EventHub:
         readers = self.streams.get(topic)
         if not readers:
             return
-        self.published += 1
         data = f"event: {event.get('type', 'message')}\ndata: {json.dumps(event, default=str)}\n\n".encode()
         for request in list(readers):
             try:

@@ -74,7 +74,6 @@ class SipServer:
         self._senders: dict[str, Callable[[Datagram], None]] = {}
         self._timer = None
         self._timer_deadline: float | None = None
-        self.calls_total = 0
 
     def set_sender(self, transport: str, send: Callable[[Datagram], None]) -> None:
         """Register how datagrams of a transport ("UDP", "TCP") leave."""
@@ -219,15 +218,14 @@ class SipServer:
             self.respond(event.transaction_id, 404, to_tag=new_tag())
             return
         flow = self.config.flows[route.flow]
-        session = self._start_session(event, dialled, flow, route_label=route.source, trunk=trunk.name,
-                                      answer_after=route.answer_after_seconds, route=route)
+        session = self._start_session(event, dialled, flow, trunk=trunk.name, route=route)
         if session is not None:
             log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s", call_id,
                      NameAddr.parse(request.headers.get("From", "")).uri, dialled, trunk.name, host, port, route.source)
             session.start(route.answer_after_seconds)
 
-    def _start_session(self, event: RequestReceived, dialled: str, flow, *, route_label: str, trunk: str,
-                       answer_after: float, route) -> CallSession | None:
+    def _start_session(self, event: RequestReceived, dialled: str, flow, *, trunk: str,
+                       route) -> CallSession | None:
         """Negotiate media, bind an RTP port and build the CallSession with its IVR; None if refused."""
         request = event.request
         call_id = request.call_id
@@ -277,7 +275,6 @@ class SipServer:
                                 lookups=config.lookups, recordings_dir=config.data_dir / "recordings")
         holder.append(session)
         self.sessions[call_id] = session
-        self.calls_total += 1
         session.records.call_arrived(call_id, trunk=trunk, caller=caller, dialled=dialled, at=self.reactor.seconds())
         return session
 
@@ -315,8 +312,7 @@ class SipServer:
         flow = Flow(name=f"feature-{feature}", start="confirm",
                     steps={"confirm": PlayStep(name="confirm", prompts=(prompt,), next=None)})
         route = Route(flow=flow.name, number=dialled)
-        session = self._start_session(event, route.number, flow, route_label="feature code", trunk=f"agent:{agent_id}",
-                                      answer_after=0.0, route=route)
+        session = self._start_session(event, route.number, flow, trunk=f"agent:{agent_id}", route=route)
         if session is not None:
             session.start(0.0)
     def _on_response(self, event: ResponseReceived) -> None:

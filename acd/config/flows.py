@@ -25,9 +25,6 @@ __all__ = ["parse_flow", "STEP_KINDS", "PromptUse", "FlowReference"]
 STEP_KINDS = ("play", "menu", "collect", "speech_menu", "set", "branch", "lookup", "goto_flow", "queue", "transfer",
               "record", "hangup")
 DTMF_KEYS = set("0123456789*#")
-PROMPT_KEYS = ("play", "menu", "collect", "speech_menu", "record", "timeout_prompt", "invalid_prompt",
-               "no_input_prompt", "no_match_prompt")
-TARGET_KEYS = ("next", "on_failure", "found", "not_found", "otherwise")
 COMMON_KEYS = {"event"}
 # Comparisons made on text: a value YAML turned into another number would silently never match.
 _TEXT_COMPARISONS = ("equals", "not_equals", "in", "starts_with", "matches")
