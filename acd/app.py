@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import socket
 from pathlib import Path
@@ -10,15 +11,27 @@ from dataclasses import dataclass
 
 from twisted.web import resource, server, static
 
-from .api.rest import ApiResource
+from .api.events import EventHub
 from .api.metrics_page import MetricsResource
+from .api.rest import ApiResource
+from .calls.acd_service import AcdService
+from .calls.call_table import CallTable
+from .calls.inbound import InboundCalls
+from .calls.ivr_runner import IvrServices
+from .calls.live_config import LiveConfig
+from .calls.media_ports import MediaPorts
 from .calls.registrar_service import RegistrarService
 from .calls.sip_server import SipServer
 from .calls.transports import SipTcpFactory, SipUdpProtocol
+from .calls.view import LiveView
+from .calls.webhooks import CrmWebhooks
 from .config.model import Config
-from .media.prompts import PromptLibrary
-from .speech.recognizer import RecognizerCache
+from .context.crm import CrmClient
 from .context.directory import CustomerDirectory
+from .media.prompts import PromptLibrary
+from .metrics import Metrics
+from .sip.endpoint import SipEndpoint
+from .speech.recognizer import RecognizerCache
 from .store.records import RecordStore
 
 __all__ = ["RunningServer", "build_server"]
@@ -28,9 +41,18 @@ log = logging.getLogger("acd")
 
 @dataclass
 class RunningServer:
-    """What `build_server` started: the SIP server and its listening ports."""
+    """The object graph `build_server` wired, and its listening ports."""
 
+    live: LiveConfig
     sip: SipServer
+    media: MediaPorts
+    acd: AcdService
+    calls: CallTable
+    view: LiveView
+    events: EventHub
+    metrics: Metrics
+    records: RecordStore
+    registrar: RegistrarService | None
     udp_port: object | None
     tcp_port: object | None
     http_port: object | None = None
@@ -59,25 +81,28 @@ def api_token(config: Config) -> str:
     return path.read_text().strip()
 
 
-def start_http(config: Config, sip: SipServer, reload, reactor):
-    """Serve the REST API on the HTTP port (None when the port is 0)."""
+def start_http(running: RunningServer, reload, reactor):
+    """Serve the REST API, /metrics and the wallboard on the HTTP port (None when the port is 0)."""
+    config = running.live.config
     if config.http.port == 0:
         return None
     root = resource.Resource()
-    root.putChild(b"api", ApiResource(sip, api_token(config), reload))
-    root.putChild(b"metrics", MetricsResource(sip.metrics.registry))
+    root.putChild(b"api", ApiResource(view=running.view, desk=running.acd, events=running.events,
+                                      token=api_token(config), reload=reload))
+    root.putChild(b"metrics", MetricsResource(running.metrics.registry))
     root.putChild(b"wallboard", static.File(str(Path(__file__).parent / "api" / "wallboard.html"),
                                             defaultType="text/html"))
     port = reactor.listenTCP(config.http.port, server.Site(root), interface=config.http.listen)
     log.info("HTTP API on http://%s:%s/api (token in %s), metrics on /metrics, wallboard on /wallboard?token=...",
              config.http.listen, config.http.port,
              config.data_dir / config.http.token_file)
+    running.http_port = port
     return port
 
 
-def build_server(config: Config, reactor) -> RunningServer:
-    """Load prompts, create the SIP server and bind its transports. `reactor` provides IReactorTime,
-    IReactorUDP and IReactorTCP."""
+def build_server(config: Config, reactor, *, rng: random.Random | None = None) -> RunningServer:
+    """Build and wire the whole shell, then bind its SIP transports. `reactor` provides IReactorTime,
+    IReactorUDP, IReactorTCP and IReactorThreads (tests pass a Clock-based fake)."""
     prompts = PromptLibrary(config.prompts)
     count = prompts.preload()
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -85,9 +110,35 @@ def build_server(config: Config, reactor) -> RunningServer:
     records.close_interrupted(at=reactor.seconds())
     reactor.addSystemEventTrigger("after", "shutdown", records.close)
     directory = CustomerDirectory(config.data_dir / "customers.db", default_country_code=config.country_code)
-    sip = SipServer(config=config, reactor=reactor, prompts=prompts, recognizers=RecognizerCache(), records=records,
-                    directory=directory)
-    sip.registrar = RegistrarService(server=sip, config=config, reactor=reactor)
+    live = LiveConfig(config)
+    metrics = Metrics()
+    events = EventHub(reactor)
+    crm = CrmClient(reactor, lookup_url=config.crm_lookup_url, webhook_url=config.crm_webhook_url,
+                    timeout_seconds=config.crm_timeout_seconds) \
+        if (config.crm_lookup_url or config.crm_webhook_url) else None
+    webhooks = CrmWebhooks(crm, reactor)
+    media = MediaPorts(reactor, address=config.rtp.address, port_min=config.rtp.port_min,
+                       port_max=config.rtp.port_max, prompts=prompts, rng=rng)
+    calls = CallTable()
+    endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
+    sip = SipServer(endpoint=endpoint, config=live, reactor=reactor, metrics=metrics, calls=calls)
+    registrar = RegistrarService(signalling=sip, config=live, reactor=reactor) if config.agents else None
+
+    def contacts(agent_id: str) -> list[tuple[str, tuple[str, int], str]]:
+        return registrar.contacts(agent_id, reactor.seconds()) if registrar is not None else []
+
+    acd = AcdService(reactor=reactor, config=live, signalling=sip, media=media, events=events, records=records,
+                     webhooks=webhooks, metrics=metrics, contacts=contacts, directory=directory)
+    ivr = IvrServices(reactor=reactor, config=live, metrics=metrics, recognizers=RecognizerCache(),
+                      directory=directory, crm=crm, enqueue=acd.enqueue)
+    inbound = InboundCalls(signalling=sip, media=media, config=live, records=records, webhooks=webhooks,
+                           metrics=metrics, reactor=reactor, calls=calls, ivr=ivr, agents=acd,
+                           authenticator=registrar, on_call_ended=acd.caller_left)
+    sip.set_handlers(call_setup=inbound, registrar=registrar)
+    view = LiveView(reactor=reactor, config=live, calls=calls, acd=acd, contacts=contacts,
+                    counters=lambda: endpoint.counters,
+                    auth_failures=lambda: registrar.auth_failures if registrar is not None else 0)
+    metrics.attach(view)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
         udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(sip), interface=config.sip.listen)
@@ -97,4 +148,6 @@ def build_server(config: Config, reactor) -> RunningServer:
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))
-    return RunningServer(sip=sip, udp_port=udp_port, tcp_port=tcp_port)
+    return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, events=events,
+                         metrics=metrics, records=records, registrar=registrar, udp_port=udp_port,
+                         tcp_port=tcp_port)

@@ -107,10 +107,11 @@ def _serve(root: Path, level: str) -> int:
     # a few hundred short-lived objects).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    reloader = ConfigReloader(root, running.sip, reactor)
+    reloader = ConfigReloader(root, running.live, running.media, reactor,
+                              calls_in_progress=lambda: len(running.calls.sessions))
     reloader.watch()
     try:
-        start_http(config, running.sip, reloader.reload, reactor)
+        start_http(running, reloader.reload, reactor)
     except Exception as error:  # binding failures: say which port and stop
         log.error("cannot start the HTTP API: %s", error)
         return 3

@@ -8,30 +8,17 @@ never drift from the truth. No caller numbers or call ids in labels.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections import Counter as Counter_
+from typing import Any, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .routing import RoutingError
-
-if TYPE_CHECKING:
-    from .calls.sip_server import SipServer
-
-__all__ = ["Metrics", "WAIT_BUCKETS_SECONDS", "call_result", "SIP_METHODS"]
+__all__ = ["Metrics", "WAIT_BUCKETS_SECONDS", "SIP_METHODS"]
 
 SIP_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "NOTIFY", "REGISTER", "REFER",
                          "SUBSCRIBE", "UPDATE", "PRACK", "MESSAGE", "PUBLISH"})
 
-
-def call_result(reason: str) -> str:
-    """A call's end reason as a low-cardinality label value."""
-    for prefix, result in (("hangup step", "completed"), ("flow ", "completed"), ("caller hung up", "caller_hangup"),
-                           ("agent hung up", "agent_hangup"), ("caller cancelled", "cancelled"),
-                           ("transferred", "transferred"), ("callback requested", "callback")):
-        if reason.startswith(prefix):
-            return result
-    return "failed"
 
 # Queue waits from "answered at once" to "gave up after 20 minutes".
 WAIT_BUCKETS_SECONDS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
@@ -75,16 +62,16 @@ class Metrics:
         self.rtp_received = Counter("acd_rtp_packets_received_total", "RTP packets received", registry=r)
         self.rtp_late = Counter("acd_rtp_frames_dropped_total", "Media frames skipped because a tick was late",
                                 registry=r)
-        self._sip: "SipServer | None" = None
+        self._view: Any = None
         self.registry.register(_LiveCollector(self))
 
-    def attach(self, sip: "SipServer") -> None:
-        """Read live gauges from this server at scrape time."""
-        self._sip = sip
+    def attach(self, view: Any) -> None:
+        """Read live gauges from this view (acd.calls.view.LiveView) at scrape time."""
+        self._view = view
 
 
 class _LiveCollector:
-    """Gauges computed from live state at scrape time."""
+    """Gauges computed from the live view (acd.calls.view.LiveView) at scrape time."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -93,7 +80,7 @@ class _LiveCollector:
         return []
 
     def collect(self) -> Iterable:
-        sip = self.metrics._sip
+        view = self.metrics._view
         active = GaugeMetricFamily("acd_calls_active", "Calls in progress", labels=["trunk"])
         waiting = GaugeMetricFamily("acd_queue_waiting_calls", "Callers waiting in a queue now", labels=["queue"])
         longest = GaugeMetricFamily("acd_queue_longest_wait_seconds", "Longest current wait", labels=["queue"])
@@ -102,36 +89,22 @@ class _LiveCollector:
         registered = GaugeMetricFamily("acd_agents_registered", "Agents with a live registration")
         parse = CounterMetricFamily("acd_sip_parse_errors", "Malformed SIP messages (answered 400 or dropped)")
         auth = CounterMetricFamily("acd_registrar_auth_failures", "Failed Digest authentications")
-        if sip is None:
-            return [active, waiting, longest, agents, paused, registered, parse, auth]
-        by_trunk: dict[str, int] = {}
-        for session in sip.sessions.values():
-            by_trunk[session.trunk] = by_trunk.get(session.trunk, 0) + 1
-        for trunk, count in sorted(by_trunk.items()):
+        families = [active, waiting, longest, agents, paused, registered, parse, auth]
+        if view is None:
+            return families
+        for trunk, count in sorted(Counter_(call.trunk for call in view.calls()).items()):
             active.add_metric([trunk], count)
-        now = sip.reactor.seconds()
-        engine = sip.acd.engine
-        for queue in (sip.config.agents.queues if sip.config.agents else {}):
-            try:
-                stats = engine.queue_stats(queue, now)
-            except RoutingError:  # a queue added by a reload is unknown to the engine until a restart
-                continue
-            waiting.add_metric([queue], stats.waiting)
-            longest.add_metric([queue], stats.longest_wait_seconds)
-        states: dict[str, int] = {}
-        reasons: dict[str, int] = {}
-        for agent_id in engine.agent_ids():
-            view = engine.agent_view(agent_id)
-            states[view.state.value] = states.get(view.state.value, 0) + 1
-            if view.pause_reason:
-                reasons[view.pause_reason] = reasons.get(view.pause_reason, 0) + 1
-        for state, count in sorted(states.items()):
+        for queue in view.queues():
+            waiting.add_metric([queue.queue], queue.waiting)
+            longest.add_metric([queue.queue], queue.longest_wait_seconds)
+        states = view.logged_in_states()
+        for state, count in sorted(Counter_(state for state, _ in states).items()):
             agents.add_metric([state], count)
-        for reason, count in sorted(reasons.items()):
+        for reason, count in sorted(Counter_(reason for _, reason in states if reason).items()):
             paused.add_metric([reason], count)
-        if sip.registrar is not None and sip.config.agents:
-            registered.add_metric([], sum(1 for a in sip.config.agents.agents if sip.agent_contacts(a)))
-            auth.add_metric([], sip.registrar.auth_failures)
-        counters = sip.endpoint.counters
-        parse.add_metric([], counters.get("parse_errors", 0))
-        return [active, waiting, longest, agents, paused, registered, parse, auth]
+        agent_ids = view.agent_ids()
+        if agent_ids:
+            registered.add_metric([], sum(1 for agent_id in agent_ids if view.registered(agent_id)))
+            auth.add_metric([], view.auth_failures())
+        parse.add_metric([], view.sip_parse_errors())
+        return families

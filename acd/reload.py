@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 from twisted.internet import task
 
-from .calls.sip_server import SipServer
+from .calls.live_config import LiveConfig
+from .calls.media_ports import MediaPorts
 from .config.loader import ConfigInvalid, load_config
 from .media.prompts import PromptLibrary
 
@@ -29,13 +31,16 @@ WATCHED_FOLDERS = ("conf", "dialplans", "ivr_flows")
 
 
 class ConfigReloader:
-    """Reloads `root` into a running SipServer. `reactor` provides IReactorTime."""
+    """Reloads `root` into the running server's LiveConfig and prompts. `reactor` provides IReactorTime;
+    `calls_in_progress()` is only for the log line."""
 
-    def __init__(self, root: Path, server: SipServer, reactor) -> None:
+    def __init__(self, root: Path, live: LiveConfig, media: MediaPorts, reactor,
+                 calls_in_progress: Callable[[], int] = lambda: 0) -> None:
         self.root = Path(root)
-        self.server = server
+        self.live = live
+        self.media = media
         self.reactor = reactor
-        self.generation = 1
+        self.calls_in_progress = calls_in_progress
         self._snapshot = self._scan()
         self._watch: task.LoopingCall | None = None
 
@@ -47,22 +52,18 @@ class ConfigReloader:
             for error in invalid.errors:
                 log.error("reload refused (%s): %s", why, error)
             log.error("reload refused (%s): %d problem(s); still serving config generation %d", why,
-                      len(invalid.errors), self.generation)
+                      len(invalid.errors), self.live.generation)
             return False
-        old = self.server.config
+        old = self.live.config
         if (config.sip, config.rtp) != (old.sip, old.rtp):
             log.warning("reload (%s): sip/rtp listener settings changed; they apply after a restart", why)
         prompts = PromptLibrary(config.prompts)
         prompts.preload()
-        self.server.config = config
-        self.server.prompts = prompts
-        self.server.acd.config = config
-        if self.server.registrar is not None:
-            self.server.registrar.set_config(config)
-        self.generation += 1
+        self.live.swap(config)
+        self.media.prompts = prompts
         log.info("config reloaded (%s): generation %d, %d routes, %d flows, %d prompts; %d calls in progress keep "
-                 "their flows", why, self.generation, len(config.routes), len(config.flows), len(config.prompts),
-                 len(self.server.sessions))
+                 "their flows", why, self.live.generation, len(config.routes), len(config.flows), len(config.prompts),
+                 self.calls_in_progress())
         return True
 
     def watch(self, interval: float = WATCH_INTERVAL_SECONDS) -> None:

@@ -18,7 +18,7 @@ from .ivr.events import (DigitReceived, DigitsCollected, EnqueueCall, FlowEnded,
                          RecordingFinished, SpeechChoiceMade, SpeechNotRecognized, SpeechRecognized, StartListening,
                          StartRecording, StepEntered, StopListening, StopPlayback, StopRecording, TransferCall)
 from .ivr.interpreter import FlowRun
-from .context.sources import directory_lookup
+from .context.sources import apply_lookup_result, directory_lookup
 from .media.prompts import PromptLibrary
 
 __all__ = ["simulate", "MAX_SIMULATED_EVENTS"]
@@ -72,10 +72,7 @@ def simulate(config: Config, flow_name: str, *, caller: str, dialled: str = "", 
                     record = config.lookups.get(action.source, {}).get(action.key)
                 else:
                     record = directory_lookup(directory, action.source, action.key)
-                    if record is not None and action.source == "customer_account":
-                        context.set("customer", record)
-                    if record is not None and action.source == "customer_pin":
-                        context.set("verified", True)
+                    apply_lookup_result(context, action.source, record)
                 out(f"  lookup {action.source}[{'****' if action.masked else action.key}] -> {record}")
                 queue_next = LookupFinished(lookup_id=action.lookup_id, record=dict(record) if record else None)
                 listening = ("lookup", queue_next)

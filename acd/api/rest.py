@@ -2,7 +2,8 @@
 `GET /api/calls`, `POST /api/reload`. JSON in and out; every request needs `Authorization: Bearer TOKEN`.
 
 Handlers parse the request, `_check_*` preconditions raise ApiErrors with stable ids, and the action
-goes through the AcdService (the same path feature codes use). Documented in `acd/api/openapi.yaml`.
+goes through the AgentDesk (the ACD: the same path feature codes use). Reads come from the LiveView
+only. Documented in `acd/api/openapi.yaml`.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import asdict
+from typing import Any, Callable
 
 from twisted.web import resource, server
 
-from ..routing import RoutingError
+from ..calls.view import AgentDesk, LiveView
 from .errors import ApiError, Conflict, InvalidRequest, NoSuchAgent, NotFound, Unauthorized
-
-if TYPE_CHECKING:
-    from ..calls.sip_server import SipServer
+from .events import EventHub
 
 __all__ = ["ApiResource", "MAX_BODY_BYTES"]
 
@@ -33,9 +33,12 @@ class ApiResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, sip: "SipServer", token: str, reload: Callable[[str], bool]) -> None:
+    def __init__(self, *, view: LiveView, desk: AgentDesk, events: EventHub, token: str,
+                 reload: Callable[[str], bool]) -> None:
         super().__init__()
-        self.sip = sip
+        self.view = view
+        self.desk = desk
+        self.events = events
         self.token = token
         self.reload = reload
 
@@ -47,7 +50,7 @@ class ApiResource(resource.Resource):
             parts = [p.decode() for p in request.postpath if p]
             if len(parts) == 2 and parts[0] == "events" and request.method == b"GET":
                 self._check_topic(parts[1])
-                if not self.sip.events.subscribe(parts[1], request):
+                if not self.events.subscribe(parts[1], request):
                     raise Conflict("too many event streams open", topic=parts[1])
                 return server.NOT_DONE_YET
             status, body = self._dispatch(request)
@@ -68,7 +71,7 @@ class ApiResource(resource.Resource):
     def _check_topic(self, topic: str) -> None:
         if topic == "wallboard":
             return
-        if topic.startswith("agent-") and topic[6:] in self.sip.config.agents.agents:
+        if topic.startswith("agent-") and self.view.is_agent(topic[6:]):
             return
         raise NotFound(f"no event stream {topic!r} (wallboard, or agent-<id> of a configured agent)")
 
@@ -107,51 +110,43 @@ class ApiResource(resource.Resource):
 
     # ---- agents ------------------------------------------------------------------------------
     def _agents(self) -> list[dict[str, Any]]:
-        config = self.sip.config.agents
-        engine = self.sip.acd.engine
-        logged_in = set(engine.agent_ids())
         agents = []
-        for agent_id, agent in sorted(config.agents.items()):
-            entry: dict[str, Any] = {"id": agent_id, "name": agent.name, "queues": agent.queues,
-                                     "registered": bool(self.sip.agent_contacts(agent_id))}
-            if agent_id in logged_in:
-                view = engine.agent_view(agent_id)
-                entry.update(state=view.state.value, pause_reason=view.pause_reason, call_id=view.call_id,
-                             calls_handled=view.calls_handled, missed_offers=view.missed_offers,
-                             state_since=self.sip.acd.state_since.get(agent_id))
-            else:
-                entry.update(state="logged_out")
+        for agent in self.view.agents():
+            entry: dict[str, Any] = {"id": agent.agent_id, "name": agent.name, "queues": agent.queues,
+                                     "registered": agent.registered, "state": agent.state}
+            if agent.state != "logged_out":
+                entry.update(pause_reason=agent.pause_reason, call_id=agent.call_id,
+                             calls_handled=agent.calls_handled, missed_offers=agent.missed_offers,
+                             state_since=agent.state_since)
             agents.append(entry)
         return agents
 
     def _check_agent(self, agent_id: str) -> None:
-        if agent_id not in self.sip.config.agents.agents:
+        if not self.view.is_agent(agent_id):
             raise NoSuchAgent(f"no agent {agent_id!r} in conf/agents.yaml", agent_id=agent_id)
 
     def _agent_action(self, agent_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         self._check_agent(agent_id)
-        acd = self.sip.acd
+        desk = self.desk
         if action == "login":
-            result = acd.login(agent_id)
+            result = desk.login(agent_id)
         elif action == "logout":
-            result = acd.logout(agent_id)
+            result = desk.logout(agent_id)
         elif action == "ready":
-            result = acd.unpause(agent_id)
+            result = desk.unpause(agent_id)
         elif action == "disposition":
             code = body.get("code")
             if not isinstance(code, str) or not code.strip() or len(code) > 64:
                 raise InvalidRequest("disposition needs {\"code\": \"sale\"} (1-64 characters)")
-            call_id = acd.last_call.get(agent_id)
+            call_id = desk.set_disposition(agent_id, code.strip())
             if call_id is None:
                 raise Conflict(f"agent {agent_id} has no call to set a disposition on", agent_id=agent_id)
-            self.sip.records.set_field(call_id, "disposition", code.strip())
-            log.info("call=%s agent=%s disposition=%s", call_id, agent_id, code.strip())
             return {"id": agent_id, "result": "disposition-set", "call_id": call_id}
         elif action == "pause":
             reason = body.get("reason")
             if not isinstance(reason, str) or not reason.strip() or len(reason) > 64:
                 raise InvalidRequest("pause needs {\"reason\": \"lunch\"} (1-64 characters)")
-            result = acd.pause(agent_id, reason.strip())
+            result = desk.pause(agent_id, reason.strip())
         else:
             raise NotFound(f"no agent action {action!r} (login, logout, pause, ready, disposition)")
         if result in ("not-logged-in", "not-paused", "no-queues"):
@@ -161,24 +156,10 @@ class ApiResource(resource.Resource):
 
     # ---- queues and calls --------------------------------------------------------------------
     def _queues(self) -> list[dict[str, Any]]:
-        now = self.sip.reactor.seconds()
-        out = []
-        for name in self.sip.config.agents.queues:
-            try:
-                stats = self.sip.acd.engine.queue_stats(name, now)
-            except RoutingError:
-                continue
-            out.append({"queue": name, "waiting": stats.waiting, "longest_wait_seconds": round(stats.longest_wait_seconds, 1),
-                        "agents": stats.agents, "offered": stats.offered, "answered": stats.answered,
-                        "abandoned": stats.abandoned, "service_level": stats.service_level,
-                        "average_handle_seconds": round(stats.average_handle_seconds, 1)})
-        return out
+        return [dict(asdict(queue), longest_wait_seconds=round(queue.longest_wait_seconds, 1),
+                     average_handle_seconds=round(queue.average_handle_seconds, 1)) for queue in self.view.queues()]
 
     def _calls(self) -> list[dict[str, Any]]:
-        now = self.sip.reactor.seconds()
-        return [{"call_id": call_id, "state": session.state.value, "dialled": session.route.number,
-                 "queue": session.queue_name, "seconds": round(now - session.started_at, 1),
-                 "agent": next((leg.agent_id for leg in [self.sip.acd.bridged.get(call_id)] if leg), None),
-                 "ivr_step": session.ivr.flow_run.step_name if session.ivr else None,
-                 "routing_explanation": self.sip.acd.explanations.get(call_id)}
-                for call_id, session in sorted(self.sip.sessions.items())]
+        return [{"call_id": call.call_id, "state": call.state, "dialled": call.dialled, "queue": call.queue,
+                 "seconds": call.seconds, "agent": call.agent, "ivr_step": call.ivr_step,
+                 "routing_explanation": call.routing_explanation} for call in self.view.calls()]

@@ -8,41 +8,29 @@ ACK for the 2xx, CANCEL if the offer is withdrawn while ringing, BYE when the ca
 
 from __future__ import annotations
 
-import enum
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ..media.sdp import SdpError, SessionDescription, answer_offer, build_offer
-from ..sip.build import REASON_PHRASES, build_cancel, new_call_id, new_tag
+from ..sip.build import REASON_PHRASES, build_cancel, build_invite, new_call_id
 from ..sip.dialog import Dialog
 from ..sip.errors import RemoteProtocolError
 from ..sip.headers import NameAddr, SipUri
-from ..sip.message import Headers, Request, Response
+from ..sip.message import Request, Response
+from .leg_states import AgentLegEvent, AgentLegState, next_agent_leg_state
+from .ports import Media, Signalling
 from .rtp_leg import RtpLeg
-
-if TYPE_CHECKING:
-    from .sip_server import SipServer
 
 __all__ = ["AgentLeg", "AgentLegState"]
 
 log = logging.getLogger("acd.agent")
 
 
-class AgentLegState(enum.Enum):
-    """Where the offer to an agent is."""
-
-    CALLING = "calling"
-    RINGING = "ringing"
-    ANSWERED = "answered"
-    CANCELLING = "cancelling"
-    ENDING = "ending"
-    ENDED = "ended"
-
-
 class AgentLeg:
     """One INVITE to one agent for one customer call."""
 
-    def __init__(self, *, server: "SipServer", customer_call_id: str, agent_id: str, contact: str,
+    def __init__(self, *, signalling: Signalling, media: Media, reactor, sip_address: tuple[str, int],
+                 customer_call_id: str, agent_id: str, contact: str,
                  destination: tuple[str, int], transport: str, codec: str, payload_type: int,
                  telephone_event_pt: int | None, context_headers: tuple[tuple[str, str], ...],
                  on_answer: Callable[["AgentLeg"], None], on_failure: Callable[["AgentLeg", int | None], None],
@@ -50,7 +38,10 @@ class AgentLeg:
                  on_transfer: Callable[["AgentLeg", str], int],
                  on_playback_finished: Callable[[int], None] = lambda playback: None,
                  from_user: str = "acd") -> None:
-        self.server = server
+        self.signalling = signalling
+        self.media = media
+        self.reactor = reactor
+        self.sip_address = sip_address
         self.customer_call_id = customer_call_id
         self.agent_id = agent_id
         self.contact = contact
@@ -70,7 +61,7 @@ class AgentLeg:
         self.held = False
         self.sdp_version = 1
         self.session_id = 0
-        self.call_id = new_call_id(server.config.sip.public_address)
+        self.call_id = new_call_id(sip_address[0])
         self.state = AgentLegState.CALLING
         self.invite: Request | None = None
         self.invite_transaction: tuple | None = None
@@ -79,33 +70,23 @@ class AgentLeg:
         self.local_port: int | None = None
         self.ack: Request | None = None
         self.end_reason = ""
-        self.started_at = server.reactor.seconds()
+        self.started_at = reactor.seconds()
 
     def start(self) -> bool:
         """Bind an RTP port and send the INVITE; False when no RTP port is free."""
-        server = self.server
-        self.rtp = RtpLeg(call_id=self.call_id, codec=self.codec, payload_type=self.payload_type,
-                          remote=("0.0.0.0", 0), telephone_event_pt=self.telephone_event_pt,
-                          on_digit=lambda digit: None, on_playback_finished=self.on_playback_finished, rng=server.rng)
-        self.local_port = server.ports.listen(self.rtp)
+        self.rtp = self.media.new_leg(call_id=self.call_id, codec=self.codec, payload_type=self.payload_type,
+                                      telephone_event_pt=self.telephone_event_pt, on_digit=lambda digit: None,
+                                      on_playback_finished=lambda playback_id: self.on_playback_finished(playback_id))
+        self.local_port = self.media.open(self.rtp)
         if self.local_port is None:
             return False
-        public = server.config.sip.public_address
-        self.session_id = server.rng.getrandbits(31)
-        offer = build_offer(server.config.rtp.address, self.local_port, self.session_id,
+        self.session_id = self.media.session_id()
+        offer = build_offer(self.media.address, self.local_port, self.session_id,
                             codecs=(self.codec,), telephone_event_pt=self.telephone_event_pt or 101)
-        headers = Headers()
-        headers.add("From", f"\"ACD\" <sip:{self.from_user}@{public}:{server.config.sip.port}>;tag={new_tag()}")
-        headers.add("To", f"<sip:{self.agent_id}@{public}>")
-        headers.add("Call-ID", self.call_id)
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", f"<sip:acd@{public}:{server.config.sip.port}>")
-        headers.add("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER")
-        for name, value in self.context_headers:
-            headers.add(name, value)
-        headers.add("Content-Type", "application/sdp")
-        self.invite = Request(method="INVITE", uri=self.contact, headers=headers, body=bytes(offer))
-        self.invite_transaction = server.send_agent_invite(self)
+        self.invite = build_invite(uri=self.contact, call_id=self.call_id, from_user=self.from_user,
+                                   to_user=self.agent_id, local=self.sip_address,
+                                   extra_headers=self.context_headers, sdp=bytes(offer))
+        self.invite_transaction = self.signalling.send_invite(self, self.invite, self.destination, self.transport)
         log.info("call=%s offer to agent=%s contact=%s agent_call=%s", self.customer_call_id, self.agent_id,
                  self.contact, self.call_id)
         return True
@@ -116,7 +97,7 @@ class AgentLeg:
         status = response.status
         if status < 200:
             if status in (180, 183) and self.state is AgentLegState.CALLING:
-                self.state = AgentLegState.RINGING
+                self._move(AgentLegEvent.PROVISIONAL)
             return
         if status >= 300:
             if self.state in (AgentLegState.CALLING, AgentLegState.RINGING, AgentLegState.CANCELLING):
@@ -139,7 +120,7 @@ class AgentLeg:
             self.dialog = self.dialog or Dialog.as_uac(self.invite, response, source=self.destination,
                                                        transport=self.transport)
             self._send_ack()
-            self.state = AgentLegState.ANSWERED
+            self._move(AgentLegEvent.ANSWERED)
             self.hang_up("unusable SDP answer")
             self.on_failure(self, 488)
             return
@@ -147,10 +128,10 @@ class AgentLeg:
         self._send_ack()
         if self.state is AgentLegState.CANCELLING:
             # CANCEL crossed the 200 (RFC 3261 §9.1): the call is up but no longer wanted.
-            self.state = AgentLegState.ANSWERED
+            self._move(AgentLegEvent.ANSWERED)
             self.hang_up("offer withdrawn")
             return
-        self.state = AgentLegState.ANSWERED
+        self._move(AgentLegEvent.ANSWERED)
         log.info("call=%s agent=%s answered (rtp %s -> %s:%s)", self.customer_call_id, self.agent_id,
                  self.local_port, remote[0], remote[1])
         self.on_answer(self)
@@ -166,13 +147,12 @@ class AgentLeg:
     def _send_ack(self) -> None:
         if self.ack is None:
             self.ack = self.dialog.create_request("ACK")
-            self.ack.headers.prepend("Via", self.server.endpoint.new_via(self.transport))
-        self.server.send_stateless(self.ack, self.dialog.destination(), self.transport)
+        self.signalling.send_ack(self.ack, self.dialog.destination(), self.transport)
 
     # ---- requests from the agent -------------------------------------------------------------
     def on_bye(self, transaction: tuple) -> None:
         """The agent hung up."""
-        self.server.respond(transaction, 200)
+        self.signalling.respond(transaction, 200)
         was_answered = self.state is AgentLegState.ANSWERED
         self._end("agent hung up")
         if was_answered:
@@ -183,15 +163,15 @@ class AgentLeg:
         try:
             offer = SessionDescription.parse(request.body)
             self.sdp_version += 1
-            answer, negotiated = answer_offer(offer, local_address=self.server.config.rtp.address,
+            answer, negotiated = answer_offer(offer, local_address=self.media.address,
                                               local_port=self.local_port, session_id=self.session_id,
                                               session_version=self.session_id + self.sdp_version,
                                               supported=(self.codec,))
         except SdpError as error:
             log.info("call=%s agent=%s re-INVITE refused 488: %s", self.customer_call_id, self.agent_id, error)
-            self.server.respond(transaction, 488)
+            self.signalling.respond(transaction, 488)
             return
-        self.server.respond(transaction, 200, to_tag=self.dialog.local_tag, body=bytes(answer),
+        self.signalling.respond(transaction, 200, to_tag=self.dialog.local_tag, body=bytes(answer),
                             headers=(("Contact", self.invite.headers.get("Contact", "")),))
         if negotiated.remote_address != "0.0.0.0":
             self.rtp.remote = (negotiated.remote_address, negotiated.remote_port)
@@ -206,17 +186,17 @@ class AgentLeg:
         """Blind transfer by the agent (RFC 3515): 202, then NOTIFY the outcome, then our BYE."""
         refer_to = request.headers.get("Refer-To")
         if refer_to is None:
-            self.server.respond(transaction, 400, headers=(("Warning", '399 acd "REFER without Refer-To"'),))
+            self.signalling.respond(transaction, 400, headers=(("Warning", '399 acd "REFER without Refer-To"'),))
             return
         try:
             target = SipUri.parse(NameAddr.parse(refer_to).uri).user or ""
         except RemoteProtocolError:
-            self.server.respond(transaction, 400, headers=(("Warning", '399 acd "unreadable Refer-To"'),))
+            self.signalling.respond(transaction, 400, headers=(("Warning", '399 acd "unreadable Refer-To"'),))
             return
-        self.server.respond(transaction, 202)
+        self.signalling.respond(transaction, 202)
         log.info("call=%s agent=%s transfers the caller to %r", self.customer_call_id, self.agent_id, target)
         status = self.on_transfer(self, target)
-        self.server.send_in_dialog(self, "NOTIFY", extra_headers=(
+        self.signalling.send_in_dialog(self, "NOTIFY", extra_headers=(
             ("Event", "refer"), ("Subscription-State", "terminated;reason=noresource")),
             body=f"SIP/2.0 {status} {REASON_PHRASES.get(status, '')}\r\n".encode(),
             content_type="message/sipfrag;version=2.0")
@@ -228,8 +208,8 @@ class AgentLeg:
         """Withdraw the offer: CANCEL while ringing, BYE if it was answered meanwhile."""
         self.end_reason = reason
         if self.state in (AgentLegState.CALLING, AgentLegState.RINGING):
-            self.state = AgentLegState.CANCELLING
-            self.server.send_agent_cancel(self, build_cancel(self.invite))
+            self._move(AgentLegEvent.CANCEL)
+            self.signalling.send_cancel(build_cancel(self.invite), self.destination, self.transport)
         elif self.state is AgentLegState.ANSWERED:
             self.hang_up(reason)
 
@@ -238,9 +218,9 @@ class AgentLeg:
         if self.state is not AgentLegState.ANSWERED:
             return
         self.end_reason = reason
-        self.state = AgentLegState.ENDING
+        self._move(AgentLegEvent.HANG_UP)
         self._stop_media()
-        self.server.send_in_dialog(self, "BYE")
+        self.signalling.send_in_dialog(self, "BYE")
 
     def on_response(self, method: str, status: int | None) -> None:
         """A final response (None: timeout) to an in-dialog request we sent (BYE, NOTIFY)."""
@@ -251,16 +231,19 @@ class AgentLeg:
     def _stop_media(self) -> None:
         if self.rtp is not None:
             self.rtp.relay_to = None
-            self.server.media_clock.remove(self.rtp)
+            self.media.stop_sending(self.rtp)
             self.rtp.sending = False
 
     def _end(self, reason: str) -> None:
         if self.state is AgentLegState.ENDED:
             return
-        self.state = AgentLegState.ENDED
+        self._move(AgentLegEvent.END)
         self.end_reason = self.end_reason or reason
         self._stop_media()
         if self.rtp is not None and self.rtp.transport is not None:
             self.rtp.transport.stopListening()
         log.info("call=%s agent=%s leg ended: %s", self.customer_call_id, self.agent_id, self.end_reason)
-        self.server.forget_agent_leg(self)
+        self.signalling.forget_invite(self, self.invite_transaction)
+
+    def _move(self, event: AgentLegEvent) -> None:
+        self.state = next_agent_leg_state(self.state, event, self.customer_call_id)

@@ -1,6 +1,7 @@
 """Carries out what the IVR interpreter asks for one call: prompts, speech, look-ups, recordings.
 
-Results come back to the interpreter as events on a later reactor turn (`callLater(0)`) or from
+`IvrServices` holds what every runner shares (directory, CRM, recognisers, metrics, the ACD's
+queue entry, the live config) and builds runners. Results come back to the interpreter as events on a later reactor turn (`callLater(0)`) or from
 the thread pool (speech recognition), never re-entrantly. `reactor` provides IReactorTime and
 IReactorThreads (for `deferToThreadPool`).
 """
@@ -10,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import wave
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import threads
 
@@ -20,17 +21,19 @@ from ..ivr.events import (DigitsCollected, EnqueueCall, FlowEnded, FlowEvent, Ha
                           SpeechNotRecognized, SpeechRecognized, StartListening, StartRecording, StepEntered,
                           StopListening, StopPlayback, StopRecording, TransferCall)
 from ..ivr.conditions import evaluate
+from ..ivr.context import CallContext
+from ..ivr.flow import Flow
 from ..ivr.interpreter import FlowRun
-from ..context.sources import directory_lookup
+from ..context.sources import apply_lookup_result, directory_lookup
 from ..media.g711 import alaw_decode, ulaw_decode
+from .leg_states import EndReason
+from .ports import ConfigSource
 
 if TYPE_CHECKING:
+    from ..metrics import Metrics
     from .session import CallSession
 
-__all__ = ["IvrRunner", "CALLER_LOOKUP_TIMEOUT_SECONDS", "BANNER_PLAYBACK"]
-
-# Playback id of incident banners (ids below zero are not the IVR's; see queue_wait).
-BANNER_PLAYBACK = -4
+__all__ = ["IvrRunner", "IvrServices", "CALLER_LOOKUP_TIMEOUT_SECONDS"]
 
 # Answering must not wait on a slow directory: half a second is already a noticeable silence.
 CALLER_LOOKUP_TIMEOUT_SECONDS = 0.5
@@ -39,17 +42,47 @@ log = logging.getLogger("acd.ivr")
 _DECODERS = {"PCMU": ulaw_decode, "PCMA": alaw_decode}
 
 
+@dataclass(frozen=True)
+class IvrServices:
+    """What every IvrRunner uses; built once by the composition root. `enqueue` hands a call to the ACD."""
+
+    reactor: Any
+    config: ConfigSource
+    metrics: "Metrics"
+    recognizers: Any
+    directory: Any
+    crm: Any
+    enqueue: Callable[["CallSession", EnqueueCall], None]
+
+    def new_context(self, *, caller: str, caller_name: str | None, dialled: str, trunk: str,
+                    call_id: str) -> CallContext:
+        """What the flow knows of a new caller before it starts."""
+        return CallContext({"caller_id": caller, "caller_name": caller_name, "dialled": dialled, "trunk": trunk,
+                            "call_id": call_id})
+
+    def runner(self, session: "CallSession", flow: Flow, context: CallContext,
+               previous: "IvrRunner | None" = None) -> "IvrRunner":
+        """A runner for `flow` on the config in force now, continuing `previous`'s path and choices."""
+        config = self.config.config
+        run = FlowRun(flow, flows=config.flows, context=context, calendars=config.calendars)
+        runner = IvrRunner(session, run, self)
+        if previous is not None:
+            runner.choices = previous.choices
+        return runner
+
+
 class IvrRunner:
     """The IVR half of a CallSession."""
 
-    def __init__(self, session: "CallSession", flow_run: FlowRun, *, reactor, recognizers, lookups: dict,
-                 recordings_dir: Path) -> None:
+    def __init__(self, session: "CallSession", flow_run: FlowRun, services: IvrServices) -> None:
         self.session = session
         self.flow_run = flow_run
-        self.reactor = reactor
-        self.recognizers = recognizers
-        self.lookups = lookups
-        self.recordings_dir = recordings_dir
+        self.services = services
+        self.reactor = services.reactor
+        config = services.config.config
+        self.lookups = config.lookups
+        self.recordings_dir = config.data_dir / "recordings"
+        self.choices: list[str] = []
         self._timer = None
         self._listen = None
         self._recording = None
@@ -68,9 +101,9 @@ class IvrRunner:
         """Look the caller ID up in the customer directory (thread pool), then enter the flow. A slow or
         failing directory never holds the call: after CALLER_LOOKUP_TIMEOUT_SECONDS the flow starts as
         for an unknown caller."""
-        directory = self.session.server.directory
+        directory = self.services.directory
         caller = self.flow_run.context.get("caller_id") or ""
-        if self.session.trunk.startswith("agent:"):
+        if self.session.internal:
             self.start()
             return
         if directory is None or not caller:
@@ -127,15 +160,15 @@ class IvrRunner:
             elif isinstance(action, StopPlayback):
                 session.leg.stop()
             elif isinstance(action, MenuChoiceMade):
-                session.choices.append(f"{action.step}={action.digit}")
+                self.choices.append(f"{action.step}={action.digit}")
                 log.info("call=%s menu=%s choice=%s next=%s", self.call_id, action.step, action.digit, action.next_step)
             elif isinstance(action, DigitsCollected):
                 shown = "****" if action.masked else action.value
-                session.choices.append(f"{action.step}={shown}")
+                self.choices.append(f"{action.step}={shown}")
                 log.info("call=%s collect=%s into=%s digits=%s length=%d", self.call_id, action.step, action.variable,
                          shown, action.length)
             elif isinstance(action, SpeechChoiceMade):
-                session.choices.append(f"{action.step}={action.phrase!r}")
+                self.choices.append(f"{action.step}={action.phrase!r}")
                 log.info("call=%s speech_menu=%s phrase=%r confidence=%.2f next=%s", self.call_id, action.step,
                          action.phrase, action.confidence, action.next_step)
             elif isinstance(action, StartListening):
@@ -157,14 +190,15 @@ class IvrRunner:
                 self._finish_recording("caller pressed #")
             elif isinstance(action, StepEntered):
                 log.debug("call=%s flow=%s step=%s", self.call_id, action.flow, action.step)
-                session.server.metrics.ivr_steps.labels(action.flow, action.step).inc()
+                self.services.metrics.ivr_steps.labels(action.flow, action.step).inc()
                 session.records.ivr_step(self.call_id, flow=action.flow, step=action.step,
                                                 at=self.reactor.seconds())
             elif isinstance(action, FlowEvent):
                 log.info("call=%s event=%s flow=%s step=%s", self.call_id, action.name, action.flow, action.step)
-                session.server.metrics.ivr_events.labels(action.flow, action.name).inc()
+                self.services.metrics.ivr_events.labels(action.flow, action.name).inc()
             elif isinstance(action, HangUp):
-                session.hang_up(action.reason)
+                session.hang_up(EndReason.FLOW_COMPLETED if action.completed else EndReason.FLOW_FAILED,
+                                action.reason)
             elif isinstance(action, FlowEnded):
                 log.info("call=%s flow=%s ended outcome=%r path=%s", self.call_id, self.flow_run.flow.name,
                          action.outcome, ">".join(self.flow_run.path))
@@ -176,7 +210,7 @@ class IvrRunner:
 
     def _crm_then_start(self) -> None:
         """Ask the external CRM (bounded by its timeout), put its answer in the context, start the flow."""
-        crm = self.session.server.crm
+        crm = self.services.crm
         if crm is None or not crm.lookup_url:
             self._incidents_then_start()
             return
@@ -193,19 +227,18 @@ class IvrRunner:
 
     def _incidents_then_start(self) -> None:
         """Play the banners of current incidents that match this caller, then enter the flow."""
-        incidents = self.session.server.config.incidents
+        incidents = self.services.config.config.incidents
         now = self.reactor.seconds()
         matching = [i for i in incidents if evaluate(i.when, self.flow_run.context, now, self.flow_run.calendars)]
         if not matching:
             self.start()
             return
         log.info("call=%s incident banner(s): %s", self.call_id, ", ".join(i.name for i in matching))
-        self.session.after_banner = self.start
-        self.session.play(tuple(p for i in matching for p in i.prompts), BANNER_PLAYBACK)
+        self.session.play_banner(tuple(p for i in matching for p in i.prompts), then=self.start)
 
     def _enqueue(self, action: EnqueueCall) -> None:
         if not self.flow_run.finished and self.session.active:
-            self.session.server.acd.enqueue(self.session, action)
+            self.services.enqueue(self.session, action)
 
     def _later(self, event) -> None:
         self.reactor.callLater(0, self._deliver, event)
@@ -230,7 +263,7 @@ class IvrRunner:
     # ---- look-ups ----------------------------------------------------------------------------
     def _look_up(self, action: LookUp) -> None:
         shown = "****" if action.masked else action.key
-        directory = self.session.server.directory
+        directory = self.services.directory
         if action.source in self.lookups or directory is None:
             record = self.lookups.get(action.source, {}).get(action.key)
             log.info("call=%s lookup source=%s key=%s found=%s", self.call_id, action.source, shown, record is not None)
@@ -243,13 +276,7 @@ class IvrRunner:
 
         def done(record) -> None:
             log.info("call=%s lookup source=%s key=%s found=%s", self.call_id, action.source, shown, record is not None)
-            if record is not None and action.source == "customer_account":
-                context.set("customer", record)
-            if record is not None and action.source == "customer_pin":
-                context.set("verified", True)
-                customer = context.get("customer")
-                if isinstance(customer, dict):
-                    customer["verified"] = True
+            apply_lookup_result(context, action.source, record)
             self._deliver(LookupFinished(lookup_id=action.lookup_id, record=record))
 
         def failed(failure) -> None:
@@ -285,7 +312,7 @@ class IvrRunner:
         self.session.leg.on_audio = on_audio
 
     def _recognise(self, action: StartListening, pcm: bytes) -> None:
-        recognizer = self.recognizers.get(action.phrases)
+        recognizer = self.services.recognizers.get(action.phrases)
         started = time.monotonic()
         deferred = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), recognizer.recognize, pcm,
                                              action.min_confidence)

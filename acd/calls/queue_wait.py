@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..ivr.spoken import number_prompts
-from ..routing import RoutingError
 
 if TYPE_CHECKING:
     from ..config.agents import QueueSettings
-    from .acd_service import AcdService
     from .session import CallSession
 
-__all__ = ["QueueWait", "announcement_prompts", "MUSIC_PLAYBACK", "ANNOUNCEMENT_PLAYBACK", "CALLBACK_PLAYBACK"]
+__all__ = ["QueueWait", "announcement_prompts", "MUSIC_PLAYBACK", "ANNOUNCEMENT_PLAYBACK"]
 
 log = logging.getLogger("acd.queue")
 
 # Playback ids below zero belong to the queue, not to the IVR (whose ids count up from 1).
 MUSIC_PLAYBACK = -1
 ANNOUNCEMENT_PLAYBACK = -2
-CALLBACK_PLAYBACK = -3
 
 
 def announcement_prompts(position: int, estimated_wait_seconds: float | None) -> list[str]:
@@ -43,10 +40,18 @@ def announcement_prompts(position: int, estimated_wait_seconds: float | None) ->
 class QueueWait:
     """Music and announcements for one queued caller."""
 
-    def __init__(self, session: "CallSession", acd: "AcdService", settings: "QueueSettings | None", *, reactor) -> None:
+    def __init__(self, session: "CallSession", settings: "QueueSettings | None", *, reactor,
+                 status: Callable[[], tuple[int, float | None] | None], callback_possible: bool,
+                 request_callback: Callable[[], bool], on_max_wait: Callable[[], None]) -> None:
+        """`status` gives the caller's (position, estimated wait) now, or None while being offered;
+        `request_callback` keeps their place for a callback (False if impossible); `on_max_wait`
+        takes them out of the queue when the queue's maximum wait is reached."""
         self.session = session
-        self.acd = acd
         self.reactor = reactor
+        self.status = status
+        self.callback_possible = callback_possible
+        self.request_callback = request_callback
+        self.on_max_wait = on_max_wait
         self.music = settings.music if settings else "moh"
         self.announce_every = settings.announce_every_seconds if settings else 30.0
         self.max_wait = settings.max_wait_seconds if settings else 600.0
@@ -61,7 +66,6 @@ class QueueWait:
 
     def start(self) -> None:
         """Announce at once (callers want to know where they stand), then music, repeating."""
-        self.session.queue_wait = self
         self._max_timer = self.reactor.callLater(self.max_wait, self._give_up)
         self._announce()
 
@@ -79,9 +83,8 @@ class QueueWait:
         """The caller's keys while waiting: the callback key asks to be called back."""
         if digit != self.callback_key or self._stopped:
             return
-        if self.acd.request_callback(self.session):
-            self.session.play(("callback_confirm",), CALLBACK_PLAYBACK)
-            self.session.callback_requested = True
+        if self.request_callback():
+            self.session.confirm_callback()
 
     def stop(self) -> None:
         """The caller leaves the queue (connected, gone or refused)."""
@@ -89,19 +92,15 @@ class QueueWait:
         for timer in (self._announce_timer, self._max_timer):
             if timer is not None and timer.active():
                 timer.cancel()
-        if self.session.queue_wait is self:
-            self.session.queue_wait = None
         self.session.leg.stop()
 
     def _announce(self) -> None:
         self._announce_timer = None
         if self._stopped or not self.session.active:
             return
-        try:
-            status = self.acd.engine.waiting_status(self.session.call_id, self.reactor.seconds())
-            self.update(status.position, status.estimated_wait_seconds)
-        except RoutingError:
-            pass  # being offered right now: keep the last known position
+        status = self.status()
+        if status is not None:  # None while being offered right now: keep the last known position
+            self.update(*status)
         if self.position is not None:
             self.announced.append((self.position, self.estimated_wait))
             if self.first_estimate is None and self.estimated_wait is not None:
@@ -109,16 +108,12 @@ class QueueWait:
             log.info("call=%s announce position=%d estimated_wait=%s", self.session.call_id, self.position,
                      "unknown" if self.estimated_wait is None else f"{self.estimated_wait:.0f}s")
             prompts = announcement_prompts(self.position, self.estimated_wait)
-            if self.callback_key == "*" and self._callback_possible():
+            if self.callback_key == "*" and self.callback_possible:
                 prompts.append("queue/press_star_callback")
             self.session.play(tuple(prompts), ANNOUNCEMENT_PLAYBACK)
         else:
             self._play_music()
         self._announce_timer = self.reactor.callLater(self.announce_every, self._announce)
-
-    def _callback_possible(self) -> bool:
-        trunk = next((t for t in self.session.server.config.trunks if t.name == self.session.trunk), None)
-        return trunk is not None and trunk.outbound is not None
 
     def _play_music(self) -> None:
         if self.session.active:
@@ -128,4 +123,4 @@ class QueueWait:
         self._max_timer = None
         if not self._stopped:
             self.stop()
-            self.acd.queue_timed_out(self.session)
+            self.on_max_wait()

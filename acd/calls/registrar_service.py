@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..registrar import BindingTable, FailedAuthLimiter, parse_contact_values
+from ..sip.build import new_tag
 from ..sip.digest import DigestAuthenticator, parse_digest_params
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import RequestReceived
 from ..sip.headers import CSeq, NameAddr, SipUri
 from ..store.bindings_store import BindingStore
+from .ports import ConfigSource, Signalling
 
 if TYPE_CHECKING:
     from ..config.model import Config
-    from .sip_server import SipServer
 
 __all__ = ["RegistrarService", "load_or_create_secret"]
 
@@ -59,10 +60,12 @@ def load_or_create_secret(path: Path) -> bytes:
 class RegistrarService:
     """Answers REGISTER, authenticates agent INVITEs, and tells where an agent's phone is."""
 
-    def __init__(self, *, server: "SipServer", config: "Config", reactor) -> None:
-        self.server = server
-        self.config = config
+    def __init__(self, *, signalling: Signalling, config: ConfigSource, reactor) -> None:
+        """Reads agents and HA1s from `config` at each authentication, so a reload applies at once."""
+        self.signalling = signalling
+        self.live = config
         self.reactor = reactor
+        config = config.config
         data = config.data_dir
         self.authenticator = DigestAuthenticator(config.agents.realm, load_or_create_secret(data / "nonce.secret"),
                                                  algorithms=config.agents.digest_algorithms)
@@ -84,9 +87,10 @@ class RegistrarService:
         self._timer = None
         self._rearm()
 
-    def set_config(self, config: "Config") -> None:
-        """A reload: new agents and HA1s apply to the next authentication."""
-        self.config = config
+    @property
+    def config(self) -> "Config":
+        """The config in force now."""
+        return self.live.config
 
     def _ha1(self, username: str, algorithm: str) -> str | None:
         agent = self.config.agents.agents.get(username)
@@ -101,7 +105,7 @@ class RegistrarService:
             self.blocked_requests += 1
             log.warning("%s from %s refused 403: source blocked after repeated authentication failures", what,
                         source_ip)
-            self.server.respond(event.transaction_id, 403, to_tag=self.server.new_tag())
+            self.signalling.respond(event.transaction_id, 403, to_tag=new_tag())
             return None
         authorization = request.headers.get("Authorization")
         if authorization is None:
@@ -119,14 +123,14 @@ class RegistrarService:
                         result.reason)
             if self.limiter.is_blocked(source_ip, now) or self.user_limiter.is_blocked(user_key, now):
                 log.warning("blocking %s (user %r) for repeated authentication failures", source_ip, claimed)
-                self.server.respond(event.transaction_id, 403, to_tag=self.server.new_tag())
+                self.signalling.respond(event.transaction_id, 403, to_tag=new_tag())
                 return None
         self._challenge(event, stale=result.stale)
         return None
 
     def _challenge(self, event: RequestReceived, *, stale: bool) -> None:
         values = self.authenticator.challenge(self.reactor.seconds(), stale=stale)
-        self.server.respond(event.transaction_id, 401, to_tag=self.server.new_tag(),
+        self.signalling.respond(event.transaction_id, 401, to_tag=new_tag(),
                             headers=tuple(("WWW-Authenticate", value) for value in values))
 
     def on_register(self, event: RequestReceived) -> None:
@@ -138,7 +142,7 @@ class RegistrarService:
         aor_user = SipUri.parse(NameAddr.parse(request.headers.get("To", "")).uri).user
         if aor_user != username:
             log.warning("REGISTER: user %r may not register %r", username, aor_user)
-            self.server.respond(event.transaction_id, 403, to_tag=self.server.new_tag())
+            self.signalling.respond(event.transaction_id, 403, to_tag=new_tag())
             return
         contacts = parse_contact_values(request.headers.get_all("Contact"))
         expires_value = request.headers.get("Expires")
@@ -160,7 +164,7 @@ class RegistrarService:
                          binding.source[0], binding.source[1], binding.expires_in(now))
             for binding in outcome.removed:
                 log.info("agent=%s unregistered contact=%s", username, binding.contact)
-        self.server.respond(event.transaction_id, outcome.status, to_tag=self.server.new_tag(), headers=tuple(headers))
+        self.signalling.respond(event.transaction_id, outcome.status, to_tag=new_tag(), headers=tuple(headers))
         self._rearm()
 
     def contacts(self, agent_id: str, now: float) -> list[tuple[str, tuple[str, int], str]]:

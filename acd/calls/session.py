@@ -1,54 +1,62 @@
 """CallSession: one inbound call from INVITE to the end: signalling, media leg and its IVR.
 
 The session answers, plays, hangs up and transfers; its `IvrRunner` carries out what the IVR
-interpreter decides. All of it on the reactor thread. `reactor` provides IReactorTime.
+interpreter decides, and while it is queued the ACD's `QueuedCall` says where it waits. Its state
+moves by the caller-leg table in `leg_states`. All of it on the reactor thread. `reactor` provides
+IReactorTime.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..ivr.events import CallerHungUp, DigitReceived, PlaybackFinished
-from ..metrics import call_result
-from ..media.prompts import PromptLibrary
 from ..media.recorder import CallRecording
 from ..media.sdp import NegotiatedAudio
 from ..sip.dialog import Dialog
 from ..sip.message import Request
-from .ivr_runner import IvrRunner
-from .null_records import NullRecords
-from .rtp_leg import MediaClock, RtpLeg
+from .leg_states import CallerEvent, CallState, EndReason, next_caller_state
+from .ports import ConfigSource, Media, Records, Signalling, Webhooks
+from .queued_call import QueuedCall
+from .rtp_leg import RtpLeg
 
 if TYPE_CHECKING:
     from ..config.model import Route
-    from .sip_server import SipServer
+    from ..metrics import Metrics
 
 __all__ = ["CallSession", "CallState"]
 
 log = logging.getLogger("acd.call")
 
-
-class CallState(enum.Enum):
-    """Where an inbound call is."""
-
-    RINGING = "ringing"        # 180 sent, answer pending
-    ANSWERED = "answered"      # 200 sent, waiting for ACK (media already runs)
-    CONFIRMED = "confirmed"    # ACK received
-    ENDING = "ending"          # our BYE sent
-    ENDED = "ended"
+# Playback ids below zero are not the IVR's (whose ids count up from 1): the queue's music and
+# announcements (queue_wait), hold music, incident banners, the callback confirmation.
+HOLD_MUSIC_PLAYBACK = -1
+BANNER_PLAYBACK = -4
+CALLBACK_CONFIRM_PLAYBACK = -3
 
 
 class CallSession:
-    """One call: its dialog, its media leg and its walk through an IVR flow."""
+    """One call: its dialog, its media leg and its walk through an IVR flow.
 
-    def __init__(self, *, server: "SipServer", reactor, call_id: str, invite: Request, invite_transaction: tuple,
-                 dialog: Dialog, route: "Route", trunk: str, leg: RtpLeg, local_port: int,
-                 negotiated: NegotiatedAudio, sdp_answer: bytes, prompts: PromptLibrary,
-                 media_clock: MediaClock) -> None:
-        self.server = server
+    Ports: `signalling` sends its SIP, `media` plays and paces its RTP, `records` and `webhooks` tell
+    the world, `config` is read at the moment a setting is needed. `on_ended` is called once, when
+    the call is over (the ACD lets go of it, the call table forgets it). `ivr_factory` builds the
+    IvrRunner for a flow (at set-up, and again for a transfer to a number or a survey).
+    """
+
+    def __init__(self, *, signalling: Signalling, media: Media, records: Records, webhooks: Webhooks,
+                 metrics: "Metrics", config: ConfigSource, reactor, on_ended: Callable[["CallSession"], None],
+                 call_id: str, invite: Request, invite_transaction: tuple, dialog: Dialog, route: "Route",
+                 trunk: str, leg: RtpLeg, local_port: int, negotiated: NegotiatedAudio, sdp_answer: bytes) -> None:
+        self.signalling = signalling
+        self.media = media
+        self.records = records
+        self.webhooks = webhooks
+        self.metrics = metrics
+        self.config = config
         self.reactor = reactor
+        self.on_ended = on_ended
         self.call_id = call_id
         self.invite = invite
         self.invite_transaction = invite_transaction
@@ -59,35 +67,44 @@ class CallSession:
         self.local_port = local_port
         self.negotiated = negotiated
         self.sdp_answer = sdp_answer
-        self.prompts = prompts
-        self.media_clock = media_clock
-        self.ivr: IvrRunner | None = None
+        self.ivr: Any = None
+        self.ivr_factory: Callable[["CallSession", Any], Any] | None = None
         self.state = CallState.RINGING
         self.started_at = reactor.seconds()
         self.answered_at: float | None = None
-        self.end_reason = ""
-        self.choices: list[str] = []
+        self.end: EndReason | None = None
+        self.end_detail = ""
         self.transfer_target: str | None = None
-        self.queue_wait = None
-        self.queue_name: str | None = None
-        self.queue_context: dict = {}
-        self.queued_at: float | None = None
-        self.connected_at: float | None = None
+        self.queued: QueuedCall | None = None
         self.recording: CallRecording | None = None
-        self.agent_id_served: str | None = None
-        self.entry_position: int | None = None
-        # Agents' feature-code calls are not customer calls: they leave no call record.
-        self.records = server.records if not trunk.startswith("agent:") else NullRecords()
         self.bridged_to: RtpLeg | None = None
         self.on_hold = False
-        self.callback_requested = False
-        self.after_banner = None
+        self._after_banner: Callable[[], None] | None = None
+        self._hang_up_after_confirmation = False
         self._answer_timer = None
 
     @property
     def active(self) -> bool:
         """True while the call is up (answered and not ending)."""
         return self.state in (CallState.ANSWERED, CallState.CONFIRMED)
+
+    @property
+    def internal(self) -> bool:
+        """An agent's own feature-code call, not a customer's: no record, no webhook."""
+        return self.trunk.startswith("agent:")
+
+    @property
+    def end_reason(self) -> str:
+        """Why the call ended (or is ending), as logged and recorded; "" while it goes on."""
+        return self.end.describe(self.end_detail) if self.end is not None else ""
+
+    @property
+    def context(self):
+        """What the IVR knows of the caller (CallContext), or None before the flow exists."""
+        return self.ivr.flow_run.context if self.ivr is not None else None
+
+    def _move(self, event: CallerEvent) -> None:
+        self.state = next_caller_state(self.state, event, self.call_id)
 
     # ---- signalling --------------------------------------------------------------------------
     def start(self, answer_after: float) -> None:
@@ -99,7 +116,7 @@ class CallSession:
 
     def ring_then_answer(self, delay: float) -> None:
         """Send 180 Ringing, answer after `delay` seconds (a CANCEL may come first)."""
-        self.server.respond(self.invite_transaction, 180, to_tag=self.dialog.local_tag)
+        self.signalling.respond(self.invite_transaction, 180, to_tag=self.dialog.local_tag)
         self._answer_timer = self.reactor.callLater(delay, self.answer)
 
     def answer(self) -> None:
@@ -107,17 +124,18 @@ class CallSession:
         self._answer_timer = None
         if self.state is not CallState.RINGING:
             return
-        self.server.respond(self.invite_transaction, 200, to_tag=self.dialog.local_tag, body=self.sdp_answer,
-                            headers=(("Contact", self.dialog.local_contact), *self.server.capability_headers()))
-        self.state = CallState.ANSWERED
+        self.signalling.respond(self.invite_transaction, 200, to_tag=self.dialog.local_tag, body=self.sdp_answer,
+                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers()))
+        self._move(CallerEvent.ANSWER)
         self.answered_at = self.reactor.seconds()
         self.records.call_answered(self.call_id, at=self.answered_at)
-        self.server.webhook("call-started", self, trunk=self.trunk)
+        self.webhooks.call_event("call-started", call_id=self.call_id, context=self.context, internal=self.internal,
+                                 trunk=self.trunk)
         log.info("call=%s answered dialled=%s flow=%s codec=%s rtp=%s->%s:%s", self.call_id,
-                 self.route.number or (self.route.pattern.pattern if self.route.pattern else "-"), self.route.flow, self.negotiated.codec,
-                 self.local_port, self.negotiated.remote_address, self.negotiated.remote_port)
+                 self.route.number or (self.route.pattern.pattern if self.route.pattern else "-"), self.route.flow,
+                 self.negotiated.codec, self.local_port, self.negotiated.remote_address, self.negotiated.remote_port)
         if self.negotiated.direction in ("sendrecv", "sendonly") and self.negotiated.remote_address != "0.0.0.0":
-            self.media_clock.add(self.leg)
+            self.media.start_sending(self.leg)
         if self.route.record:
             self.start_recording("route")
         if self.ivr is not None:
@@ -125,72 +143,78 @@ class CallSession:
 
     def on_ack(self) -> None:
         """The caller confirmed our 200 OK."""
-        if self.state is CallState.ANSWERED:
-            self.state = CallState.CONFIRMED
+        if self.active:
+            self._move(CallerEvent.ACK)
 
     def on_cancel(self) -> None:
         """The caller gave up before we answered: 487 on the INVITE (RFC 3261 §9.2)."""
         if self.state is not CallState.RINGING:
             return
-        self.server.respond(self.invite_transaction, 487, to_tag=self.dialog.local_tag)
-        self._end("caller cancelled before answer")
+        self.signalling.respond(self.invite_transaction, 487, to_tag=self.dialog.local_tag)
+        self._end(EndReason.CALLER_CANCELLED)
 
     def on_bye(self, transaction: tuple) -> None:
         """The caller hung up."""
-        self.server.respond(transaction, 200)
+        self.signalling.respond(transaction, 200)
         if self.ivr is not None:
             self.ivr.feed(CallerHungUp())
-        self._end("caller hung up" if self.transfer_target is None else f"transferred to {self.transfer_target}")
+        if self.transfer_target is None:
+            self._end(EndReason.CALLER_HUNG_UP)
+        else:
+            self._end(EndReason.TRANSFERRED, self.transfer_target)
 
     def on_reinvite(self, request: Request, transaction: tuple) -> None:
         """A re-INVITE (refresh or hold): answer with our unchanged session description."""
-        self.server.respond(transaction, 200, to_tag=self.dialog.local_tag, body=self.sdp_answer,
-                            headers=(("Contact", self.dialog.local_contact),))
+        self.signalling.respond(transaction, 200, to_tag=self.dialog.local_tag, body=self.sdp_answer,
+                                headers=(("Contact", self.dialog.local_contact),))
 
     def on_notify(self, request: Request, transaction: tuple) -> None:
         """Progress of our REFER (RFC 3515 §2.4.5): a final sipfrag status ends our part of the call."""
-        self.server.respond(transaction, 200)
+        self.signalling.respond(transaction, 200)
         fragment = request.body.decode("utf-8", "replace").strip()
         parts = fragment.split(" ", 2)
         status = int(parts[1]) if len(parts) >= 2 and parts[0].upper() == "SIP/2.0" and parts[1].isdigit() else 0
         log.info("call=%s transfer progress to %s: %s", self.call_id, self.transfer_target, fragment[:60] or "-")
         if status >= 200 and self.active:
-            self.hang_up(f"transferred to {self.transfer_target}" if status < 300
-                         else f"transfer to {self.transfer_target} failed ({status})")
+            if status < 300:
+                self.hang_up(EndReason.TRANSFERRED, self.transfer_target or "")
+            else:
+                self.hang_up(EndReason.TRANSFER_FAILED, f"{self.transfer_target} failed ({status})")
 
     def on_response(self, method: str, status: int | None) -> None:
         """A final response (None: timeout) to an in-dialog request we sent."""
         if method == "BYE":
-            self._end(self.end_reason or "hung up", bye_status=status)
+            self._end(self.end or EndReason.HUNG_UP, self.end_detail, bye_status=status)
         elif method == "REFER" and (status is None or status >= 300) and self.active:
             log.warning("call=%s transfer to %s refused by the caller's side (%s)", self.call_id,
                         self.transfer_target, status or "no answer")
-            self.hang_up(f"transfer to {self.transfer_target} refused ({status or 'timeout'})")
+            self.hang_up(EndReason.TRANSFER_FAILED, f"{self.transfer_target} refused ({status or 'timeout'})")
 
     def on_ack_timeout(self) -> None:
         """No ACK for our 200 OK: the caller is gone (RFC 3261 §13.3.1.4), end with BYE."""
-        self.hang_up("no ACK for 200 OK")
+        self.hang_up(EndReason.NO_ACK)
 
-    def hang_up(self, reason: str) -> None:
+    def hang_up(self, reason: EndReason, detail: str = "") -> None:
         """End the call from our side (BYE, or 480 while still ringing)."""
         if self.state is CallState.RINGING:
-            self.server.respond(self.invite_transaction, 480, to_tag=self.dialog.local_tag)
-            self._end(reason)
+            self.signalling.respond(self.invite_transaction, 480, to_tag=self.dialog.local_tag)
+            self._end(reason, detail)
         elif self.active:
-            self.end_reason = reason
-            self.state = CallState.ENDING
+            self.end, self.end_detail = reason, detail
+            self._move(CallerEvent.HANG_UP)
             self._stop_media()
-            self.server.send_in_dialog(self, "BYE")
+            self.signalling.send_in_dialog(self, "BYE")
 
     def transfer(self, target: str) -> None:
         """Blind transfer: REFER the caller to `target` at this server's address (RFC 3515)."""
         if not self.active:
             return
         self.transfer_target = target
-        refer_to = f"<sip:{target}@{self.server.config.sip.public_address}:{self.server.config.sip.port}>"
+        sip = self.config.config.sip
+        refer_to = f"<sip:{target}@{sip.public_address}:{sip.port}>"
         log.info("call=%s transferring to %s (REFER)", self.call_id, refer_to)
-        self.server.send_in_dialog(self, "REFER", extra_headers=(("Refer-To", refer_to),
-                                                                  ("Referred-By", f"<{self.dialog.local_uri}>")))
+        self.signalling.send_in_dialog(self, "REFER", extra_headers=(("Refer-To", refer_to),
+                                                                      ("Referred-By", f"<{self.dialog.local_uri}>")))
 
     # ---- media -------------------------------------------------------------------------------
     def play(self, prompts: tuple[str, ...], playback_id: int) -> None:
@@ -198,17 +222,28 @@ class CallSession:
         audio = []
         for name in prompts:
             try:
-                audio.append(self.prompts.encoded(name, self.negotiated.codec))
+                audio.append(self.media.encoded(name, self.negotiated.codec))
             except (KeyError, OSError, ValueError) as error:
                 log.error("call=%s cannot play prompt %r: %s", self.call_id, name, error)
         self.leg.play(b"".join(audio), playback_id)
+
+    def play_banner(self, prompts: tuple[str, ...], then: Callable[[], None]) -> None:
+        """Play incident banners before the flow; `then` runs when they finished."""
+        self._after_banner = then
+        self.play(prompts, BANNER_PLAYBACK)
+
+    def confirm_callback(self) -> None:
+        """The caller's place is kept for a callback: confirm it, then hang up."""
+        self._hang_up_after_confirmation = True
+        self.play(("callback_confirm",), CALLBACK_CONFIRM_PLAYBACK)
 
     def on_digit(self, digit: str, method: str = "rfc4733") -> None:
         """A DTMF digit from RTP or SIP INFO; never logged while masked digits are collected."""
         if not self.active or self.ivr is None:
             return
-        if self.queue_wait is not None:
-            self.queue_wait.on_digit(digit)
+        wait = self.queued.wait if self.queued is not None else None
+        if wait is not None:
+            wait.on_digit(digit)
             return
         if self.bridged_to is not None:
             return  # talking to an agent: keys are not for the IVR
@@ -222,21 +257,22 @@ class CallSession:
         if not self.active:
             return
         if playback_id < 0:
-            if self.after_banner is not None:
-                start, self.after_banner = self.after_banner, None
+            wait = self.queued.wait if self.queued is not None else None
+            if self._after_banner is not None:
+                start, self._after_banner = self._after_banner, None
                 start()
-            elif self.callback_requested:
-                self.hang_up("callback requested")
+            elif self._hang_up_after_confirmation:
+                self.hang_up(EndReason.CALLBACK_REQUESTED)
             elif self.on_hold:
-                self.play(("moh",), playback_id)  # hold music loops until the agent resumes
-            elif self.queue_wait is not None:
-                self.queue_wait.on_playback_finished(playback_id)
+                self.play(("moh",), HOLD_MUSIC_PLAYBACK)  # hold music loops until the agent resumes
+            elif wait is not None:
+                wait.on_playback_finished(playback_id)
         elif self.ivr is not None:
             self.ivr.feed(PlaybackFinished(playback_id=playback_id))
 
     def bridge(self, agent_rtp: RtpLeg) -> None:
         """Connect the caller's media to the agent's, both ways (we relay RTP between the legs)."""
-        self.media_clock.remove(self.leg)
+        self.media.stop_sending(self.leg)
         self.leg.stop()
         self.leg.relay_to = agent_rtp
         agent_rtp.relay_to = self.leg
@@ -250,7 +286,7 @@ class CallSession:
         if self.recording is not None:
             return
         safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.call_id)
-        path = self.server.config.data_dir / "recordings" / f"{safe_id}-call.wav"
+        path = self.config.config.data_dir / "recordings" / f"{safe_id}-call.wav"
         self.recording = recording = CallRecording(path, codec=self.negotiated.codec, start=self.reactor.seconds())
         clock = self.reactor.seconds
         self.leg.tap_in = lambda payload: recording.caller_audio(payload, clock())
@@ -271,10 +307,10 @@ class CallSession:
         if held:
             self.leg.relay_to = None
             agent_rtp.relay_to = None
-            self.media_clock.add(self.leg)
-            self.play(("moh",), -1)
+            self.media.start_sending(self.leg)
+            self.play(("moh",), HOLD_MUSIC_PLAYBACK)
         else:
-            self.media_clock.remove(self.leg)
+            self.media.stop_sending(self.leg)
             self.leg.stop()
             self.leg.relay_to = agent_rtp
             agent_rtp.relay_to = self.leg
@@ -289,73 +325,78 @@ class CallSession:
         self.leg.relay_to = None
         self.leg.stop()
         self.leg.next_send = None
-        self.media_clock.add(self.leg)
+        self.media.start_sending(self.leg)
 
     def run_flow(self, flow) -> None:
-        """Start another flow for this caller (a transfer to a number), keeping what we know of them."""
-        from ..ivr.interpreter import FlowRun
-
-        old = self.ivr.flow_run
-        self.ivr.stop()
-        config = self.server.config
-        run = FlowRun(flow, flows=config.flows, context=old.context, calendars=config.calendars)
-        self.ivr = IvrRunner(self, run, reactor=self.reactor, recognizers=self.ivr.recognizers,
-                             lookups=config.lookups, recordings_dir=self.ivr.recordings_dir)
+        """Start another flow for this caller (a transfer to a number, a survey), keeping what we know."""
+        old = self.ivr
+        old.stop()
+        self.ivr = self.ivr_factory(self, flow, old)
         self.ivr.start()
 
     # ---- the end -----------------------------------------------------------------------------
     def _stop_media(self) -> None:
-        self.media_clock.remove(self.leg)
+        self.media.stop_sending(self.leg)
         self.leg.sending = False
         self.leg.relay_to = None
         if self.bridged_to is not None:
             self.bridged_to.relay_to = None
 
-    def _end(self, reason: str, bye_status: int | None = None) -> None:
+    def _end(self, reason: EndReason, detail: str = "", bye_status: int | None = None) -> None:
         if self.state is CallState.ENDED:
             return
-        self.state = CallState.ENDED
-        self.end_reason = reason
+        self._move(CallerEvent.END)
+        self.end, self.end_detail = reason, detail
         if self._answer_timer is not None and self._answer_timer.active():
             self._answer_timer.cancel()
         if self.ivr is not None:
             self.ivr.stop()
-        if self.queue_wait is not None:
-            self.queue_wait.stop()
+        wait = self.queued.wait if self.queued is not None else None
+        if wait is not None:
+            wait.stop()
         self._stop_media()
-        self.server.acd.caller_left(self)
-        if self.recording is not None:
-            self.leg.tap_in = self.leg.tap_out = None
-            if self.bridged_to is not None:
-                self.bridged_to.tap_in = None
-            path, seconds, masked = self.recording.close(self.reactor.seconds())
-            self.recording = None
-            self.records.set_field(self.call_id, "recording_path", str(path))
-            log.info("call=%s recording saved: %s (%.1fs, masked spans %s)", self.call_id, path, seconds,
-                     ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in masked) or "none")
+        self.on_ended(self)
+        self._close_recording()
         if self.leg.transport is not None:
             self.leg.transport.stopListening()
+        self._write_end(bye_status)
+
+    def _close_recording(self) -> None:
+        if self.recording is None:
+            return
+        self.leg.tap_in = self.leg.tap_out = None
+        if self.bridged_to is not None:
+            self.bridged_to.tap_in = None
+        path, seconds, masked = self.recording.close(self.reactor.seconds())
+        self.recording = None
+        self.records.set_field(self.call_id, "recording_path", str(path))
+        log.info("call=%s recording saved: %s (%.1fs, masked spans %s)", self.call_id, path, seconds,
+                 ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in masked) or "none")
+
+    def _write_end(self, bye_status: int | None) -> None:
+        """The call's record, webhook, metrics and log line."""
         now = self.reactor.seconds()
         talk = now - self.answered_at if self.answered_at is not None else 0.0
-        records = self.records
-        context = self.ivr.flow_run.context if self.ivr is not None else None
+        reason, result = self.end_reason, self.end.result
+        context = self.context
         survey = {key: context.get(key) for key in ("q1", "q2", "q3")
-                  if context is not None and context.get(key) is not None} if context is not None else {}
+                  if context is not None and context.get(key) is not None}
         if survey:
-            records.set_field(self.call_id, "survey", {k: int(v) for k, v in survey.items() if str(v).isdigit()})
-        records.call_ended(self.call_id, outcome=call_result(reason), reason=reason, at=now)
-        self.server.webhook("call-ended", self, outcome=call_result(reason), reason=reason,
-                            seconds=round(talk, 1), queue=self.queue_name, agent=self.agent_id_served)
-        metrics = self.server.metrics
-        metrics.calls.labels(self.trunk if not self.trunk.startswith("agent:") else "agents", call_result(reason)).inc()
+            self.records.set_field(self.call_id, "survey", {k: int(v) for k, v in survey.items() if str(v).isdigit()})
+        self.records.call_ended(self.call_id, outcome=result, reason=reason, at=now)
+        queue = self.queued.queue if self.queued is not None else None
+        agent = self.queued.agent_id if self.queued is not None else None
+        self.webhooks.call_event("call-ended", call_id=self.call_id, context=context, internal=self.internal,
+                                 outcome=result, reason=reason, seconds=round(talk, 1), queue=queue, agent=agent)
+        metrics = self.metrics
+        metrics.calls.labels(self.trunk if not self.internal else "agents", result).inc()
         metrics.rtp_sent.inc(self.leg.packets_sent)
         metrics.rtp_received.inc(self.leg.packets_received)
         metrics.rtp_late.inc(self.leg.frames_dropped)
-        if (reason == "caller hung up" and self.ivr is not None and self.queue_name is None
-                and self.bridged_to is None):
+        if self.end is EndReason.CALLER_HUNG_UP and self.ivr is not None and queue is None and self.bridged_to is None:
             metrics.ivr_hangups.labels(self.ivr.flow_run.flow.name, self.ivr.flow_run.step_name or "-").inc()
+        choices = self.ivr.choices if self.ivr is not None else []
         log.info("call=%s ended reason=%r duration=%.1fs answered=%s choices=%s rtp_sent=%d rtp_received=%d%s",
-                 self.call_id, reason, talk, self.answered_at is not None, ",".join(self.choices) or "-",
+                 self.call_id, reason, talk, self.answered_at is not None, ",".join(choices) or "-",
                  self.leg.packets_sent, self.leg.packets_received,
                  "" if bye_status is None else f" bye_status={bye_status}")
-        self.server.forget(self)

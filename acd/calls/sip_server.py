@@ -1,76 +1,65 @@
-"""SipServer: drives the sans-IO SipEndpoint on the reactor and dispatches requests to calls.
+"""SipServer: drives the sans-IO SipEndpoint on the reactor, sends SIP for every leg (it is the
+`Signalling` port), and dispatches what arrives: new INVITEs and INFO to the call set-up
+(`InboundCalls`), REGISTER to the registrar, in-dialog requests to the leg they belong to.
 
-It owns the one IDelayedCall for the endpoint's next deadline (STYLE 2), the sessions by Call-ID,
-and the decisions that need config: which trunk, which route, which flow. `reactor` must provide
-IReactorTime and IReactorUDP.
+It owns the one IDelayedCall for the endpoint's next deadline (STYLE 2). It knows no call-centre
+rule. `reactor` must provide IReactorTime.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from ..config.model import Config, Route
-from ..api.events import EventHub
-from ..context.crm import CrmClient
-from .null_records import NullRecords
-from ..metrics import SIP_METHODS, Metrics
-from ..ivr.context import CallContext
-from ..ivr.flow import Flow, PlayStep
-from ..ivr.interpreter import FlowRun
-from ..media.prompts import PromptLibrary
-from ..media.sdp import SdpError, SessionDescription, answer_offer
-from ..sip.build import new_tag
-from ..sip.dialog import Dialog
+from ..metrics import SIP_METHODS
+from ..sip.build import ALLOWED_METHODS, new_tag
 from ..sip.endpoint import SipEndpoint
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import (AckReceived, CancelReceived, Datagram, MessageDropped, MessageRejected, RequestReceived,
                           ResponseReceived, TransactionTimedOut)
-from ..sip.headers import NameAddr, SipUri
+from ..sip.headers import NameAddr
 from ..sip.message import Request
-from .acd_service import AcdService
-from .agent_leg import AgentLeg
-from .ivr_runner import IvrRunner
-from .rtp_leg import MediaClock, RtpLeg, RtpPortAllocator
-from .session import CallSession, CallState
+from .call_table import CallTable
+from .leg_states import CallState
+from .ports import ConfigSource, DialogOwner, Headers, InviteOwner
 
-__all__ = ["SipServer"]
+if TYPE_CHECKING:
+    from ..metrics import Metrics
+
+__all__ = ["CallSetup", "RegisterHandler", "SipServer"]
 
 log = logging.getLogger("acd.sip")
 
-ALLOWED_METHODS = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 SERVER_NAME = "acd/0.1"
 
 
-class SipServer:
-    """The call-handling shell around one SipEndpoint."""
+class CallSetup(Protocol):
+    """Takes new calls (an INVITE outside any dialog) and a caller's in-dialog INFO."""
 
-    def __init__(self, *, config: Config, reactor, prompts: PromptLibrary, recognizers=None,
-                 rng: random.Random | None = None, metrics: Metrics | None = None, records=None,
-                 directory=None) -> None:
+    def new_call(self, event: RequestReceived) -> None: ...
+
+    def info(self, session: Any, event: RequestReceived) -> None: ...
+
+
+class RegisterHandler(Protocol):
+    """Answers REGISTER."""
+
+    def on_register(self, event: RequestReceived) -> None: ...
+
+
+class SipServer:
+    """The SIP edge of the shell around one SipEndpoint."""
+
+    def __init__(self, *, endpoint: SipEndpoint, config: ConfigSource, reactor, metrics: "Metrics",
+                 calls: CallTable) -> None:
+        self.endpoint = endpoint
         self.config = config
         self.reactor = reactor
-        self.prompts = prompts
-        self.recognizers = recognizers
-        self.registrar = None
-        self.metrics = metrics or Metrics()
-        self.metrics.attach(self)
-        self.events = EventHub(reactor)
-        self.records = records or NullRecords()
-        self.directory = directory
-        self.crm = CrmClient(reactor, lookup_url=config.crm_lookup_url, webhook_url=config.crm_webhook_url,
-                             timeout_seconds=config.crm_timeout_seconds) \
-            if (config.crm_lookup_url or config.crm_webhook_url) else None
-        self.rng = rng or random.Random()
-        self.endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
-        self.media_clock = MediaClock(reactor)
-        self.ports = RtpPortAllocator(reactor, config.rtp.address, config.rtp.port_min, config.rtp.port_max)
-        self.sessions: dict[str, CallSession] = {}
-        self.agent_legs: dict[str, AgentLeg] = {}
-        self._agent_invites: dict[tuple, AgentLeg] = {}
-        self.acd = AcdService(server=self, reactor=reactor, config=config, contacts=self.agent_contacts)
-        self._request_owner: dict[tuple, tuple[CallSession, str]] = {}
+        self.metrics = metrics
+        self.calls = calls
+        self.call_setup: CallSetup | None = None
+        self.registrar: RegisterHandler | None = None
+        self._request_owner: dict[tuple, tuple[DialogOwner, str]] = {}
         self._senders: dict[str, Callable[[Datagram], None]] = {}
         self._timer = None
         self._timer_deadline: float | None = None
@@ -78,6 +67,11 @@ class SipServer:
     def set_sender(self, transport: str, send: Callable[[Datagram], None]) -> None:
         """Register how datagrams of a transport ("UDP", "TCP") leave."""
         self._senders[transport] = send
+
+    def set_handlers(self, *, call_setup: CallSetup, registrar: RegisterHandler | None) -> None:
+        """Where new calls and REGISTERs go (wired by the composition root)."""
+        self.call_setup = call_setup
+        self.registrar = registrar
 
     # ---- input -------------------------------------------------------------------------------
     def datagram_received(self, data: bytes, source: tuple[str, int], transport: str) -> None:
@@ -99,11 +93,11 @@ class SipServer:
                     self.endpoint.respond(event.transaction_id, error.status, now=self.reactor.seconds(),
                                           to_tag=new_tag(), headers=(("Warning", f'399 acd "{error.reason[:100]}"'),))
             elif isinstance(event, AckReceived):
-                session = self.sessions.get(event.request.call_id)
+                session = self.calls.sessions.get(event.request.call_id)
                 if session is not None:
                     session.on_ack()
             elif isinstance(event, CancelReceived):
-                session = self.sessions.get(event.request.call_id)
+                session = self.calls.sessions.get(event.request.call_id)
                 if session is not None:
                     log.info("call=%s CANCEL received", session.call_id)
                     session.on_cancel()
@@ -123,15 +117,15 @@ class SipServer:
         request = event.request
         method = request.method
         to_tag = NameAddr.parse(request.headers.get("To", "")).tag
-        agent_leg = self.agent_legs.get(request.call_id)
-        if agent_leg is not None and to_tag is not None:
-            self._on_agent_leg_request(agent_leg, event, to_tag)
+        leg = self.calls.placed.get(request.call_id)
+        if leg is not None and to_tag is not None:
+            self._on_placed_leg_request(leg, event, to_tag)
             return
-        session = self.sessions.get(request.call_id)
+        session = self.calls.sessions.get(request.call_id)
         if method == "INVITE" and to_tag is None:
             if session is not None:
                 raise RemoteProtocolError("a call with this Call-ID is already in progress", 482)
-            self._new_call(event)
+            self.call_setup.new_call(event)
             return
         if method == "REGISTER":
             if self.registrar is None:
@@ -146,27 +140,34 @@ class SipServer:
             if session is None or to_tag != session.dialog.local_tag:
                 raise RemoteProtocolError("no dialog matches this request", 481)
             session.dialog.check_request(request)
-            if method == "BYE":
-                session.on_bye(event.transaction_id)
-            elif method == "INVITE":
-                session.on_reinvite(request, event.transaction_id)
-            elif method == "INFO":
-                self._on_info(session, event)
-            elif method == "NOTIFY":
-                session.on_notify(request, event.transaction_id)
-            elif method == "OPTIONS":
-                self.respond(event.transaction_id, 200, headers=self.capability_headers())
-            else:
-                self.respond(event.transaction_id, 405, headers=(("Allow", ALLOWED_METHODS),))
+            self._on_caller_request(session, event)
             return
         if method in ("BYE", "INFO", "NOTIFY"):
             raise RemoteProtocolError(f"{method} outside a dialog", 481)
-        self.respond(event.transaction_id, 405 if method in ("SUBSCRIBE", "MESSAGE", "NOTIFY",
-                                                             "REFER", "PRACK", "UPDATE", "PUBLISH") else 501,
+        self.respond(event.transaction_id, 405 if method in ("SUBSCRIBE", "MESSAGE", "NOTIFY", "REFER", "PRACK",
+                                                             "UPDATE", "PUBLISH") else 501,
                      to_tag=new_tag(), headers=(("Allow", ALLOWED_METHODS),))
 
-    def _on_agent_leg_request(self, leg: AgentLeg, event: RequestReceived, to_tag: str) -> None:
-        """Requests the agent's phone sends inside our offer's dialog."""
+    def _on_caller_request(self, session: Any, event: RequestReceived) -> None:
+        """Requests the caller's side sends inside the call's dialog."""
+        method = event.request.method
+        if method == "BYE":
+            session.on_bye(event.transaction_id)
+        elif method == "INVITE":
+            session.on_reinvite(event.request, event.transaction_id)
+        elif method == "INFO":
+            self.call_setup.info(session, event)
+        elif method == "NOTIFY":
+            session.on_notify(event.request, event.transaction_id)
+        elif method == "OPTIONS":
+            self.respond(event.transaction_id, 200, headers=self.capability_headers())
+        elif method == "REFER":
+            self.respond(event.transaction_id, 403, headers=(("Warning", '399 acd "callers cannot transfer"'),))
+        else:
+            self.respond(event.transaction_id, 405, headers=(("Allow", ALLOWED_METHODS),))
+
+    def _on_placed_leg_request(self, leg: Any, event: RequestReceived, to_tag: str) -> None:
+        """Requests the agent's phone (or a called-back customer) sends inside the dialog we opened."""
         if leg.dialog is None or to_tag != leg.dialog.local_tag:
             raise RemoteProtocolError("no dialog matches this request", 481)
         leg.dialog.check_request(event.request)
@@ -182,144 +183,11 @@ class SipServer:
         else:
             self.respond(event.transaction_id, 405, headers=(("Allow", ALLOWED_METHODS),))
 
-    def _on_info(self, session: CallSession, event: RequestReceived) -> None:
-        """SIP INFO DTMF (application/dtmf-relay `Signal=5`, or application/dtmf `5`)."""
-        content_type = (event.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        self.respond(event.transaction_id, 200)
-        body = event.request.body.decode("utf-8", "replace")
-        digit = None
-        if content_type == "application/dtmf-relay":
-            for line in body.splitlines():
-                name, _, value = line.partition("=")
-                if name.strip().lower() == "signal":
-                    digit = value.strip()[:1]
-        elif content_type == "application/dtmf":
-            digit = body.strip()[:1]
-        if digit and digit.upper() in set("0123456789*#ABCD"):
-            session.on_digit(digit.upper(), method="info")
-
-    def _new_call(self, event: RequestReceived) -> None:
-        request = event.request
-        call_id = request.call_id
-        host, port = event.source
-        dialled = SipUri.parse(request.uri).user or ""
-        feature = self._feature_code(dialled)
-        if feature is not None:
-            self._feature_call(event, feature)
-            return
-        trunk = self.config.trunk_for(host, port)
-        if trunk is None:
-            log.warning("call=%s refused 403: source %s:%s is not a configured trunk", call_id, host, port)
-            self.respond(event.transaction_id, 403, to_tag=new_tag())
-            return
-        route = self.config.route_for(dialled)
-        if route is None:
-            log.info("call=%s refused 404: no dialplan route for %r (trunk %s)", call_id, dialled, trunk.name)
-            self.respond(event.transaction_id, 404, to_tag=new_tag())
-            return
-        flow = self.config.flows[route.flow]
-        session = self._start_session(event, dialled, flow, trunk=trunk.name, route=route)
-        if session is not None:
-            log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s", call_id,
-                     NameAddr.parse(request.headers.get("From", "")).uri, dialled, trunk.name, host, port, route.source)
-            session.start(route.answer_after_seconds)
-
-    def _start_session(self, event: RequestReceived, dialled: str, flow, *, trunk: str,
-                       route) -> CallSession | None:
-        """Negotiate media, bind an RTP port and build the CallSession with its IVR; None if refused."""
-        request = event.request
-        call_id = request.call_id
-        try:
-            offer = SessionDescription.parse(request.body)
-        except SdpError as error:
-            log.info("call=%s refused 488: %s", call_id, error)
-            self.respond(event.transaction_id, 488, to_tag=new_tag(), headers=(("Warning", f'399 acd "{error}"'),))
-            return None
-        holder: list[CallSession] = []
-        leg = RtpLeg(call_id=call_id, codec="PCMU", payload_type=0, remote=("0.0.0.0", 0), telephone_event_pt=None,
-                     on_digit=lambda digit: holder[0].on_digit(digit) if holder else None,
-                     on_playback_finished=lambda pid: holder[0].on_playback_finished(pid) if holder else None,
-                     rng=self.rng)
-        local_port = self.ports.listen(leg)
-        if local_port is None:
-            log.error("call=%s refused 503: no free RTP port in %s-%s", call_id, self.config.rtp.port_min,
-                      self.config.rtp.port_max)
-            self.respond(event.transaction_id, 503, to_tag=new_tag(), headers=(("Retry-After", "5"),))
-            return None
-        try:
-            answer, negotiated = answer_offer(offer, local_address=self.config.rtp.address, local_port=local_port,
-                                              session_id=self.rng.getrandbits(31))
-        except SdpError as error:
-            leg.transport.stopListening()
-            log.info("call=%s refused 488: %s", call_id, error)
-            self.respond(event.transaction_id, 488, to_tag=new_tag(), headers=(("Warning", f'399 acd "{error}"'),))
-            return None
-        leg.codec = negotiated.codec
-        leg.payload_type = negotiated.payload_type
-        leg.silence = bytes([0xFF if negotiated.codec == "PCMU" else 0xD5]) * 160
-        leg.telephone_event_pt = negotiated.telephone_event_pt
-        leg.remote = (negotiated.remote_address, negotiated.remote_port)
-        dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=self._contact(event.transport),
-                               source=event.source, transport=event.transport)
-        session = CallSession(server=self, reactor=self.reactor, call_id=call_id, invite=request,
-                              invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk,
-                              leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
-                              prompts=self.prompts, media_clock=self.media_clock)
-        from_addr = NameAddr.parse(request.headers.get("From", ""))
-        caller = SipUri.parse(from_addr.uri).user or ""
-        context = CallContext({"caller_id": caller, "caller_name": from_addr.display_name, "dialled": dialled,
-                               "trunk": trunk, "call_id": call_id})
-        config = self.config
-        flow_run = FlowRun(flow, flows=config.flows, context=context, calendars=config.calendars)
-        session.ivr = IvrRunner(session, flow_run, reactor=self.reactor, recognizers=self.recognizers,
-                                lookups=config.lookups, recordings_dir=config.data_dir / "recordings")
-        holder.append(session)
-        self.sessions[call_id] = session
-        session.records.call_arrived(call_id, trunk=trunk, caller=caller, dialled=dialled, at=self.reactor.seconds())
-        return session
-
-    def _feature_code(self, dialled: str) -> str | None:
-        """The feature a dialled number is: exact codes, or the pause code followed by a reason code."""
-        agents = self.config.agents
-        if agents is None:
-            return None
-        exact = next((name for name, code in agents.feature_codes.items() if code == dialled), None)
-        if exact is not None:
-            return exact
-        pause = agents.feature_codes.get("pause", "")
-        if pause and dialled.startswith(pause) and dialled[len(pause):] in agents.pause_reasons:
-            return "pause"
-        return None
-
-    def _feature_call(self, event: RequestReceived, feature: str) -> None:
-        """An agent dialled a feature code: authenticate, change their state, confirm by voice, hang up."""
-        if self.registrar is None:
-            self.respond(event.transaction_id, 404, to_tag=new_tag())
-            return
-        agent_id = self.registrar.authenticate(event, f"feature code {feature}")
-        if agent_id is None:
-            return
-        acd = self.acd
-        dialled = SipUri.parse(event.request.uri).user or ""
-        reason_code = dialled[len(self.config.agents.feature_codes.get("pause", "")):] if feature == "pause" else ""
-        reason = self.config.agents.pause_reasons.get(reason_code, "break")
-        result = {"login": acd.login, "logout": acd.logout, "unpause": acd.unpause,
-                  "pause": lambda agent: acd.pause(agent, reason)}[feature](agent_id)
-        log.info("agent=%s feature=%s result=%s", agent_id, feature, result)
-        prompt = {"logged-in": "agent_logged_in", "already": "agent_logged_in", "logged-out": "agent_logged_out",
-                  "not-logged-in": "agent_logged_out", "paused": "agent_paused", "available": "agent_available",
-                  "not-paused": "agent_available", "no-queues": "agent_no_queues"}[result]
-        flow = Flow(name=f"feature-{feature}", start="confirm",
-                    steps={"confirm": PlayStep(name="confirm", prompts=(prompt,), next=None)})
-        route = Route(flow=flow.name, number=dialled)
-        session = self._start_session(event, route.number, flow, trunk=f"agent:{agent_id}", route=route)
-        if session is not None:
-            session.start(0.0)
     def _on_response(self, event: ResponseReceived) -> None:
         if event.method == "INVITE":
-            leg = self._agent_invites.get(event.transaction_id) if event.transaction_id else None
+            leg = self.calls.invites.get(event.transaction_id) if event.transaction_id else None
             if leg is None and event.transaction_id is None:
-                leg = self.agent_legs.get(event.response.call_id)  # a 2xx retransmitted after Timer M
+                leg = self.calls.placed.get(event.response.call_id)  # a 2xx retransmitted after Timer M
             if leg is not None:
                 leg.on_invite_response(event.response)
             return
@@ -332,13 +200,13 @@ class SipServer:
 
     def _on_timeout(self, event: TransactionTimedOut) -> None:
         if event.reason == "no-ack":
-            session = self.sessions.get(event.call_id)
+            session = self.calls.sessions.get(event.call_id)
             if session is not None and session.state is CallState.ANSWERED:
                 log.warning("call=%s no ACK for 200 OK within 64*T1; hanging up", event.call_id)
                 session.on_ack_timeout()
                 self._flush()
             return
-        leg = self._agent_invites.pop(event.transaction_id, None)
+        leg = self.calls.invites.pop(event.transaction_id, None)
         if leg is not None:
             log.warning("call=%s agent=%s: no final response to our INVITE", leg.customer_call_id, leg.agent_id)
             leg.on_invite_timeout()
@@ -348,9 +216,9 @@ class SipServer:
             log.warning("call=%s no answer to our %s", owner[0].call_id, event.method)
             owner[0].on_response(owner[1], None)
 
-    # ---- output ------------------------------------------------------------------------------
+    # ---- output (the Signalling port) --------------------------------------------------------
     def respond(self, transaction: tuple, status: int, *, to_tag: str | None = None, body: bytes = b"",
-                headers: tuple[tuple[str, str], ...] = ()) -> None:
+                headers: Headers = ()) -> None:
         """Answer a server transaction; the response leaves at once."""
         self.metrics.sip_responses.labels(str(status)).inc()
         if status >= 300 and transaction[-1] == "INVITE" and status not in (401, 487):
@@ -360,77 +228,49 @@ class SipServer:
                               content_type="application/sdp" if body else None)
         self._flush()
 
-    def send_in_dialog(self, session: CallSession, method: str,
-                       extra_headers: tuple[tuple[str, str], ...] = (), body: bytes = b"",
+    def send_in_dialog(self, owner: DialogOwner, method: str, extra_headers: Headers = (), body: bytes = b"",
                        content_type: str | None = None) -> tuple:
-        """Send an in-dialog request (BYE, REFER, NOTIFY); its final response goes to `session.on_response`."""
-        request = session.dialog.create_request(method, extra_headers=extra_headers, body=body,
-                                                content_type=content_type)
-        transaction = self.endpoint.send_request(request, session.dialog.destination(), session.dialog.transport,
+        """Send an in-dialog request (BYE, REFER, NOTIFY); its final response goes to `owner.on_response`."""
+        dialog = owner.dialog
+        request = dialog.create_request(method, extra_headers=extra_headers, body=body, content_type=content_type)
+        transaction = self.endpoint.send_request(request, dialog.destination(), dialog.transport,
                                                  self.reactor.seconds())
-        self._request_owner[transaction] = (session, method)
+        self._request_owner[transaction] = (owner, method)
         self._flush()
         return transaction
 
-    def send_agent_invite(self, leg: AgentLeg) -> tuple:
-        """Send an offer's INVITE; its responses go to `leg.on_invite_response`."""
-        transaction = self.endpoint.send_request(leg.invite, leg.destination, leg.transport, self.reactor.seconds())
-        self._agent_invites[transaction] = leg
-        self.agent_legs[leg.call_id] = leg
+    def send_invite(self, owner: InviteOwner, invite: Request, destination: tuple[str, int], transport: str) -> tuple:
+        """Send a new INVITE; its responses go to `owner.on_invite_response`, requests in its dialog to the owner."""
+        transaction = self.endpoint.send_request(invite, destination, transport, self.reactor.seconds())
+        self.calls.add_placed(owner, transaction)
         self._flush()
         return transaction
 
-    def send_agent_cancel(self, leg: AgentLeg, cancel: Request) -> None:
-        """CANCEL a ringing offer (the 487 to the INVITE then ends the leg)."""
-        self.endpoint.send_request(cancel, leg.destination, leg.transport, self.reactor.seconds())
+    def send_cancel(self, cancel: Request, destination: tuple[str, int], transport: str) -> None:
+        """CANCEL a ringing INVITE of ours (the 487 to the INVITE then ends the leg)."""
+        self.endpoint.send_request(cancel, destination, transport, self.reactor.seconds())
         self._flush()
 
-    def send_stateless(self, message: Request, destination: tuple[str, int], transport: str) -> None:
-        """Send a message outside any transaction (the ACK for a 2xx)."""
-        self.endpoint.send_stateless(message, destination, transport)
+    def send_ack(self, ack: Request, destination: tuple[str, int], transport: str) -> None:
+        """Send the ACK for a 2xx (outside any transaction, §13.2.2.4); its Via is added once."""
+        if ack.headers.get("Via") is None:
+            ack.headers.prepend("Via", self.endpoint.new_via(transport))
+        self.endpoint.send_stateless(ack, destination, transport)
         self._flush()
 
-    def forget_agent_leg(self, leg: AgentLeg) -> None:
-        """An agent leg ended."""
-        if self.agent_legs.get(leg.call_id) is leg:
-            del self.agent_legs[leg.call_id]
-        if leg.invite_transaction is not None and self._agent_invites.get(leg.invite_transaction) is leg:
-            del self._agent_invites[leg.invite_transaction]
+    def forget_invite(self, owner: InviteOwner, transaction: tuple | None) -> None:
+        """A leg we placed ended."""
+        self.calls.forget_placed(owner, transaction)
 
-    def agent_contacts(self, agent_id: str) -> list[tuple[str, tuple[str, int], str]]:
-        """Where an agent's phone can be reached: (contact URI, address, transport), best first."""
-        if self.registrar is None:
-            return []
-        return self.registrar.contacts(agent_id, self.reactor.seconds())
-
-    def capability_headers(self) -> tuple[tuple[str, str], ...]:
-        """Allow/Accept/Supported, for 200 OK to INVITE and OPTIONS."""
+    def capability_headers(self) -> Headers:
+        """Allow/Accept, for 200 OK to INVITE and OPTIONS."""
         return (("Allow", ALLOWED_METHODS), ("Accept", "application/sdp, application/dtmf-relay"))
 
-    def _contact(self, transport: str) -> str:
+    def contact(self, transport: str) -> str:
+        """Our Contact for dialogs on `transport`."""
+        sip = self.config.config.sip
         suffix = ";transport=tcp" if transport == "TCP" else ""
-        return f"<sip:acd@{self.config.sip.public_address}:{self.config.sip.port}{suffix}>"
-
-    def webhook(self, event_type: str, session: CallSession, **fields) -> None:
-        """Tell the CRM about a call event (fire and forget); agents' feature-code calls are not sent."""
-        if self.crm is None or session.trunk.startswith("agent:"):
-            return
-        context = session.ivr.flow_run.context if session.ivr is not None else None
-        customer = context.get("customer") if context is not None else None
-        self.crm.post_event({"type": event_type, "call_id": session.call_id, "at": self.reactor.seconds(),
-                             "caller": context.get("caller_id") if context is not None else None,
-                             "dialled": context.get("dialled") if context is not None else None,
-                             "customer_id": customer.get("id") if isinstance(customer, dict) else None, **fields})
-
-    @staticmethod
-    def new_tag() -> str:
-        """A fresh To tag (for responses that create no dialog)."""
-        return new_tag()
-
-    def forget(self, session: CallSession) -> None:
-        """A session ended; drop it."""
-        if self.sessions.get(session.call_id) is session:
-            del self.sessions[session.call_id]
+        return f"<sip:acd@{sip.public_address}:{sip.port}{suffix}>"
 
     def _flush(self) -> None:
         for datagram in self.endpoint.datagrams_to_send():

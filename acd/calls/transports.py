@@ -7,23 +7,31 @@ packet must never take other calls down.
 from __future__ import annotations
 
 import logging
+from typing import Callable, Protocol
 
 from twisted.internet import protocol
 
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import Datagram
 from ..sip.framing import StreamFramer
-from .sip_server import SipServer
 
-__all__ = ["SipUdpProtocol", "SipTcpFactory"]
+__all__ = ["SipReceiver", "SipUdpProtocol", "SipTcpFactory"]
 
 log = logging.getLogger("acd.sip")
+
+
+class SipReceiver(Protocol):
+    """Where received SIP goes, and who is told how to send it (the SipServer)."""
+
+    def datagram_received(self, data: bytes, source: tuple[str, int], transport: str) -> None: ...
+
+    def set_sender(self, transport: str, send: Callable[[Datagram], None]) -> None: ...
 
 
 class SipUdpProtocol(protocol.DatagramProtocol):
     """SIP over UDP: one datagram, one message (RFC 3261 §18.3)."""
 
-    def __init__(self, server: SipServer) -> None:
+    def __init__(self, server: SipReceiver) -> None:
         self.server = server
         self.internal_errors = 0
 
@@ -77,7 +85,7 @@ class _SipTcpConnection(protocol.Protocol):
 class SipTcpFactory(protocol.ServerFactory):
     """Accepts SIP over TCP; responses and in-dialog requests go back on the same connection."""
 
-    def __init__(self, server: SipServer) -> None:
+    def __init__(self, server: SipReceiver) -> None:
         self.server = server
         self.connections: dict[tuple[str, int], _SipTcpConnection] = {}
         server.set_sender("TCP", self.send)

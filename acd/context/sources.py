@@ -12,7 +12,7 @@ from typing import Any
 
 from .directory import CustomerDirectory
 
-__all__ = ["directory_lookup"]
+__all__ = ["apply_lookup_result", "directory_lookup"]
 
 
 def directory_lookup(directory: CustomerDirectory, source: str, key: str,
@@ -33,3 +33,17 @@ def directory_lookup(directory: CustomerDirectory, source: str, key: str,
                 "days_to_arrival": max(days, 0) if days is not None else None,
                 "total": str(order.total) if order.total is not None else None}
     return None
+
+
+def apply_lookup_result(context: Any, source: str, record: dict[str, Any] | None) -> None:
+    """What a found directory record means for the caller's context (shell and `acd simulate` alike):
+    an account number found makes the caller that customer; a PIN found verifies them."""
+    if record is None:
+        return
+    if source == "customer_account":
+        context.set("customer", record)
+    elif source == "customer_pin":
+        context.set("verified", True)
+        customer = context.get("customer")
+        if isinstance(customer, dict):
+            customer["verified"] = True

@@ -167,9 +167,11 @@ class StopRecording:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HangUp:
-    """End the call, with the reason to log and record."""
+    """End the call, with the reason to log and record; `completed` when the flow ended as designed
+    (a hangup step, the flow's last step) rather than failing (no valid choice, queue refused)."""
 
     reason: str
+    completed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

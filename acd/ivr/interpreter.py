@@ -249,7 +249,7 @@ class FlowRun:
             self._digits = ""
             if name is None:
                 self._finish()
-                return actions + [HangUp(reason=f"flow {self.flow.name} ended after {self.step_name}"),
+                return actions + [HangUp(reason=f"flow {self.flow.name} ended after {self.step_name}", completed=True),
                                   FlowEnded(outcome="completed")]
             step = self.flow.steps[name]
             self.step_name = name
@@ -299,7 +299,7 @@ class FlowRun:
             return [TransferCall(target=target), FlowEnded(outcome=f"transferred to {target}")]
         if isinstance(step, HangupStep):
             self._finish()
-            return [HangUp(reason=f"hangup step {step.name}"), FlowEnded(outcome="completed")]
+            return [HangUp(reason=f"hangup step {step.name}", completed=True), FlowEnded(outcome="completed")]
         raise TypeError(f"no handler for step {step!r}")
 
     def _prompt(self, items: tuple[PromptItem, ...], phase: str, step: Step, now: float) -> list[Action]:

@@ -1,4 +1,5 @@
-"""Agent-side event handlers of the routing engine (a mixin of `RoutingEngine`).
+"""Agent-side event handlers of the routing engine (a mixin of `RoutingEngine`; `self` is the engine,
+left unannotated so that this module does not import `engine.py`, which imports it).
 
 Rules of this file:
 - Agent states change only through `_move`, which applies the table in `agent_states.py`,
@@ -13,8 +14,6 @@ Rules of this file:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import events as ev
 from .agent_states import AgentState, Trigger, next_agent_state
 from .decisions import AgentStateChanged, Decision, OfferCancelled
@@ -22,9 +21,6 @@ from .errors import AgentAlreadyLoggedIn, UnknownAgent
 from .index import place_agent, unplace
 from .matching import select_call
 from .records import AgentRecord, CallRecord
-
-if TYPE_CHECKING:
-    from .engine import RoutingEngine
 
 __all__ = ["AgentHandlers", "cancelled"]
 
@@ -40,14 +36,14 @@ def cancelled(call: CallRecord, agent: AgentRecord, reason: str) -> OfferCancell
 class AgentHandlers:
     """Login, logout, pause, ready, wrap-up end, and serving a freed agent."""
 
-    def _agent(self: RoutingEngine, agent_id: str) -> AgentRecord:
+    def _agent(self, agent_id: str) -> AgentRecord:
         agent = self._agents.get(agent_id)
         if agent is None:
             raise UnknownAgent(f"agent {agent_id} is not logged in", agent_id=agent_id)
         return agent
 
     def _move(
-        self: RoutingEngine, agent: AgentRecord, trigger: Trigger, reason: str, out: Out
+        self, agent: AgentRecord, trigger: Trigger, reason: str, out: Out
     ) -> None:
         previous = agent.state
         state = next_agent_state(agent.agent_id, previous, trigger)
@@ -71,7 +67,7 @@ class AgentHandlers:
         )
 
     def _agent_logged_in(
-        self: RoutingEngine, event: ev.AgentLoggedIn, now: float, out: Out
+        self, event: ev.AgentLoggedIn, now: float, out: Out
     ) -> None:
         if event.agent_id in self._agents:
             raise AgentAlreadyLoggedIn(
@@ -97,7 +93,7 @@ class AgentHandlers:
         self._serve_agent(agent, now, out)
 
     def _agent_logged_out(
-        self: RoutingEngine, event: ev.AgentLoggedOut, now: float, out: Out
+        self, event: ev.AgentLoggedOut, now: float, out: Out
     ) -> None:
         agent = self._agent(event.agent_id)
         if agent.state is AgentState.ON_CALL:
@@ -107,7 +103,7 @@ class AgentHandlers:
         self._log_out(agent, "logged out", now, out)
 
     def _log_out(
-        self: RoutingEngine, agent: AgentRecord, reason: str, now: float, out: Out
+        self, agent: AgentRecord, reason: str, now: float, out: Out
     ) -> None:
         call = self._ringing_call(agent)
         if call is not None:
@@ -126,7 +122,7 @@ class AgentHandlers:
             self._requeue(call, now, out)
 
     def _agent_pause(
-        self: RoutingEngine, event: ev.AgentPauseRequested, now: float, out: Out
+        self, event: ev.AgentPauseRequested, now: float, out: Out
     ) -> None:
         agent = self._agent(event.agent_id)
         next_agent_state(agent.agent_id, agent.state, Trigger.PAUSE)
@@ -144,7 +140,7 @@ class AgentHandlers:
             self._requeue(call, now, out)
 
     def _agent_ready(
-        self: RoutingEngine, event: ev.AgentReadyRequested, now: float, out: Out
+        self, event: ev.AgentReadyRequested, now: float, out: Out
     ) -> None:
         agent = self._agent(event.agent_id)
         if agent.state is AgentState.ON_CALL:
@@ -165,7 +161,7 @@ class AgentHandlers:
         self._serve_agent(agent, now, out)
 
     def _end_work(
-        self: RoutingEngine,
+        self,
         agent: AgentRecord,
         now: float,
         out: Out,
@@ -186,12 +182,12 @@ class AgentHandlers:
         self._move(agent, trigger, reason, out)
         self._serve_agent(agent, now, out)
 
-    def _ringing_call(self: RoutingEngine, agent: AgentRecord) -> CallRecord | None:
+    def _ringing_call(self, agent: AgentRecord) -> CallRecord | None:
         if agent.state is AgentState.OFFERED and agent.call_id is not None:
             return self._calls[agent.call_id]
         return None
 
-    def _close_occupation(self: RoutingEngine, agent: AgentRecord, now: float) -> None:
+    def _close_occupation(self, agent: AgentRecord, now: float) -> None:
         """Leaving wrap-up: one handle-time sample (offer to ready) for the queue of the call."""
         if agent.state is AgentState.WRAP_UP and agent.offer_queue is not None:
             self._queues[agent.offer_queue].record_handle_time(now - agent.busy_since)
@@ -199,7 +195,7 @@ class AgentHandlers:
             agent.offer_queue = None
             agent.wrap_deadline = None
 
-    def _serve_agent(self: RoutingEngine, agent: AgentRecord, now: float, out: Out) -> None:
+    def _serve_agent(self, agent: AgentRecord, now: float, out: Out) -> None:
         """Offer the freed agent the first call it can take (each call picks its best agent)."""
         while agent.state is AVAILABLE and agent.agent_id in self._agents:
             call = select_call(agent, self._queues, self._calls, now)

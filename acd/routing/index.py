@@ -22,40 +22,19 @@ bucket rarely holds more than a few hundred.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections import deque
 from typing import TYPE_CHECKING
 
 from .agent_states import AgentState
 from .config import QueueConfig
 from .events import MAX_LEVEL
+from .sorted_list import SortedList
 from .strategies import STRATEGIES, Candidate, compile_score
 
 if TYPE_CHECKING:
     from .records import AgentRecord, CallRecord
 
 __all__ = ["SortedList", "QueueIndex", "candidate_of", "place_agent", "place_call", "unplace"]
-
-
-class SortedList(list):
-    """A list kept sorted; entries are unique tuples. Iteration and len stay C-speed."""
-
-    __slots__ = ()
-
-    def add(self, entry: tuple) -> None:
-        """Insert `entry` at its sorted place."""
-        insort(self, entry)
-
-    def remove(self, entry: tuple) -> None:  # type: ignore[override]
-        """Remove `entry`, which must be present (binary search, not list.remove's scan)."""
-        index = bisect_left(self, entry)
-        if index == len(self) or self[index] != entry:
-            raise KeyError(entry)
-        del self[index]
-
-    def rank(self, entry: tuple) -> int:
-        """How many entries sort before `entry`."""
-        return bisect_left(self, entry)
 
 
 class QueueIndex:

@@ -7,7 +7,7 @@ it currently occupies, so removing it from every index is exact and cheap.
 from __future__ import annotations
 
 from .agent_states import AgentState
-from .index import SortedList
+from .sorted_list import SortedList
 
 __all__ = ["AgentRecord", "CallRecord", "Entry", "Placement"]
 

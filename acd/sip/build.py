@@ -8,7 +8,8 @@ from .errors import RemoteProtocolError
 from .headers import BRANCH_MAGIC_COOKIE, NameAddr
 from .message import Headers, Request, Response
 
-__all__ = ["REASON_PHRASES", "make_response", "build_ack_for_error", "build_cancel", "new_tag", "new_branch",
+__all__ = ["ALLOWED_METHODS", "REASON_PHRASES", "make_response", "build_ack_for_error", "build_cancel", "build_invite",
+           "new_tag", "new_branch",
            "new_call_id"]
 
 REASON_PHRASES = {
@@ -106,3 +107,27 @@ def build_cancel(invite: Request) -> Request:
     number = (invite.headers.get("CSeq", "0") or "0").split()[0]
     headers.add("CSeq", f"{number} CANCEL")
     return Request(method="CANCEL", uri=invite.uri, headers=headers)
+
+
+# Methods we accept, in every Allow header we send (§20.5): one list for OPTIONS, 200 OK, 405 and offers.
+ALLOWED_METHODS = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER"
+
+
+def build_invite(*, uri: str, call_id: str, from_user: str, to_user: str, local: tuple[str, int],
+                 extra_headers: tuple[tuple[str, str], ...] = (), sdp: bytes = b"",
+                 display_name: str = "ACD") -> Request:
+    """A new out-of-dialog INVITE from us (§8.1.1): fresh From tag, CSeq 1, our Contact, the Allow list
+    and the SDP offer; `send_request` adds Via and Max-Forwards. `local` is our public (host, port)."""
+    host, port = local
+    headers = Headers()
+    headers.add("From", f"\"{display_name}\" <sip:{from_user}@{host}:{port}>;tag={new_tag()}")
+    headers.add("To", f"<sip:{to_user}@{host}>")
+    headers.add("Call-ID", call_id)
+    headers.add("CSeq", "1 INVITE")
+    headers.add("Contact", f"<sip:acd@{host}:{port}>")
+    headers.add("Allow", ALLOWED_METHODS)
+    for name, value in extra_headers:
+        headers.add(name, value)
+    if sdp:
+        headers.add("Content-Type", "application/sdp")
+    return Request(method="INVITE", uri=uri, headers=headers, body=sdp)

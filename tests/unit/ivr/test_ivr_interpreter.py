@@ -235,7 +235,7 @@ def test_hangup_step_hangs_up_and_ends_the_flow():
     actions = run.handle(DigitReceived(digit="1"), 3.0)
     actions = finish_playback(run, actions, 4.0)   # sales -> goodbye
     actions = finish_playback(run, actions, 5.0)   # goodbye -> end (hangup step)
-    assert actions == [StepEntered(flow="main", step="end"), HangUp(reason="hangup step end"),
+    assert actions == [StepEntered(flow="main", step="end"), HangUp(reason="hangup step end", completed=True),
                        FlowEnded(outcome="completed")]
     assert run.finished
     assert run.path == ["welcome", "main_menu", "sales", "goodbye", "end"]
@@ -250,7 +250,7 @@ def test_hangup_step_as_start_ends_at_once():
 def test_next_null_ends_the_call_after_the_prompts():
     run = at_menu_waiting()
     actions = run.handle(DigitReceived(digit="2"), 3.0)
-    assert finish_playback(run, actions, 4.0) == [HangUp(reason="flow main ended after support"),
+    assert finish_playback(run, actions, 4.0) == [HangUp(reason="flow main ended after support", completed=True),
                                                   FlowEnded(outcome="completed")]
     assert run.finished
     assert run.path == ["welcome", "main_menu", "support"]

@@ -605,7 +605,7 @@ def test_transfer_renders_its_target_and_ends_the_flow():
 
 def test_hangup_step_hangs_up():
     run = FlowRun(flow_of(HangupStep(name="bye")))
-    assert run.start(0.0) == [StepEntered(flow="main", step="bye"), HangUp(reason="hangup step bye"),
+    assert run.start(0.0) == [StepEntered(flow="main", step="bye"), HangUp(reason="hangup step bye", completed=True),
                               FlowEnded(outcome="completed")]
 
 
@@ -639,7 +639,7 @@ def test_a_step_event_is_reported_right_after_the_step_is_entered():
     assert FlowRun(flow).start(0.0)[:5] == [
         StepEntered(flow="main", step="mark"), FlowEvent(name="call-started", flow="main", step="mark"),
         StepEntered(flow="main", step="bye"), FlowEvent(name="said-goodbye", flow="main", step="bye"),
-        HangUp(reason="hangup step bye")]
+        HangUp(reason="hangup step bye", completed=True)]
 
 
 @pytest.mark.parametrize("value, prompts", [

@@ -1,0 +1,222 @@
+"""InboundCalls: a new INVITE becomes a call. Which trunk, which route, which flow; media negotiated
+and an RTP port bound before we answer; an agent's feature code (*45 log in, *46 log out, *47
+pause, *48 ready) authenticated and confirmed by voice; DTMF sent as SIP INFO.
+
+Refusals answer at once: 403 unknown source, 404 no route, 488 unusable SDP, 503 no RTP port.
+`reactor` provides IReactorTime.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..config.model import Route
+from ..ivr.flow import Flow, PlayStep
+from ..media.sdp import SdpError, SessionDescription, answer_offer
+from ..sip.build import new_tag
+from ..sip.dialog import Dialog
+from ..sip.events import RequestReceived
+from ..sip.headers import NameAddr, SipUri
+from .call_table import CallTable
+from .ivr_runner import IvrServices
+from .null_records import NullRecords
+from .ports import ConfigSource, Media, Records, Signalling, Webhooks
+from .session import CallSession
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
+
+__all__ = ["AgentCommands", "InboundCalls", "FEATURE_PROMPTS", "dtmf_from_info"]
+
+log = logging.getLogger("acd.sip")
+
+# What an agent hears after a feature code, by the ACD's answer.
+FEATURE_PROMPTS = {"logged-in": "agent_logged_in", "already": "agent_logged_in", "logged-out": "agent_logged_out",
+                   "not-logged-in": "agent_logged_out", "paused": "agent_paused", "available": "agent_available",
+                   "not-paused": "agent_available", "no-queues": "agent_no_queues"}
+DTMF_SYMBOLS = frozenset("0123456789*#ABCD")
+
+
+class AgentCommands(Protocol):
+    """Agent state changes (the ACD); each returns what happened ("logged-in", "already"...)."""
+
+    def login(self, agent_id: str) -> str: ...
+
+    def logout(self, agent_id: str) -> str: ...
+
+    def pause(self, agent_id: str, reason: str) -> str: ...
+
+    def unpause(self, agent_id: str) -> str: ...
+
+
+class Authenticator(Protocol):
+    """Digest authentication of a request (the registrar); None after answering 401/403 itself."""
+
+    def authenticate(self, event: RequestReceived, what: str) -> str | None: ...
+
+
+def dtmf_from_info(content_type: str, body: str) -> str | None:
+    """The digit in a SIP INFO body: application/dtmf-relay `Signal=5`, or application/dtmf `5`."""
+    digit = None
+    if content_type == "application/dtmf-relay":
+        for line in body.splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() == "signal":
+                digit = value.strip()[:1]
+    elif content_type == "application/dtmf":
+        digit = body.strip()[:1]
+    return digit.upper() if digit and digit.upper() in DTMF_SYMBOLS else None
+
+
+class InboundCalls:
+    """Implements `CallSetup` for the SipServer."""
+
+    def __init__(self, *, signalling: Signalling, media: Media, config: ConfigSource, records: Records,
+                 webhooks: Webhooks, metrics: "Metrics", reactor, calls: CallTable, ivr: IvrServices,
+                 agents: AgentCommands, authenticator: Authenticator | None, on_call_ended) -> None:
+        """`on_call_ended(session)` lets the ACD release what it holds for the call."""
+        self.signalling = signalling
+        self.media = media
+        self.config = config
+        self.records = records
+        self.webhooks = webhooks
+        self.metrics = metrics
+        self.reactor = reactor
+        self.calls = calls
+        self.ivr = ivr
+        self.agents = agents
+        self.authenticator = authenticator
+        self.on_call_ended = on_call_ended
+
+    def new_call(self, event: RequestReceived) -> None:
+        """An INVITE outside any dialog: a feature code, or a trunk call routed by the dialplan."""
+        request = event.request
+        call_id = request.call_id
+        host, port = event.source
+        config = self.config.config
+        dialled = SipUri.parse(request.uri).user or ""
+        feature = self._feature_code(dialled)
+        if feature is not None:
+            self._feature_call(event, feature, dialled)
+            return
+        trunk = config.trunk_for(host, port)
+        if trunk is None:
+            log.warning("call=%s refused 403: source %s:%s is not a configured trunk", call_id, host, port)
+            self.signalling.respond(event.transaction_id, 403, to_tag=new_tag())
+            return
+        route = config.route_for(dialled)
+        if route is None:
+            log.info("call=%s refused 404: no dialplan route for %r (trunk %s)", call_id, dialled, trunk.name)
+            self.signalling.respond(event.transaction_id, 404, to_tag=new_tag())
+            return
+        session = self._start_session(event, dialled, config.flows[route.flow], trunk=trunk.name, route=route)
+        if session is not None:
+            log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s", call_id,
+                     NameAddr.parse(request.headers.get("From", "")).uri, dialled, trunk.name, host, port, route.source)
+            session.start(route.answer_after_seconds)
+
+    def info(self, session: Any, event: RequestReceived) -> None:
+        """SIP INFO inside a caller's dialog: 200, and a DTMF digit to the call when it carries one."""
+        content_type = (event.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        self.signalling.respond(event.transaction_id, 200)
+        digit = dtmf_from_info(content_type, event.request.body.decode("utf-8", "replace"))
+        if digit is not None:
+            session.on_digit(digit, method="info")
+
+    def _refuse(self, event: RequestReceived, status: int, why: str, headers=()) -> None:
+        log.info("call=%s refused %d: %s", event.request.call_id, status, why)
+        self.signalling.respond(event.transaction_id, status, to_tag=new_tag(), headers=headers)
+
+    def _start_session(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str,
+                       route: Route) -> CallSession | None:
+        """Negotiate media, bind an RTP port and build the CallSession with its IVR; None if refused."""
+        request = event.request
+        call_id = request.call_id
+        try:
+            offer = SessionDescription.parse(request.body)
+        except SdpError as error:
+            self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
+            return None
+        holder: list[CallSession] = []
+        leg = self.media.new_leg(call_id=call_id, codec="PCMU", payload_type=0, telephone_event_pt=None,
+                                 on_digit=lambda digit: holder[0].on_digit(digit) if holder else None,
+                                 on_playback_finished=lambda pid: holder[0].on_playback_finished(pid) if holder else None)
+        local_port = self.media.open(leg)
+        if local_port is None:
+            rtp = self.config.config.rtp
+            log.error("call=%s refused 503: no free RTP port in %s-%s", call_id, rtp.port_min, rtp.port_max)
+            self.signalling.respond(event.transaction_id, 503, to_tag=new_tag(), headers=(("Retry-After", "5"),))
+            return None
+        try:
+            answer, negotiated = answer_offer(offer, local_address=self.media.address, local_port=local_port,
+                                              session_id=self.media.session_id())
+        except SdpError as error:
+            leg.transport.stopListening()
+            self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
+            return None
+        leg.codec = negotiated.codec
+        leg.payload_type = negotiated.payload_type
+        leg.silence = bytes([0xFF if negotiated.codec == "PCMU" else 0xD5]) * 160
+        leg.telephone_event_pt = negotiated.telephone_event_pt
+        leg.remote = (negotiated.remote_address, negotiated.remote_port)
+        dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=self.signalling.contact(event.transport),
+                               source=event.source, transport=event.transport)
+        internal = trunk.startswith("agent:")
+        session = CallSession(signalling=self.signalling, media=self.media,
+                              records=NullRecords() if internal else self.records, webhooks=self.webhooks,
+                              metrics=self.metrics, config=self.config, reactor=self.reactor,
+                              on_ended=self._ended, call_id=call_id, invite=request,
+                              invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk,
+                              leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer))
+        from_addr = NameAddr.parse(request.headers.get("From", ""))
+        caller = SipUri.parse(from_addr.uri).user or ""
+        context = self.ivr.new_context(caller=caller, caller_name=from_addr.display_name, dialled=dialled,
+                                       trunk=trunk, call_id=call_id)
+        session.ivr = self.ivr.runner(session, flow, context)
+        session.ivr_factory = lambda s, next_flow, previous: self.ivr.runner(s, next_flow, previous.flow_run.context,
+                                                                             previous)
+        holder.append(session)
+        self.calls.add_session(session)
+        session.records.call_arrived(call_id, trunk=trunk, caller=caller, dialled=dialled, at=self.reactor.seconds())
+        return session
+
+    def _ended(self, session: CallSession) -> None:
+        self.on_call_ended(session)
+        self.calls.forget_session(session)
+
+    # ---- agents' feature codes ---------------------------------------------------------------
+    def _feature_code(self, dialled: str) -> str | None:
+        """The feature a dialled number is: exact codes, or the pause code followed by a reason code."""
+        agents = self.config.config.agents
+        if agents is None:
+            return None
+        exact = next((name for name, code in agents.feature_codes.items() if code == dialled), None)
+        if exact is not None:
+            return exact
+        pause = agents.feature_codes.get("pause", "")
+        if pause and dialled.startswith(pause) and dialled[len(pause):] in agents.pause_reasons:
+            return "pause"
+        return None
+
+    def _feature_call(self, event: RequestReceived, feature: str, dialled: str) -> None:
+        """An agent dialled a feature code: authenticate, change their state, confirm by voice, hang up."""
+        if self.authenticator is None:
+            self.signalling.respond(event.transaction_id, 404, to_tag=new_tag())
+            return
+        agent_id = self.authenticator.authenticate(event, f"feature code {feature}")
+        if agent_id is None:
+            return
+        agents_config = self.config.config.agents
+        reason_code = dialled[len(agents_config.feature_codes.get("pause", "")):] if feature == "pause" else ""
+        reason = agents_config.pause_reasons.get(reason_code, "break")
+        agents = self.agents
+        result = {"login": agents.login, "logout": agents.logout, "unpause": agents.unpause,
+                  "pause": lambda agent: agents.pause(agent, reason)}[feature](agent_id)
+        log.info("agent=%s feature=%s result=%s", agent_id, feature, result)
+        flow = Flow(name=f"feature-{feature}", start="confirm",
+                    steps={"confirm": PlayStep(name="confirm", prompts=(FEATURE_PROMPTS[result],), next=None)})
+        route = Route(flow=flow.name, number=dialled)
+        session = self._start_session(event, dialled, flow, trunk=f"agent:{agent_id}", route=route)
+        if session is not None:
+            session.start(0.0)

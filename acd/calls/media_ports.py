@@ -1,0 +1,57 @@
+"""MediaPorts: the one place RTP legs are made, bound to a port, paced and given prompts.
+
+It bundles the port allocator, the shared 20 ms MediaClock, the prompt library (swapped by a
+reload) and the random source for SSRCs and SDP session ids. `reactor` provides IReactorTime and
+IReactorUDP.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from ..media.prompts import PromptLibrary
+from .rtp_leg import MediaClock, RtpLeg, RtpPortAllocator
+
+__all__ = ["MediaPorts"]
+
+
+class MediaPorts:
+    """Implements the `Media` port (acd.calls.ports) on real UDP ports of one address and range."""
+
+    def __init__(self, reactor, *, address: str, port_min: int, port_max: int, prompts: PromptLibrary,
+                 rng: random.Random | None = None) -> None:
+        self.address = address
+        self.port_min = port_min
+        self.port_max = port_max
+        self.prompts = prompts
+        self.rng = rng or random.Random()
+        self.clock = MediaClock(reactor)
+        self.allocator = RtpPortAllocator(reactor, address, port_min, port_max)
+
+    def new_leg(self, *, call_id: str, codec: str, payload_type: int, telephone_event_pt: int | None,
+                on_digit: Callable[[str], None], on_playback_finished: Callable[[int], None]) -> RtpLeg:
+        """An unbound leg (no remote yet); `open()` binds it."""
+        return RtpLeg(call_id=call_id, codec=codec, payload_type=payload_type, remote=("0.0.0.0", 0),
+                      telephone_event_pt=telephone_event_pt, on_digit=on_digit,
+                      on_playback_finished=on_playback_finished, rng=self.rng)
+
+    def open(self, leg: RtpLeg) -> int | None:
+        """Bind `leg` to a free port of the range; None when every port is taken."""
+        return self.allocator.listen(leg)
+
+    def start_sending(self, leg: RtpLeg) -> None:
+        """Pace `leg`'s prompts (or silence) from the next tick on."""
+        self.clock.add(leg)
+
+    def stop_sending(self, leg: RtpLeg) -> None:
+        """Stop pacing `leg` (bridged legs relay instead; ended legs are silent)."""
+        self.clock.remove(leg)
+
+    def encoded(self, prompt: str, codec: str) -> bytes:
+        """A prompt's audio in `codec` (KeyError when no such prompt)."""
+        return self.prompts.encoded(prompt, codec)
+
+    def session_id(self) -> int:
+        """A fresh SDP session id (RFC 4566 §5.2)."""
+        return self.rng.getrandbits(31)

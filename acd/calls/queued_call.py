@@ -1,0 +1,53 @@
+"""QueuedCall: everything the ACD shell holds for one call from joining a queue until it leaves.
+
+One record per queued call (instead of per-call dicts beside the routing engine's own state): the
+caller's session while they are on the line, what they hear while waiting, the offers ringing,
+the agent they were connected to, and for a callback where to reach them. The routing engine
+keeps the queue order and agent states; this keeps what the shell needs to act on its decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Callback", "QueuedCall"]
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A caller who asked to be called back: where to reach them, and in which codec."""
+
+    number: str
+    destination: tuple[str, int]
+    codec: str
+    payload_type: int
+    telephone_event_pt: int | None
+
+
+@dataclass(eq=False, slots=True)
+class QueuedCall:
+    """One call the ACD holds. `session` is None once a callback caller has hung up."""
+
+    call_id: str
+    queue: str
+    context: dict
+    queued_at: float
+    session: Any = None
+    entry_position: int | None = None
+    wait: Any = None                                       # QueueWait while the caller waits
+    offers: dict[str, Any] = field(default_factory=dict)   # agent id -> AgentLeg ringing for this call
+    agent_leg: Any = None                                  # the agent's leg once connected
+    connected_at: float | None = None
+    callback: Callback | None = None
+    customer_leg: Any = None                               # our call back to the customer
+    explanation: str | None = None                         # the routing engine's latest "why"
+
+    @property
+    def agent_id(self) -> str | None:
+        """The agent connected to this call, if any."""
+        return self.agent_leg.agent_id if self.agent_leg is not None else None
+
+    def waited(self, now: float) -> float:
+        """Seconds since the call joined the queue."""
+        return now - self.queued_at

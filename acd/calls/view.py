@@ -1,0 +1,172 @@
+"""LiveView: a read-only view of live state (calls, queues, agents, SIP counters) for the REST API,
+the wallboard feed and the metrics collector. They read snapshots from here, never the shell's
+objects, so the shell can change inside without touching them.
+
+`AgentDesk` is the one way they change anything: the same agent commands feature codes use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from ..routing import RoutingError
+
+if TYPE_CHECKING:
+    from .acd_service import AcdService
+    from .call_table import CallTable
+    from .ports import ConfigSource
+
+__all__ = ["AgentDesk", "AgentSnapshot", "CallSnapshot", "LiveView", "QueueSnapshot"]
+
+
+class AgentDesk(Protocol):
+    """Agent commands from the API; each returns what happened ("logged-in", "not-paused"...)."""
+
+    def login(self, agent_id: str) -> str: ...
+
+    def logout(self, agent_id: str) -> str: ...
+
+    def pause(self, agent_id: str, reason: str) -> str: ...
+
+    def unpause(self, agent_id: str) -> str: ...
+
+    def set_disposition(self, agent_id: str, code: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallSnapshot:
+    """One call in progress."""
+
+    call_id: str
+    state: str
+    trunk: str
+    dialled: str | None
+    queue: str | None
+    seconds: float
+    agent: str | None
+    ivr_step: str | None
+    routing_explanation: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """One queue's live figures (from the routing engine)."""
+
+    queue: str
+    waiting: int
+    longest_wait_seconds: float
+    agents: int
+    offered: int
+    answered: int
+    abandoned: int
+    service_level: float | None
+    average_handle_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    """One configured agent; state "logged_out" and no figures when not logged in."""
+
+    agent_id: str
+    name: str
+    queues: Any
+    registered: bool
+    state: str
+    pause_reason: str | None = None
+    call_id: str | None = None
+    calls_handled: int | None = None
+    missed_offers: int | None = None
+    state_since: float | None = None
+
+
+class LiveView:
+    """Snapshots of the running server. `reactor` provides IReactorTime."""
+
+    def __init__(self, *, reactor, config: "ConfigSource", calls: "CallTable", acd: "AcdService",
+                 contacts: Callable[[str], list], counters: Callable[[], dict[str, int]],
+                 auth_failures: Callable[[], int]) -> None:
+        self.reactor = reactor
+        self._config = config
+        self._calls = calls
+        self._acd = acd
+        self._contacts = contacts
+        self._counters = counters
+        self._auth_failures = auth_failures
+
+    def agent_ids(self) -> list[str]:
+        """Configured agents, sorted."""
+        agents = self._config.config.agents
+        return sorted(agents.agents) if agents else []
+
+    def is_agent(self, agent_id: str) -> bool:
+        """True for an agent configured in conf/agents.yaml."""
+        agents = self._config.config.agents
+        return bool(agents) and agent_id in agents.agents
+
+    def registered(self, agent_id: str) -> bool:
+        """True while the agent's phone has a live registration."""
+        return bool(self._contacts(agent_id))
+
+    def agents(self) -> list[AgentSnapshot]:
+        """Every configured agent with their state."""
+        config = self._config.config.agents
+        engine = self._acd.engine
+        logged_in = set(engine.agent_ids())
+        out = []
+        for agent_id in self.agent_ids():
+            agent = config.agents[agent_id]
+            base = dict(agent_id=agent_id, name=agent.name, queues=agent.queues, registered=self.registered(agent_id))
+            if agent_id in logged_in:
+                view = engine.agent_view(agent_id)
+                out.append(AgentSnapshot(**base, state=view.state.value, pause_reason=view.pause_reason,
+                                         call_id=view.call_id, calls_handled=view.calls_handled,
+                                         missed_offers=view.missed_offers,
+                                         state_since=self._acd.state_since.get(agent_id)))
+            else:
+                out.append(AgentSnapshot(**base, state="logged_out"))
+        return out
+
+    def logged_in_states(self) -> list[tuple[str, str | None]]:
+        """(state, pause reason) of every logged-in agent, configured or not."""
+        engine = self._acd.engine
+        return [(view.state.value, view.pause_reason) for view in map(engine.agent_view, engine.agent_ids())]
+
+    def queues(self) -> list[QueueSnapshot]:
+        """Every configured queue the routing engine knows."""
+        agents = self._config.config.agents
+        now = self.reactor.seconds()
+        out = []
+        for name in (agents.queues if agents else {}):
+            try:
+                stats = self._acd.engine.queue_stats(name, now)
+            except RoutingError:  # a queue added by a reload is unknown to the engine until a restart
+                continue
+            out.append(QueueSnapshot(queue=name, waiting=stats.waiting, longest_wait_seconds=stats.longest_wait_seconds,
+                                     agents=stats.agents, offered=stats.offered, answered=stats.answered,
+                                     abandoned=stats.abandoned, service_level=stats.service_level,
+                                     average_handle_seconds=stats.average_handle_seconds))
+        return out
+
+    def calls(self) -> list[CallSnapshot]:
+        """Every call in progress, by Call-ID."""
+        now = self.reactor.seconds()
+        out = []
+        for call_id, session in sorted(self._calls.sessions.items()):
+            queued = self._acd.calls.get(call_id)
+            last = session.queued
+            out.append(CallSnapshot(
+                call_id=call_id, state=session.state.value, trunk=session.trunk, dialled=session.route.number,
+                queue=last.queue if last is not None else None, seconds=round(now - session.started_at, 1),
+                agent=queued.agent_id if queued is not None else None,
+                ivr_step=session.ivr.flow_run.step_name if session.ivr else None,
+                routing_explanation=queued.explanation if queued is not None else None))
+        return out
+
+    def sip_parse_errors(self) -> int:
+        """Malformed SIP messages so far."""
+        return self._counters().get("parse_errors", 0)
+
+    def auth_failures(self) -> int:
+        """Failed Digest authentications so far."""
+        return self._auth_failures()

@@ -1,0 +1,1 @@
+"""Developer tools that check the code base itself (not used by the server)."""
