@@ -163,19 +163,17 @@ class InboundCalls:
         dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=self.signalling.contact(event.transport),
                                source=event.source, transport=event.transport)
         internal = trunk.startswith("agent:")
+        from_addr = NameAddr.parse(request.headers.get("From", ""))
+        caller = SipUri.parse(from_addr.uri).user or ""
+        context = self.ivr.new_context(caller=caller, caller_name=from_addr.display_name, dialled=dialled,
+                                       trunk=trunk, call_id=call_id)
         session = CallSession(signalling=self.signalling, media=self.media,
                               records=NullRecords() if internal else self.records, webhooks=self.webhooks,
                               metrics=self.metrics, config=self.config, reactor=self.reactor,
                               on_ended=self._ended, call_id=call_id, invite=request,
                               invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk,
-                              leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer))
-        from_addr = NameAddr.parse(request.headers.get("From", ""))
-        caller = SipUri.parse(from_addr.uri).user or ""
-        context = self.ivr.new_context(caller=caller, caller_name=from_addr.display_name, dialled=dialled,
-                                       trunk=trunk, call_id=call_id)
-        session.ivr = self.ivr.runner(session, flow, context)
-        session.ivr_factory = lambda s, next_flow, previous: self.ivr.runner(s, next_flow, previous.flow_run.context,
-                                                                             previous)
+                              leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
+                              runner_for=self.ivr.runner, flow=flow, context=context)
         holder.append(session)
         self.calls.add_session(session)
         session.records.call_arrived(call_id, trunk=trunk, caller=caller, dialled=dialled, at=self.reactor.seconds())

@@ -41,14 +41,16 @@ class CallSession:
 
     Ports: `signalling` sends its SIP, `media` plays and paces its RTP, `records` and `webhooks` tell
     the world, `config` is read at the moment a setting is needed. `on_ended` is called once, when
-    the call is over (the ACD lets go of it, the call table forgets it). `ivr_factory` builds the
-    IvrRunner for a flow (at set-up, and again for a transfer to a number or a survey).
+    the call is over (the ACD lets go of it, the call table forgets it). `runner_for(session, flow,
+    context, previous)` builds the IvrRunner for a flow: `flow` with `context` at set-up, again for a
+    transfer to a number or a survey.
     """
 
     def __init__(self, *, signalling: Signalling, media: Media, records: Records, webhooks: Webhooks,
                  metrics: "Metrics", config: ConfigSource, reactor, on_ended: Callable[["CallSession"], None],
                  call_id: str, invite: Request, invite_transaction: tuple, dialog: Dialog, route: "Route",
-                 trunk: str, leg: RtpLeg, local_port: int, negotiated: NegotiatedAudio, sdp_answer: bytes) -> None:
+                 trunk: str, leg: RtpLeg, local_port: int, negotiated: NegotiatedAudio, sdp_answer: bytes,
+                 runner_for: Callable[..., Any], flow: Any, context: Any) -> None:
         self.signalling = signalling
         self.media = media
         self.records = records
@@ -67,8 +69,7 @@ class CallSession:
         self.local_port = local_port
         self.negotiated = negotiated
         self.sdp_answer = sdp_answer
-        self.ivr: Any = None
-        self.ivr_factory: Callable[["CallSession", Any], Any] | None = None
+        self.runner_for = runner_for
         self.state = CallState.RINGING
         self.started_at = reactor.seconds()
         self.answered_at: float | None = None
@@ -82,6 +83,7 @@ class CallSession:
         self._after_banner: Callable[[], None] | None = None
         self._hang_up_after_confirmation = False
         self._answer_timer = None
+        self.ivr = runner_for(self, flow, context, None)
 
     @property
     def active(self) -> bool:
@@ -227,6 +229,10 @@ class CallSession:
                 log.error("call=%s cannot play prompt %r: %s", self.call_id, name, error)
         self.leg.play(b"".join(audio), playback_id)
 
+    def join_queue(self, queued: QueuedCall) -> None:
+        """The ACD holds this call now (a queue step, or a transfer to a queue)."""
+        self.queued = queued
+
     def play_banner(self, prompts: tuple[str, ...], then: Callable[[], None]) -> None:
         """Play incident banners before the flow; `then` runs when they finished."""
         self._after_banner = then
@@ -331,7 +337,7 @@ class CallSession:
         """Start another flow for this caller (a transfer to a number, a survey), keeping what we know."""
         old = self.ivr
         old.stop()
-        self.ivr = self.ivr_factory(self, flow, old)
+        self.ivr = self.runner_for(self, flow, old.flow_run.context, old)
         self.ivr.start()
 
     # ---- the end -----------------------------------------------------------------------------
