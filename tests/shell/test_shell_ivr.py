@@ -1,0 +1,87 @@
+"""The demo IVR driven in process: DTMF by SIP INFO and by RFC 4733, prompts heard on the RTP stream.
+
+Demo `main` flow (number 1000): welcome (barge-in) → menu 1 sales, 2 support, 3 order status,
+4 spoken reason. Queues refuse callers while no agent is logged in (`when_no_agents: refuse`).
+"""
+
+from __future__ import annotations
+
+from .test_shell_call_setup import answered
+
+
+def test_info_digit_during_the_welcome_prompt_chooses_from_the_menu(harness):
+    """Keys may be pressed during the welcome prompt (barge-in): 2 → support, and the caller hears
+    the support prompt right after the welcome was cut short."""
+    caller, call = answered(harness)
+    harness.advance(0.5)
+    call.info_digit("2")
+    call.expect(200, method="INFO")
+    harness.advance(1.5)
+    assert harness.logged(rf"call={call.call_id} menu=main_menu choice=2 next=support")
+    assert harness.prompts_heard(call.rtp_received()) == ["welcome", "support"]
+
+
+def test_rfc4733_digit_chooses_from_the_menu_once_per_key_press(harness):
+    """A key press as RFC 4733 telephone-events (three updates, end sent three times) is one digit."""
+    caller, call = answered(harness)
+    harness.advance(3.5)
+    call.rfc4733_digit("1")
+    harness.advance(0.5)
+    digits = harness.logged(rf"call={call.call_id} dtmf digit=(\S) via=rfc4733")
+    assert [m.group(1) for m in digits] == ["1"]
+    assert harness.logged(rf"call={call.call_id} menu=main_menu choice=1 next=sales")
+
+
+def test_invalid_key_plays_the_invalid_prompt_and_the_menu_again(harness):
+    """9 is no choice: menu_invalid, then the menu prompt from the start."""
+    caller, call = answered(harness)
+    harness.advance(3.5)
+    call.info_digit("9")
+    harness.advance(2)
+    assert harness.prompts_heard(call.rtp_received()) == ["welcome", "menu_main", "menu_invalid"]
+    harness.advance(1.5)
+    assert harness.prompts_heard(call.rtp_received()) == ["welcome", "menu_main", "menu_invalid", "menu_main"]
+
+
+def test_queue_with_no_agent_logged_in_plays_all_busy_then_goodbye_and_hangs_up(harness):
+    """Demo sales refuses callers while nobody is logged in: the flow's on_failure plays all_busy,
+    then goodbye, and the server hangs up with BYE; the record says the flow completed."""
+    caller, call = answered(harness)
+    harness.advance(0.3)
+    call.info_digit("1")
+    bye = caller.expect_request("BYE", call_id=call.call_id, timeout=12)
+    call.respond(bye, 200)
+    assert harness.prompts_heard(call.rtp_received()) == ["welcome", "sales", "all_busy", "goodbye"]
+    assert harness.logged(r"refused by queue sales: .*no-agents-logged-in")
+    harness.advance(0.1)
+    record = harness.call_record(call.call_id)
+    assert record["outcome"] == "completed" and record["agent"] is None
+    assert harness.leaks() == {} and harness.bound_rtp_ports() == []
+
+
+def test_order_status_self_service_reads_the_order_back(harness):
+    """3 → order number by INFO digits and # → look-up → "order 1 2 3 4 5 has shipped, 3 days",
+    goodbye, hang-up: the whole self-service path heard on the wire, no agent involved."""
+    caller, call = answered(harness)
+    harness.advance(0.3)
+    call.info_digit("3")
+    harness.advance(0.5)
+    for digit in "12345#":
+        call.info_digit(digit)
+        harness.advance(0.2)
+    bye = caller.expect_request("BYE", call_id=call.call_id, timeout=15)
+    call.respond(bye, 200)
+    heard = harness.prompts_heard(call.rtp_received())
+    assert heard == ["welcome", "enter_order", "order_prefix", "digits/1", "digits/2", "digits/3", "digits/4",
+                     "digits/5", "order_shipped", "digits/3", "days", "goodbye"]
+    assert harness.logged(rf"call={call.call_id} collect=order_status into=order_number digits=12345 length=5")
+
+
+def test_menu_keys_pressed_while_talking_to_nobody_after_hangup_are_ignored(harness):
+    """INFO after our BYE is answered 481: the dialog is gone, nothing reaches the IVR."""
+    caller, call = answered(harness)
+    call.bye()
+    call.expect(200, method="BYE")
+    call.info_digit("1")
+    caller.expect_response(481, method="INFO")
+    assert not harness.logged(r"dtmf digit=1")
