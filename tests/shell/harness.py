@@ -23,6 +23,7 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -80,6 +81,8 @@ class ShellHarness:
         self._old_level = self._logger.level
         self._logger.setLevel(logging.INFO)
         self._logger.addHandler(self.capture)
+        self.twisted_errors: list[str] = []
+        globalLogPublisher.addObserver(self._observe_twisted)
         self.reactor = FakeReactor()
         self.reactor.advance(START_TIME)
         self.started = START_TIME
@@ -247,9 +250,14 @@ class ShellHarness:
         return status == 200 and body["reloaded"]
 
     # ---- the end -----------------------------------------------------------------------------------
+    def _observe_twisted(self, event: dict) -> None:
+        if event.get("log_failure") is not None or event.get("isError"):
+            self.twisted_errors.append(formatEvent(event) or repr(event.get("log_failure")))
+
     def problems(self) -> list[str]:
-        """Bugs the harness saw: misuse of ports, tracebacks logged by the server."""
-        found = list(self.reactor.network.errors)
+        """Bugs the harness saw: misuse of ports, tracebacks logged by the server, errors Twisted
+        logged (an unhandled failure in a Deferred)."""
+        found = list(self.reactor.network.errors) + self.twisted_errors
         for record in self.capture.records:
             if record.exc_info:
                 found.append(f"{record.name}: {record.getMessage()}")
@@ -261,6 +269,7 @@ class ShellHarness:
             return
         self._closed = True
         self.reactor.fire_shutdown()
+        globalLogPublisher.removeObserver(self._observe_twisted)
         self._logger.removeHandler(self.capture)
         self._logger.setLevel(self._old_level)
 

@@ -266,6 +266,14 @@ class OutgoingCall:
         self._in_dialog("INVITE", headers=[("Contact", self.peer.contact), ("Content-Type", "application/sdp")],
                         body=sdp or offer_sdp(self.peer.rtp_address, version=2))
 
+    def notify_transfer(self, status_line: str) -> None:
+        """NOTIFY the progress of a REFER the server sent us (RFC 3515 §2.4.4): a sipfrag status line."""
+        final = not status_line.split(" ")[1].startswith("1")
+        self._in_dialog("NOTIFY", headers=[
+            ("Event", "refer"), ("Contact", self.peer.contact),
+            ("Subscription-State", "terminated;reason=noresource" if final else "active;expires=60"),
+            ("Content-Type", "message/sipfrag;version=2.0")], body=f"{status_line}\r\n".encode())
+
     def respond(self, request: Request, status: int = 200, *, headers: list[tuple[str, str]] = (),
                 body: bytes = b"") -> None:
         """Answer a request the server sent in this dialog (BYE, REFER, NOTIFY)."""

@@ -85,3 +85,41 @@ def test_menu_keys_pressed_while_talking_to_nobody_after_hangup_are_ignored(harn
     call.info_digit("1")
     caller.expect_response(481, method="INFO")
     assert not harness.logged(r"dtmf digit=1")
+
+
+TRANSFER_FILES = {
+    "dialplans/transfer.yaml": 'routes:\n  - {number: "4000", flow: transfer_out}\n',
+    "ivr_flows/transfer_out.yaml": 'name: transfer_out\nsteps:\n  hello: {play: thank_you, next: out}\n'
+                                   '  out: {transfer: "5559999", event: sent-away}\n'}
+
+
+def test_transfer_step_refers_the_caller_and_hangs_up_once_the_transfer_succeeds(make_harness):
+    """A flow's transfer step sends REFER (Refer-To the target at our address) to the trunk; a 100
+    NOTIFY changes nothing, the final 200 NOTIFY makes us hang up with BYE."""
+    harness = make_harness(extra_files=TRANSFER_FILES)
+    caller, call = answered(harness, "4000")
+    refer = caller.expect_request("REFER", call_id=call.call_id, timeout=2)
+    assert refer.headers.get("Refer-To") == "<sip:5559999@127.0.0.1:5060>"
+    assert refer.headers.get("Referred-By")
+    call.respond(refer, 202)
+    call.notify_transfer("SIP/2.0 100 Trying")
+    call.expect(200, method="NOTIFY")
+    harness.advance(0.5)
+    assert not caller.requests("BYE")
+    call.notify_transfer("SIP/2.0 200 OK")
+    call.expect(200, method="NOTIFY")
+    call.respond(caller.expect_request("BYE", call_id=call.call_id), 200)
+    harness.advance(0.1)
+    record = harness.call_record(call.call_id)
+    assert record["outcome"] == "transferred" and record["end_reason"] == "transferred to 5559999"
+
+
+def test_transfer_refused_by_the_trunk_ends_the_call(make_harness):
+    """The trunk answers our REFER 603: we hang up and record the refusal."""
+    harness = make_harness(extra_files=TRANSFER_FILES)
+    caller, call = answered(harness, "4000")
+    refer = caller.expect_request("REFER", call_id=call.call_id, timeout=2)
+    call.respond(refer, 603)
+    call.respond(caller.expect_request("BYE", call_id=call.call_id), 200)
+    harness.advance(0.1)
+    assert harness.call_record(call.call_id)["end_reason"] == "transfer to 5559999 refused (603)"
