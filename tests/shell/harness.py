@@ -36,7 +36,7 @@ from tests.e2e.harness import write_config
 from .fake_reactor import FakeReactor
 from .peers import AgentPhone, Caller, SipPeer
 
-__all__ = ["ShellHarness", "START_TIME", "SIP_PORT", "RTP_BASE", "HTTP_PORT", "LOCAL"]
+__all__ = ["ShellHarness", "agents_yaml", "queue_files", "START_TIME", "SIP_PORT", "RTP_BASE", "HTTP_PORT", "LOCAL"]
 
 LOCAL = "127.0.0.1"
 SIP_PORT = 5060
@@ -86,15 +86,22 @@ class ShellHarness:
         self.reactor = FakeReactor()
         self.reactor.advance(START_TIME)
         self.started = START_TIME
-        self.config = load_config(self.root)
-        self.running = build_server(self.config, self.reactor)
-        self.reloader = ConfigReloader(self.root, self.running.sip, self.reactor)
-        start_http(self.config, self.running.sip, self.reloader.reload, self.reactor)
-        self.api_token = (self.config.data_dir / self.config.http.token_file).read_text().strip()
-        self._site = next(p.factory for p in self.reactor.tcp_ports if p.port == HTTP_PORT)
-        self.sip_protocol = self.reactor.udp_ports[self.sip_address].protocol
         self.peers: list[SipPeer] = []
         self._closed = False
+        try:
+            self.config = load_config(self.root)
+            # Wired as `acd serve` wires it (acd/cli.py): these are the composition root's public APIs.
+            self.running = build_server(self.config, self.reactor)
+            self.reloader = ConfigReloader(self.root, self.running.sip, self.reactor)
+            start_http(self.config, self.running.sip, self.reloader.reload, self.reactor)
+        except BaseException:
+            self.close()
+            raise
+        self.api_token = (self.config.data_dir / self.config.http.token_file).read_text().strip()
+        self._site = next(p.factory for p in self.reactor.tcp_ports if p.port == HTTP_PORT)
+        # The SipUdpProtocol build_server bound on the SIP port (found by port number): peers reach
+        # it through the fake network; a test may also call its datagramReceived directly.
+        self.sip_protocol = self.reactor.udp_ports[self.sip_address].protocol
 
     # ---- time --------------------------------------------------------------------------------------
     @property
@@ -162,25 +169,28 @@ class ShellHarness:
         return request.responseCode or 200, json.loads(output)
 
     def agent_state(self, agent_id: str) -> str:
-        """The agent's ACD state (`available`, `offered`, `busy`, `wrap_up`, `paused`, `logged_out`)."""
+        """The agent's ACD state from GET /api/agents (`available`, `offered`, `on_call`, `wrap_up`,
+        `paused`, `logged_out`)."""
         status, agents = self.api("GET", "/api/agents")
         assert status == 200, agents
         return next(a for a in agents if a["id"] == agent_id)["state"]
 
     def agent_info(self, agent_id: str) -> dict:
+        """The agent's entry in GET /api/agents (registered, state, pause_reason, missed_offers...)."""
         status, agents = self.api("GET", "/api/agents")
         return next(a for a in agents if a["id"] == agent_id)
 
     def queue_waiting(self, queue: str) -> int:
-        """Callers waiting in `queue` (0 when the queue has no statistics yet)."""
+        """Callers waiting in `queue`, from GET /api/queues (0 when the queue is not listed)."""
         status, queues = self.api("GET", "/api/queues")
         return next((q["waiting"] for q in queues if q["queue"] == queue), 0)
 
     def active_calls(self) -> list[dict]:
-        """Customer calls in progress, as the API lists them."""
+        """Customer calls in progress, as GET /api/calls lists them."""
         return self.api("GET", "/api/calls")[1]
 
     def active_call_ids(self) -> list[str]:
+        """Call-IDs of the customer calls in progress (GET /api/calls)."""
         return [call["call_id"] for call in self.active_calls()]
 
     def metrics_text(self) -> str:
@@ -206,6 +216,7 @@ class ShellHarness:
             return db.execute(sql, parameters).fetchall()
 
     def call_record(self, call_id: str) -> dict:
+        """The call's row in the `calls` table (the CDR), as a dict."""
         self.flush_records()
         with sqlite3.connect(self.config.data_dir / "records.db") as db:
             db.row_factory = sqlite3.Row
@@ -220,6 +231,7 @@ class ShellHarness:
         return self.records("select event, queue, agent from queue_log where call_id = ? order by id", call_id)
 
     def log_lines(self) -> list[str]:
+        """Every message the server logged under `acd` (INFO and up) since the harness started."""
         return [record.getMessage() for record in self.capture.records]
 
     def logged(self, pattern: str) -> list[re.Match]:

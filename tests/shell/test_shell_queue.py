@@ -164,6 +164,37 @@ def test_agent_busy_486_goes_to_the_next_agent(make_harness):
     assert len(connected.rtp_received()) == 1
 
 
+def test_agent_answering_without_usable_audio_is_hung_up_and_the_next_agent_is_offered(make_harness):
+    """A 200 whose SDP has no audio stream: ACK then BYE to that phone, and the call goes on to 1002."""
+    harness = queue_harness(make_harness, ("1001", "1002"))
+    first = harness.logged_in_agent("1001")
+    second = harness.logged_in_agent("1002")
+    caller, call = answered(harness, "3000")
+    offer = first.offer()
+    offer.answer(sdp=b"v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")
+    offer.expect_ack()
+    offer.respond(offer.expect_request("BYE"), 200)
+    assert harness.logged(rf"call={call.call_id} agent=1001 answered with unusable SDP")
+    second.take_offer()
+    assert harness.agent_state("1002") == "on_call"
+
+
+def test_waiting_caller_is_offered_when_the_agents_wrap_up_ends(make_harness):
+    """One agent, two callers: the second waits (position 1) through the first call and the 2 s
+    wrap-up, and is offered the moment the agent is available again."""
+    harness = queue_harness(make_harness)
+    phone = harness.logged_in_agent("1001")
+    first_caller, first, offer = talking(harness, phone)
+    second_caller, second = answered(harness, "3000", port=5072)
+    harness.advance(1)
+    assert harness.queue_waiting("q") == 1
+    offer.bye()
+    harness.advance(1.9)
+    assert len(phone.requests("INVITE")) == 1, "only the first offer during the wrap-up"
+    following = phone.offer(timeout=0.2)
+    assert following.header("X-ACD-Caller-Call-ID") == second.call_id
+
+
 def test_ring_all_rings_every_agent_and_the_first_answer_wins(make_harness):
     """ring-all: both phones get the offer; 1001 answers, 1002's ringing offer is CANCELled."""
     harness = queue_harness(make_harness, ("1001", "1002"), queues={"q": RING_ALL})

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from itertools import count
 
-from acd.sip.message import Request, Response
+from acd.sip.message import Request
 
 __all__ = ["build_request", "build_response", "offer_sdp", "Sdp", "RtpSender", "RtpSeen", "telephone_event",
            "digest_authorization", "header_param", "tag_of", "uri_of"]
