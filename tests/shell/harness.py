@@ -137,6 +137,14 @@ class ShellHarness:
         self.peers.append(peer)
         return peer
 
+    def answered_call(self, number: str = "1000", **caller_options):
+        """A caller (options as `caller`) whose call to `number` was answered 200 and ACKed."""
+        caller = self.caller(**caller_options)
+        call = caller.invite(number)
+        call.expect(200)
+        call.ack()
+        return caller, call
+
     def agent(self, extension: str, *, password: str | None = None, port: int | None = None) -> AgentPhone:
         """An agent's phone; demo agents' passwords are demo-<extension>-pw (README)."""
         port = port or 50000 + int(extension) % 1000 * 10

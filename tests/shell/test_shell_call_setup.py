@@ -11,15 +11,6 @@ from .harness import RTP_BASE
 from .wire import Sdp, build_request, offer_sdp, tag_of
 
 
-def answered(harness, number: str = "1000", **caller):
-    """A caller whose call to `number` was answered and ACKed."""
-    caller = harness.caller(**caller)
-    call = caller.invite(number)
-    call.expect(200)
-    call.ack()
-    return caller, call
-
-
 def test_invite_is_answered_with_an_sdp_answer_and_the_welcome_prompt_streams(harness):
     """200 OK carries our Contact, Allow and an SDP answer (PCMU + telephone-event) on a port of the
     RTP range; RTP then flows from that port at 50 packets/s, starting with the welcome prompt."""
@@ -99,7 +90,7 @@ def test_no_free_rtp_port_is_refused_503_with_retry_after(make_harness):
     """A two-port RTP range holds one call: the second caller gets 503 Service Unavailable and
     Retry-After, and the first call is not disturbed."""
     harness = make_harness(rtp_ports=2)
-    first_caller, first = answered(harness)
+    first_caller, first = harness.answered_call()
     second = harness.caller(port=5072).invite("1000")
     refused = second.expect(503)
     assert refused.headers.get("Retry-After") == "5"
@@ -111,13 +102,13 @@ def test_no_free_rtp_port_is_refused_503_with_retry_after(make_harness):
 def test_rtp_port_held_by_another_program_is_skipped(harness):
     """The allocator moves on when a port of the range cannot be bound (CannotListenError)."""
     harness.reactor.take_port(RTP_BASE)
-    _, call = answered(harness)
+    _, call = harness.answered_call()
     assert call.answer.port == RTP_BASE + 2
 
 
 def test_second_invite_with_the_same_call_id_is_refused_482_and_the_call_goes_on(harness):
     """A new INVITE (new branch, no To tag) reusing a live Call-ID is a loop or a replay: 482."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     duplicate = caller.invite("1000", call_id=call.call_id)
     duplicate.expect(482)
     harness.advance(0.5)
@@ -149,7 +140,7 @@ def test_options_outside_a_dialog_is_answered_200_with_allow(harness):
 
 def test_caller_reinvite_refresh_is_answered_with_the_same_session(harness):
     """A session refresh (re-INVITE, same media) gets 200 with our unchanged SDP; media goes on."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     first_answer = call.answer
     call.reinvite()
     call.expect(200)
@@ -164,7 +155,7 @@ def test_caller_reinvite_refresh_is_answered_with_the_same_session(harness):
                           "sendonly (hold) offer gets sendrecv back, against RFC 3264 §6.1", strict=True)
 def test_caller_reinvite_to_hold_is_answered_recvonly(harness):
     """RFC 3264 §6.1: an answer to a sendonly stream is recvonly (or inactive)."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     call.reinvite(offer_sdp(caller.rtp_address, direction="sendonly", version=2))
     call.expect(200)
     call.ack()
@@ -175,7 +166,7 @@ def test_caller_reinvite_to_hold_is_answered_recvonly(harness):
                           "address after the trunk moved it (RFC 3264 §8.3.1)", strict=True)
 def test_caller_reinvite_with_a_new_media_port_moves_our_media_there(harness):
     """The trunk re-anchors media (new port in a re-INVITE): our RTP follows it."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     harness.advance(0.2)
     call.reinvite(offer_sdp(("127.0.0.1", 41000), version=2))
     call.expect(200)
@@ -198,7 +189,7 @@ def test_invite_without_sdp_gets_our_offer_in_the_200(harness):
 
 def test_options_inside_a_dialog_is_answered_200(harness):
     """In-dialog OPTIONS (a trunk probing a long call) gets 200 OK and the call goes on."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     call._in_dialog("OPTIONS")
     call.expect(200, method="OPTIONS")
     assert harness.active_call_ids() == [call.call_id]
@@ -242,7 +233,7 @@ def test_cancel_that_crosses_the_200_leaves_the_call_up(harness):
 
 def test_caller_bye_in_the_ivr_ends_the_call_stops_media_and_is_recorded(harness):
     """BYE during the menu: 200, no more RTP, the port is freed, the record says caller_hangup."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     harness.advance(4)
     call.bye()
     call.expect(200, method="BYE")
@@ -274,7 +265,7 @@ def test_missing_ack_ends_the_call_with_bye_after_64_t1(harness):
 
 def test_request_in_an_unknown_dialog_is_answered_481(harness):
     """A BYE whose tags match no dialog: 481 Call/Transaction Does Not Exist."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     call.remote_tag = "not-our-tag"
     call.bye()
     caller.expect_response(481, method="BYE")
@@ -294,7 +285,7 @@ def test_methods_we_do_not_serve_get_405_with_allow_or_501(harness, method, stat
 
 def test_malformed_request_is_answered_400_and_breaks_nothing(harness):
     """A request with a CSeq that does not match its method: 400 with a Warning; calls go on."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     caller.send(build_request("BYE", "sip:1000@127.0.0.1:5060", [
         ("Via", caller.via()), ("From", "<sip:5551@127.0.0.1>;tag=x"), ("To", "<sip:1000@127.0.0.1>;tag=y"),
         ("Call-ID", "broken@test"), ("CSeq", "1 INVITE")]))

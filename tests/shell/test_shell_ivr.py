@@ -6,13 +6,11 @@ Demo `main` flow (number 1000): welcome (barge-in) → menu 1 sales, 2 support, 
 
 from __future__ import annotations
 
-from .test_shell_call_setup import answered
-
 
 def test_info_digit_during_the_welcome_prompt_chooses_from_the_menu(harness):
     """Keys may be pressed during the welcome prompt (barge-in): 2 → support, and the caller hears
     the support prompt right after the welcome was cut short."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     harness.advance(0.5)
     call.info_digit("2")
     call.expect(200, method="INFO")
@@ -23,7 +21,7 @@ def test_info_digit_during_the_welcome_prompt_chooses_from_the_menu(harness):
 
 def test_rfc4733_digit_chooses_from_the_menu_once_per_key_press(harness):
     """A key press as RFC 4733 telephone-events (three updates, end sent three times) is one digit."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     harness.advance(3.5)
     call.rfc4733_digit("1")
     harness.advance(0.5)
@@ -34,7 +32,7 @@ def test_rfc4733_digit_chooses_from_the_menu_once_per_key_press(harness):
 
 def test_invalid_key_plays_the_invalid_prompt_and_the_menu_again(harness):
     """9 is no choice: menu_invalid, then the menu prompt from the start."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     harness.advance(3.5)
     call.info_digit("9")
     harness.advance(2)
@@ -46,7 +44,7 @@ def test_invalid_key_plays_the_invalid_prompt_and_the_menu_again(harness):
 def test_queue_with_no_agent_logged_in_plays_all_busy_then_goodbye_and_hangs_up(harness):
     """Demo sales refuses callers while nobody is logged in: the flow's on_failure plays all_busy,
     then goodbye, and the server hangs up with BYE; the record says the flow completed."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     harness.advance(0.3)
     call.info_digit("1")
     bye = caller.expect_request("BYE", call_id=call.call_id, timeout=12)
@@ -62,7 +60,7 @@ def test_queue_with_no_agent_logged_in_plays_all_busy_then_goodbye_and_hangs_up(
 def test_order_status_self_service_reads_the_order_back(harness):
     """3 → order number by INFO digits and # → look-up → "order 1 2 3 4 5 has shipped, 3 days",
     goodbye, hang-up: the whole self-service path heard on the wire, no agent involved."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     harness.advance(0.3)
     call.info_digit("3")
     harness.advance(0.5)
@@ -77,9 +75,9 @@ def test_order_status_self_service_reads_the_order_back(harness):
     assert harness.logged(rf"call={call.call_id} collect=order_status into=order_number digits=12345 length=5")
 
 
-def test_menu_keys_pressed_while_talking_to_nobody_after_hangup_are_ignored(harness):
-    """INFO after our BYE is answered 481: the dialog is gone, nothing reaches the IVR."""
-    caller, call = answered(harness)
+def test_keys_sent_after_hanging_up_are_refused_481_and_reach_no_menu(harness):
+    """INFO after the caller's own BYE is answered 481: the dialog is gone, nothing reaches the IVR."""
+    caller, call = harness.answered_call()
     call.bye()
     call.expect(200, method="BYE")
     call.info_digit("1")
@@ -97,7 +95,7 @@ def test_transfer_step_refers_the_caller_and_hangs_up_once_the_transfer_succeeds
     """A flow's transfer step sends REFER (Refer-To the target at our address) to the trunk; a 100
     NOTIFY changes nothing, the final 200 NOTIFY makes us hang up with BYE."""
     harness = make_harness(extra_files=TRANSFER_FILES)
-    caller, call = answered(harness, "4000")
+    caller, call = harness.answered_call("4000")
     refer = caller.expect_request("REFER", call_id=call.call_id, timeout=2)
     assert refer.headers.get("Refer-To") == "<sip:5559999@127.0.0.1:5060>"
     assert refer.headers.get("Referred-By")
@@ -117,7 +115,7 @@ def test_transfer_step_refers_the_caller_and_hangs_up_once_the_transfer_succeeds
 def test_transfer_refused_by_the_trunk_ends_the_call(make_harness):
     """The trunk answers our REFER 603: we hang up and record the refusal."""
     harness = make_harness(extra_files=TRANSFER_FILES)
-    caller, call = answered(harness, "4000")
+    caller, call = harness.answered_call("4000")
     refer = caller.expect_request("REFER", call_id=call.call_id, timeout=2)
     call.respond(refer, 603)
     call.respond(caller.expect_request("BYE", call_id=call.call_id), 200)

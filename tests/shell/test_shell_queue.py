@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from .harness import queue_files
-from .test_shell_call_setup import answered
 from .wire import Sdp, offer_sdp, tag_of
 
 Q = "{strategy: longest-idle, ring_timeout: 4, wrap_up: 2, when_no_agents: join, max_missed_offers: 1}"
@@ -25,7 +24,7 @@ def queue_harness(make_harness, agents=("1001",), *, queues=None, members=None, 
 
 def talking(harness, phone, number: str = "3000", port: int = 5070):
     """A caller of `number`, connected to the agent at `phone`."""
-    caller, call = answered(harness, number, port=port)
+    caller, call = harness.answered_call(number, port=port)
     offer = phone.take_offer()
     return caller, call, offer
 
@@ -111,7 +110,7 @@ def test_caller_hangup_while_the_agent_rings_cancels_the_offer(make_harness):
     the agent is available again, the call is an ABANDON in the queue log."""
     harness = queue_harness(make_harness)
     phone = harness.logged_in_agent("1001")
-    caller, call = answered(harness, "3000")
+    caller, call = harness.answered_call("3000")
     offer = phone.offer()
     offer.ring()
     harness.advance(1)
@@ -134,7 +133,7 @@ def test_ring_no_answer_cancels_the_offer_pauses_the_agent_and_offers_the_next(m
     harness = queue_harness(make_harness, ("1001", "1002"))
     first = harness.logged_in_agent("1001")
     second = harness.logged_in_agent("1002")
-    caller, call = answered(harness, "3000")
+    caller, call = harness.answered_call("3000")
     offer = first.offer()
     offer.ring()
     harness.advance(3.9)
@@ -154,7 +153,7 @@ def test_agent_busy_486_goes_to_the_next_agent(make_harness):
     harness = queue_harness(make_harness, ("1001", "1002"))
     first = harness.logged_in_agent("1001")
     second = harness.logged_in_agent("1002")
-    caller, call = answered(harness, "3000")
+    caller, call = harness.answered_call("3000")
     offer = first.offer()
     offer.decline(486)
     ack = offer.expect_ack()
@@ -169,7 +168,7 @@ def test_agent_answering_without_usable_audio_is_hung_up_and_the_next_agent_is_o
     harness = queue_harness(make_harness, ("1001", "1002"))
     first = harness.logged_in_agent("1001")
     second = harness.logged_in_agent("1002")
-    caller, call = answered(harness, "3000")
+    caller, call = harness.answered_call("3000")
     offer = first.offer()
     offer.answer(sdp=b"v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")
     offer.expect_ack()
@@ -185,7 +184,7 @@ def test_waiting_caller_is_offered_when_the_agents_wrap_up_ends(make_harness):
     harness = queue_harness(make_harness)
     phone = harness.logged_in_agent("1001")
     first_caller, first, offer = talking(harness, phone)
-    second_caller, second = answered(harness, "3000", port=5072)
+    second_caller, second = harness.answered_call("3000", port=5072)
     harness.advance(1)
     assert harness.queue_waiting("q") == 1
     offer.bye()
@@ -200,7 +199,7 @@ def test_ring_all_rings_every_agent_and_the_first_answer_wins(make_harness):
     harness = queue_harness(make_harness, ("1001", "1002"), queues={"q": RING_ALL})
     first = harness.logged_in_agent("1001")
     second = harness.logged_in_agent("1002")
-    caller, call = answered(harness, "3000")
+    caller, call = harness.answered_call("3000")
     winner, loser = first.offer(), second.offer()
     winner.ring()
     loser.ring()
@@ -219,7 +218,7 @@ def test_ring_all_race_both_answer_one_is_bridged_the_other_gets_bye(make_harnes
     harness = queue_harness(make_harness, ("1001", "1002"), queues={"q": RING_ALL})
     first = harness.logged_in_agent("1001")
     second = harness.logged_in_agent("1002")
-    caller, call = answered(harness, "3000")
+    caller, call = harness.answered_call("3000")
     winner, loser = first.offer(), second.offer()
     winner.answer()
     loser.answer()
@@ -329,8 +328,8 @@ def test_dtmf_from_the_caller_while_talking_is_relayed_to_the_agent_not_the_ivr(
 def test_second_caller_hears_position_two_then_music(make_harness):
     """No agent logged in (the queue lets callers join): caller 2 is told "you are number 2 in line"."""
     harness = queue_harness(make_harness)
-    answered(harness, "3000")
-    caller, call = answered(harness, "3000", port=5072)
+    harness.answered_call("3000")
+    caller, call = harness.answered_call("3000", port=5072)
     harness.advance(5)
     heard = harness.prompts_heard(call.rtp_received())
     assert heard[:3] == ["queue/you_are_number", "digits/2", "queue/in_line"]
@@ -341,7 +340,7 @@ def test_second_caller_hears_position_two_then_music(make_harness):
 def test_caller_leaves_the_queue_after_the_maximum_wait(make_harness):
     """max_wait 5 s: the caller goes to the flow's on_failure (all_busy), then is hung up on."""
     harness = queue_harness(make_harness, queues={"q": "{when_no_agents: join, max_wait: 5}"})
-    caller, call = answered(harness, "3000")
+    caller, call = harness.answered_call("3000")
     harness.advance(4.9)
     assert harness.queue_waiting("q") == 1
     bye = caller.expect_request("BYE", call_id=call.call_id, timeout=6)
@@ -357,7 +356,7 @@ def test_callback_calls_the_customer_back_through_the_trunk_when_an_agent_is_fre
     outbound address, greeted (callback_intro), then bridged to the agent."""
     harness = queue_harness(make_harness, trunk_outbound="127.0.0.1:5090")
     customer = harness.phone(("127.0.0.1", 5090), "trunk")
-    caller, call = answered(harness, "3000")
+    caller, call = harness.answered_call("3000")
     harness.advance(1)
     call.info_digit("*")
     bye = caller.expect_request("BYE", call_id=call.call_id, timeout=7)
@@ -385,7 +384,7 @@ def test_callback_calls_the_customer_back_through_the_trunk_when_an_agent_is_fre
 def test_callback_key_is_ignored_when_the_trunk_cannot_call_out(make_harness):
     """Without an outbound address the queue does not offer callbacks and * changes nothing."""
     harness = queue_harness(make_harness)
-    caller, call = answered(harness, "3000")
+    caller, call = harness.answered_call("3000")
     harness.advance(1)
     call.info_digit("*")
     harness.advance(6)
@@ -399,7 +398,7 @@ def test_support_agent_hears_a_whisper_and_the_caller_gets_the_survey_when_the_a
     """Demo support queue: the agent hears whisper/queue_support before the caller is put through;
     when the agent hangs up first the caller goes to the survey, and the answers 4 and 5 are stored."""
     phone = harness.logged_in_agent("1002")
-    caller, call = answered(harness, "1000")
+    caller, call = harness.answered_call("1000")
     harness.advance(0.3)
     call.info_digit("2")
     offer = phone.take_offer(timeout=3)
@@ -426,14 +425,14 @@ def test_support_agent_hears_a_whisper_and_the_caller_gets_the_survey_when_the_a
 def test_reload_while_a_call_is_up_keeps_the_call_and_serves_new_numbers(harness):
     """POST /api/reload with a new number in the dialplan: the call in the menu goes on (its key
     still works), the new number answers, the old call hangs up normally."""
-    caller, call = answered(harness)
+    caller, call = harness.answered_call()
     harness.advance(3.5)
     (harness.root / "dialplans" / "extra.yaml").write_text('routes:\n  - {number: "2000", flow: main}\n')
     assert harness.reload()
     call.info_digit("2")
     harness.advance(1)
     assert harness.logged(rf"call={call.call_id} menu=main_menu choice=2 next=support")
-    other_caller, other = answered(harness, "2000", port=5072)
+    other_caller, other = harness.answered_call("2000", port=5072)
     call.bye()
     call.expect(200, method="BYE")
     assert harness.active_call_ids() == [other.call_id]
@@ -451,7 +450,7 @@ def test_queue_added_by_reload_takes_calls(make_harness):
     assert harness.reload()
     phone = harness.logged_in_agent("1002")
     assert harness.logged(r"agent=1002 feature=login result=logged-in")
-    answered(harness, "3001")
+    harness.answered_call("3001")
     phone.take_offer()
 
 
@@ -464,6 +463,6 @@ def test_no_rtp_port_for_an_offer_does_not_pause_the_agent(make_harness):
     harness = queue_harness(make_harness, rtp_ports=2)
     harness.logged_in_agent("1001")
     harness.advance(0.1)
-    answered(harness, "3000")
+    harness.answered_call("3000")
     harness.advance(1)
     assert harness.agent_state("1001") == "available"
