@@ -25,8 +25,22 @@ def pytest_configure(config):
                                 f"run with PYTHONPATH={REPO}")
 
 
+def _fresh_copy(value):
+    """A copy of a parsed YAML document: new containers (dict/list subclasses keep their class and
+    their attributes, e.g. LineDict.lines), shared immutable scalars. ~5x faster than deepcopy."""
+    if isinstance(value, dict):
+        copied = type(value)((key, _fresh_copy(item)) for key, item in value.items())
+    elif isinstance(value, list):
+        copied = type(value)(_fresh_copy(item) for item in value)
+    else:
+        return value
+    for name, attribute in getattr(value, "__dict__", {}).items():
+        setattr(copied, name, copy.copy(attribute))
+    return copied
+
+
 class _MemoisedYaml:
-    """The yaml module, with `load` memoised by (text, Loader) and a deep copy handed out each time."""
+    """The yaml module, with `load` memoised by (text, Loader) and a fresh copy handed out each time."""
 
     def __init__(self, real) -> None:
         self._real = real
@@ -39,7 +53,7 @@ class _MemoisedYaml:
         key = (text, Loader)
         if key not in self._parsed:
             self._parsed[key] = self._real.load(text, Loader=Loader)
-        return copy.deepcopy(self._parsed[key])
+        return _fresh_copy(self._parsed[key])
 
 
 # Memoised once per process; switched on around each test of this directory only (other tests in
@@ -54,7 +68,7 @@ def _fast_start(monkeypatch):
     """Start-up costs paid once per session instead of once per server (0.45 s of 0.5 s), by
     memoising pure work only; the object graph and its config are the same:
     - reading and G.711 encoding of the 82 prompts (the sounds/ files do not change during a run);
-    - YAML parsing of the same demo files (pure; each server gets its own deep copy);
+    - YAML parsing of the same demo files (pure; each server gets its own copy);
     - the customer directory's decoy PIN hash (PBKDF2, 600,000 rounds): fewer rounds, through the
       `pin_iterations` parameter the directory documents for tests (build_server cannot pass it)."""
     monkeypatch.setattr(yaml_lines, "yaml", _YAML)

@@ -252,7 +252,7 @@ def test_missing_ack_ends_the_call_with_bye_after_64_t1(harness):
     caller = harness.caller()
     call = caller.invite("1000")
     call.expect(200)
-    harness.advance(31.5, step=0.1)
+    harness.advance(31.5)
     assert not caller.requests("BYE")
     retransmissions = [r for r in caller.responses(call_id=call.call_id, method="INVITE") if r.status == 200]
     assert 8 <= len(retransmissions) <= 12
