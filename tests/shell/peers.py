@@ -405,15 +405,14 @@ class AgentPhone(SipPeer):
         self.password = password
         self.register_call_id = unique("reg-") + "@test"
         self.register_cseq = 0
-        self.nc = 0
 
     def authorization_for(self, challenge_response: Response, method: str, uri: str,
                           prefer: str = "SHA-256", password: str | None = None) -> str:
-        """Answer the challenge of a 401 (the algorithm we prefer, if offered)."""
+        """Answer the challenge of a 401 (the algorithm we prefer, if offered); every 401 brings a
+        fresh nonce, so the nonce count is always 1."""
         challenges = challenge_response.headers.get_all("WWW-Authenticate")
         assert challenges, f"401 without WWW-Authenticate: {bytes(challenge_response)!r}"
         chosen = next((c for c in challenges if f"algorithm={prefer}" in c.replace('"', "")), challenges[0])
-        self.nc += 1
         return digest_authorization(chosen, method=method, uri=uri, username=self.user,
                                     password=self.password if password is None else password, nc=1,
                                     cnonce=unique("cn"))
