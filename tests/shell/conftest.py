@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import socket
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,17 @@ def _fast_start(monkeypatch):
     for codec, encode in _ENCODERS.items():
         monkeypatch.setitem(prompts._ENCODERS, codec, encode)
     monkeypatch.setitem(CustomerDirectory.__init__.__kwdefaults__, "pin_iterations", 1_000)
+
+
+@pytest.fixture(autouse=True)
+def _no_sockets(monkeypatch):
+    """Nothing here may open a socket: the network is the fake one."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test in tests/shell tried to open a real socket")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "socketpair", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture
