@@ -1,0 +1,355 @@
+"""The middle test layer: the real server object graph, in process, on a fake reactor and network.
+
+`ShellHarness` writes a config tree (the shipped demo, as `tests/e2e` does, plus `extra_files`),
+loads it, and builds the server exactly as `acd serve` does (`build_server`, `ConfigReloader`,
+`start_http`), but on `FakeReactor`: time moves only by `advance`, datagrams are handed between
+the server's ports and scripted peers (`peers.py`) in memory. No sockets, no threads, no sleeps.
+
+Tests assert on the wire (SIP messages and RTP the peers receive), on the HTTP API's JSON, on the
+records database and on log lines. The ONLY methods that read the server's internal attributes
+are in the "internal state" section at the end of the class (`flush_records`, `leaks`); re-point
+them there when the shell's internals move.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import logging
+import re
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.web.resource import getChildForRequest
+from twisted.web.test.requesthelper import DummyRequest
+
+from acd.app import build_server, start_http
+from acd.config.loader import load_config
+from acd.media.prompts import PromptLibrary
+from acd.reload import ConfigReloader
+from tests.e2e.harness import write_config
+
+from .fake_reactor import FakeReactor
+from .peers import AgentPhone, Caller, SipPeer
+
+__all__ = ["ShellHarness", "agents_yaml", "queue_files", "START_TIME", "SIP_PORT", "RTP_BASE", "HTTP_PORT", "LOCAL"]
+
+LOCAL = "127.0.0.1"
+SIP_PORT = 5060
+RTP_BASE = 20000
+HTTP_PORT = 8080
+# A real date (2026-06-01 09:00 UTC), not 0: zero times are falsy and would hide `x or now` bugs.
+START_TIME = 1_780_304_400.0
+FRAME = 0.02
+
+
+@functools.lru_cache(maxsize=4)
+def _frame_index(prompts: tuple[tuple[str, Path], ...]) -> dict[bytes, str]:
+    """PCMU frame → the one prompt it belongs to (frames of several prompts are left out)."""
+    library, owners = PromptLibrary(dict(prompts)), {}
+    for name, _ in prompts:
+        audio = library.encoded(name, "PCMU")
+        for offset in range(0, len(audio), 160):
+            owners.setdefault(audio[offset:offset + 160], set()).add(name)
+    return {frame: names.pop() for frame, names in owners.items() if len(names) == 1}
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class ShellHarness:
+    """One server on a fake reactor, and the peers that talk to it."""
+
+    def __init__(self, root: Path, *, extra_files: dict[str, str] | None = None, trunk_outbound: str | None = None,
+                 rtp_ports: int = 400, main_extra: str = "") -> None:
+        self.root = Path(root)
+        self.sip_address = (LOCAL, SIP_PORT)
+        write_config(self.root, sip_port=SIP_PORT, rtp_base=RTP_BASE, trunk_outbound=trunk_outbound,
+                     extra_files=extra_files, http_port=HTTP_PORT, main_extra=main_extra, rtp_ports=rtp_ports)
+        self.capture = _LogCapture()
+        self._logger = logging.getLogger("acd")
+        self._old_level = self._logger.level
+        self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(self.capture)
+        self.twisted_errors: list[str] = []
+        globalLogPublisher.addObserver(self._observe_twisted)
+        self.reactor = FakeReactor()
+        self.reactor.advance(START_TIME)
+        self.started = START_TIME
+        self.peers: list[SipPeer] = []
+        self._closed = False
+        try:
+            self.config = load_config(self.root)
+            # Wired as `acd serve` wires it (acd/cli.py): these are the composition root's public APIs.
+            self.running = build_server(self.config, self.reactor)
+            self.reloader = ConfigReloader(self.root, self.running.sip, self.reactor)
+            start_http(self.config, self.running.sip, self.reloader.reload, self.reactor)
+        except BaseException:
+            self.close()
+            raise
+        self.api_token = (self.config.data_dir / self.config.http.token_file).read_text().strip()
+        self._site = next(p.factory for p in self.reactor.tcp_ports if p.port == HTTP_PORT)
+        # The SipUdpProtocol build_server bound on the SIP port (found by port number): peers reach
+        # it through the fake network; a test may also call its datagramReceived directly.
+        self.sip_protocol = self.reactor.udp_ports[self.sip_address].protocol
+
+    # ---- time --------------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Seconds since the harness started."""
+        return self.reactor.seconds() - self.started
+
+    def advance(self, seconds: float, step: float = FRAME) -> None:
+        """Let `seconds` pass in `step`s (the media clock ticks every 20 ms: one step per tick)."""
+        end = self.reactor.seconds() + seconds
+        while self.reactor.seconds() < end - 1e-9:
+            self.reactor.advance(min(step, end - self.reactor.seconds()))
+        self.reactor.advance(0)
+
+    def advance_until(self, condition: Callable[[], bool], *, timeout: float, what: str = "the condition",
+                      step: float = FRAME, fail: bool = True) -> float:
+        """Advance until `condition()` holds; returns the seconds it took. Fails after `timeout`."""
+        start = self.reactor.seconds()
+        self.reactor.advance(0)
+        while not condition():
+            if self.reactor.seconds() - start >= timeout - 1e-9:
+                if fail:
+                    raise AssertionError(f"no {what} after {timeout}s (t+{self.now:.2f}); log tail:\n"
+                                         + "\n".join(self.log_lines()[-12:]))
+                return self.reactor.seconds() - start
+            self.reactor.advance(step)
+        return self.reactor.seconds() - start
+
+    # ---- peers -------------------------------------------------------------------------------------
+    def caller(self, *, user: str = "5551", port: int = 5070, host: str = LOCAL) -> Caller:
+        """A trunk-side caller (127.0.0.1 is the demo trunk's source)."""
+        peer = Caller(self, (host, port), (host, 40000 + port % 1000 * 2), user)
+        self.peers.append(peer)
+        return peer
+
+    def answered_call(self, number: str = "1000", **caller_options):
+        """A caller (options as `caller`) whose call to `number` was answered 200 and ACKed."""
+        caller = self.caller(**caller_options)
+        call = caller.invite(number)
+        call.expect(200)
+        call.ack()
+        return caller, call
+
+    def agent(self, extension: str, *, password: str | None = None, port: int | None = None) -> AgentPhone:
+        """An agent's phone; demo agents' passwords are demo-<extension>-pw (README)."""
+        port = port or 50000 + int(extension) % 1000 * 10
+        peer = AgentPhone(self, (LOCAL, port), (LOCAL, port + 2), extension, password or f"demo-{extension}-pw")
+        self.peers.append(peer)
+        return peer
+
+    def logged_in_agent(self, extension: str) -> AgentPhone:
+        """An agent phone that registered and dialled *45."""
+        phone = self.agent(extension)
+        assert phone.register().status == 200
+        phone.login()
+        return phone
+
+    def phone(self, address: tuple[str, int], user: str = "customer") -> SipPeer:
+        """A plain phone at `address` (the customer reached through the trunk's outbound address)."""
+        peer = SipPeer(self, address, (address[0], address[1] + 2), user)
+        self.peers.append(peer)
+        return peer
+
+    # ---- public views: HTTP API, /metrics, records, logs -------------------------------------------
+    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
+        """Call the HTTP API in process (`/api/...`); returns (status, JSON body)."""
+        request = DummyRequest([part.encode() for part in path.strip("/").split("/")])
+        request.method = method.encode()
+        request.requestHeaders.addRawHeader(b"authorization", f"Bearer {self.api_token}".encode())
+        request.content = io.BytesIO(json.dumps(body).encode() if body is not None else b"")
+        resource = getChildForRequest(self._site.resource, request)
+        output = resource.render(request)
+        return request.responseCode or 200, json.loads(output)
+
+    def agent_state(self, agent_id: str) -> str:
+        """The agent's ACD state from GET /api/agents (`available`, `offered`, `on_call`, `wrap_up`,
+        `paused`, `logged_out`)."""
+        status, agents = self.api("GET", "/api/agents")
+        assert status == 200, agents
+        return next(a for a in agents if a["id"] == agent_id)["state"]
+
+    def agent_info(self, agent_id: str) -> dict:
+        """The agent's entry in GET /api/agents (registered, state, pause_reason, missed_offers...)."""
+        status, agents = self.api("GET", "/api/agents")
+        return next(a for a in agents if a["id"] == agent_id)
+
+    def queue_waiting(self, queue: str) -> int:
+        """Callers waiting in `queue`, from GET /api/queues (0 when the queue is not listed)."""
+        status, queues = self.api("GET", "/api/queues")
+        return next((q["waiting"] for q in queues if q["queue"] == queue), 0)
+
+    def active_calls(self) -> list[dict]:
+        """Customer calls in progress, as GET /api/calls lists them."""
+        return self.api("GET", "/api/calls")[1]
+
+    def active_call_ids(self) -> list[str]:
+        """Call-IDs of the customer calls in progress (GET /api/calls)."""
+        return [call["call_id"] for call in self.active_calls()]
+
+    def metrics_text(self) -> str:
+        """The Prometheus page."""
+        request = DummyRequest([b"metrics"])
+        resource = getChildForRequest(self._site.resource, request)
+        output = resource.render(request)
+        return output.decode() if isinstance(output, bytes) else b"".join(request.written).decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of a metric (0 when absent)."""
+        wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+        for line in self.metrics_text().splitlines():
+            match = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)", line)
+            if match and ",".join(sorted((match.group(1) or "").split(","))) == wanted:
+                return float(match.group(2))
+        return 0.0
+
+    def records(self, sql: str, *parameters) -> list[tuple]:
+        """Rows from data/records.db after the writer caught up."""
+        self.flush_records()
+        with sqlite3.connect(self.config.data_dir / "records.db") as db:
+            return db.execute(sql, parameters).fetchall()
+
+    def call_record(self, call_id: str) -> dict:
+        """The call's row in the `calls` table (the CDR), as a dict."""
+        self.flush_records()
+        with sqlite3.connect(self.config.data_dir / "records.db") as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("select * from calls where call_id = ?", (call_id,)).fetchone()
+        assert row is not None, f"no call record for {call_id}"
+        return dict(row)
+
+    def queue_log(self, call_id: str | None = None) -> list[tuple[str, str, str]]:
+        """(event, queue, agent) rows of the queue log, oldest first."""
+        if call_id is None:
+            return self.records("select event, queue, agent from queue_log order by id")
+        return self.records("select event, queue, agent from queue_log where call_id = ? order by id", call_id)
+
+    def log_lines(self) -> list[str]:
+        """Every message the server logged under `acd` (INFO and up) since the harness started."""
+        return [record.getMessage() for record in self.capture.records]
+
+    def logged(self, pattern: str) -> list[re.Match]:
+        """Log lines matching `pattern` (regex search)."""
+        regex = re.compile(pattern)
+        return [m for m in (regex.search(line) for line in self.log_lines()) if m]
+
+    def prompts_heard(self, packets) -> list[str]:
+        """The prompts whose audio these RTP packets carry, in the order heard (a prompt heard twice
+        in a row counts once). Identified by their 20 ms PCMU frames; frames found in more than one
+        prompt (silence) identify nothing."""
+        index = _frame_index(tuple(sorted(self.config.prompts.items())))
+        heard: list[str] = []
+        for packet in packets:
+            name = index.get(bytes(packet.payload))
+            if name is not None and (not heard or heard[-1] != name):
+                heard.append(name)
+        return heard
+
+    def bound_rtp_ports(self) -> list[int]:
+        """RTP ports the server holds right now (from the fake reactor, not the server)."""
+        return sorted(port for (host, port), bound in self.reactor.udp_ports.items()
+                      if port != SIP_PORT and not bound.closed)
+
+    def reload(self) -> bool:
+        """POST /api/reload (what `acd reload` and SIGHUP do)."""
+        status, body = self.api("POST", "/api/reload")
+        return status == 200 and body["reloaded"]
+
+    # ---- the end -----------------------------------------------------------------------------------
+    def _observe_twisted(self, event: dict) -> None:
+        if event.get("log_failure") is not None or event.get("isError"):
+            self.twisted_errors.append(formatEvent(event) or repr(event.get("log_failure")))
+
+    def problems(self) -> list[str]:
+        """Bugs the harness saw: misuse of ports, tracebacks logged by the server, errors Twisted
+        logged (an unhandled failure in a Deferred)."""
+        found = list(self.reactor.network.errors) + self.twisted_errors
+        for record in self.capture.records:
+            if record.exc_info:
+                found.append(f"{record.name}: {record.getMessage()}")
+        return found
+
+    def close(self) -> None:
+        """Run the shutdown triggers (the records writer closes) and detach the log capture."""
+        if self._closed:
+            return
+        self._closed = True
+        self.reactor.fire_shutdown()
+        globalLogPublisher.removeObserver(self._observe_twisted)
+        self._logger.removeHandler(self.capture)
+        self._logger.setLevel(self._old_level)
+
+    # ---- internal state: the ONLY methods that read the server's private attributes ---------------
+    def flush_records(self) -> None:
+        """Wait for the records writer thread to commit what is queued (`RunningServer.sip.records`)."""
+        assert self.running.sip.records.flush(timeout=5), "records writer did not catch up"
+
+    def leaks(self) -> dict[str, int]:
+        """Per-call state still held by the shell; all zero once every call and offer has ended.
+
+        Reads: `sip.sessions`, `sip.agent_legs`, `sip.acd.{offers, bridged, waiting, callbacks,
+        customer_legs}`, `sip.media_clock.legs`.
+        """
+        sip = self.running.sip
+        acd = sip.acd
+        held = {"sessions": len(sip.sessions), "agent_legs": len(sip.agent_legs), "offers": len(acd.offers),
+                "bridged": len(acd.bridged), "waiting": len(acd.waiting), "callbacks": len(acd.callbacks),
+                "customer_legs": len(acd.customer_legs), "media_legs": len(sip.media_clock.legs)}
+        return {name: count for name, count in held.items() if count}
+
+
+# ---- config snippets for extra_files ---------------------------------------------------------------
+REALM = "example-acd"
+DEMO_QUEUES = ("sales", "support", "billing")  # named by the shipped flows
+
+
+def agents_yaml(queues: dict[str, str], agents: dict[str, str], *, extra: str = "") -> str:
+    """A conf/agents.yaml with the demo realm, feature codes and passwords (demo-<ext>-pw).
+
+    `queues`: name → inline YAML options, e.g. {"q": "{strategy: ring-all, ring_timeout: 5}"};
+    `agents`: extension → inline queue memberships, e.g. {"1001": "{q: 0}"}. The demo flows' queues
+    (sales, support, billing) are added, refusing callers, unless given."""
+    lines = [f"realm: {REALM}", 'feature_codes: {login: "*45", logout: "*46", pause: "*47", unpause: "*48"}',
+             'pause_reasons: {"1": lunch, "2": training}', "queues:"]
+    queues = {**{name: "{when_no_agents: refuse}" for name in DEMO_QUEUES}, **queues}
+    lines += [f"  {name}: {options}" for name, options in queues.items()]
+    lines.append("agents:")
+    for extension, memberships in agents.items():
+        credentials = f"{extension}:{REALM}:demo-{extension}-pw".encode()
+        lines += [f'  "{extension}":', f"    name: Agent {extension}", "    password_ha1:",
+                  f"      md5: {hashlib.md5(credentials).hexdigest()}",
+                  f"      sha256: {hashlib.sha256(credentials).hexdigest()}",
+                  "    skills: {english: 5}", f"    queues: {memberships}"]
+    return "\n".join(lines) + "\n" + extra
+
+
+def queue_files(queues: dict[str, str], agents: dict[str, str], *, numbers: dict[str, str] | None = None,
+                extra_files: dict[str, str] | None = None) -> dict[str, str]:
+    """extra_files for a test: agents.yaml as `agents_yaml`, and one number per queue (3000, 3001, ...
+    in the order given, or `numbers` {number: queue}) whose flow goes straight to the queue, and on
+    failure plays all_busy and hangs up."""
+    numbers = numbers or {str(3000 + index): queue for index, queue in enumerate(queues)}
+    assert not set(numbers.values()) & set(DEMO_QUEUES), "the demo queues have their flows already"
+    files = {"conf/agents.yaml": agents_yaml(queues, agents),
+             "dialplans/tests.yaml": "routes:\n" + "".join(f'  - {{number: "{number}", flow: to_{queue}}}\n'
+                                                           for number, queue in numbers.items())}
+    for queue in set(numbers.values()):
+        files[f"ivr_flows/to_{queue}.yaml"] = (
+            f"name: to_{queue}\nsteps:\n  wait: {{queue: {queue}, on_failure: busy}}\n"
+            "  busy: {play: all_busy, next: end, event: queue-failed}\n  end: {hangup: true}\n")
+    files.update(extra_files or {})
+    return files
