@@ -92,8 +92,9 @@ class ShellHarness:
             self.config = load_config(self.root)
             # Wired as `acd serve` wires it (acd/cli.py): these are the composition root's public APIs.
             self.running = build_server(self.config, self.reactor)
-            self.reloader = ConfigReloader(self.root, self.running.sip, self.reactor)
-            start_http(self.config, self.running.sip, self.reloader.reload, self.reactor)
+            self.reloader = ConfigReloader(self.root, self.running.live, self.running.media, self.reactor,
+                                           calls_in_progress=lambda: len(self.running.calls.sessions))
+            start_http(self.running, self.reloader.reload, self.reactor)
         except BaseException:
             self.close()
             raise
@@ -295,20 +296,19 @@ class ShellHarness:
 
     # ---- internal state: the ONLY methods that read the server's private attributes ---------------
     def flush_records(self) -> None:
-        """Wait for the records writer thread to commit what is queued (`RunningServer.sip.records`)."""
-        assert self.running.sip.records.flush(timeout=5), "records writer did not catch up"
+        """Wait for the records writer thread to commit what is queued (`RunningServer.records`)."""
+        assert self.running.records.flush(timeout=5), "records writer did not catch up"
 
     def leaks(self) -> dict[str, int]:
         """Per-call state still held by the shell; all zero once every call and offer has ended.
 
-        Reads: `sip.sessions`, `sip.agent_legs`, `sip.acd.{offers, bridged, waiting, callbacks,
-        customer_legs}`, `sip.media_clock.legs`.
+        Reads: `calls.{sessions, placed, invites}` (the CallTable), `acd.calls` (one QueuedCall per
+        call the ACD holds) and `media.clock.legs`.
         """
-        sip = self.running.sip
-        acd = sip.acd
-        held = {"sessions": len(sip.sessions), "agent_legs": len(sip.agent_legs), "offers": len(acd.offers),
-                "bridged": len(acd.bridged), "waiting": len(acd.waiting), "callbacks": len(acd.callbacks),
-                "customer_legs": len(acd.customer_legs), "media_legs": len(sip.media_clock.legs)}
+        running = self.running
+        held = {"sessions": len(running.calls.sessions), "placed_legs": len(running.calls.placed),
+                "placed_invites": len(running.calls.invites), "queued_calls": len(running.acd.calls),
+                "media_legs": len(running.media.clock.legs)}
         return {name: count for name, count in held.items() if count}
 
 

@@ -438,7 +438,7 @@ def test_reload_while_a_call_is_up_keeps_the_call_and_serves_new_numbers(harness
     assert harness.active_call_ids() == [other.call_id]
 
 
-@pytest.mark.xfail(reason="reload swaps SipServer.config and AcdService.config but the RoutingEngine keeps "
+@pytest.mark.xfail(reason="reload swaps the LiveConfig but the RoutingEngine keeps "
                           "its queues from start-up: a queue added by reload is 'not configured', and *45 "
                           "then answers result=already (AcdService.login maps any RoutingError to it)",
                    strict=True)
@@ -454,7 +454,7 @@ def test_queue_added_by_reload_takes_calls(make_harness):
     phone.take_offer()
 
 
-@pytest.mark.xfail(reason="AcdService._offer reports 'no RTP port' as OfferDeclined, which the engine counts "
+@pytest.mark.xfail(reason="Connections.offer reports 'no RTP port' as OfferDeclined, which the engine counts "
                           "as the agent missing the offer: the agent is auto-paused for the server's lack of "
                           "ports and the call waits for an agent who never saw it", strict=True)
 def test_no_rtp_port_for_an_offer_does_not_pause_the_agent(make_harness):
