@@ -1,1 +1,13 @@
-"""The imperative shell: Twisted transports, one CallSession per call, timers from the reactor."""
+"""The imperative shell: Twisted transports, one CallSession per call, timers from the reactor.
+
+Wired in one place, `acd/app.py` (the composition root); every object gets the narrow ports it uses
+(`ports.py`) by constructor, and only the root imports `sip_server`:
+
+- `transports` (UDP/TCP) -> `sip_server.SipServer` (drives the sans-IO endpoint; the Signalling port)
+  -> `inbound.InboundCalls` (new INVITEs, feature codes, INFO) -> `session.CallSession` (+ `ivr_runner`)
+- `acd_service.AcdService` (the routing engine's shell; `QueuedCall` per call, `queue_wait` for what
+  waiting callers hear) -> `connections.Connections` -> `offers.OfferDialer` -> `agent_leg.AgentLeg`
+- `leg_states` (caller and agent leg transition tables, EndReason), `media_ports` + `rtp_leg` (RTP),
+  `registrar_service`, `call_table`, `live_config`, `webhooks`, `queue_log`
+- `view.LiveView`: the read-only view the REST API, wallboard and metrics use.
+"""

@@ -1,4 +1,4 @@
-"""A RecordStore stand-in that keeps nothing, for SipServers built without a records file (tests)."""
+"""A RecordStore stand-in that keeps nothing: agents' own feature-code calls leave no call record."""
 
 from __future__ import annotations
 
