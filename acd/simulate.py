@@ -18,6 +18,7 @@ from .ivr.events import (DigitReceived, DigitsCollected, EnqueueCall, FlowEnded,
                          RecordingFinished, SpeechChoiceMade, SpeechNotRecognized, SpeechRecognized, StartListening,
                          StartRecording, StepEntered, StopListening, StopPlayback, StopRecording, TransferCall)
 from .ivr.interpreter import FlowRun
+from .context.routing_hints import caller_priority
 from .context.sources import apply_lookup_result, directory_lookup
 from .media.prompts import PromptLibrary
 
@@ -77,7 +78,10 @@ def simulate(config: Config, flow_name: str, *, caller: str, dialled: str = "", 
                 queue_next = LookupFinished(lookup_id=action.lookup_id, record=dict(record) if record else None)
                 listening = ("lookup", queue_next)
             elif isinstance(action, EnqueueCall):
-                out(f"  queue {action.queue} priority={action.priority} skills={action.skills}")
+                customer = (action.context or {}).get("customer") or {}
+                priority = caller_priority(action.priority, customer)
+                tier = f" (step {action.priority} + tier {customer.get('tier')})" if priority != action.priority else ""
+                out(f"  queue {action.queue} priority={priority}{tier} skills={action.skills}")
                 out(f"  context for the agent: {action.context}")
                 outcome = f"queued to {action.queue}"
                 run.handle(QueueFinished(outcome="answered"), clock)

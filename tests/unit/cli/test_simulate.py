@@ -47,6 +47,8 @@ def test_speech_choice_reaches_billing_verifies_the_pin_and_never_shows_it(tmp_p
     assert "caller 5550100 is customer C1001 (Eleanor Whitfield, tier vip)" in text
     assert "collected pin = ****" in text and "lookup customer_pin[****] -> {'verified': True}" in text
     assert "4821" not in text
+    assert "queue billing priority=7 (step 2 + tier vip)" in text  # the same tier rule as the server
+    assert "'tier': 'vip', " in text and "'first_open_order': '12345', 'verified': True}" in text
     directory.close()
 
 
