@@ -41,6 +41,37 @@ def free_port(kind: int = socket.SOCK_DGRAM, both: bool = True) -> int:
     raise RuntimeError("no free port found on 127.0.0.1")
 
 
+def port_is_free(port: int) -> bool:
+    """True when `port` can be bound on 127.0.0.1 for both UDP and TCP."""
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError:
+                return False
+    return True
+
+
+def wait_until(predicate, timeout: float, what: str, *, interval: float = 0.05, server: AcdServer | None = None):
+    """Poll `predicate` until it returns something truthy, and return that. After `timeout` seconds
+    (or as soon as `server`, when given, has exited) fail with `what` and the server's log tail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        exited = server is not None and not server.alive()  # checked first: what it did before exiting counts
+        value = predicate()
+        if value:
+            return value
+        if exited:
+            why = f"the server exited ({server.process.returncode})"
+            break
+        if time.monotonic() >= deadline:
+            why = f"not after {timeout}s"
+            break
+        time.sleep(interval)
+    tail = f"; server log tail:\n{server.log()[-3000:]}" if server is not None else ""
+    raise AssertionError(f"{what} ({why}){tail}")
+
+
 def rtp_base() -> int:
     """A random even base for a 400-port RTP range below the kernel's ephemeral range (32768+), so
     SIPp's and the softphones' own sockets never fill it; the server skips ports already taken."""
@@ -101,18 +132,17 @@ class AcdServer:
         """Everything the server logged so far."""
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match:
-        """Wait until a log line matches `pattern` (regex); fails with the log tail."""
-        deadline = time.monotonic() + timeout
+    def wait_for_log(self, pattern: str, timeout: float = 10.0, count: int = 1) -> re.Match:
+        """Wait until the log matches `pattern` (regex) `count` times; returns the last of those
+        matches. Fails with the log tail."""
         regex = re.compile(pattern)
-        while time.monotonic() < deadline:
-            match = regex.search(self.log())
-            if match:
-                return match
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"server log has no /{pattern}/ after {timeout}s; log tail:\n{self.log()[-3000:]}")
+
+        def found() -> re.Match | None:
+            matches = list(regex.finditer(self.log()))
+            return matches[count - 1] if len(matches) >= count else None
+
+        times = f" {count} times" if count > 1 else ""
+        return wait_until(found, timeout, f"server log has no /{pattern}/{times}", server=self)
 
     def alive(self) -> bool:
         """True while the process runs."""

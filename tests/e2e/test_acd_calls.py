@@ -12,7 +12,7 @@ import pytest
 
 from acd.sip.digest import compute_ha1
 
-from .harness import LOOPBACK, SCENARIOS, free_port, rtp_base, run_sipp, start_server, start_sipp
+from .harness import LOOPBACK, SCENARIOS, free_port, rtp_base, run_sipp, start_server, start_sipp, wait_until
 
 REALM = "example-acd"
 
@@ -99,6 +99,11 @@ def agent_intervals(log: str) -> dict[str, list[tuple[float, float, str]]]:
     return intervals
 
 
+def every_call_ended(log: str) -> bool:
+    """Every call from a SIPp caller (555...) has its end record in the log."""
+    return set(re.findall(r"call=(\S+) INVITE from=sip:555", log)) <= set(re.findall(r"call=(\S+) ended reason=", log))
+
+
 def assert_no_double_booking(intervals) -> None:
     for agent, calls in intervals.items():
         calls.sort()
@@ -133,10 +138,10 @@ def test_callers_reach_sipp_agents_and_every_call_is_recorded(acd_root):
         callers = run_sipp(acd_root / "callers", server.target, scenario="queue_caller.xml", service="3000",
                            calls=6, rate=3, limit=6, timeout=60)
         callers.assert_ok(server)
+        server.wait_for_log(r"ended reason='agent hung up'", count=6)  # logged once the caller's 200 to our BYE is in
     finally:
         if sipp_agents:
             sipp_agents.stop()
-        time.sleep(0.5)
         log = server.log()
         server.stop()
     connected = re.findall(r"call=(\S+) connected to agent=(\S+)", log)
@@ -161,10 +166,11 @@ def test_load_200_callers_over_60_seconds_against_20_agents(acd_root):
         results["callers"] = run_sipp(acd_root / "callers", server.target, scenario="queue_caller.xml",
                                       service="3000", calls=200, rate=200 / 60, limit=200, timeout=150)
         results["abandoners"] = abandoners.wait(timeout=130)
+        wait_until(lambda: every_call_ended(server.log()), 15, "an end record for every call that came in",
+                   server=server)
     finally:
         if sipp_agents:
             sipp_agents.stop()
-        time.sleep(1.0)
         log = server.log()
         server.stop()
     results["callers"].assert_ok(server)
@@ -192,15 +198,15 @@ def test_queue_positions_are_announced_as_the_queue_moves_and_abandoners_leave_i
         sipp_agents = SippAgents(acd_root / "agents", server.target, ["2201"], max_calls=3, timeout=60)
         sipp_agents.login.assert_ok(server)
         patient = start_sipp(acd_root, server.target, "queue_caller.xml", calls=3, rate=10)
-        time.sleep(0.8)
+        server.wait_for_log(r"waiting queue=loadtest position=2")  # all three patient callers are in before
         abandoner = run_sipp(acd_root / "abandon", server.target, scenario="queue_abandon.xml", service="3000",
                              calls=1, timeout=30)
         assert patient.wait(timeout=60) == 0
         abandoner.assert_ok(server)
+        server.wait_for_log(r"ended reason='agent hung up'", count=3)
     finally:
         if sipp_agents:
             sipp_agents.stop()
-        time.sleep(0.5)
         log = server.log()
         server.stop()
     callers = re.findall(r"call=(\S+) INVITE from=sip:555", log)
@@ -223,7 +229,7 @@ def test_ring_no_answer_goes_to_the_next_agent_and_pauses_the_first(acd_root):
         silent = SippAgents(acd_root / "silent", server.target, ["2301"], max_calls=1, timeout=60,
                             scenario="agent_no_answer.xml")
         silent.login.assert_ok(server)
-        time.sleep(0.3)
+        server.wait_for_log(r"agent=2301 feature=login result=logged-in")  # idle before 2302 logs in
         answering = SippAgents(acd_root / "answering", server.target, ["2302"], max_calls=1, timeout=60)
         answering.login.assert_ok(server)
         run_sipp(acd_root / "caller", server.target, scenario="queue_caller.xml", service="3000", calls=1,
@@ -372,18 +378,18 @@ def test_caller_answers_the_survey_when_the_agent_hangs_up_first(acd_root):
         agents.login.assert_ok(server)
         run_sipp(acd_root / "caller", server.target, scenario="queue_survey.xml", service="3000", calls=1,
                  timeout=45).assert_ok(server)
+        call = re.findall(r"call=(\S+) INVITE from=sip:555", server.log())[0]
+        server.wait_for_log(rf"call={re.escape(call)} ended reason='hangup step end'")
         token = (server.root / "data" / "api.token").read_text().strip()
         request = urllib.request.Request(f"http://{LOOPBACK}:{http_port}/api/agents/3001/disposition", method="POST",
                                          data=json.dumps({"code": "resolved"}).encode(),
                                          headers={"Authorization": f"Bearer {token}"})
         assert json.loads(urllib.request.urlopen(request, timeout=5).read())["result"] == "disposition-set"
-        time.sleep(0.5)
     finally:
         if agents:
             agents.stop()
         log = server.log()
         server.stop()
-    call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
     assert re.search(rf"call={re.escape(call)} agent=3001 hung up first: survey survey", log)
     assert re.search(rf"call={re.escape(call)} collect=q1 into=q1 digits=4 length=1", log), log[-3000:]
     assert re.search(rf"call={re.escape(call)} collect=q2 into=q2 digits=5 length=1", log)
@@ -476,14 +482,14 @@ def test_acd_report_matches_a_scripted_set_of_calls(acd_root):
         agents = SippAgents(acd_root / "agents", server.target, ["3401"], max_calls=3, timeout=60)
         agents.login.assert_ok(server)
         patient = start_sipp(acd_root, server.target, "queue_caller.xml", calls=3, rate=10)
-        time.sleep(0.8)
+        server.wait_for_log(r"waiting queue=loadtest position=2")  # all three patient callers are in before
         run_sipp(acd_root / "abandon", server.target, scenario="queue_abandon.xml", service="3000", calls=1,
                  timeout=30).assert_ok(server)
         run_sipp(acd_root / "ivr", server.target, scenario="ivr_dtmf.xml", service="1000",
                  keys={"rtp_port": "4000", "dtmf_pcap": str(SIPP_PCAPS / "dtmf_2833_2.pcap")},
                  args_set={"dtmf_after_ms": "4000"}).assert_ok(server)
         assert patient.wait(timeout=60) == 0
-        time.sleep(1.5)  # the last wrap-up ends
+        server.wait_for_log(r"agent=3401 state wrap_up -> ", count=3)  # the last wrap-up ends
     finally:
         if agents:
             agents.stop()
@@ -520,9 +526,16 @@ def test_sigkill_mid_call_leaves_every_call_recorded_as_interrupted_and_no_agent
     import socket as socket_module
     import sqlite3
     import urllib.request
+    from contextlib import closing
 
     http_port = free_port(kind=socket_module.SOCK_STREAM, both=False)
     server = start_acd_server(acd_root, ["3951"], http_port=http_port)
+
+    def both_calls_recorded() -> bool:
+        with closing(sqlite3.connect(server.root / "data" / "records.db")) as db:
+            return db.execute("select count(*), count(connected_at) from calls where queued_at is not null"
+                              ).fetchone() == (2, 1)
+
     talking = (SCENARIOS / "agent_answers.xml").read_text().replace('timeout="3000"', 'timeout="30000"')
     (acd_root / "agent_30s.xml").write_text(talking)
     agents = callers = None
@@ -534,7 +547,7 @@ def test_sigkill_mid_call_leaves_every_call_recorded_as_interrupted_and_no_agent
                              timeout_error=False)
         server.wait_for_log(r"connected to agent=3951")
         server.wait_for_log(r"waiting queue=loadtest position=1")
-        time.sleep(0.5)
+        wait_until(both_calls_recorded, 10, "both calls in the records, one connected", server=server)
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=10)
     finally:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from .harness import LOOPBACK, REPO, SCENARIOS, free_port, run_sipp, start_sipp
+from .harness import LOOPBACK, REPO, SCENARIOS, free_port, run_sipp, start_sipp, wait_until
 from .softphone_driver import run_softphone
 from .test_acd_calls import EventStream, SippAgents, start_acd_server
 
@@ -32,6 +32,12 @@ def start_caller(tmp_path, server, number: str) -> subprocess.Popen:
     return start_sipp(tmp_path, server.target, caller_scenario(tmp_path, number))
 
 
+def wait_until_queued(server, number: str) -> None:
+    """Until the call from `number` is placed by the routing engine: offered to an agent or waiting."""
+    call = server.wait_for_log(rf"call=(\S+) INVITE from=sip:{number}@").group(1)
+    server.wait_for_log(rf"call={re.escape(call)} (offer agent=|waiting queue=)")
+
+
 def connected_order(log: str, callers: list[str]) -> list[str]:
     call_of = {m.group(2): m.group(1) for m in re.finditer(r"call=(\S+) INVITE from=sip:(\d+)@", log)}
     order = [m.group(1) for m in re.finditer(r"call=(\S+) connected to agent=", log)]
@@ -49,7 +55,7 @@ def test_known_vip_caller_jumps_ahead_of_earlier_normal_callers(tmp_path):
         agents.login.assert_ok(server)
         for number in ("5559100", "5559101", "5559102"):
             callers.append(start_caller(tmp_path, server, number))
-            time.sleep(0.5)
+            wait_until_queued(server, number)
         callers.append(start_caller(tmp_path, server, "5550100"))
         for caller in callers:
             assert caller.wait(timeout=60) == 0
@@ -74,7 +80,7 @@ def test_returning_customer_reaches_their_last_agent(tmp_path):
     try:
         first = SippAgents(tmp_path / "idle", server.target, ["3701"], max_calls=1, timeout=40)
         first.login.assert_ok(server)
-        time.sleep(1.0)
+        server.wait_for_log(r"agent=3701 feature=login result=logged-in")  # idle before 1001 logs in
         second = SippAgents(tmp_path / "sticky", server.target, ["1001"], max_calls=1, timeout=40)
         second.login.assert_ok(server)
         run_sipp(tmp_path / "tom", server.target, scenario=caller_scenario(tmp_path, "5550102"), service="3000",
@@ -186,7 +192,7 @@ class FakeCrm:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server API
                 lookups.append(self.path)
-                time.sleep(delay)
+                time.sleep(delay)  # scenario: a slow CRM, answering only after `delay` seconds
                 body = json.dumps({"crm_id": "CRM-42", "segment": "enterprise"}).encode()
                 try:
                     self.send_response(200)
@@ -240,9 +246,7 @@ def test_a_crm_that_times_out_does_not_delay_the_call_beyond_its_timeout_and_get
         flow_started = _stamp(server, rf"call={re.escape(call)} event=call-started")
         server.wait_for_log(r"crm look-up timed out after 1\.0s")
         server.wait_for_log(rf"call={re.escape(call)} ended reason='caller hung up'")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and len(crm.events) < 2:
-            time.sleep(0.1)
+        wait_until(lambda: len(crm.events) >= 2, 5, "the CRM received the call's two webhooks")
     finally:
         server.stop()
         crm.close()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 import socket
-import time
 
 import pytest
 
 from acd.sip.digest import client_authorization
 
-from .harness import LOOPBACK, free_port, start_server, rtp_base
+from .harness import LOOPBACK, free_port, port_is_free, rtp_base, start_server, wait_until
 
 
 class RegisteringPhone:
@@ -108,7 +107,7 @@ def test_bindings_survive_a_restart(tmp_path):
     finally:
         phone.close()
         server.stop()
-    time.sleep(0.3)
+    wait_until(lambda: port_is_free(sip_port), 5, f"SIP port {sip_port} free again after the stop")
     again = start_server(tmp_path, sip_port=sip_port, rtp_base=base)
     try:
         again.wait_for_log(r"registrar: realm 'example-acd', 1 bindings restored")

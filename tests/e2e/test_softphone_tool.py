@@ -219,8 +219,8 @@ def test_agent_with_a_wrong_password_reports_the_refusal(tmp_path):
     port = free_port(both=False)
     with sipp_background(tmp_path, "registrar", "-sf", str(SCENARIOS / "uas_register.xml"),
                          "-p", str(port), "-m", "1", "-timeout", "15s",
-                         "-key", "user", "1001", "-key", "password", "secret"):
-        time.sleep(0.3)
+                         "-key", "user", "1001", "-key", "password", "secret") as registrar:
+        wait_udp_port(port, registrar)
         result = run_softphone("agent", "--registrar", f"sip:127.0.0.1:{port}", "--user", "1001",
                                "--password", "wrong", "--timeout", "8", timeout=14)
     report = report_of(result)
