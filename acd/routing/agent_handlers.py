@@ -170,7 +170,7 @@ class AgentHandlers:
         """Wrap-up is over (timer, ready, or zero seconds): record the occupation, move on."""
         self._close_occupation(agent, now)
         if agent.pending == "logout":
-            self._log_out(agent, "logged out after the call", now, out)
+            self._log_out(agent, agent.pending_reason or "logged out after the call", now, out)
             return
         if agent.pending == "pause":
             agent.pause_reason = agent.pending_reason

@@ -13,7 +13,7 @@ from .errors import InvalidConfig
 from .events import MAX_LEVEL, Levels
 from .strategies import STRATEGIES, TIE_BREAKS
 
-__all__ = ["OverflowStep", "QueueConfig", "RoutingConfig", "NO_AGENTS_POLICIES"]
+__all__ = ["AgentProfile", "OverflowStep", "QueueConfig", "RoutingConfig", "NO_AGENTS_POLICIES"]
 
 NO_AGENTS_POLICIES = ("join", "refuse")
 
@@ -128,17 +128,44 @@ class QueueConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AgentProfile:
+    """One configured agent: queue -> penalty and skill -> level, as `AgentLoggedIn` carries them.
+
+    Given to the engine in `RoutingConfig.agents` so that `reconfigure` can change the memberships,
+    penalties and skills of agents already logged in.
+    """
+
+    agent_id: str
+    queues: Levels = ()
+    skills: Levels = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "queues", tuple(dict(self.queues).items()))
+        object.__setattr__(self, "skills", tuple(dict(self.skills).items()))
+        for skill, level in self.skills:
+            if not 1 <= level <= MAX_LEVEL:
+                raise InvalidConfig(
+                    f"agent {self.agent_id!r}: skill {skill!r} level {level} is not 1..{MAX_LEVEL}",
+                    field="skills",
+                )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RoutingConfig:
     """All queues, the skill vocabulary, and the priority aging rule.
 
     `priority_aging_seconds`: one priority level is worth this many seconds of waiting, so a
     caller who waited that long outranks a fresh caller one tier above (anti-starvation).
     None gives strict priority tiers (a low tier can starve while high-tier calls keep coming).
+
+    `agents`: the configured agents' profiles, or None when agents are not managed by the config
+    (then `reconfigure` leaves logged-in agents' skills and memberships as their log-in set them).
     """
 
     queues: tuple[QueueConfig, ...]
     skills: frozenset[str] = field(default_factory=frozenset)
     priority_aging_seconds: float | None = 60.0
+    agents: tuple[AgentProfile, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skills", frozenset(self.skills))
@@ -168,6 +195,26 @@ class RoutingConfig:
                             queue=queue.name,
                             field="overflow",
                         )
+
+        for agent in self.agents or ():
+            for name, _penalty in agent.queues:
+                if name not in known:
+                    raise InvalidConfig(
+                        f"agent {agent.agent_id!r} is a member of unknown queue {name!r}",
+                        queue=name, field="agents",
+                    )
+            for skill, _level in agent.skills:
+                if skill not in self.skills:
+                    raise InvalidConfig(
+                        f"agent {agent.agent_id!r} has unknown skill {skill!r}", field="agents"
+                    )
+
+    def agent(self, agent_id: str) -> AgentProfile | None:
+        """The configured profile of `agent_id`, or None (also when agents are not managed)."""
+        for agent in self.agents or ():
+            if agent.agent_id == agent_id:
+                return agent
+        return None
 
     def queue(self, name: str) -> QueueConfig | None:
         """The queue named `name`, or None."""

@@ -25,6 +25,7 @@ __all__ = [
     "CallOverflowed",
     "CallbackOffered",
     "AgentStateChanged",
+    "QueueRemoved",
     "CallState",
     "AgentView",
     "CallView",
@@ -128,6 +129,18 @@ class AgentStateChanged:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRemoved:
+    """A reconfiguration removed `queue`: it takes no new calls. Its `waiting` callers moved to
+    `moved_to` (its overflow queues) when any still exists; otherwise they stay until a former
+    member serves them or they leave, and the queue is dropped once nothing refers to it."""
+
+    queue: str
+    waiting: int
+    moved_to: tuple[str, ...]
+    explanation: str
+
+
 Decision = (
     Offer
     | OfferCancelled
@@ -137,6 +150,7 @@ Decision = (
     | CallOverflowed
     | CallbackOffered
     | AgentStateChanged
+    | QueueRemoved
 )
 
 

@@ -43,6 +43,7 @@ from .errors import (
 from .estimate import position_wait
 from .explain import explain_offer, explain_waiting
 from .index import QueueIndex, place_call, unplace
+from .reconfigure import Reconfiguration
 from .matching import select_agents
 from .records import AgentRecord, CallRecord
 from .timers import TimerQueue
@@ -59,12 +60,14 @@ def refused(event: ev.CallArrived, error_id: str, reason: str) -> CallRefused:
     return CallRefused(call_id=event.call_id, queue=event.queue, error_id=error_id, reason=reason)
 
 
-class RoutingEngine(AgentHandlers, EngineViews):
-    """The pure ACD core. Build one per config; feed it events and timer expiries."""
+class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
+    """The pure ACD core. Build it from a config, feed it events and timer expiries, and
+    `reconfigure` it when the config changes."""
 
     def __init__(self, config: RoutingConfig) -> None:
         self._config = config
         self._queues = {queue.name: QueueIndex(queue) for queue in config.queues}
+        self._retired: set[str] = set()  # removed by `reconfigure`, kept until nothing refers to them
         self._agents: dict[str, AgentRecord] = {}
         self._calls: dict[str, CallRecord] = {}
         self._timers = TimerQueue()
@@ -90,6 +93,8 @@ class RoutingEngine(AgentHandlers, EngineViews):
             raise InvalidEvent(f"not a routing event: {type(event).__name__}")
         out: Out = []
         handler(event, now, out)
+        if self._retired:
+            self._drop_retired(now, out)
         return out
 
     def next_deadline(self) -> float | None:
@@ -115,6 +120,8 @@ class RoutingEngine(AgentHandlers, EngineViews):
             else:  # "reoffer": an agent's exclusion from this call is over
                 del target.excluded[detail]
                 self._dispatch_call(target, now, out)
+        if self._retired:
+            self._drop_retired(now, out)
         return out
 
     def _timer_is_live(self, kind: str, target: Any, detail: Any, deadline: float) -> bool:
@@ -129,7 +136,11 @@ class RoutingEngine(AgentHandlers, EngineViews):
         if kind == "ring":
             return target.state == "offered" and target.ring_deadline == deadline
         if kind == "overflow":
-            return target.overflow_step == detail and target.state != "connected"
+            return (
+                target.overflow_step == detail
+                and target.state != "connected"
+                and target.overflow_due == deadline
+            )
         if kind == "sticky":
             return target.sticky_until == deadline
         return target.state == "waiting" and target.excluded.get(detail) == deadline
@@ -140,7 +151,27 @@ class RoutingEngine(AgentHandlers, EngineViews):
         index = self._queues.get(name)
         if index is None:
             raise UnknownQueue(f"queue {name!r} is not configured", queue=name)
+        if name in self._retired:
+            raise UnknownQueue(
+                f"queue {name!r} was removed from the configuration", queue=name
+            )
         return index
+
+    def _line_key(self, priority: int, arrived_at: float, sequence: int, call_id: str) -> tuple:
+        """A call's place in line under the configured priority aging rule."""
+        aging = self._config.priority_aging_seconds
+        if aging is None:
+            return (-priority, arrived_at, sequence, call_id)
+        return (0, arrived_at - priority * aging, sequence, call_id)
+
+    def _schedule_overflow(self, call: CallRecord) -> None:
+        """Arm the call's next overflow step under its home queue's config (if any is left)."""
+        steps = self._queues[call.queue].config.overflow
+        if call.state == "connected" or call.overflow_step >= len(steps):
+            call.overflow_due = None
+            return
+        call.overflow_due = call.arrived_at + steps[call.overflow_step].after_seconds
+        self._timers.schedule(call.overflow_due, "overflow", call, call.overflow_step)
 
     def _check_skill(self, skill: str) -> None:
         if skill not in self._config.skills:
@@ -171,11 +202,7 @@ class RoutingEngine(AgentHandlers, EngineViews):
             out.append(refused(event, "queue-full", reason))
             return
         self._sequence += 1
-        aging = self._config.priority_aging_seconds
-        if aging is None:
-            key = (-event.priority, now, self._sequence, event.call_id)
-        else:
-            key = (0, now - event.priority * aging, self._sequence, event.call_id)
+        key = self._line_key(event.priority, now, self._sequence, event.call_id)
         requirements = dict(event.requirements)
         call = CallRecord(event.call_id, config.name, event.priority, requirements, now, key)
         sticky = config.sticky_seconds if event.sticky_seconds is None else event.sticky_seconds
@@ -184,8 +211,7 @@ class RoutingEngine(AgentHandlers, EngineViews):
             call.preferred_agent = preferred.agent_id
             call.sticky_until = now + sticky
             self._timers.schedule(call.sticky_until, "sticky", call)
-        if config.overflow:
-            self._timers.schedule(now + config.overflow[0].after_seconds, "overflow", call, 0)
+        self._schedule_overflow(call)
         self._calls[call.call_id] = call
         index.offered += 1
         place_call(call, self._queues, self._agents, now)
@@ -389,9 +415,7 @@ class RoutingEngine(AgentHandlers, EngineViews):
             if name not in call.queues:
                 call.queues.append(name)
         call.overflow_step = step_index + 1
-        if call.overflow_step < len(config.overflow):
-            deadline = call.arrived_at + config.overflow[call.overflow_step].after_seconds
-            self._timers.schedule(deadline, "overflow", call, call.overflow_step)
+        self._schedule_overflow(call)
         what = []
         if step.relax:
             what.append("requirements relaxed")

@@ -86,6 +86,7 @@ class CallRecord:
         "sticky_until",
         "callback",
         "overflow_step",
+        "overflow_due",
         "ring_deadline",
         "placement",
     )
@@ -114,6 +115,7 @@ class CallRecord:
         self.sticky_until: float | None = None
         self.callback = False
         self.overflow_step = 0
+        self.overflow_due: float | None = None  # when the next overflow step applies
         self.ring_deadline: float | None = None
         self.placement: Placement = []
 
