@@ -8,13 +8,14 @@ import secrets
 import socket
 from pathlib import Path
 from dataclasses import dataclass
+from typing import Callable
 
 from twisted.web import resource, server, static
 
 from .api.events import EventHub
 from .api.metrics_page import MetricsResource
 from .api.rest import ApiResource
-from .calls.acd_service import AcdService
+from .calls.acd_service import AcdService, routing_config_from
 from .calls.call_table import CallTable
 from .calls.inbound import InboundCalls
 from .calls.ivr_runner import IvrServices
@@ -49,6 +50,7 @@ class RunningServer:
     acd: AcdService
     calls: CallTable
     view: LiveView
+    ivr: IvrServices
     events: EventHub
     metrics: Metrics
     records: RecordStore
@@ -100,6 +102,33 @@ def start_http(running: RunningServer, reload, reactor):
     return port
 
 
+def crm_client(config: Config, reactor) -> CrmClient | None:
+    """The CRM client for `config` (None when no CRM URL is configured)."""
+    if not (config.crm_lookup_url or config.crm_webhook_url):
+        return None
+    return CrmClient(reactor, lookup_url=config.crm_lookup_url, webhook_url=config.crm_webhook_url,
+                     timeout_seconds=config.crm_timeout_seconds)
+
+
+def config_applier(running: RunningServer, reactor) -> Callable[[Config], None]:
+    """The one way a reloaded config goes live: everything that may refuse it (routing config, prompt
+    files) is built first and raises ValueError with nothing changed; then the live config, the CRM
+    client, the prompts and the routing engine switch together."""
+
+    def apply(config: Config) -> None:
+        routing = routing_config_from(config)
+        prompts = PromptLibrary(config.prompts)
+        prompts.preload()
+        old = running.live.config
+        same_crm = (old.crm_lookup_url, old.crm_webhook_url, old.crm_timeout_seconds) == \
+            (config.crm_lookup_url, config.crm_webhook_url, config.crm_timeout_seconds)
+        running.live.swap(config, crm=running.live.crm if same_crm else crm_client(config, reactor))
+        running.media.prompts = prompts
+        running.acd.reconfigure(routing)
+
+    return apply
+
+
 def build_server(config: Config, reactor, *, rng: random.Random | None = None) -> RunningServer:
     """Build and wire the whole shell, then bind its SIP transports. `reactor` provides IReactorTime,
     IReactorUDP, IReactorTCP and IReactorThreads (tests pass a Clock-based fake)."""
@@ -110,13 +139,10 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None) -
     records.close_interrupted(at=reactor.seconds())
     reactor.addSystemEventTrigger("after", "shutdown", records.close)
     directory = CustomerDirectory(config.data_dir / "customers.db", default_country_code=config.country_code)
-    live = LiveConfig(config)
+    live = LiveConfig(config, crm=crm_client(config, reactor))
     metrics = Metrics()
     events = EventHub(reactor)
-    crm = CrmClient(reactor, lookup_url=config.crm_lookup_url, webhook_url=config.crm_webhook_url,
-                    timeout_seconds=config.crm_timeout_seconds) \
-        if (config.crm_lookup_url or config.crm_webhook_url) else None
-    webhooks = CrmWebhooks(crm, reactor)
+    webhooks = CrmWebhooks(live, reactor)
     media = MediaPorts(reactor, address=config.rtp.address, port_min=config.rtp.port_min,
                        port_max=config.rtp.port_max, prompts=prompts, rng=rng)
     calls = CallTable()
@@ -130,7 +156,7 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None) -
     acd = AcdService(reactor=reactor, config=live, signalling=sip, media=media, events=events, records=records,
                      webhooks=webhooks, metrics=metrics, contacts=contacts, directory=directory)
     ivr = IvrServices(reactor=reactor, config=live, metrics=metrics, recognizers=RecognizerCache(),
-                      directory=directory, crm=crm, enqueue=acd.enqueue)
+                      directory=directory, enqueue=acd.enqueue)
     inbound = InboundCalls(signalling=sip, media=media, config=live, records=records, webhooks=webhooks,
                            metrics=metrics, reactor=reactor, calls=calls, ivr=ivr, agents=acd,
                            authenticator=registrar, on_call_ended=acd.caller_left)
@@ -148,6 +174,6 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None) -
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))
-    return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, events=events,
+    return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, ivr=ivr, events=events,
                          metrics=metrics, records=records, registrar=registrar, udp_port=udp_port,
                          tcp_port=tcp_port)

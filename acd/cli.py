@@ -94,7 +94,7 @@ def _serve(root: Path, level: str) -> int:
         return 2
     from twisted.internet import reactor
 
-    from .app import build_server, start_http
+    from .app import build_server, config_applier, start_http
     from .reload import ConfigReloader, write_pid
 
     try:
@@ -107,7 +107,7 @@ def _serve(root: Path, level: str) -> int:
     # a few hundred short-lived objects).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    reloader = ConfigReloader(root, running.live, running.media, reactor,
+    reloader = ConfigReloader(root, running.live, config_applier(running, reactor), reactor,
                               calls_in_progress=lambda: len(running.calls.sessions))
     reloader.watch()
     try:

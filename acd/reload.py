@@ -1,26 +1,30 @@
-"""Live reload: the whole config set is checked again; if valid it replaces the old one at once.
+"""Live reload: the whole config set is checked again; if valid it goes live at once, everywhere.
 
-Calls in progress keep the flows and prompts they started with (their IVR run holds them), so a
-reload never disturbs them. An invalid set is refused with the same `file:line` messages as
-`acd check`, and the running config keeps serving. Triggered by SIGHUP, by a change seen by the
-file watcher, or by `acd reload`.
+One path for every trigger (the file watcher, SIGHUP, `acd reload`, `POST /api/reload`):
+load and check the files (`file:line` errors, as `acd check`), refuse what only a restart can
+apply (listener settings, data directory), then hand the config to the composition root's
+`apply` (acd/app.py `config_applier`): routing engine, prompts, CRM client and the live config
+swap together. Calls in progress keep the flows and prompts they started with (their IVR run
+holds them); waiting callers keep their place. A refused reload changes nothing and the running
+config keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from twisted.internet import task
 
 from .calls.live_config import LiveConfig
-from .calls.media_ports import MediaPorts
+from .config.changes import describe_changes, restart_required
 from .config.loader import ConfigInvalid, load_config
-from .media.prompts import PromptLibrary
+from .config.model import Config
 
-__all__ = ["ConfigReloader", "WATCH_INTERVAL_SECONDS"]
+__all__ = ["ConfigReloader", "ReloadOutcome", "WATCH_INTERVAL_SECONDS"]
 
 log = logging.getLogger("acd.reload")
 
@@ -30,41 +34,62 @@ WATCH_INTERVAL_SECONDS = 2.0
 WATCHED_FOLDERS = ("conf", "dialplans", "ivr_flows")
 
 
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """What a reload did: `applied`, the generation in force afterwards, the changes it made or the
+    problems that refused it."""
+
+    applied: bool
+    generation: int
+    changes: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.applied
+
+
 class ConfigReloader:
-    """Reloads `root` into the running server's LiveConfig and prompts. `reactor` provides IReactorTime;
+    """Reloads `root` into the running server. `apply(config)` puts a checked config in force and may
+    raise ValueError (before changing anything) to refuse it; `reactor` provides IReactorTime;
     `calls_in_progress()` is only for the log line."""
 
-    def __init__(self, root: Path, live: LiveConfig, media: MediaPorts, reactor,
+    def __init__(self, root: Path, live: LiveConfig, apply: Callable[[Config], None], reactor,
                  calls_in_progress: Callable[[], int] = lambda: 0) -> None:
         self.root = Path(root)
         self.live = live
-        self.media = media
+        self.apply = apply
         self.reactor = reactor
         self.calls_in_progress = calls_in_progress
         self._snapshot = self._scan()
         self._watch: task.LoopingCall | None = None
 
-    def reload(self, why: str) -> bool:
-        """Load, check and swap in the config; returns False (and keeps the old one) if it is invalid."""
+    def reload(self, why: str) -> ReloadOutcome:
+        """Load, check and apply the config; a refused one keeps the running config."""
         try:
             config = load_config(self.root)
         except ConfigInvalid as invalid:
-            for error in invalid.errors:
-                log.error("reload refused (%s): %s", why, error)
-            log.error("reload refused (%s): %d problem(s); still serving config generation %d", why,
-                      len(invalid.errors), self.live.generation)
-            return False
+            return self._refused(why, [str(error) for error in invalid.errors])
         old = self.live.config
-        if (config.sip, config.rtp) != (old.sip, old.rtp):
-            log.warning("reload (%s): sip/rtp listener settings changed; they apply after a restart", why)
-        prompts = PromptLibrary(config.prompts)
-        prompts.preload()
-        self.live.swap(config)
-        self.media.prompts = prompts
+        restart = restart_required(old, config)
+        if restart:
+            return self._refused(why, [f"{change}: needs a restart (acd stop, then acd serve), or undo it"
+                                       for change in restart])
+        changes = describe_changes(old, config)
+        try:
+            self.apply(config)
+        except ValueError as error:
+            return self._refused(why, [str(error)])
         log.info("config reloaded (%s): generation %d, %d routes, %d flows, %d prompts; %d calls in progress keep "
-                 "their flows", why, self.live.generation, len(config.routes), len(config.flows), len(config.prompts),
-                 self.calls_in_progress())
-        return True
+                 "their flows; %s", why, self.live.generation, len(config.routes), len(config.flows),
+                 len(config.prompts), self.calls_in_progress(), "; ".join(changes) or "no change")
+        return ReloadOutcome(True, self.live.generation, changes=tuple(changes))
+
+    def _refused(self, why: str, problems: list[str]) -> ReloadOutcome:
+        for problem in problems:
+            log.error("reload refused (%s): %s", why, problem)
+        log.error("reload refused (%s): %d problem(s); still serving config generation %d", why, len(problems),
+                  self.live.generation)
+        return ReloadOutcome(False, self.live.generation, problems=tuple(problems))
 
     def watch(self, interval: float = WATCH_INTERVAL_SECONDS) -> None:
         """Poll the config folders and reload when a file changed."""

@@ -29,12 +29,13 @@ MAX_BODY_BYTES = 16_384
 
 
 class ApiResource(resource.Resource):
-    """/api/...; `reload` is called for POST /api/reload and returns (ok, generation)."""
+    """/api/...; `reload(why)` is called for POST /api/reload and returns an outcome with `applied`,
+    `generation`, `changes` and `problems` (acd.reload.ReloadOutcome)."""
 
     isLeaf = True
 
     def __init__(self, *, view: LiveView, desk: AgentDesk, events: EventHub, token: str,
-                 reload: Callable[[str], bool]) -> None:
+                 reload: Callable[[str], Any]) -> None:
         super().__init__()
         self.view = view
         self.desk = desk
@@ -89,8 +90,12 @@ class ApiResource(resource.Resource):
         if parts == ["calls"] and method == "GET":
             return 200, self._calls()
         if parts == ["reload"] and method == "POST":
-            ok = self.reload("API")
-            return (200 if ok else 422), {"reloaded": ok}
+            outcome = self.reload("API")
+            body = {"reloaded": outcome.applied, "generation": outcome.generation}
+            body.update({"changes": list(outcome.changes)} if outcome.applied else {"problems": list(outcome.problems)})
+            return (200 if outcome.applied else 422), body
+        if parts == ["config"] and method == "GET":
+            return 200, {"generation": self.view.generation}
         raise NotFound(f"no endpoint {method} /{'/'.join(['api', *parts])}")
 
     @staticmethod
@@ -113,7 +118,7 @@ class ApiResource(resource.Resource):
         agents = []
         for agent in self.view.agents():
             entry: dict[str, Any] = {"id": agent.agent_id, "name": agent.name, "queues": agent.queues,
-                                     "registered": agent.registered, "state": agent.state}
+                                     "skills": agent.skills, "registered": agent.registered, "state": agent.state}
             if agent.state != "logged_out":
                 entry.update(pause_reason=agent.pause_reason, call_id=agent.call_id,
                              calls_handled=agent.calls_handled, missed_offers=agent.missed_offers,

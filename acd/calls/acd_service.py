@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..context.routing_hints import DEFAULT_STICKY_SECONDS, caller_priority, preferred_agent, queue_requirements
 from ..ivr.events import EnqueueCall, QueueFinished
-from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, AgentReadyRequested, AgentStateChanged,
+from ..routing import (AgentLoggedIn, AgentProfile, AgentLoggedOut, AgentPauseRequested, AgentReadyRequested, AgentStateChanged,
                        CallArrived, CallbackRequested, CallConnected, CallEnded, CallOverflowed, CallRefused,
-                       CallWaiting, Offer, OfferCancelled, QueueConfig, RoutingConfig, RoutingEngine, RoutingError)
+                       CallWaiting, Offer, OfferCancelled, QueueConfig, QueueRemoved, RoutingConfig, RoutingEngine,
+                       RoutingError)
 from .connections import Connections, queue_settings
 from .leg_states import EndReason
 from .ports import ConfigSource, EventSink, Media, Records, Signalling, Webhooks
@@ -47,7 +48,10 @@ def routing_config_from(config: "Config") -> RoutingConfig:
             skills.update(getattr(step, "skills", {}) or {})
     if agents:
         skills.update(agents.language_skills.values())
-    return RoutingConfig(queues=queues or (QueueConfig(name="default"),), skills=frozenset(skills))
+    profiles = tuple(AgentProfile(agent_id=agent.agent_id, queues=tuple(agent.queues.items()),
+                                  skills=tuple(agent.skills.items()))
+                     for agent in agents.agents.values()) if agents else None
+    return RoutingConfig(queues=queues or (QueueConfig(name="default"),), skills=frozenset(skills), agents=profiles)
 
 
 class AcdService:
@@ -214,8 +218,10 @@ class AcdService:
         agent = agents.agents.get(agent_id) if agents else None
         if agent is None or not agent.queues:
             return "no-queues"
+        if agent_id in self.engine.agent_ids():
+            return "already"
         ok = self._feed(AgentLoggedIn(agent_id=agent_id, queues=agent.queues, skills=agent.skills))
-        return "logged-in" if ok else "already"
+        return "logged-in" if ok else "no-queues"
 
     def logout(self, agent_id: str) -> str:
         """Log an agent out."""
@@ -236,6 +242,11 @@ class AcdService:
             self.records.set_field(call_id, "disposition", code)
             log.info("call=%s agent=%s disposition=%s", call_id, agent_id, code)
         return call_id
+
+    # ---- reconfiguration ---------------------------------------------------------------------
+    def reconfigure(self, routing: RoutingConfig) -> None:
+        """Put a new routing config in force now (the config it came from is already live)."""
+        self._apply(self.engine.reconfigure(routing, self.reactor.seconds()))
 
     # ---- the engine --------------------------------------------------------------------------
     def _feed(self, event) -> bool:
@@ -270,6 +281,10 @@ class AcdService:
             elif isinstance(decision, CallWaiting):
                 queued = self.calls.get(decision.call_id)
                 if queued is not None:
+                    if queued.queue != decision.queue:
+                        log.info("call=%s moved from queue %s to %s (its queue was removed)", decision.call_id,
+                                 queued.queue, decision.queue)
+                        queued.queue = decision.queue
                     queued.explanation = decision.explanation
                     if queued.wait is not None:
                         queued.wait.update(decision.position, decision.estimated_wait_seconds)
@@ -290,6 +305,9 @@ class AcdService:
                 self._agent_state_changed(decision)
             elif isinstance(decision, CallOverflowed):
                 log.info("call=%s overflow step %d: %s", decision.call_id, decision.step, decision.explanation)
+            elif isinstance(decision, QueueRemoved):
+                log.warning("reload: %s", decision.explanation)
+                self.events.publish("wallboard", {"type": "queue-changed", "queue": decision.queue})
         self._rearm()
 
     def _agent_state_changed(self, decision: AgentStateChanged) -> None:

@@ -51,7 +51,6 @@ class IvrServices:
     metrics: "Metrics"
     recognizers: Any
     directory: Any
-    crm: Any
     enqueue: Callable[["CallSession", EnqueueCall], None]
 
     def new_context(self, *, caller: str, caller_name: str | None, dialled: str, trunk: str,
@@ -210,7 +209,7 @@ class IvrRunner:
 
     def _crm_then_start(self) -> None:
         """Ask the external CRM (bounded by its timeout), put its answer in the context, start the flow."""
-        crm = self.services.crm
+        crm = self.services.config.crm
         if crm is None or not crm.lookup_url:
             self._incidents_then_start()
             return

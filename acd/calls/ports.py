@@ -31,6 +31,10 @@ class ConfigSource(Protocol):
     @property
     def config(self) -> "Config": ...
 
+    @property
+    def crm(self) -> Any:
+        """The CRM client built from the config in force (None without CRM URLs)."""
+
 
 class DialogOwner(Protocol):
     """Whoever sent an in-dialog request: gets its final response (None when it timed out)."""

@@ -62,6 +62,12 @@ class QueueSnapshot:
     abandoned: int
     service_level: float | None
     average_handle_seconds: float
+    strategy: str = ""
+    ring_timeout_seconds: float = 0.0
+    wrap_up_seconds: float = 0.0
+    max_waiting: int = 0
+    members: Any = None          # agent id -> penalty, as configured now
+    retired: bool = False        # removed by a reload, still holding calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,7 @@ class AgentSnapshot:
     queues: Any
     registered: bool
     state: str
+    skills: Any = None
     pause_reason: str | None = None
     call_id: str | None = None
     calls_handled: int | None = None
@@ -116,7 +123,8 @@ class LiveView:
         out = []
         for agent_id in self.agent_ids():
             agent = config.agents[agent_id]
-            base = dict(agent_id=agent_id, name=agent.name, queues=agent.queues, registered=self.registered(agent_id))
+            base = dict(agent_id=agent_id, name=agent.name, queues=agent.queues, registered=self.registered(agent_id),
+                        skills=agent.skills)
             if agent_id in logged_in:
                 view = engine.agent_view(agent_id)
                 out.append(AgentSnapshot(**base, state=view.state.value, pause_reason=view.pause_reason,
@@ -132,20 +140,35 @@ class LiveView:
         engine = self._acd.engine
         return [(view.state.value, view.pause_reason) for view in map(engine.agent_view, engine.agent_ids())]
 
+    @property
+    def generation(self) -> int:
+        """The config generation in force (1 at start, +1 per successful reload)."""
+        return self._config.generation
+
     def queues(self) -> list[QueueSnapshot]:
-        """Every configured queue the routing engine knows."""
+        """Every configured queue with its settings in force now, then queues a reload removed that still
+        hold calls (`retired`)."""
         agents = self._config.config.agents
+        engine = self._acd.engine
         now = self.reactor.seconds()
+        names = list(agents.queues if agents else {})
+        retired = engine.retired_queues()
         out = []
-        for name in (agents.queues if agents else {}):
+        for name in names + [name for name in retired if name not in names]:
             try:
-                stats = self._acd.engine.queue_stats(name, now)
-            except RoutingError:  # a queue added by a reload is unknown to the engine until a restart
+                stats = engine.queue_stats(name, now)
+            except RoutingError:
                 continue
+            routing = engine.queue_config(name)
+            members = {agent_id: agent.queues[name] for agent_id, agent in sorted(agents.agents.items())
+                       if name in agent.queues} if agents else {}
             out.append(QueueSnapshot(queue=name, waiting=stats.waiting, longest_wait_seconds=stats.longest_wait_seconds,
                                      agents=stats.agents, offered=stats.offered, answered=stats.answered,
                                      abandoned=stats.abandoned, service_level=stats.service_level,
-                                     average_handle_seconds=stats.average_handle_seconds))
+                                     average_handle_seconds=stats.average_handle_seconds, strategy=routing.strategy,
+                                     ring_timeout_seconds=routing.ring_timeout_seconds,
+                                     wrap_up_seconds=routing.wrap_up_seconds, max_waiting=routing.max_waiting,
+                                     members=members, retired=name in retired))
         return out
 
     def calls(self) -> list[CallSnapshot]:

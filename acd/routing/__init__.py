@@ -6,7 +6,7 @@ act on the returned `decisions`, and arm one timer at `next_deadline()` that cal
 """
 
 from .agent_states import TRANSITIONS, AgentState, Trigger, state_diagram
-from .config import OverflowStep, QueueConfig, RoutingConfig
+from .config import AgentProfile, OverflowStep, QueueConfig, RoutingConfig
 from .decisions import (
     AgentStateChanged,
     AgentView,
@@ -20,6 +20,7 @@ from .decisions import (
     Decision,
     Offer,
     OfferCancelled,
+    QueueRemoved,
     QueueStats,
 )
 from .engine import RoutingEngine
@@ -55,6 +56,7 @@ __all__ = [
     "RoutingEngine",
     "RoutingConfig",
     "QueueConfig",
+    "AgentProfile",
     "OverflowStep",
     "STRATEGIES",
     "TIE_BREAKS",
@@ -82,6 +84,7 @@ __all__ = [
     "CallOverflowed",
     "CallbackOffered",
     "AgentStateChanged",
+    "QueueRemoved",
     "CallState",
     "AgentView",
     "CallView",

@@ -30,6 +30,13 @@ class EngineViews:
         """The configuration the engine was built with."""
         return self._config
 
+    def queue_config(self, queue: str):
+        """The config a queue runs with now (a retired queue keeps its last one)."""
+        index = self._queues.get(queue)
+        if index is None:
+            raise UnknownQueue(f"queue {queue!r} is not configured", queue=queue)
+        return index.config
+
     def agent_ids(self) -> list[str]:
         """Ids of every logged-in agent, in login order."""
         return list(self._agents)

@@ -27,7 +27,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
-from acd.app import build_server, start_http
+from acd.app import build_server, config_applier, start_http
 from acd.config.loader import load_config
 from acd.media.prompts import PromptLibrary
 from acd.reload import ConfigReloader
@@ -92,7 +92,8 @@ class ShellHarness:
             self.config = load_config(self.root)
             # Wired as `acd serve` wires it (acd/cli.py): these are the composition root's public APIs.
             self.running = build_server(self.config, self.reactor)
-            self.reloader = ConfigReloader(self.root, self.running.live, self.running.media, self.reactor,
+            self.reloader = ConfigReloader(self.root, self.running.live, config_applier(self.running, self.reactor),
+                                           self.reactor,
                                            calls_in_progress=lambda: len(self.running.calls.sessions))
             start_http(self.running, self.reloader.reload, self.reactor)
         except BaseException:

@@ -438,10 +438,6 @@ def test_reload_while_a_call_is_up_keeps_the_call_and_serves_new_numbers(harness
     assert harness.active_call_ids() == [other.call_id]
 
 
-@pytest.mark.xfail(reason="reload swaps the LiveConfig but the RoutingEngine keeps "
-                          "its queues from start-up: a queue added by reload is 'not configured', and *45 "
-                          "then answers result=already (AcdService.login maps any RoutingError to it)",
-                   strict=True)
 def test_queue_added_by_reload_takes_calls(make_harness):
     """Edits go live on save (README): a queue and an agent added by reload take calls."""
     harness = queue_harness(make_harness)
