@@ -116,7 +116,8 @@ class LiveView:
         return bool(self._contacts(agent_id))
 
     def agents(self) -> list[AgentSnapshot]:
-        """Every configured agent with their state."""
+        """Every configured agent with their state, then agents a reload removed who are still logged in
+        (on a call: they log out after it)."""
         config = self._config.config.agents
         engine = self._acd.engine
         logged_in = set(engine.agent_ids())
@@ -133,6 +134,13 @@ class LiveView:
                                          state_since=self._acd.state_since.get(agent_id)))
             else:
                 out.append(AgentSnapshot(**base, state="logged_out"))
+        for agent_id in sorted(logged_in - set(self.agent_ids())):  # removed by a reload, still on a call
+            view = engine.agent_view(agent_id)
+            out.append(AgentSnapshot(agent_id=agent_id, name="", queues=dict(view.queues), skills=dict(view.skills),
+                                     registered=self.registered(agent_id), state=view.state.value,
+                                     pause_reason=view.pause_reason, call_id=view.call_id,
+                                     calls_handled=view.calls_handled, missed_offers=view.missed_offers,
+                                     state_since=self._acd.state_since.get(agent_id)))
         return out
 
     def logged_in_states(self) -> list[tuple[str, str | None]]:
