@@ -75,5 +75,6 @@ def test_queues_calls_and_reload(api_server):
     status, queues = call(api_server, "GET", "/api/queues")
     assert status == 200 and {q["queue"] for q in queues} == {"sales", "support", "billing"}
     assert call(api_server, "GET", "/api/calls") == (200, [])
-    assert call(api_server, "POST", "/api/reload") == (200, {"reloaded": True})
+    assert call(api_server, "POST", "/api/reload") == (200, {"reloaded": True, "generation": 2, "changes": []})
+    assert call(api_server, "GET", "/api/config") == (200, {"generation": 2})
     api_server.wait_for_log(r"config reloaded \(API\)")
