@@ -125,6 +125,7 @@ def config_applier(running: RunningServer, reactor) -> Callable[[Config], None]:
         running.live.swap(config, crm=running.live.crm if same_crm else crm_client(config, reactor))
         running.media.prompts = prompts
         running.acd.reconfigure(routing)
+        running.events.publish("wallboard", {"type": "config-reloaded", "generation": running.live.generation})
 
     return apply
 
