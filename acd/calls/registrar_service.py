@@ -67,7 +67,8 @@ class RegistrarService:
         self.reactor = reactor
         config = config.config
         data = config.data_dir
-        self.authenticator = DigestAuthenticator(config.agents.realm, load_or_create_secret(data / "nonce.secret"),
+        self._nonce_secret = load_or_create_secret(data / "nonce.secret")
+        self.authenticator = DigestAuthenticator(config.agents.realm, self._nonce_secret,
                                                  algorithms=config.agents.digest_algorithms)
         self.table = BindingTable()
         # Two limits (fail2ban-like): one extension failing from one address is blocked after 5
@@ -91,6 +92,13 @@ class RegistrarService:
     def config(self) -> "Config":
         """The config in force now."""
         return self.live.config
+
+    def reconfigure(self) -> None:
+        """A reload changed the realm or the digest algorithms: challenge with the new ones from now on
+        (passwords and agents are read from the config at each authentication anyway)."""
+        agents = self.config.agents
+        self.authenticator = DigestAuthenticator(agents.realm, self._nonce_secret, algorithms=agents.digest_algorithms)
+        log.info("registrar: realm %r, digest algorithms %s", agents.realm, ", ".join(agents.digest_algorithms))
 
     def _ha1(self, username: str, algorithm: str) -> str | None:
         agent = self.config.agents.agents.get(username)

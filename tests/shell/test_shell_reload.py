@@ -139,3 +139,20 @@ def test_listener_change_is_refused_and_nothing_applies(make_harness):
     assert any("needs a restart" in problem and problem.startswith("rtp.port_min") for problem in body["problems"])
     assert queue_info(harness, "q")["strategy"] == "longest-idle"
     assert harness.api("GET", "/api/config") == (200, {"generation": 1})
+
+
+def test_realm_change_challenges_with_the_new_realm(make_harness):
+    """A new realm (with its new HA1s) applies to the next REGISTER without a restart."""
+    harness = make_harness(extra_files=files({"q": Q}, {"1001": "{q: 0}"}))
+    import hashlib
+
+    text = files({"q": Q}, {"1001": "{q: 0}"})["conf/agents.yaml"].replace("realm: example-acd", "realm: other-acd")
+    credentials = b"1001:other-acd:demo-1001-pw"
+    text = re.sub(r"md5: [0-9a-f]{32}", f"md5: {hashlib.md5(credentials).hexdigest()}", text)
+    text = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {hashlib.sha256(credentials).hexdigest()}", text)
+    (harness.root / "conf" / "agents.yaml").write_text(text)
+    assert harness.reload()
+    phone = harness.agent("1001")
+    first = phone.register(authenticate=False)
+    assert all('realm="other-acd"' in c for c in first.headers.get_all("WWW-Authenticate"))
+    assert phone.register().status == 200
