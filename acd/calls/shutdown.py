@@ -2,9 +2,10 @@
 
 Three phases, each bounded in time, so a stop never hangs:
 
-1. Drain. New INVITEs and OPTIONS get 503 with Retry-After (the SipServer's admission switch: no
-   dialog, no RTP port); everything inside dialogs, REGISTER and the agents' legs go on. Calls in
-   progress may finish on their own for up to `drain_seconds`; when the last one is gone we go on.
+1. Drain. New INVITEs (agents' feature codes too) and OPTIONS get 503 with Retry-After (the
+   SipServer's admission switch: no dialog, no RTP port); everything inside dialogs, REGISTER and
+   the agents' legs go on, and waiting callers may still be offered to agents. Calls in progress
+   may finish on their own for up to `drain_seconds`; when the last one is gone we go on at once.
 2. End the rest. The ACD lets go of every call it holds (ringing offers get CANCEL, connected
    agents BYE); callers in the IVR or a queue hear a short goodbye, then BYE; bridged callers get
    BYE at once. Every call is recorded "server shutdown". Agents are NOT logged out: the last

@@ -142,13 +142,15 @@ def test_sigterm_drains_then_ends_every_leg_properly_and_records_it(tmp_path):
 
 
 def test_acd_stop_then_a_second_sigterm_ends_a_long_drain_at_once(tmp_path):
-    """`acd stop` starts a 600 s drain and waits; a second SIGTERM ends the call in the menu at
+    """SIGHUP still reloads; `acd stop` starts a 600 s drain and waits; a second SIGTERM ends the call in the menu at
     once (BYE, recorded), the server exits 0 and `acd stop` reports it stopped."""
     server = start(tmp_path, 600)
     caller = stopper = None
     try:
         caller = start_sipp(tmp_path / "menu", server.target, "queue_caller.xml", service="3998", timeout=120)
         server.wait_for_log(r"answered dialled=3998")
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_for_log(r"config reloaded \(SIGHUP\)")
         stopper = subprocess.Popen([sys.executable, "-m", "acd.cli", "stop", "--root", str(server.root),
                                     "--timeout", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    cwd=server.root)
