@@ -145,6 +145,7 @@ class GracefulShutdown:
         self.immediate = immediate
         if first:
             self.finished_during_drain = max(0, self.calls_at_start - len(self.calls.sessions))
+        # Every leg of ours still ringing: offers to agents, and customers being called back.
         self.offers_cancelled += sum(1 for leg in self.calls.placed.values()
                                      if leg.state in (AgentLegState.CALLING, AgentLegState.RINGING))
         situations = self.acd.release_all(REASON)

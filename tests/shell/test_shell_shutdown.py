@@ -184,3 +184,27 @@ def test_a_server_with_no_calls_stops_at_once(make_harness):
     harness.advance_until(lambda: harness.stopped, timeout=0.5, what="the server to stop")
     assert harness.logged(r"draining 0 calls for up to 30 s")
     assert harness.logged(r"shutdown: 0 calls finished during drain, 0 ended by the server")
+
+
+def test_a_callback_in_progress_gets_bye_to_the_agent_and_cancel_to_the_ringing_customer(make_harness):
+    """The agent took a callback and the customer's phone rings (our outbound leg through the trunk):
+    at the end of the drain the agent's leg gets BYE and the customer's INVITE a CANCEL."""
+    harness = queue_harness(make_harness, drain_seconds=0.5, trunk_outbound="127.0.0.1:5090")
+    customer = harness.phone(("127.0.0.1", 5090), "trunk")
+    caller, call = harness.answered_call("3000")
+    harness.advance(1)
+    call.info_digit("*")
+    call.respond(caller.expect_request("BYE", call_id=call.call_id, timeout=7), 200)
+    phone = harness.logged_in_agent("1001")
+    offer = phone.take_offer()
+    callback = customer.incoming(timeout=1)
+    callback.ring()
+    harness.signal()
+    offer.respond(offer.expect_request("BYE", timeout=0.7), 200)
+    cancel = callback.expect_request("CANCEL", timeout=0.1)
+    callback.respond(cancel, 200)
+    callback.decline(487)
+    callback.expect_ack(timeout=0.1)
+    harness.advance_until(lambda: harness.stopped, timeout=0.5, what="the server to stop")
+    assert harness.logged(r"released by the ACD \(server shutdown\): was callback in queue q")
+    assert harness.leaks() == {}
