@@ -22,6 +22,7 @@ from .calls.ivr_runner import IvrServices
 from .calls.live_config import LiveConfig
 from .calls.media_ports import MediaPorts
 from .calls.registrar_service import RegistrarService
+from .calls.shutdown import DEFAULT_DRAIN_SECONDS, GracefulShutdown
 from .calls.sip_server import SipServer
 from .calls.transports import SipTcpFactory, SipUdpProtocol
 from .calls.view import LiveView
@@ -55,6 +56,7 @@ class RunningServer:
     metrics: Metrics
     records: RecordStore
     registrar: RegistrarService | None
+    shutdown: GracefulShutdown
     udp_port: object | None
     tcp_port: object | None
     http_port: object | None = None
@@ -133,9 +135,11 @@ def config_applier(running: RunningServer, reactor) -> Callable[[Config], None]:
     return apply
 
 
-def build_server(config: Config, reactor, *, rng: random.Random | None = None) -> RunningServer:
+def build_server(config: Config, reactor, *, rng: random.Random | None = None,
+                 drain_seconds: float = DEFAULT_DRAIN_SECONDS) -> RunningServer:
     """Build and wire the whole shell, then bind its SIP transports. `reactor` provides IReactorTime,
-    IReactorUDP, IReactorTCP and IReactorThreads (tests pass a Clock-based fake)."""
+    IReactorUDP, IReactorTCP, IReactorThreads and IReactorCore's stop (tests pass a Clock-based fake).
+    `drain_seconds`: how long a stop lets calls in progress finish (`RunningServer.shutdown`)."""
     prompts = PromptLibrary(config.prompts)
     count = prompts.preload()
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +173,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None) -
                     counters=lambda: endpoint.counters,
                     auth_failures=lambda: registrar.auth_failures if registrar is not None else 0)
     metrics.attach(view)
+    shutdown = GracefulShutdown(reactor=reactor, calls=calls, acd=acd, admission=sip, config=live,
+                                flush_records=records.flush, stop=reactor.stop, drain_seconds=drain_seconds)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
         udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(sip), interface=config.sip.listen)
@@ -179,5 +185,5 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None) -
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))
     return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, ivr=ivr, events=events,
-                         metrics=metrics, records=records, registrar=registrar, udp_port=udp_port,
-                         tcp_port=tcp_port)
+                         metrics=metrics, records=records, registrar=registrar, shutdown=shutdown,
+                         udp_port=udp_port, tcp_port=tcp_port)

@@ -1,4 +1,5 @@
-"""`acd` command line: `acd serve` runs the server, `acd check` validates a config set."""
+"""`acd` command line: `acd serve` runs the server, `acd stop` drains and stops it, `acd check`
+validates a config set."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from .reload import pid_file
 
 __all__ = ["main"]
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `acd` console script."""
@@ -24,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--root", type=Path, default=Path("."),
                        help="directory holding conf/, dialplans/, ivr_flows/, sounds/ (default: .)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--drain-seconds", type=_seconds, default=30.0,
+                       help="on SIGTERM or `acd stop`, let calls in progress finish for up to this long before "
+                            "ending them (default 30; 0 ends them at once)")
+    stop = commands.add_parser("stop", help="ask the running server to drain its calls and exit; waits for it")
+    stop.add_argument("--root", type=Path, default=Path("."))
+    stop.add_argument("--timeout", type=_seconds, default=90.0,
+                      help="seconds to wait for the server to exit (default 90)")
     check = commands.add_parser("check", help="validate a config directory; prints file:line: problem")
     check.add_argument("--root", type=Path, default=Path("."))
     sim = commands.add_parser("simulate", help="walk a flow without the network and print every step")
@@ -56,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args.root)
     if args.command == "reload":
         return _reload(args.root)
+    if args.command == "stop":
+        return _stop(args.root, args.timeout)
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "agent-password":
@@ -64,7 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command == "customers":
         return _customers_import(args)
-    return _serve(args.root, args.log_level)
+    return _serve(args.root, args.log_level, args.drain_seconds)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more seconds")
+    return value
 
 
 def _check(root: Path) -> int:
@@ -80,10 +99,14 @@ def _check(root: Path) -> int:
     return 0
 
 
-def _serve(root: Path, level: str) -> int:
+def _serve(root: Path, level: str, drain_seconds: float) -> int:
     logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log = logging.getLogger("acd")
+    # A stop asked for while we start is kept, and carried out as soon as the reactor runs.
+    early_stops: list[str] = []
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, lambda number, frame: early_stops.append(signal.Signals(number).name))
     try:
         config = load_config(root)
     except ConfigInvalid as invalid:
@@ -96,9 +119,10 @@ def _serve(root: Path, level: str) -> int:
 
     from .app import build_server, config_applier, start_http
     from .reload import ConfigReloader, write_pid
+    from .stop import remove_pid_file
 
     try:
-        running = build_server(config, reactor)
+        running = build_server(config, reactor, drain_seconds=drain_seconds)
     except Exception as error:  # binding failures: say which port and stop
         log.error("cannot start: %s", error)
         return 3
@@ -116,9 +140,30 @@ def _serve(root: Path, level: str) -> int:
         log.error("cannot start the HTTP API: %s", error)
         return 3
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reloader.reload, "SIGHUP"))
+    # Twisted's own SIGTERM/SIGINT handlers stop the reactor at once; ours drain first (a second
+    # signal ends every call at once). Handlers run between bytecodes: hand over to the reactor.
+    shutdown = running.shutdown
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, lambda number, frame: reactor.callFromThread(
+            shutdown.request, signal.Signals(number).name))
+    for name in early_stops:
+        reactor.callWhenRunning(shutdown.request, name)
     write_pid(config.data_dir)
-    reactor.run()
+    reactor.run(installSignalHandlers=False)
+    remove_pid_file(config.data_dir)
     return 0
+
+
+def _stop(root: Path, timeout: float) -> int:
+    from .stop import stop_server
+
+    try:
+        data_dir = load_config(root).data_dir
+    except ConfigInvalid as invalid:
+        data_dir = root / "data"
+        print(f"the config has {len(invalid.errors)} problem(s) (acd check); looking for the server's pid in "
+              f"{data_dir}", file=sys.stderr)
+    return stop_server(data_dir, timeout=timeout, out=sys.stdout, err=sys.stderr)
 
 
 def _simulate(args: argparse.Namespace) -> int:

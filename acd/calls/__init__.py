@@ -10,4 +10,6 @@ Wired in one place, `acd/app.py` (the composition root); every object gets the n
 - `leg_states` (caller and agent leg transition tables, EndReason), `media_ports` + `rtp_leg` (RTP),
   `registrar_service`, `call_table`, `live_config`, `webhooks`, `queue_log`
 - `view.LiveView`: the read-only view the REST API, wallboard and metrics use.
+- `shutdown.GracefulShutdown`: SIGTERM drains (SipServer refuses new calls 503), then ends what is left
+  (AcdService.release_all, CallSession.close) and stops the reactor.
 """

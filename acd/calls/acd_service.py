@@ -76,6 +76,7 @@ class AcdService:
                                        queue_log=self.queue_log, calls=self.calls, last_call=self.last_call,
                                        contacts=contacts, feed=self._feed, enqueue=self.enqueue, directory=directory)
         self._timer = None
+        self.releasing = False  # the server is stopping: no new offers are placed
 
     def _settings(self, queue: str):
         return queue_settings(self.config, queue)
@@ -146,6 +147,46 @@ class AcdService:
         if agent is not None:
             agent.hang_up("caller hung up")
         self._withdraw_offers(queued, "caller hung up")
+
+    def release_all(self, reason: str) -> dict[str, str]:
+        """The server is stopping: let go of every call the ACD holds, at once. Ringing offers get
+        CANCEL (their agents are available again), connected agents get BYE (they wrap up); no agent
+        is logged out. The callers' own legs are left to the caller of this method. The queue log
+        reads as Asterisk's does when its channels are hung up: ABANDON while waiting, COMPLETECALLER
+        once connected. Returns each call's situation: "waiting", "offered", "connected", "callback"."""
+        self.releasing = True
+        situations: dict[str, str] = {}
+        queues: set[str] = set()
+        now = self.reactor.seconds()
+        # Waiting calls first, so that an agent freed by a withdrawn offer has no one left to be offered.
+        for queued in sorted(self.calls.values(), key=lambda queued: bool(queued.offers or queued.agent_leg)):
+            queues.add(queued.queue)
+            if queued.callback is not None:
+                situation = "callback"
+            elif queued.agent_leg is not None:
+                situation = "connected"
+            else:
+                situation = "offered" if queued.offers else "waiting"
+            situations[queued.call_id] = situation
+            if queued.wait is not None:
+                queued.wait.stop()
+                queued.wait = None
+            if situation == "connected" and queued.connected_at is not None:
+                self.connections.completed("COMPLETECALLER", queued)
+            elif situation in ("waiting", "offered"):
+                self.queue_log.write("ABANDON", queued.call_id, queued.queue, "", self._position(queued.call_id) or "",
+                                     queued.entry_position or "", queued.waited(now))
+            self._feed(CallEnded(call_id=queued.call_id))  # withdraws its offers (OfferCancelled: CANCEL)
+            self.calls.pop(queued.call_id, None)
+            for leg in (queued.agent_leg, queued.customer_leg):
+                if leg is not None:
+                    leg.cancel(reason)  # CANCEL while ringing, BYE once answered
+            self._withdraw_offers(queued, reason)
+            log.info("call=%s released by the ACD (%s): was %s in queue %s", queued.call_id, reason, situation,
+                     queued.queue)
+        for queue in sorted(queues):
+            self.events.publish("wallboard", {"type": "queue-changed", "queue": queue})
+        return situations
 
     def queue_timed_out(self, queued: QueuedCall) -> None:
         """The caller waited the queue's maximum: leave the queue, back to the flow's on_failure."""
@@ -273,7 +314,11 @@ class AcdService:
     def _apply(self, decisions: list) -> None:
         for decision in decisions:
             if isinstance(decision, Offer):
-                self.connections.offer(decision)
+                if self.releasing:
+                    log.info("call=%s offer to agent=%s not placed: the server is stopping", decision.call_id,
+                             decision.agent_id)
+                else:
+                    self.connections.offer(decision)
             elif isinstance(decision, OfferCancelled):
                 self.connections.offer_cancelled(decision)
             elif isinstance(decision, CallConnected):

@@ -11,6 +11,7 @@ free-text reasons that were matched by prefix: each carries its metric label and
     RINGING --answer--> ANSWERED --ack--> CONFIRMED    CALLING --provisional--> RINGING
        |                   |                 |          CALLING/RINGING --cancel--> CANCELLING
        |                   +---hang_up-------+--> ENDING   CALLING/RINGING/CANCELLING --answered--> ANSWERED
+       |                   +---close---------+--> CLOSING --hang_up--> ENDING   (a goodbye, then BYE)
        +--------------------- end (any) --------------> ENDED   ANSWERED --hang_up--> ENDING; any --end--> ENDED
 """
 
@@ -32,6 +33,7 @@ class CallState(enum.Enum):
     RINGING = "ringing"        # 180 sent (or about to answer), answer pending
     ANSWERED = "answered"      # 200 sent, waiting for ACK (media already runs)
     CONFIRMED = "confirmed"    # ACK received
+    CLOSING = "closing"        # the server is stopping: a last prompt, then our BYE (no flow, no queue)
     ENDING = "ending"          # our BYE sent
     ENDED = "ended"
 
@@ -42,15 +44,18 @@ class CallerEvent(enum.Enum):
     ANSWER = "answer"          # we send 200 OK
     ACK = "ack"                # the caller's ACK arrived
     HANG_UP = "hang_up"        # we send BYE
+    CLOSE = "close"            # we play a goodbye before our BYE (server shutdown)
     END = "end"                # the call is over (BYE either way, CANCEL, failure)
 
 
 CALLER_TRANSITIONS: dict[CallState, dict[CallerEvent, CallState]] = {
     CallState.RINGING: {CallerEvent.ANSWER: CallState.ANSWERED, CallerEvent.END: CallState.ENDED},
     CallState.ANSWERED: {CallerEvent.ACK: CallState.CONFIRMED, CallerEvent.HANG_UP: CallState.ENDING,
-                         CallerEvent.END: CallState.ENDED},
+                         CallerEvent.CLOSE: CallState.CLOSING, CallerEvent.END: CallState.ENDED},
     CallState.CONFIRMED: {CallerEvent.ACK: CallState.CONFIRMED, CallerEvent.HANG_UP: CallState.ENDING,
-                          CallerEvent.END: CallState.ENDED},
+                          CallerEvent.CLOSE: CallState.CLOSING, CallerEvent.END: CallState.ENDED},
+    CallState.CLOSING: {CallerEvent.ACK: CallState.CLOSING, CallerEvent.HANG_UP: CallState.ENDING,
+                        CallerEvent.END: CallState.ENDED},
     CallState.ENDING: {CallerEvent.END: CallState.ENDED},
     CallState.ENDED: {},
 }
@@ -123,6 +128,7 @@ class EndReason(enum.Enum):
     NO_ACK = ("failed", "no ACK for 200 OK")
     QUEUE_FAILED = ("failed", "queue failed after transfer: {detail}")
     HUNG_UP = ("failed", "hung up")
+    SERVER_SHUTDOWN = ("shutdown", "server shutdown")
 
     @property
     def result(self) -> str:

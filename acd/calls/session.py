@@ -34,6 +34,7 @@ log = logging.getLogger("acd.call")
 HOLD_MUSIC_PLAYBACK = -1
 BANNER_PLAYBACK = -4
 CALLBACK_CONFIRM_PLAYBACK = -3
+GOODBYE_PLAYBACK = -5
 
 
 class CallSession:
@@ -83,6 +84,7 @@ class CallSession:
         self._after_banner: Callable[[], None] | None = None
         self._hang_up_after_confirmation = False
         self._answer_timer = None
+        self._close_timer = None
         self.ivr = runner_for(self, flow, context, None)
 
     @property
@@ -158,6 +160,9 @@ class CallSession:
     def on_bye(self, transaction: tuple) -> None:
         """The caller hung up."""
         self.signalling.respond(transaction, 200)
+        if self.state is CallState.CLOSING:
+            self._end(self.end, self.end_detail)  # hung up during our goodbye: still ended by us
+            return
         if self.ivr is not None:
             self.ivr.feed(CallerHungUp())
         if self.transfer_target is None:
@@ -201,11 +206,40 @@ class CallSession:
         if self.state is CallState.RINGING:
             self.signalling.respond(self.invite_transaction, 480, to_tag=self.dialog.local_tag)
             self._end(reason, detail)
-        elif self.active:
+        elif self.active or self.state is CallState.CLOSING:
             self.end, self.end_detail = reason, detail
             self._move(CallerEvent.HANG_UP)
             self._stop_media()
             self.signalling.send_in_dialog(self, "BYE")
+
+    def close(self, reason: EndReason, prompts: tuple[str, ...], max_seconds: float) -> None:
+        """End the call from our side after a last prompt (the server is stopping): the flow and the
+        queue's music stop, the caller hears `prompts`, then BYE, `max_seconds` later at the latest.
+        A call not answered yet, or with nothing to hear, is hung up at once."""
+        if not self.active or not prompts:
+            self.hang_up(reason)
+            return
+        self._move(CallerEvent.CLOSE)
+        self.end, self.end_detail = reason, ""
+        if self.ivr is not None:
+            self.ivr.stop()
+        self._after_banner = None
+        self._hang_up_after_confirmation = False
+        self.on_hold = False
+        self.leg.relay_to = None
+        self.media.start_sending(self.leg)
+        self.play(prompts, GOODBYE_PLAYBACK)
+        self._close_timer = self.reactor.callLater(max_seconds, self._closed)
+        log.info("call=%s closing (%s): playing %s, then BYE", self.call_id, reason.describe(), " ".join(prompts))
+
+    def _closed(self) -> None:
+        self._close_timer = None
+        if self.state is CallState.CLOSING:
+            self.hang_up(self.end or EndReason.HUNG_UP, self.end_detail)
+
+    def end_now(self, reason: EndReason) -> None:
+        """Write the call's end without waiting for the caller's side any more (the server exits)."""
+        self._end(self.end or reason, self.end_detail)
 
     def transfer(self, target: str) -> None:
         """Blind transfer: REFER the caller to `target` at this server's address (RFC 3515)."""
@@ -260,6 +294,9 @@ class CallSession:
 
     def on_playback_finished(self, playback_id: int) -> None:
         """The leg played everything asked for: the queue's music (ids < 0) or the IVR's prompts."""
+        if self.state is CallState.CLOSING and playback_id == GOODBYE_PLAYBACK:
+            self._closed()
+            return
         if not self.active:
             return
         if playback_id < 0:
@@ -353,8 +390,9 @@ class CallSession:
             return
         self._move(CallerEvent.END)
         self.end, self.end_detail = reason, detail
-        if self._answer_timer is not None and self._answer_timer.active():
-            self._answer_timer.cancel()
+        for timer in (self._answer_timer, self._close_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
         if self.ivr is not None:
             self.ivr.stop()
         wait = self.queued.wait if self.queued is not None else None

@@ -1,6 +1,8 @@
 """SipServer: drives the sans-IO SipEndpoint on the reactor, sends SIP for every leg (it is the
 `Signalling` port), and dispatches what arrives: new INVITEs and INFO to the call set-up
-(`InboundCalls`), REGISTER to the registrar, in-dialog requests to the leg they belong to.
+(`InboundCalls`), REGISTER to the registrar, in-dialog requests to the leg they belong to. While
+the server drains before stopping (`refuse_new_calls`), new INVITEs and OPTIONS get 503 with
+Retry-After; everything inside dialogs, REGISTER and responses go on as before.
 
 It owns the one IDelayedCall for the endpoint's next deadline (STYLE 2). It knows no call-centre
 rule. `reactor` must provide IReactorTime.
@@ -63,6 +65,7 @@ class SipServer:
         self._senders: dict[str, Callable[[Datagram], None]] = {}
         self._timer = None
         self._timer_deadline: float | None = None
+        self.retry_after: int | None = None  # set while new calls are refused (the server drains)
 
     def set_sender(self, transport: str, send: Callable[[Datagram], None]) -> None:
         """Register how datagrams of a transport ("UDP", "TCP") leave."""
@@ -72,6 +75,19 @@ class SipServer:
         """Where new calls and REGISTERs go (wired by the composition root)."""
         self.call_setup = call_setup
         self.registrar = registrar
+
+    def refuse_new_calls(self, retry_after_seconds: int) -> None:
+        """From now on answer new INVITEs and OPTIONS with 503 and Retry-After (RFC 3261 §21.5.4):
+        the server is stopping. Requests inside dialogs, REGISTER and responses go on."""
+        self.retry_after = retry_after_seconds
+
+    def _refuse_while_draining(self, event: RequestReceived) -> None:
+        request = event.request
+        if request.method == "INVITE":
+            log.info("call=%s refused 503: the server is shutting down", request.call_id)
+        self.respond(event.transaction_id, 503, to_tag=new_tag(),
+                     headers=(("Retry-After", str(self.retry_after)),
+                              ("Warning", '399 acd "shutting down"')))
 
     # ---- input -------------------------------------------------------------------------------
     def datagram_received(self, data: bytes, source: tuple[str, int], transport: str) -> None:
@@ -125,6 +141,9 @@ class SipServer:
         if method == "INVITE" and to_tag is None:
             if session is not None:
                 raise RemoteProtocolError("a call with this Call-ID is already in progress", 482)
+            if self.retry_after is not None:
+                self._refuse_while_draining(event)
+                return
             self.call_setup.new_call(event)
             return
         if method == "REGISTER":
@@ -134,6 +153,9 @@ class SipServer:
                 self.registrar.on_register(event)
             return
         if method == "OPTIONS" and to_tag is None:
+            if self.retry_after is not None:
+                self._refuse_while_draining(event)
+                return
             self.respond(event.transaction_id, 200, to_tag=new_tag(), headers=self.capability_headers())
             return
         if to_tag is not None:

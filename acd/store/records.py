@@ -147,7 +147,7 @@ class RecordStore:
 
         `outcome` is a short word the report counts on: "completed" (the flow finished it),
         "caller_hangup", "agent_hangup", "cancelled", "transferred", "callback", "failed",
-        "interrupted" (see `close_interrupted`). `reason` is free text. A second end is ignored."""
+        "shutdown" (ended by a graceful server stop), "interrupted" (see `close_interrupted`). `reason` is free text. A second end is ignored."""
         self._put("call_ended", call_id=call_id, outcome=outcome, reason=reason, at=at)
 
     def set_field(self, call_id: str, name: str, value: Any) -> None:

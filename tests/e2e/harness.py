@@ -164,14 +164,15 @@ class AcdServer:
 def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
                  log_level: str = "INFO", extra_files: dict[str, str] | None = None,
                  trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "",
-                 rtp_ports: int = 400) -> AcdServer:
-    """Write a config under `root` and start the server on it; waits until it listens."""
+                 rtp_ports: int = 400, serve_args: tuple[str, ...] = ()) -> AcdServer:
+    """Write a config under `root` and start the server on it (`serve_args`: more `acd serve`
+    options, e.g. ("--drain-seconds", "2")); waits until it listens."""
     write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources, extra_files=extra_files,
                  trunk_outbound=trunk_outbound, http_port=http_port, main_extra=main_extra, rtp_ports=rtp_ports)
     log_path = root / "server.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen([sys.executable, "-m", "acd.cli", "serve", "--root", str(root), "--log-level",
-                                log_level], stdout=log_file, stderr=subprocess.STDOUT, cwd=root)
+                                log_level, *serve_args], stdout=log_file, stderr=subprocess.STDOUT, cwd=root)
     server = AcdServer(root=root, sip_port=sip_port, process=process, log_path=log_path, _log_file=log_file)
     try:
         server.wait_for_log(r"listening for SIP", timeout=20)

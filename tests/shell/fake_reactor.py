@@ -169,7 +169,7 @@ class FakeTcpPort:
 
 class FakeReactor(task.Clock):
     """IReactorTime (Clock), IReactorUDP, IReactorTCP (recorded), IReactorThreads (synchronous),
-    IReactorCore's system event triggers (recorded; `fire_shutdown` runs them)."""
+    IReactorCore's system event triggers (recorded; `fire_shutdown` runs them) and `stop`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -180,6 +180,7 @@ class FakeReactor(task.Clock):
         self.triggers: dict[int, tuple[str, str, Callable, tuple, dict]] = {}
         self._trigger_ids = 0
         self.thread_pool = SynchronousThreadPool()
+        self.stopped = False
 
     # ---- IReactorUDP ---------------------------------------------------------------------------
     def listenUDP(self, port: int, protocol, interface: str = "", maxPacketSize: int = 8192) -> FakeUdpPort:  # noqa: N802,N803
@@ -228,6 +229,11 @@ class FakeReactor(task.Clock):
 
     def removeSystemEventTrigger(self, trigger_id: int) -> None:  # noqa: N802 - Twisted API
         self.triggers.pop(trigger_id, None)
+
+    def stop(self) -> None:
+        """IReactorCore.stop: recorded in `stopped`, and the shutdown triggers run."""
+        self.stopped = True
+        self.fire_shutdown()
 
     def fire_shutdown(self) -> None:
         """Run the "shutdown" triggers, phase by phase (before, during, after), once."""

@@ -71,7 +71,7 @@ class ShellHarness:
     """One server on a fake reactor, and the peers that talk to it."""
 
     def __init__(self, root: Path, *, extra_files: dict[str, str] | None = None, trunk_outbound: str | None = None,
-                 rtp_ports: int = 400, main_extra: str = "") -> None:
+                 rtp_ports: int = 400, main_extra: str = "", drain_seconds: float = 30.0) -> None:
         self.root = Path(root)
         self.sip_address = (LOCAL, SIP_PORT)
         write_config(self.root, sip_port=SIP_PORT, rtp_base=RTP_BASE, trunk_outbound=trunk_outbound,
@@ -91,7 +91,7 @@ class ShellHarness:
         try:
             self.config = load_config(self.root)
             # Wired as `acd serve` wires it (acd/cli.py): these are the composition root's public APIs.
-            self.running = build_server(self.config, self.reactor)
+            self.running = build_server(self.config, self.reactor, drain_seconds=drain_seconds)
             self.reloader = ConfigReloader(self.root, self.running.live, config_applier(self.running, self.reactor),
                                            self.reactor,
                                            calls_in_progress=lambda: len(self.running.calls.sessions))
@@ -265,6 +265,17 @@ class ShellHarness:
         """RTP ports the server holds right now (from the fake reactor, not the server)."""
         return sorted(port for (host, port), bound in self.reactor.udp_ports.items()
                       if port != SIP_PORT and not bound.closed)
+
+    def signal(self, name: str = "SIGTERM") -> None:
+        """What `acd serve`'s SIGTERM/SIGINT handler does (acd/cli.py): ask the server to stop, on the
+        reactor's next turn (`RunningServer.shutdown`)."""
+        self.reactor.callFromThread(self.running.shutdown.request, name)
+        self.reactor.advance(0)
+
+    @property
+    def stopped(self) -> bool:
+        """True once the server stopped the reactor (after a shutdown)."""
+        return self.reactor.stopped
 
     def reload(self) -> bool:
         """POST /api/reload (what `acd reload` and SIGHUP do)."""

@@ -20,6 +20,15 @@ def test_a_retransmitted_ack_keeps_the_caller_leg_confirmed():
     assert next_caller_state(CallState.CONFIRMED, CallerEvent.ACK) is CallState.CONFIRMED
 
 
+def test_a_caller_leg_closing_at_shutdown_hears_a_goodbye_then_gets_our_bye():
+    """Server shutdown: an answered call moves to CLOSING (last prompt, no flow), then ENDING with our BYE."""
+    for answered in (CallState.ANSWERED, CallState.CONFIRMED):
+        state = next_caller_state(answered, CallerEvent.CLOSE)
+        assert state is CallState.CLOSING
+        assert next_caller_state(state, CallerEvent.ACK) is CallState.CLOSING
+        assert next_caller_state(state, CallerEvent.HANG_UP) is CallState.ENDING
+
+
 def test_every_caller_state_but_ended_can_end():
     for state in CallState:
         if state is not CallState.ENDED:
@@ -27,7 +36,8 @@ def test_every_caller_state_but_ended_can_end():
 
 
 @pytest.mark.parametrize("state,event", [(CallState.RINGING, CallerEvent.HANG_UP), (CallState.RINGING, CallerEvent.ACK),
-                                         (CallState.ENDED, CallerEvent.END), (CallState.ENDING, CallerEvent.ANSWER)])
+                                         (CallState.ENDED, CallerEvent.END), (CallState.ENDING, CallerEvent.ANSWER),
+                                         (CallState.RINGING, CallerEvent.CLOSE), (CallState.CLOSING, CallerEvent.CLOSE)])
 def test_a_move_the_caller_table_lacks_is_a_bug_named_in_the_error(state, event):
     with pytest.raises(LegStateError, match=f"call=c1 caller leg in state {state.value} cannot take {event.value}"):
         next_caller_state(state, event, "c1")
@@ -68,10 +78,12 @@ def test_end_reasons_keep_the_texts_logs_and_records_are_matched_on():
     assert EndReason.TRANSFER_FAILED.describe("2000 failed (404)") == "transfer to 2000 failed (404)"
     assert EndReason.FLOW_COMPLETED.describe("hangup step end") == "hangup step end"
     assert EndReason.QUEUE_FAILED.describe("maximum wait reached") == "queue failed after transfer: maximum wait reached"
+    assert EndReason.SERVER_SHUTDOWN.describe() == "server shutdown"
 
 
 def test_end_reasons_carry_their_metric_label():
     assert {reason.result for reason in EndReason} <= {"completed", "caller_hangup", "agent_hangup", "cancelled",
-                                                        "transferred", "callback", "failed"}
+                                                        "transferred", "callback", "failed", "shutdown"}
     assert EndReason.FLOW_FAILED.result == "failed" and EndReason.FLOW_COMPLETED.result == "completed"
     assert EndReason.CALLBACK_REQUESTED.result == "callback"
+    assert EndReason.SERVER_SHUTDOWN.result == "shutdown"
