@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench/routing.py                 # 100, 1,000 and 10,000 agents
     .venv/bin/python scripts/bench/routing.py --quick         # small and fast
     .venv/bin/python scripts/bench/routing.py --ewt           # estimated-wait accuracy trace
+    .venv/bin/python scripts/bench/routing.py --reconfigure   # cost of a live reload at peak
 
 The day: 100 skills, 10 queues (skills-based, longest-idle, fewest-calls, round-robin), each
 agent in 1-3 queues with 3-6 skills, calls needing 0-2 skills. Load follows a morning ramp,
@@ -284,6 +285,34 @@ def ewt_trace(seed: int, agents: int = 50, hours: float = 4.0, load: float = 0.9
     }
 
 
+def reconfigure_cost(agents: int, seed: int, backlog: int, repeats: int = 5) -> dict:
+    """How long `reconfigure` holds the event loop at a peak: every agent logged in (most ringing,
+    some idle for lack of a matching call), `backlog` callers in line. Times a reload to the same
+    config and one that rotates every queue's strategy; the median of `repeats`."""
+    import dataclasses
+
+    config, events = build_day(agents, seed, 3600.0)
+    router = RoutingEngine(config)
+    logins = [event for _t, event in events if isinstance(event, AgentLoggedIn)]
+    arrivals = [event for _t, event in events if isinstance(event, CallArrived)][: agents + backlog]
+    for event in logins:
+        router.handle(event, 1.0)
+    for event in arrivals:
+        router.handle(event, 2.0)
+    rotated = dataclasses.replace(config, queues=tuple(
+        dataclasses.replace(queue, strategy=STRATEGY_CYCLE[(n + 1) % len(STRATEGY_CYCLE)], wrap_up_seconds=20.0)
+        for n, queue in enumerate(config.queues)))
+    timings: dict[str, list[float]] = {"same_config_ms": [], "changed_strategies_ms": []}
+    for _ in range(repeats):
+        for name, target in (("same_config_ms", config), ("changed_strategies_ms", rotated)):
+            started = time.perf_counter()
+            router.reconfigure(target, 3.0)
+            timings[name].append((time.perf_counter() - started) * 1000)
+    waiting = sum(1 for call in router.call_ids() if router.call_view(call).state == "waiting")
+    return {"agents": agents, "calls_held": len(router.call_ids()), "waiting": waiting,
+            **{name: statistics.median(values) for name, values in timings.items()}}
+
+
 def _waiting_probability(rate: float, service: float, agents: int) -> float:
     from acd.routing.estimate import erlang_c_probability
 
@@ -297,8 +326,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day-seconds", type=float, default=None, help="simulated day length")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--ewt", action="store_true", help="measure estimated-wait error instead")
+    parser.add_argument("--reconfigure", action="store_true", help="time a live reload at peak instead")
     parser.add_argument("--out", default="bench-routing.json", help="JSON results path")
     args = parser.parse_args(argv)
+    if args.reconfigure:
+        print(f"{'agents':>7} {'calls held':>10} {'waiting':>8} {'same config ms':>14} {'new strategies ms':>17}")
+        rows = []
+        for agents, backlog in ((100, 1000), (1000, 5000), (10000, 5000)):
+            row = reconfigure_cost(agents, args.seed, backlog)
+            rows.append(row)
+            print(f"{row['agents']:>7} {row['calls_held']:>10} {row['waiting']:>8} {row['same_config_ms']:>14.1f} "
+                  f"{row['changed_strategies_ms']:>17.1f}", flush=True)
+        Path(args.out).write_text(json.dumps({"benchmark": "routing-reconfigure", "results": rows}, indent=2))
+        print(f"wrote {args.out}")
+        return 0
     if args.ewt:
         result = {"ewt": [ewt_trace(args.seed, agents=n) for n in (10, 50, 200)]}
         for row in result["ewt"]:
