@@ -34,6 +34,7 @@ from .media.prompts import PromptLibrary
 from .metrics import Metrics
 from .sip.endpoint import SipEndpoint
 from .speech.recognizer import RecognizerCache
+from .store.presence import PreviousRun
 from .store.records import RecordStore
 
 __all__ = ["RunningServer", "build_server"]
@@ -135,6 +136,15 @@ def config_applier(running: RunningServer, reactor) -> Callable[[Config], None]:
     return apply
 
 
+def _restore_agents(previous: PreviousRun, acd: AcdService) -> None:
+    """Log the start and put the last run's agents back (the SIP ports are bound: phones can be told)."""
+    stopped = f" (stopped at {previous.stopped_at:.3f})" if previous.ending == "a clean stop" else ""
+    log.info("starting after %s%s; %d call(s) left open, %d agent(s) were logged in", previous.ending, stopped,
+             previous.open_calls, len(previous.agents))
+    if previous.agents:
+        acd.restore_agents(previous.agents, ending=previous.ending)
+
+
 def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                  drain_seconds: float = DEFAULT_DRAIN_SECONDS) -> RunningServer:
     """Build and wire the whole shell, then bind its SIP transports. `reactor` provides IReactorTime,
@@ -144,7 +154,11 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     count = prompts.preload()
     config.data_dir.mkdir(parents=True, exist_ok=True)
     records = RecordStore(config.data_dir / "records.db")
+    previous = records.start_run(at=reactor.seconds())
     records.close_interrupted(at=reactor.seconds())
+    # "during": after every "before" trigger (a drain of the calls in progress) has finished, so the
+    # mark means the run ended on the normal path; "after" closes the writer once it is written.
+    reactor.addSystemEventTrigger("during", "shutdown", lambda: records.stop_run(at=reactor.seconds()))
     reactor.addSystemEventTrigger("after", "shutdown", records.close)
     directory = CustomerDirectory(config.data_dir / "customers.db", default_country_code=config.country_code)
     live = LiveConfig(config, crm=crm_client(config, reactor))
@@ -184,6 +198,7 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))
+    _restore_agents(previous, acd)
     return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, ivr=ivr, events=events,
                          metrics=metrics, records=records, registrar=registrar, shutdown=shutdown,
                          udp_port=udp_port, tcp_port=tcp_port)

@@ -3,6 +3,9 @@
 `EventHub.publish(topic, event)` fans a JSON event out to every open `GET /api/events/{topic}`
 stream (`agent-1001`, `wallboard`). Slow or gone readers are dropped, never waited for: a stream
 must not hold a call back. Each stream gets a comment line every 15 s so proxies keep it open.
+An event published with `retain=True` is also kept, until the topic's next event, and sent first to
+every stream that opens meanwhile: the agent's desktop reconnecting after a server restart still
+learns what the restart did to them (the restore happens before anyone can be connected).
 `reactor` provides IReactorTime.
 """
 
@@ -30,6 +33,7 @@ class EventHub:
     def __init__(self, reactor) -> None:
         self.reactor = reactor
         self.streams: dict[str, set[server.Request]] = {}
+        self.retained: dict[str, bytes] = {}
         self._keepalive = task.LoopingCall(self._ping)
         self._keepalive.clock = reactor
 
@@ -40,19 +44,26 @@ class EventHub:
         request.setHeader(b"content-type", b"text/event-stream")
         request.setHeader(b"cache-control", b"no-cache")
         request.write(b": connected\n\n")
+        if topic in self.retained:
+            request.write(self.retained[topic])
         self.streams.setdefault(topic, set()).add(request)
         request.notifyFinish().addBoth(lambda _: self._drop(topic, request))
         if not self._keepalive.running:
             self._keepalive.start(KEEPALIVE_SECONDS, now=False)
         return True
 
-    def publish(self, topic: str, event: dict[str, Any]) -> None:
-        """Send one event to every stream of a topic."""
+    def publish(self, topic: str, event: dict[str, Any], *, retain: bool = False) -> None:
+        """Send one event to every stream of a topic; `retain` keeps it for streams opened later,
+        until the topic's next event."""
+        if not retain and self.retained:
+            self.retained.pop(topic, None)
         readers = self.streams.get(topic)
-        if not readers:
+        if not readers and not retain:
             return
         data = f"event: {event.get('type', 'message')}\ndata: {json.dumps(event, default=str)}\n\n".encode()
-        for request in list(readers):
+        if retain:
+            self.retained[topic] = data
+        for request in list(readers or ()):
             try:
                 request.write(data)
             except RuntimeError:  # a reader that went away mid-write: drop it, keep the others

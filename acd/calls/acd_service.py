@@ -1,7 +1,8 @@
 """AcdService: the shell around the pure RoutingEngine. Queued callers, offers to agents, bridges.
 
 It feeds the engine (CallArrived from the IVR's queue step, CallEnded when the caller leaves, agent
-log-in/out/pause from feature codes and the API) and carries out its decisions: offers and
+log-in/out/pause from feature codes and the API, and at start-up the agents of the last run:
+`restore_agents`) and carries out its decisions: offers and
 connections go to `Connections` (which feeds the agent legs' answers back), waiting callers hear
 position and wait (QueueWait), a refused call goes back to the IVR. One `QueuedCall` per call it
 holds. One IDelayedCall follows `engine.next_deadline()`. `reactor` provides IReactorTime and
@@ -11,14 +12,15 @@ IReactorThreads.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..context.routing_hints import DEFAULT_STICKY_SECONDS, caller_priority, preferred_agent, queue_requirements
 from ..ivr.events import EnqueueCall, QueueFinished
-from ..routing import (AgentLoggedIn, AgentProfile, AgentLoggedOut, AgentPauseRequested, AgentReadyRequested, AgentStateChanged,
-                       CallArrived, CallbackRequested, CallConnected, CallEnded, CallOverflowed, CallRefused,
-                       CallWaiting, Offer, OfferCancelled, QueueConfig, QueueRemoved, RoutingConfig, RoutingEngine,
-                       RoutingError)
+from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, AgentProfile, AgentReadyRequested,
+                       AgentState, AgentStateChanged, CallArrived, CallbackRequested, CallConnected, CallEnded,
+                       CallOverflowed, CallRefused, CallWaiting, Offer, OfferCancelled, QueueConfig, QueueRemoved,
+                       RoutingConfig, RoutingEngine, RoutingError)
+from .agent_restore import WHY_REFUSED, RestoredAgent, plan_restore, restore_summary, tell_restored
 from .connections import Connections, queue_settings
 from .leg_states import EndReason
 from .ports import ConfigSource, EventSink, Media, Records, Signalling, Webhooks
@@ -29,6 +31,7 @@ from .queued_call import Callback, QueuedCall
 if TYPE_CHECKING:
     from ..config.model import Config
     from ..metrics import Metrics
+    from ..store.presence import AgentPresence
     from .session import CallSession
 
 __all__ = ["AcdService", "routing_config_from"]
@@ -66,11 +69,14 @@ class AcdService:
         self.records = records
         self.webhooks = webhooks
         self.metrics = metrics
+        self.signalling = signalling
+        self.contacts = contacts
         self.engine = RoutingEngine(routing_config_from(config.config))
         self.queue_log = QueueLog(records, reactor)
         self.calls: dict[str, QueuedCall] = {}
         self.last_call: dict[str, str] = {}
         self.state_since: dict[str, float] = {}
+        self._pending_reasons: dict[str, str] = {}  # agent → reason of a pause asked for during a call
         self.connections = Connections(reactor=reactor, config=config, signalling=signalling, media=media,
                                        events=events, records=records, webhooks=webhooks, metrics=metrics,
                                        queue_log=self.queue_log, calls=self.calls, last_call=self.last_call,
@@ -266,15 +272,24 @@ class AcdService:
 
     def logout(self, agent_id: str) -> str:
         """Log an agent out."""
-        return "logged-out" if self._feed(AgentLoggedOut(agent_id=agent_id)) else "not-logged-in"
+        if not self._feed(AgentLoggedOut(agent_id=agent_id)):
+            return "not-logged-in"
+        self._save_pending(agent_id, None)
+        return "logged-out"
 
     def pause(self, agent_id: str, reason: str) -> str:
         """Pause an agent with a reason code."""
-        return "paused" if self._feed(AgentPauseRequested(agent_id=agent_id, reason=reason)) else "not-logged-in"
+        if not self._feed(AgentPauseRequested(agent_id=agent_id, reason=reason)):
+            return "not-logged-in"
+        self._save_pending(agent_id, reason)
+        return "paused"
 
     def unpause(self, agent_id: str) -> str:
         """Make a paused agent available again."""
-        return "available" if self._feed(AgentReadyRequested(agent_id=agent_id)) else "not-paused"
+        if not self._feed(AgentReadyRequested(agent_id=agent_id)):
+            return "not-paused"
+        self._save_pending(agent_id, None)
+        return "available"
 
     def set_disposition(self, agent_id: str, code: str) -> str | None:
         """Store a wrap-up disposition on the agent's last call; that call's id, or None if none."""
@@ -283,6 +298,38 @@ class AcdService:
             self.records.set_field(call_id, "disposition", code)
             log.info("call=%s agent=%s disposition=%s", call_id, agent_id, code)
         return call_id
+
+    def restore_agents(self, agents: Iterable["AgentPresence"], *, ending: str) -> list[RestoredAgent]:
+        """At start-up, before any call: the agents logged in when the last run ended (`ending`: "a
+        clean stop", "a crash") are logged back in or out by `plan_restore`, through the engine like
+        any login; each is told on their event stream, and by SIP MESSAGE when the restart changed
+        their state. Returns what became of each."""
+        agents_config = self.config.config.agents
+        configured = agents_config.agents if agents_config else {}
+        now = self.reactor.seconds()
+        plan = plan_restore(agents, configured, lambda agent_id: bool(self.contacts(agent_id)))
+        done = []
+        for restored in plan:
+            if restored.state != "logged_out":
+                agent = configured[restored.agent_id]
+                if not self._feed(AgentLoggedIn(agent_id=restored.agent_id, queues=agent.queues, skills=agent.skills,
+                                                paused_reason=restored.pause_reason)):
+                    restored = restored.logged_out(WHY_REFUSED)
+            if restored.state == "logged_out":
+                self._restored_logged_out(restored.agent_id, restored.why, now)
+            log.info("agent=%s restored after %s: %s", restored.agent_id, ending, restored.outcome())
+            tell_restored(restored, ending, now, events=self.events, signalling=self.signalling,
+                          contacts=self.contacts(restored.agent_id), sip=self.config.config.sip)
+            done.append(restored)
+        log.info("%s", restore_summary(ending, done))
+        return done
+
+    def _restored_logged_out(self, agent_id: str, why: str, now: float) -> None:
+        """The agent was logged in when the server stopped and is not any more: close their session
+        in the history, the queue log and the current state (the engine never had them)."""
+        self.records.agent_state(agent_id, state="logged_out", reason=why, at=now)
+        self.records.agent_presence(agent_id, state="logged_out", queues={}, reason=why, at=now)
+        self.queue_log.write("AGENTLOGOFF", "", "", agent_id, agent_id)
 
     # ---- reconfiguration ---------------------------------------------------------------------
     def reconfigure(self, routing: RoutingConfig) -> None:
@@ -364,8 +411,40 @@ class AcdService:
                                    round(now - self.state_since.get(decision.agent_id, now), 1))
         self.state_since[decision.agent_id] = now
         self.records.agent_state(decision.agent_id, state=decision.state.value, reason=decision.reason, at=now)
+        self._save_presence(decision.agent_id, decision.state, decision.reason, now)
         self.queue_log.agent_state_changed(decision)
         event = {"type": "agent-state", "agent": decision.agent_id, "state": decision.state.value,
                  "previous": decision.previous.value, "reason": decision.reason, "at": now}
         self.events.publish(f"agent-{decision.agent_id}", event)
         self.events.publish("wallboard", event)
+
+    def _save_presence(self, agent_id: str, state: AgentState, reason: str, now: float) -> None:
+        """The agent's current state, as a restart will restore it (`records.agent_presence`), with a
+        pause or log-out asked for during a call (the engine's `pending`)."""
+        if state is AgentState.LOGGED_OUT:
+            self._pending_reasons.pop(agent_id, None)
+            self.records.agent_presence(agent_id, state=state.value, queues={}, reason=reason, at=now)
+            return
+        try:
+            view = self.engine.agent_view(agent_id)
+        except RoutingError:  # logged out later in the same batch of decisions: that change is saved
+            return
+        pending = view.pending if state in (AgentState.ON_CALL, AgentState.WRAP_UP) else None
+        self.records.agent_presence(agent_id, state=state.value, queues=dict(view.queues), reason=reason, at=now,
+                                    pause_reason=view.pause_reason if state is AgentState.PAUSED else None,
+                                    pending=pending,
+                                    pending_reason=self._pending_reasons.get(agent_id) if pending == "pause" else None)
+
+    def _save_pending(self, agent_id: str, reason: str | None) -> None:
+        """After a pause, log-out or ready command: a change asked for during a call waits for its end
+        in the engine (`pending`); save it so that a restart does not lose it."""
+        try:
+            view = self.engine.agent_view(agent_id)
+        except RoutingError:
+            return
+        if view.state is not AgentState.ON_CALL:
+            return
+        if reason is not None:
+            self._pending_reasons[agent_id] = reason
+        why = f"{view.pending} after the call" if view.pending else "nothing to do after the call"
+        self._save_presence(agent_id, view.state, why, self.reactor.seconds())

@@ -67,6 +67,9 @@ class Signalling(Protocol):
     def send_invite(self, owner: InviteOwner, invite: "Request", destination: tuple[str, int],
                     transport: str) -> tuple: ...
 
+    def send_out_of_dialog(self, request: "Request", destination: tuple[str, int], transport: str,
+                           what: str) -> tuple: ...
+
     def send_cancel(self, cancel: "Request", destination: tuple[str, int], transport: str) -> None: ...
 
     def send_ack(self, ack: "Request", destination: tuple[str, int], transport: str) -> None: ...
@@ -100,7 +103,7 @@ class Media(Protocol):
 class EventSink(Protocol):
     """Live events for the agents' screen pop and the wallboard (server-sent events)."""
 
-    def publish(self, topic: str, event: dict[str, Any]) -> None: ...
+    def publish(self, topic: str, event: dict[str, Any], *, retain: bool = False) -> None: ...
 
 
 class Records(Protocol):
@@ -124,6 +127,10 @@ class Records(Protocol):
                   data2: str = "", data3: str = "") -> None: ...
 
     def agent_state(self, agent_id: str, *, state: str, reason: str, at: float) -> None: ...
+
+    def agent_presence(self, agent_id: str, *, state: str, queues: Any, reason: str, at: float,
+                       pause_reason: str | None = None, pending: str | None = None,
+                       pending_reason: str | None = None) -> None: ...
 
 
 class Webhooks(Protocol):

@@ -62,6 +62,7 @@ class SipServer:
         self.call_setup: CallSetup | None = None
         self.registrar: RegisterHandler | None = None
         self._request_owner: dict[tuple, tuple[DialogOwner, str]] = {}
+        self._unowned: dict[tuple, str] = {}  # out-of-dialog requests nobody waits for → what they were
         self._senders: dict[str, Callable[[Datagram], None]] = {}
         self._timer = None
         self._timer_deadline: float | None = None
@@ -215,6 +216,11 @@ class SipServer:
             return
         if event.transaction_id is None:
             return
+        if event.transaction_id in self._unowned and event.response.status >= 200:
+            what = self._unowned.pop(event.transaction_id)
+            level = logging.DEBUG if event.response.status < 300 else logging.INFO
+            log.log(level, "%s answered %d %s", what, event.response.status, event.response.reason)
+            return
         owner = self._request_owner.get(event.transaction_id)
         if owner is not None and event.response.status >= 200:
             del self._request_owner[event.transaction_id]
@@ -232,6 +238,10 @@ class SipServer:
         if leg is not None:
             log.warning("call=%s agent=%s: no final response to our INVITE", leg.customer_call_id, leg.agent_id)
             leg.on_invite_timeout()
+            return
+        what = self._unowned.pop(event.transaction_id, None)
+        if what is not None:
+            log.info("%s: no answer (%s)", what, event.reason)
             return
         owner = self._request_owner.pop(event.transaction_id, None)
         if owner is not None:
@@ -265,6 +275,16 @@ class SipServer:
         """Send a new INVITE; its responses go to `owner.on_invite_response`, requests in its dialog to the owner."""
         transaction = self.endpoint.send_request(invite, destination, transport, self.reactor.seconds())
         self.calls.add_placed(owner, transaction)
+        self._flush()
+        return transaction
+
+    def send_out_of_dialog(self, request: Request, destination: tuple[str, int], transport: str, what: str) -> tuple:
+        """Send a non-INVITE request outside any dialog (a MESSAGE) and forget it: its final response
+        or timeout is only logged, under `what` ("agent=1001 MESSAGE")."""
+        if request.method in ("INVITE", "ACK", "CANCEL"):
+            raise ValueError(f"send_out_of_dialog: {request.method} has its own method")
+        transaction = self.endpoint.send_request(request, destination, transport, self.reactor.seconds())
+        self._unowned[transaction] = what
         self._flush()
         return transaction
 

@@ -9,8 +9,7 @@ from .headers import BRANCH_MAGIC_COOKIE, NameAddr
 from .message import Headers, Request, Response
 
 __all__ = ["ALLOWED_METHODS", "REASON_PHRASES", "make_response", "build_ack_for_error", "build_cancel", "build_invite",
-           "new_tag", "new_branch",
-           "new_call_id"]
+           "build_message", "new_tag", "new_branch", "new_call_id"]
 
 REASON_PHRASES = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
@@ -131,3 +130,17 @@ def build_invite(*, uri: str, call_id: str, from_user: str, to_user: str, local:
     if sdp:
         headers.add("Content-Type", "application/sdp")
     return Request(method="INVITE", uri=uri, headers=headers, body=sdp)
+
+
+def build_message(*, uri: str, from_user: str, to_user: str, local: tuple[str, int], text: str,
+                  display_name: str = "ACD") -> Request:
+    """An out-of-dialog MESSAGE with a text/plain body (RFC 3428 §4: no Contact, a new Call-ID and
+    From tag); `send_request` adds Via and Max-Forwards. `local` is our public (host, port)."""
+    host, port = local
+    headers = Headers()
+    headers.add("From", f"\"{display_name}\" <sip:{from_user}@{host}:{port}>;tag={new_tag()}")
+    headers.add("To", f"<sip:{to_user}@{host}>")
+    headers.add("Call-ID", new_call_id(host))
+    headers.add("CSeq", "1 MESSAGE")
+    headers.add("Content-Type", "text/plain;charset=UTF-8")
+    return Request(method="MESSAGE", uri=uri, headers=headers, body=text.encode("utf-8"))

@@ -1,4 +1,5 @@
-"""Call records in SQLite, written as events happen: CDRs, the queue log, agent state history.
+"""Call records in SQLite, written as events happen: CDRs, the queue log, agent state history, each
+agent's current state and the server's runs (`acd/store/presence.py` says why those two exist).
 
 Rules of this file:
 - The reactor thread never touches SQLite. Each public method checks its arguments, puts one
@@ -34,11 +35,13 @@ from typing import Any, Mapping
 
 import sqlite_utils
 
+from .presence import PRESENCE_COLUMNS, RUNS_COLUMNS, PreviousRun, read_previous_run, seed_presence_from_history
+
 __all__ = ["RecordStore", "QUEUE_LOG_EVENTS", "SETTABLE_FIELDS", "SCHEMA_VERSION", "open_for_reading"]
 
 log = logging.getLogger("acd.store.records")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: agent_presence and server_runs
 
 # Asterisk's event names; CALLBACK is ours (the caller left the queue asking to be called back).
 # Value: (data1, data2, data3). Durations in seconds, as decimal text; "" where a field is unused.
@@ -76,7 +79,8 @@ _STOP = object()
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
-    """Create the four tables and their indexes when missing (idempotent)."""
+    """Create the tables and their indexes when missing (idempotent); a new `agent_presence` is
+    seeded from the history, so an upgraded server restores the agents the old one had."""
     if not db["calls"].exists():
         db["calls"].create(_CALLS_COLUMNS, pk="call_id", not_null={"call_id", "arrived_at"})
         db["calls"].create_index(["arrived_at"])
@@ -89,6 +93,14 @@ def create_schema(db: sqlite_utils.Database) -> None:
             db[name].create(columns, pk="id", not_null=set(columns) - {"id"})
             for index in indexes:
                 db[name].create_index(index)
+    if not db["server_runs"].exists():
+        db["server_runs"].create(RUNS_COLUMNS, pk="id", not_null={"started_at"})
+    if not db["agent_presence"].exists():
+        db["agent_presence"].create(PRESENCE_COLUMNS, pk="agent_id",
+                                    not_null={"agent_id", "state", "queues", "reason", "updated_at"})
+        seeded = seed_presence_from_history(db)
+        if seeded:
+            log.info("records: agent_presence seeded from the history for %d agent(s)", seeded)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -174,9 +186,33 @@ class RecordStore:
         """The agent entered `state` (an `AgentState` value: "available", "paused"...) at `at`."""
         self._put("agent_state", agent_id=agent_id, state=state, reason=reason, at=at)
 
+    def agent_presence(self, agent_id: str, *, state: str, queues: Mapping[str, int], reason: str, at: float,
+                       pause_reason: str | None = None, pending: str | None = None,
+                       pending_reason: str | None = None) -> None:
+        """The agent's current state, replacing the last one (what a restart restores). `pending` is a
+        change asked for during a call ("pause" or "logout"), applied when the call is over."""
+        if pending not in (None, "pause", "logout"):
+            raise ValueError(f"agent_presence: pending must be None, 'pause' or 'logout', not {pending!r}")
+        self._put("agent_presence", agent_id=agent_id, state=state, queues=json.dumps(dict(queues), sort_keys=True),
+                  reason=reason, at=at, pause_reason=pause_reason, pending=pending, pending_reason=pending_reason)
+
+    def start_run(self, *, at: float, timeout: float = 10.0) -> PreviousRun:
+        """At start-up only (it waits for the writer): how the previous run ended and who was logged in
+        then; opens this run's row. Raises RuntimeError when the writer does not answer in `timeout`."""
+        answer: list[PreviousRun] = []
+        done = threading.Event()
+        self._put("start_run", at=at, answer=answer, done=done)
+        if not done.wait(timeout) or not answer:
+            raise RuntimeError(f"records: no answer from the writer about the previous run within {timeout}s")
+        return answer[0]
+
+    def stop_run(self, *, at: float) -> None:
+        """On the normal shutdown path: this run stopped cleanly at `at` (a crash never writes it)."""
+        self._put("stop_run", at=at)
+
     def close_interrupted(self, *, at: float, reason: str = "server stopped unexpectedly") -> None:
         """At start-up, before any new call: end every call left open by a crash (outcome
-        "interrupted", ended at `at`) and log out every agent whose last state is not logged out."""
+        "interrupted", ended at `at`). Agents are left as they were: the server restores them."""
         self._put("close_interrupted", at=at, reason=reason)
 
     @property
@@ -294,17 +330,26 @@ class RecordStore:
     def _write_agent_state(self, agent_id: str, state: str, reason: str, at: float) -> None:
         self._db["agent_states"].insert({"agent_id": agent_id, "state": state, "reason": reason, "at": at})
 
+    def _write_agent_presence(self, agent_id: str, **row: Any) -> None:
+        row["updated_at"] = row.pop("at")
+        self._db["agent_presence"].upsert({"agent_id": agent_id, **row}, pk="agent_id")
+
+    def _write_start_run(self, at: float, answer: list, done: threading.Event) -> None:
+        try:
+            answer.append(read_previous_run(self._db))
+            self._db["server_runs"].insert({"started_at": at, "stopped_at": None})
+        finally:
+            done.set()
+
+    def _write_stop_run(self, at: float) -> None:
+        self._db.execute("UPDATE server_runs SET stopped_at = ? WHERE id = (SELECT MAX(id) FROM server_runs)", [at])
+
     def _write_close_interrupted(self, at: float, reason: str) -> None:
         ended = self._db.execute(
             "UPDATE calls SET ended_at = MAX(:at, arrived_at), outcome = 'interrupted', end_reason = :reason, "
             "talk_seconds = MAX(:at, arrived_at) - connected_at WHERE ended_at IS NULL",
             {"at": at, "reason": reason}).rowcount
-        stuck = [row[0] for row in self._db.execute(
-            "SELECT agent_id FROM agent_states AS s WHERE id = (SELECT MAX(id) FROM agent_states WHERE agent_id = "
-            "s.agent_id) AND state != 'logged_out'")]
-        for agent_id in stuck:
-            self._write_agent_state(agent_id, "logged_out", reason, at)
-        log.info("records: %d interrupted call(s) closed, %d agent(s) logged out", ended, len(stuck))
+        log.info("records: %d interrupted call(s) closed", ended)
 
 
 def _text(value: Any) -> str:

@@ -520,7 +520,7 @@ def test_acd_report_matches_a_scripted_set_of_calls(acd_root):
 
 def test_sigkill_mid_call_leaves_every_call_recorded_as_interrupted_and_no_agent_stuck(acd_root):
     """SIGKILL while one caller talks to the agent and another waits: after a restart on the same data,
-    both calls have a record ended as 'interrupted' and the agent is not left busy."""
+    both calls have a record ended as 'interrupted' and the agent is back available, not left busy."""
     import json
     import signal
     import socket as socket_module
@@ -561,7 +561,8 @@ def test_sigkill_mid_call_leaves_every_call_recorded_as_interrupted_and_no_agent
     restarted = start_server(server.root, sip_port=free_port(), rtp_base=rtp_base(), http_port=http_port,
                              extra_files={"conf/agents.yaml": (server.root / "conf" / "agents.yaml").read_text()})
     try:
-        restarted.wait_for_log(r"records: 2 interrupted call\(s\) closed, 1 agent\(s\) logged out")
+        restarted.wait_for_log(r"records: 2 interrupted call\(s\) closed")
+        restarted.wait_for_log(r"restored 1 agent\(s\) after a crash: 3951 available \(was on_call\)")
         token = (restarted.root / "data" / "api.token").read_text().strip()
         request = urllib.request.Request(f"http://{LOOPBACK}:{http_port}/api/agents",
                                          headers={"Authorization": f"Bearer {token}"})
@@ -573,5 +574,5 @@ def test_sigkill_mid_call_leaves_every_call_recorded_as_interrupted_and_no_agent
         rows = dict(db.execute("select call_id, outcome from calls where call_id like '%'").fetchall())
         last_state = db.execute("select state from agent_states where agent_id = '3951' order by id desc limit 1").fetchone()
     assert len(calls) == 2 and all(rows.get(call) == "interrupted" for call in calls), rows
-    assert last_state == ("logged_out",)
-    assert [a["state"] for a in agents_now if a["id"] == "3951"] == ["logged_out"]
+    assert last_state == ("available",)
+    assert [a["state"] for a in agents_now if a["id"] == "3951"] == ["available"]

@@ -92,9 +92,14 @@ def _no_sockets(monkeypatch):
 
 
 @pytest.fixture
-def make_harness(tmp_path):
+def _made() -> list[ShellHarness]:
+    return []
+
+
+@pytest.fixture
+def make_harness(tmp_path, _made):
     """Build a harness (keyword arguments as ShellHarness); each one is checked and closed after the test."""
-    made: list[ShellHarness] = []
+    made = _made
 
     def make(**options) -> ShellHarness:
         harness = ShellHarness(tmp_path / f"acd{len(made)}", **options)
@@ -106,6 +111,18 @@ def make_harness(tmp_path):
     for harness in made:
         harness.close()
     assert not problems, "the server misbehaved:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def restart_harness(make_harness, _made):
+    """`restart_harness(harness, **options)`: `harness.restart(**options)`, the new harness checked
+    and closed after the test like the others."""
+    def restart(harness: ShellHarness, **options) -> ShellHarness:
+        again = harness.restart(**options)
+        _made.append(again)
+        return again
+
+    return restart
 
 
 @pytest.fixture

@@ -71,9 +71,12 @@ class ShellHarness:
     """One server on a fake reactor, and the peers that talk to it."""
 
     def __init__(self, root: Path, *, extra_files: dict[str, str] | None = None, trunk_outbound: str | None = None,
-                 rtp_ports: int = 400, main_extra: str = "", drain_seconds: float = 30.0) -> None:
+                 rtp_ports: int = 400, main_extra: str = "", drain_seconds: float = 30.0,
+                 start_time: float = START_TIME) -> None:
         self.root = Path(root)
         self.sip_address = (LOCAL, SIP_PORT)
+        self.options = dict(extra_files=extra_files, trunk_outbound=trunk_outbound, rtp_ports=rtp_ports,
+                            main_extra=main_extra, drain_seconds=drain_seconds)
         write_config(self.root, sip_port=SIP_PORT, rtp_base=RTP_BASE, trunk_outbound=trunk_outbound,
                      extra_files=extra_files, http_port=HTTP_PORT, main_extra=main_extra, rtp_ports=rtp_ports)
         self.capture = _LogCapture()
@@ -84,8 +87,8 @@ class ShellHarness:
         self.twisted_errors: list[str] = []
         globalLogPublisher.addObserver(self._observe_twisted)
         self.reactor = FakeReactor()
-        self.reactor.advance(START_TIME)
-        self.started = START_TIME
+        self.reactor.advance(start_time)
+        self.started = start_time
         self.peers: list[SipPeer] = []
         self._closed = False
         try:
@@ -177,6 +180,20 @@ class ShellHarness:
         resource = getChildForRequest(self._site.resource, request)
         output = resource.render(request)
         return request.responseCode or 200, json.loads(output)
+
+    def events(self, topic: str) -> list[tuple[str, dict]]:
+        """(type, data) of the events a `GET /api/events/{topic}` stream opened now receives at once
+        (the retained one, if any); the stream is closed again."""
+        request = DummyRequest([b"api", b"events", topic.encode()])
+        request.method = b"GET"
+        request.requestHeaders.addRawHeader(b"authorization", f"Bearer {self.api_token}".encode())
+        resource = getChildForRequest(self._site.resource, request)
+        resource.render(request)
+        request.finish()
+        text = b"".join(request.written).decode()
+        return [(re.search(r"^event: (.*)$", block, re.M).group(1),
+                 json.loads(re.search(r"^data: (.*)$", block, re.M).group(1)))
+                for block in text.split("\n\n") if block.startswith("event:")]
 
     def agent_state(self, agent_id: str) -> str:
         """The agent's ACD state from GET /api/agents (`available`, `offered`, `on_call`, `wrap_up`,
@@ -306,10 +323,33 @@ class ShellHarness:
         self._logger.removeHandler(self.capture)
         self._logger.setLevel(self._old_level)
 
+    def restart(self, *, crash: bool = False, after: float = 60.0,
+                extra_files: dict[str, str] | None = None) -> "ShellHarness":
+        """Stop this server and start a new one on the same root and data `after` seconds later (with
+        `extra_files` replacing this one's, if given). Stopped cleanly (the shutdown triggers run, as
+        on SIGTERM), or by `crash` (SIGKILL: no trigger runs; what the records writer committed
+        stays). This harness's peers go with it: make new ones, at the same addresses, on the new one."""
+        end = self.reactor.seconds()
+        if crash:
+            self.die()
+        self.close()
+        options = dict(self.options)
+        if extra_files is not None:
+            options["extra_files"] = extra_files
+        return ShellHarness(self.root, start_time=end + after, **options)
+
     # ---- internal state: the ONLY methods that read the server's private attributes ---------------
     def flush_records(self) -> None:
         """Wait for the records writer thread to commit what is queued (`RunningServer.records`)."""
         assert self.running.records.flush(timeout=5), "records writer did not catch up"
+
+    def die(self) -> None:
+        """The process is killed: no shutdown trigger will run, and the records writer stops after
+        committing what is queued (a real SIGKILL may lose those last items; tests want them kept).
+        Reads `RunningServer.records`."""
+        self.flush_records()
+        self.reactor.triggers.clear()
+        self.running.records.close()
 
     def leaks(self) -> dict[str, int]:
         """Per-call state still held by the shell; all zero once every call and offer has ended.

@@ -192,8 +192,9 @@ def test_a_write_error_is_logged_with_the_event_and_the_writer_goes_on(store, ca
     assert "write failed, skipped: call_arrived" in caplog.text and "'other'" in caplog.text
 
 
-def test_close_interrupted_ends_open_calls_and_logs_out_agents(store):
-    """After a crash: every started call gets an end ("interrupted"); nobody stays busy."""
+def test_close_interrupted_ends_open_calls_and_leaves_agents_to_the_restore(store):
+    """After a crash: every started call gets an end ("interrupted"); the agents' states are left
+    as they were (the server restores them from `agent_presence`)."""
     store.call_arrived("done", trunk="t", caller="1", dialled="2", at=10.0)
     store.call_ended("done", outcome="completed", reason="flow ended", at=20.0)
     store.call_arrived("talking", trunk="t", caller="1", dialled="2", at=30.0)
@@ -206,8 +207,7 @@ def test_close_interrupted_ends_open_calls_and_logs_out_agents(store):
              for r in rows(store, "SELECT * FROM calls")}
     assert ended == {"done": ("completed", 20.0, None), "talking": ("interrupted", 100.0, 60.0),
                      "waiting": ("interrupted", 100.0, None)}
-    assert rows(store, "SELECT agent_id, state, reason, at FROM agent_states WHERE at = 100.0") == [
-        {"agent_id": "alice", "state": "logged_out", "reason": "restart after crash", "at": 100.0}]
+    assert rows(store, "SELECT agent_id, state, reason, at FROM agent_states WHERE at = 100.0") == []
 
 
 def test_public_methods_only_enqueue(tmp_path):
