@@ -281,6 +281,7 @@ def test_agent_hold_plays_music_to_the_caller_then_resumes(acd_root):
         run_sipp(acd_root / "caller", server.target, scenario="queue_caller.xml", service="3000", calls=1,
                  timeout=40).assert_ok(server)
         assert agents.answer.wait(timeout=20) == 0
+        server.wait_for_log(r"ended reason='agent hung up'")  # logged once the caller's 200 to our BYE is in
     finally:
         if agents:
             agents.stop()

@@ -139,6 +139,14 @@ def test_sigterm_drains_then_ends_every_leg_properly_and_records_it(tmp_path):
     assert "refused 503: the server is shutting down" in log
     assert "-> logged_out" not in log and "Traceback" not in log
     assert not (server.root / "data" / "acd.pid").exists(), "a clean exit removes the pid file"
+    # Started again on the same data: both agents are back, available, with their queues.
+    restarted = start(tmp_path, DRAIN_SECONDS)
+    try:
+        restarted.wait_for_log(r"starting after a clean stop")
+        summary = restarted.wait_for_log(r"restored 2 agent\(s\) after a clean stop: (.*)").group(1)
+    finally:
+        restarted.stop()
+    assert summary == "2301 available, 2302 available (was wrap_up)", summary
 
 
 def test_acd_stop_then_a_second_sigterm_ends_a_long_drain_at_once(tmp_path):
