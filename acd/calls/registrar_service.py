@@ -194,6 +194,13 @@ class RegistrarService:
             found.append((binding.contact, destination, binding.transport))
         return found
 
+    def is_agent_address(self, address: tuple[str, int]) -> bool:
+        """True when a live binding of a configured agent is reached at `address`."""
+        now = self.reactor.seconds()
+        agents = self.config.agents
+        return any(destination == address for agent_id in (agents.agents if agents else ())
+                   for _contact, destination, _transport in self.contacts(agent_id, now))
+
     def _rearm(self) -> None:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()

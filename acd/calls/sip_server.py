@@ -19,6 +19,7 @@ from ..sip.endpoint import SipEndpoint
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import (AckReceived, CancelReceived, Datagram, MessageDropped, MessageRejected, RequestReceived,
                           ResponseReceived, TransactionTimedOut)
+from ..sip.dialog import Dialog
 from ..sip.headers import NameAddr
 from ..sip.message import Request
 from .call_table import CallTable
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from ..metrics import Metrics
 
 __all__ = ["CallSetup", "RegisterHandler", "SipServer"]
+
+# Enough to recognise the retransmissions of every stray 2xx of a restart, bounded against a flood.
+STRAY_DIALOGS_REMEMBERED = 1024
 
 log = logging.getLogger("acd.sip")
 
@@ -48,6 +52,8 @@ class RegisterHandler(Protocol):
 
     def on_register(self, event: RequestReceived) -> None: ...
 
+    def is_agent_address(self, address: tuple[str, int]) -> bool: ...
+
 
 class SipServer:
     """The SIP edge of the shell around one SipEndpoint."""
@@ -62,6 +68,7 @@ class SipServer:
         self.call_setup: CallSetup | None = None
         self.registrar: RegisterHandler | None = None
         self._request_owner: dict[tuple, tuple[DialogOwner, str]] = {}
+        self._stray_dialogs: dict[str, bool] = {}  # Call-IDs of stray 2xx already BYEd (insertion order)
         self._unowned: dict[tuple, str] = {}  # out-of-dialog requests nobody waits for → what they were
         self._senders: dict[str, Callable[[Datagram], None]] = {}
         self._timer = None
@@ -213,6 +220,8 @@ class SipServer:
                 leg = self.calls.placed.get(event.response.call_id)  # a 2xx retransmitted after Timer M
             if leg is not None:
                 leg.on_invite_response(event.response)
+            elif 200 <= event.response.status < 300:
+                self._end_stray_dialog(event.response)
             return
         if event.transaction_id is None:
             return
@@ -225,6 +234,29 @@ class SipServer:
         if owner is not None and event.response.status >= 200:
             del self._request_owner[event.transaction_id]
             owner[0].on_response(owner[1], event.response.status)
+
+    def _end_stray_dialog(self, response) -> None:
+        """A 2xx to an INVITE no leg owns (an offer placed before a restart, answered after it): ACK
+        every copy, as a UAC core must (RFC 3261 §13.2.2.4), and BYE it once: nobody waits for it."""
+        via = response.headers.get("Via") or ""
+        transport = "TCP" if "/TCP" in via.upper() else "UDP"
+        dialog = Dialog.from_stray_2xx(response, transport=transport)
+        self.send_ack(dialog.create_request("ACK"), dialog.destination(), transport)
+        if response.call_id in self._stray_dialogs:
+            return
+        self._stray_dialogs[response.call_id] = True
+        while len(self._stray_dialogs) > STRAY_DIALOGS_REMEMBERED:
+            del self._stray_dialogs[next(iter(self._stray_dialogs))]
+        destination = dialog.destination()
+        if self.registrar is None or not self.registrar.is_agent_address(destination):
+            # Only agents' phones are BYEd: a forged 2xx must not turn us into a BYE reflector.
+            log.warning("call=%s 200 OK to an INVITE we no longer know, from %s:%s (not an agent's phone): "
+                        "ACKed only", response.call_id, *destination)
+            return
+        log.warning("call=%s 200 OK to an INVITE we no longer know (an offer from before a restart?): "
+                    "ACK and BYE", response.call_id)
+        self.send_out_of_dialog(dialog.create_request("BYE"), dialog.destination(), transport,
+                                f"call={response.call_id} BYE of a stray dialog")
 
     def _on_timeout(self, event: TransactionTimedOut) -> None:
         if event.reason == "no-ack":

@@ -80,6 +80,25 @@ class Dialog:
             transport=transport,
         )
 
+    @classmethod
+    def from_stray_2xx(cls, response: Response, *, transport: str) -> "Dialog":
+        """The dialog a 2xx to an INVITE we no longer know establishes (its INVITE was sent before a
+        restart): rebuilt from the response alone, enough to ACK it and BYE it (§13.2.2.4)."""
+        from_addr = NameAddr.parse(response.headers.get("From", ""))
+        to_addr = NameAddr.parse(response.headers.get("To", ""))
+        contacts = response.headers.get_all("Contact")
+        return cls(
+            call_id=response.call_id,
+            local_tag=from_addr.tag or "",
+            remote_tag=to_addr.tag or "",
+            local_uri=from_addr.uri,
+            remote_uri=to_addr.uri,
+            remote_target=NameAddr.parse(contacts[0]).uri if contacts else to_addr.uri,
+            route_set=list(reversed(response.headers.get_all("Record-Route"))),
+            local_cseq=CSeq.parse(response.headers.get("CSeq", "")).number,
+            transport=transport,
+        )
+
     @property
     def id(self) -> DialogId:
         """(Call-ID, local tag, remote tag)."""

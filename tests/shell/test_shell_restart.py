@@ -158,3 +158,42 @@ def test_no_agent_logged_in_means_nothing_to_restore(make_harness, restart_harne
     assert second.logged(r"starting after a clean stop .*0 agent\(s\) were logged in")
     assert second.logged(r"^restored ") == []
     assert {second.agent_state(agent) for agent in ("1001", "1002", "1003")} == {"logged_out"}
+
+
+def test_a_200_to_an_offer_from_before_a_crash_is_acked_and_hung_up(make_harness, restart_harness):
+    """1001's phone rings with an offer when the server dies; after the restart the phone answers
+    that old INVITE: the new server ACKs the 200 (RFC 3261 §13.2.2.4, or the phone retransmits it
+    for 32 s) and BYEs the dialog nobody owns; a retransmitted 200 is ACKed again, not BYEd twice."""
+    first = restart_setup(make_harness)
+    ringing = first.logged_in_agent("1001")
+    first.answered_call("3000")
+    invite = ringing.offer().invite
+    second = restart_harness(first, crash=True, after=5)
+    phone = second.agent("1001")
+    answer = build_response(invite, 200, to_tag="phone-tag", headers=[("Contact", phone.contact)])
+    phone.send(answer, second.sip_address)
+    phone.expect_request("ACK", call_id=invite.call_id, timeout=1)
+    bye = phone.expect_request("BYE", call_id=invite.call_id, timeout=1)
+    phone.send(build_response(bye, 200), second.sip_address)
+    phone.send(answer, second.sip_address)
+    phone.expect_request("ACK", call_id=invite.call_id, timeout=1)
+    second.advance(1)
+    assert phone.requests("BYE", call_id=invite.call_id) == [bye]
+    assert second.logged(rf"call={invite.call_id} 200 OK to an INVITE we no longer know .*ACK and BYE")
+
+
+def test_a_forged_200_from_a_stranger_is_acked_but_not_hung_up(make_harness):
+    """A 2xx from an address that is no agent's phone gets its ACK only: we never BYE strangers."""
+    harness = restart_setup(make_harness)
+    stranger = harness.phone(("127.0.0.1", 5099))
+    fake_invite = parse_message(
+        b"INVITE sip:x@127.0.0.1:5099 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKgone\r\n"
+        b"From: <sip:acd@127.0.0.1>;tag=ours\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: forged-1\r\n"
+        b"CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+    stranger.send(build_response(fake_invite, 200, to_tag="t", headers=[("Contact", stranger.contact)]),
+                  harness.sip_address)
+    stranger.expect_request("ACK", call_id="forged-1", timeout=1)
+    harness.advance(1)
+    assert stranger.requests("BYE", call_id="forged-1") == []
+    assert harness.logged(r"call=forged-1 200 OK to an INVITE we no longer know, from 127\.0\.0\.1:5099 "
+                          r"\(not an agent's phone\): ACKed only")
