@@ -258,6 +258,17 @@ def _reload(root: Path) -> int:
             print(error, file=sys.stderr)
         print("not reloading: the running server keeps its config", file=sys.stderr)
         return 1
+    answer = _reload_through_api(config)
+    if answer is not None:
+        status, body = answer
+        if status == 200 and body.get("reloaded"):
+            changes = body.get("changes") or ["no change"]
+            print(f"reloaded: generation {body.get('generation')} in force; " + "; ".join(changes))
+            return 0
+        for problem in body.get("problems") or [body.get("message", f"HTTP {status}")]:
+            print(problem, file=sys.stderr)
+        print(f"the server refused the reload; generation {body.get('generation')} still in force", file=sys.stderr)
+        return 1
     path = pid_file(config.data_dir)
     try:
         pid = int(path.read_text())
@@ -265,8 +276,34 @@ def _reload(root: Path) -> int:
     except (OSError, ValueError) as error:
         print(f"cannot signal the server (pid file {path}): {error}", file=sys.stderr)
         return 2
-    print(f"config is valid; asked the server (pid {pid}) to reload")
+    print(f"config is valid; asked the server (pid {pid}) to reload (its log says what applied)")
     return 0
+
+
+def _reload_through_api(config) -> tuple[int, dict] | None:
+    """POST /api/reload on the running server, to print what it applied; None when the API is off or
+    unreachable (then SIGHUP is used)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    token_path = config.data_dir / config.http.token_file
+    if config.http.port == 0 or not token_path.exists():
+        return None
+    host = "127.0.0.1" if config.http.listen in ("0.0.0.0", "") else config.http.listen
+    host = f"[{host}]" if ":" in host else host
+    request = urllib.request.Request(f"http://{host}:{config.http.port}/api/reload", method="POST",
+                                     headers={"Authorization": f"Bearer {token_path.read_text().strip()}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            return error.code, json.loads(error.read())
+        except ValueError:
+            return error.code, {}
+    except (OSError, ValueError):
+        return None
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 
 from acd.sip.digest import compute_ha1
 
@@ -125,6 +127,12 @@ def test_saved_edits_apply_to_the_next_call(tmp_path):
         fourth = run_sipp(tmp_path / "c4", server.target, scenario="queue_caller.xml", service="3002", timeout=30)
         fourth.assert_ok(server)
         assert re.search(r"connected to agent=2402 after [\d.]+s in queue newq", server.log())
+
+        # `acd reload` goes through the API when it is on, and says what applied.
+        reloaded = subprocess.run([sys.executable, "-m", "acd.cli", "reload", "--root", str(server.root)],
+                                  capture_output=True, text=True, timeout=30)
+        assert reloaded.returncode == 0 and "reloaded: generation 5 in force; no change" in reloaded.stdout, \
+            reloaded.stderr
     finally:
         if waiting is not None and waiting.poll() is None:
             waiting.kill()
