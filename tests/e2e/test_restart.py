@@ -93,8 +93,8 @@ def test_sigkill_mid_call_then_restart_brings_the_agents_back(tmp_path):
         restarted.wait_for_log(r"restored 2 agent\(s\) after a crash: 3961 available \(was on_call\), "
                                r"3962 paused \(lunch\)")
         restarted.wait_for_log(r"agent=3961 told by SIP MESSAGE")
-        assert site.records("select outcome, end_reason from calls where call_id = ?", call_id) == [
-            ("interrupted", "server stopped unexpectedly")]
+        wait_until(lambda: site.records("select outcome, end_reason from calls where call_id = ?", call_id) == [
+            ("interrupted", "server stopped unexpectedly")], 10, "the call closed as interrupted", server=restarted)
         now = site.agents()
         assert (now["3961"]["state"], now["3962"]["state"], now["3962"]["pause_reason"]) == \
             ("available", "paused", "lunch")
