@@ -46,6 +46,9 @@ class Offer:
     ring_deadline: float
     callback: bool
     explanation: str
+    # Why this call, of those waiting, went first: its rank in line, the rule that put it there,
+    # the calls ahead of it that this agent could not take and why, the call it beat.
+    order: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,7 +41,7 @@ from .errors import (
     UnknownSkill,
 )
 from .estimate import position_wait
-from .explain import explain_offer, explain_waiting
+from .explain import explain_offer, explain_order, explain_waiting
 from .index import QueueIndex, place_call, unplace
 from .reconfigure import Reconfiguration
 from .matching import select_agents
@@ -80,6 +80,7 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
             ev.CallArrived: self._call_arrived,
             ev.CallEnded: self._call_ended,
             ev.CallbackRequested: self._callback_requested,
+            ev.CallChanged: self._call_changed,
             ev.OfferAnswered: self._offer_answered,
             ev.OfferDeclined: self._offer_declined,
         }
@@ -245,8 +246,10 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
         if selection is None:
             return False
         explanation = explain_offer(selection, call, self._queues, self._agents, now)
-        unplace(call)
         index = self._queues[selection.queue]
+        order = explain_order(call, self._agents[selection.chosen[0][-1]], index, self._calls,
+                              self._config.priority_aging_seconds, now)
+        unplace(call)
         call.state = "offered"
         call.ring_deadline = now + index.config.ring_timeout_seconds
         self._timers.schedule(call.ring_deadline, "ring", call)
@@ -264,6 +267,7 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
                     ring_deadline=call.ring_deadline,
                     callback=call.callback,
                     explanation=explanation,
+                    order=order,
                 )
             )
             self._move(agent, Trigger.OFFER, f"offered {call.call_id}", out)
@@ -399,6 +403,46 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
         call.callback = True
         if call.state == "waiting":
             out.append(self._waiting(call, now))
+
+    def _call_changed(self, event: ev.CallChanged, now: float, out: Out) -> None:
+        call = self._call(event.call_id)
+        if call.state == "connected":
+            raise CallNotWaiting(f"call {call.call_id} is already connected", call_id=call.call_id)
+        if event.queue is not None:
+            self._queue(event.queue)
+        for skill, _level in event.requirements or ():
+            self._check_skill(skill)
+        affected = set(call.queues) | ({event.queue} if event.queue else set())
+        before = self._positions(affected)
+        waiting = call.state == "waiting"
+        if waiting:
+            unplace(call)
+        if event.priority is not None:
+            call.priority = event.priority
+            call.key = self._line_key(call.priority, call.arrived_at, call.key[2], call.call_id)
+        if event.queue is not None and event.queue != call.queue:
+            call.queue = event.queue
+            call.queues = [event.queue]
+            call.overflow_step = 0
+            self._schedule_overflow(call)
+        if event.requirements is not None:
+            call.requirements = dict(event.requirements)
+        if waiting:
+            place_call(call, self._queues, self._agents, now)
+            self._dispatch_call(call, now, out)
+        for call_id, position in self._positions(affected).items():
+            if call_id == call.call_id or before.get(call_id) != position:
+                out.append(self._waiting(self._calls[call_id], now))
+
+    def _positions(self, queues: set[str]) -> dict[str, int]:
+        """Position of every call waiting in `queues` (its home queue's line)."""
+        found = {}
+        for name in queues:
+            for position, entry in enumerate(self._queues[name].line, 1):
+                call = self._calls[entry[-1]]
+                if call.queue == name:
+                    found[call.call_id] = position
+        return found
 
     def _overflow(self, call: CallRecord, step_index: int, now: float, out: Out) -> None:
         config = self._queues[call.queue].config

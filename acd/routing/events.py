@@ -32,6 +32,7 @@ __all__ = [
     "CallArrived",
     "CallEnded",
     "CallbackRequested",
+    "CallChanged",
     "OfferAnswered",
     "OfferDeclined",
 ]
@@ -194,6 +195,36 @@ class CallbackRequested:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallChanged:
+    """A supervisor (or the flow) steers a call not yet connected: a new `priority`, `queue` or
+    `requirements` (None keeps the current one). The call keeps its arrival time, so its place
+    follows the line rule at once; a ringing offer is left to ring."""
+
+    call_id: str
+    priority: int | None = None
+    queue: str | None = None
+    requirements: Levels | Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        _text(self, "call_id", self.call_id)
+        _text(self, "queue", self.queue, optional=True)
+        if self.priority is not None and (
+            isinstance(self.priority, bool) or not isinstance(self.priority, int)
+            or not 0 <= self.priority <= MAX_PRIORITY
+        ):
+            raise InvalidEvent(
+                f"CallChanged.priority must be an integer 0..{MAX_PRIORITY}, got {self.priority!r}",
+                field="priority",
+            )
+        if self.requirements is not None:
+            object.__setattr__(
+                self,
+                "requirements",
+                _levels(self, "requirements", self.requirements, MIN_LEVEL, MAX_LEVEL),
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OfferAnswered:
     """The offered agent answered (200 OK on the agent leg)."""
 
@@ -227,6 +258,7 @@ Event = (
     | CallArrived
     | CallEnded
     | CallbackRequested
+    | CallChanged
     | OfferAnswered
     | OfferDeclined
 )

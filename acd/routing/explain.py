@@ -11,7 +11,10 @@ from .index import QueueIndex
 from .matching import Selection, describe_unavailable
 from .records import AgentRecord, CallRecord
 
-__all__ = ["explain_offer", "explain_waiting"]
+__all__ = ["explain_offer", "explain_order", "explain_waiting"]
+
+# Calls ahead of the chosen one named in the order explanation; the rest are counted.
+PASSED_OVER_NAMED = 3
 
 
 def _requirements_text(requirements: dict[str, int]) -> str:
@@ -81,6 +84,73 @@ def explain_offer(
     if avoided:
         text += f"; {avoided} skipped after missing this call"
     return f"{text}; busy: {describe_unavailable(index)}"
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _why_not(ahead: CallRecord, agent: AgentRecord, now: float) -> str:
+    """Why `agent` did not take `ahead`, a call before the chosen one in line."""
+    if ahead.sticky_until is not None and ahead.sticky_until > now and ahead.preferred_agent != agent.agent_id:
+        return f"held for its preferred agent {ahead.preferred_agent} ({ahead.sticky_until - now:.0f}s more)"
+    for skill, minimum in ahead.requirements.items():
+        level = agent.skills.get(skill, 0)
+        if level < minimum:
+            return f"needs {skill}>={minimum}, {agent.agent_id} has {level or 'none'}"
+    if ahead.avoids(agent.agent_id, now):
+        return f"{agent.agent_id} missed it {ahead.excluded[agent.agent_id] - now:.0f}s before it may retry"
+    if ahead.state != "waiting":
+        return "already ringing another agent"
+    return "not for this agent's queues"
+
+
+def _beats(call: CallRecord, behind: CallRecord, aging: float | None, now: float) -> str:
+    """Why `call` ranks before `behind` (the line rule in words)."""
+    if call.priority != behind.priority:
+        if aging is None:
+            return f"priority {call.priority} > {behind.priority} (strict priority tiers)"
+        if call.arrived_at > behind.arrived_at:
+            worth = (call.priority - behind.priority) * aging
+            return (f"priority {call.priority} > {behind.priority}: worth {worth:.0f}s of waiting "
+                    f"({aging:.0f}s per level), more than the {call.arrived_at - behind.arrived_at:.0f}s "
+                    f"{behind.call_id} waited longer")
+        return f"waited {behind.arrived_at - call.arrived_at:.0f}s longer"
+    if call.arrived_at < behind.arrived_at:
+        return f"same priority, waited {behind.arrived_at - call.arrived_at:.0f}s longer"
+    return "same priority and arrival, earlier in sequence"
+
+
+def explain_order(
+    call: CallRecord,
+    agent: AgentRecord,
+    index: QueueIndex,
+    calls: dict[str, CallRecord],
+    aging: float | None,
+    now: float,
+) -> str:
+    """Why `call`, among the calls waiting in `index`'s line, is the one offered to `agent` now:
+    its rank and priority, the calls ahead it passed and why `agent` could not take them, and the
+    rule that put it before the next call. Reads a handful of entries around the call's rank."""
+    line = index.line
+    rank = line.rank(call.key)
+    waiting = len(line)
+    if rank >= waiting or line[rank] != call.key:
+        return f"priority {call.priority}, waited {now - call.arrived_at:.0f}s"
+    text = f"{_ordinal(rank + 1)} of {waiting} in line for {index.config.name}, priority {call.priority}, " \
+           f"waited {now - call.arrived_at:.0f}s"
+    if rank:
+        named = []
+        for entry in line[:min(rank, PASSED_OVER_NAMED)]:
+            ahead = calls[entry[-1]]
+            named.append(f"{ahead.call_id} ({_why_not(ahead, agent, now)})")
+        more = f" and {rank - len(named)} more" if rank > len(named) else ""
+        text += f"; passed over {', '.join(named)}{more}"
+    if rank + 1 < waiting:
+        behind = calls[line[rank + 1][-1]]
+        text += f"; before {behind.call_id}: {_beats(call, behind, aging, now)}"
+    return text
 
 
 def explain_waiting(call: CallRecord, queues: dict[str, QueueIndex], now: float) -> str:

@@ -23,6 +23,7 @@ from acd.routing import (
     AgentStateChanged,
     CallArrived,
     CallbackRequested,
+    CallChanged,
     CallConnected,
     CallEnded,
     CallOverflowed,
@@ -196,6 +197,7 @@ operations = st.one_of(
     arrive_op,
     arrive_op,
     st.tuples(st.sampled_from(["end", "callback", "decline"]), st.integers(0, 50)),
+    st.tuples(st.just("change"), st.integers(0, 50), st.integers(0, 3)),
     answer_op,
     answer_op,
     answer_op,
@@ -226,6 +228,10 @@ def make_event(op, model: Model, counter: list[int]):
             requirements=REQUIREMENTS[requirements], preferred_agent=preferred,
         )
     calls = sorted(model.live_calls(), key=model.order.__getitem__)
+    if kind == "change":
+        if not calls:
+            return None
+        return CallChanged(call_id=calls[op[1] % len(calls)], priority=op[2])
     if kind in ("end", "callback"):
         if not calls:
             return None
@@ -259,6 +265,8 @@ def record_sent(model: Model, event, router: RoutingEngine, now: float) -> None:
             model.sticky.add(call)
     elif isinstance(event, CallEnded):
         model.status[event.call_id] = "ended"
+    elif isinstance(event, CallChanged):
+        model.priority[event.call_id] = event.priority
     elif isinstance(event, OfferDeclined):
         model.missed.add((event.call_id, event.agent_id))
         model.offers[event.call_id].discard(event.agent_id)
