@@ -89,6 +89,10 @@ class ApiResource(resource.Resource):
             return 200, self._queues()
         if parts == ["calls"] and method == "GET":
             return 200, self._calls()
+        if len(parts) == 3 and parts[0] == "calls" and parts[2] == "explanation" and method == "GET":
+            return 200, self._call_explanation(parts[1])
+        if len(parts) == 2 and parts[0] == "calls" and method == "PATCH":
+            return 200, self._change_call(parts[1], self._body(request))
         if parts == ["reload"] and method == "POST":
             outcome = self.reload("API")
             body = {"reloaded": outcome.applied, "generation": outcome.generation}
@@ -163,6 +167,40 @@ class ApiResource(resource.Resource):
     def _queues(self) -> list[dict[str, Any]]:
         return [dict(asdict(queue), longest_wait_seconds=round(queue.longest_wait_seconds, 1),
                      average_handle_seconds=round(queue.average_handle_seconds, 1)) for queue in self.view.queues()]
+
+    def _call_explanation(self, call_id: str) -> dict[str, Any]:
+        explanation = self.view.call_explanation(call_id)
+        if explanation is None:
+            raise NotFound(f"no queued call {call_id!r} (only calls in a queue have a routing explanation)")
+        body = asdict(explanation)
+        body["story"] = [{"at": at, "what": text} for at, text in explanation.story]
+        return body
+
+    def _change_call(self, call_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(body) - {"priority", "queue", "skills"}
+        if unknown or not body:
+            raise InvalidRequest("PATCH a call with any of {\"priority\": 0-9, \"queue\": \"name\", "
+                                 "\"skills\": {\"billing\": 5}}" + (f"; unknown: {sorted(unknown)}" if unknown else ""))
+        priority, queue, skills = body.get("priority"), body.get("queue"), body.get("skills")
+        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
+                                     or not 0 <= priority <= 9):
+            raise InvalidRequest("priority must be an integer 0..9")
+        if queue is not None and (not isinstance(queue, str) or not queue):
+            raise InvalidRequest("queue must be a queue name")
+        if skills is not None and (not isinstance(skills, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10
+                for k, v in skills.items())):
+            raise InvalidRequest("skills must map skill names to levels 1..10")
+        result = self.desk.change_call(call_id, priority=priority, queue=queue, requirements=skills, by="API")
+        if result == "unknown-call":
+            raise NotFound(f"no queued call {call_id!r}")
+        if result == "connected":
+            raise Conflict(f"call {call_id} is already connected to an agent", call_id=call_id, result=result)
+        if result != "changed":
+            raise InvalidRequest(f"cannot change call {call_id}: {result}")
+        explanation = self.view.call_explanation(call_id)
+        return {"call_id": call_id, "result": result,
+                "position": explanation.position if explanation is not None else None}
 
     def _calls(self) -> list[dict[str, Any]]:
         return [{"call_id": call.call_id, "state": call.state, "dialled": call.dialled, "queue": call.queue,

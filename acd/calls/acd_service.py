@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from ..context.routing_hints import DEFAULT_STICKY_SECONDS, caller_priority, preferred_agent, queue_requirements
 from ..ivr.events import EnqueueCall, QueueFinished
 from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, AgentProfile, AgentReadyRequested,
-                       AgentState, AgentStateChanged, CallArrived, CallbackRequested, CallConnected, CallEnded,
+                       AgentState, AgentStateChanged, CallArrived, CallbackRequested, CallChanged, CallConnected,
+                       CallEnded, CallNotWaiting,
                        CallOverflowed, CallRefused, CallWaiting, Offer, OfferCancelled, QueueConfig, QueueRemoved,
                        RoutingConfig, RoutingEngine, RoutingError)
 from .agent_restore import WHY_REFUSED, RestoredAgent, plan_restore, restore_summary, tell_restored
@@ -37,6 +38,13 @@ if TYPE_CHECKING:
 __all__ = ["AcdService", "routing_config_from"]
 
 log = logging.getLogger("acd.acd")
+
+
+def priority_detail(flow_priority: int, priority: int, customer: dict) -> str:
+    """Where a queued call's priority came from, for the explanation a supervisor reads."""
+    if priority == flow_priority or not customer:
+        return f"flow priority {flow_priority}"
+    return f"flow priority {flow_priority}, raised to {priority} for customer tier {customer.get('tier') or '?'}"
 
 
 def routing_config_from(config: "Config") -> RoutingConfig:
@@ -102,8 +110,10 @@ class AcdService:
                                           config.agents.language_skills if config.agents else {},
                                           [a.skills for a in members.values() if action.queue in a.queues])
         queued = QueuedCall(call_id=call_id, queue=action.queue, context=action.context or {}, queued_at=now,
-                            session=session)
+                            session=session, priority=priority,
+                            priority_detail=priority_detail(action.priority, priority, customer))
         self.calls[call_id] = queued
+        queued.tell(now, f"queued in {action.queue}, priority {priority} ({queued.priority_detail})")
         session.join_queue(queued)
         if customer:
             log.info("call=%s customer %s tier=%s priority=%d preferred_agent=%s", call_id, customer.get("id"),
@@ -331,6 +341,33 @@ class AcdService:
         self.records.agent_presence(agent_id, state="logged_out", queues={}, reason=why, at=now)
         self.queue_log.write("AGENTLOGOFF", "", "", agent_id, agent_id)
 
+    # ---- steering a waiting call -------------------------------------------------------------
+    def change_call(self, call_id: str, *, priority: int | None = None, queue: str | None = None,
+                    requirements: dict[str, int] | None = None, by: str = "API") -> str:
+        """A supervisor steers a call not yet connected; the line re-sorts at once. Returns "changed",
+        "unknown-call", "connected" or the routing core's refusal (error id: unknown-queue, ...)."""
+        queued = self.calls.get(call_id)
+        if queued is None:
+            return "unknown-call"
+        try:
+            event = CallChanged(call_id=call_id, priority=priority, queue=queue, requirements=requirements)
+            decisions = self.engine.handle(event, self.reactor.seconds())
+        except CallNotWaiting:
+            return "connected"
+        except RoutingError as error:
+            return error.error_id
+        what = ", ".join(part for part in (
+            f"priority {queued.priority} -> {priority}" if priority is not None else "",
+            f"queue {queued.queue} -> {queue}" if queue is not None else "",
+            f"skills {dict(requirements)}" if requirements is not None else "") if part) or "nothing"
+        log.info("call=%s steered by %s: %s", call_id, by, what)
+        if priority is not None:
+            queued.priority = priority
+            queued.priority_detail = f"set to {priority} by {by}"
+        queued.tell(self.reactor.seconds(), f"steered by {by}: {what}")
+        self._apply(decisions)
+        return "changed"
+
     # ---- reconfiguration ---------------------------------------------------------------------
     def reconfigure(self, routing: RoutingConfig) -> None:
         """Put a new routing config in force now (the config it came from is already live)."""
@@ -374,10 +411,11 @@ class AcdService:
                 queued = self.calls.get(decision.call_id)
                 if queued is not None:
                     if queued.queue != decision.queue:
-                        log.info("call=%s moved from queue %s to %s (its queue was removed)", decision.call_id,
-                                 queued.queue, decision.queue)
+                        log.info("call=%s moved from queue %s to %s", decision.call_id, queued.queue, decision.queue)
                         queued.queue = decision.queue
                     queued.explanation = decision.explanation
+                    queued.tell(self.reactor.seconds(), f"waiting at position {decision.position}: "
+                                                        f"{decision.explanation}")
                     if queued.wait is not None:
                         queued.wait.update(decision.position, decision.estimated_wait_seconds)
                 log.info("call=%s waiting queue=%s position=%d estimated_wait=%s", decision.call_id, decision.queue,
@@ -397,6 +435,9 @@ class AcdService:
                 self._agent_state_changed(decision)
             elif isinstance(decision, CallOverflowed):
                 log.info("call=%s overflow step %d: %s", decision.call_id, decision.step, decision.explanation)
+                queued = self.calls.get(decision.call_id)
+                if queued is not None:
+                    queued.tell(self.reactor.seconds(), f"overflow step {decision.step}: {decision.explanation}")
             elif isinstance(decision, QueueRemoved):
                 log.warning("reload: %s", decision.explanation)
                 self.events.publish("wallboard", {"type": "queue-changed", "queue": decision.queue})

@@ -194,9 +194,13 @@ class Connections:
         """Ring the offered agent (or decline at once: not registered, call gone, no RTP port)."""
         queued = self.calls.get(offer.call_id)
         contacts = self.contacts(offer.agent_id)
-        log.info("call=%s offer agent=%s queue=%s: %s", offer.call_id, offer.agent_id, offer.queue, offer.explanation)
+        log.info("call=%s offer agent=%s queue=%s: %s; order: %s", offer.call_id, offer.agent_id, offer.queue,
+                 offer.explanation, offer.order or "-")
         if queued is not None:
             queued.explanation = offer.explanation
+            queued.order = offer.order
+            queued.tell(self.reactor.seconds(), f"offered to {offer.agent_id}: {offer.explanation}; "
+                                                f"order: {offer.order or '-'}")
         if queued is None or not contacts or (queued.session is None and queued.callback is None):
             self._decline_later(offer, "agent not registered" if queued is not None else "call gone")
             return

@@ -25,6 +25,11 @@ class Callback:
     telephone_event_pt: int | None
 
 
+# A call's story is for a supervisor's "why": a few dozen lines; a call waiting for hours keeps its
+# first and latest decisions.
+STORY_LIMIT = 40
+
+
 @dataclass(eq=False, slots=True)
 class QueuedCall:
     """One call the ACD holds. `session` is None once a callback caller has hung up."""
@@ -42,6 +47,16 @@ class QueuedCall:
     callback: Callback | None = None
     customer_leg: Any = None                               # our call back to the customer
     explanation: str | None = None                         # the routing engine's latest "why"
+    order: str | None = None                               # why this call went before the others
+    priority: int = 0
+    priority_detail: str = ""                              # where the priority came from
+    story: list[tuple[float, str]] = field(default_factory=list)  # routing decisions, oldest first
+
+    def tell(self, at: float, text: str) -> None:
+        """Add one routing decision to the call's story (bounded: the first and last ones are kept)."""
+        self.story.append((at, text))
+        if len(self.story) > STORY_LIMIT:
+            del self.story[STORY_LIMIT // 2]
 
     @property
     def agent_id(self) -> str | None:

@@ -33,6 +33,9 @@ class AgentDesk(Protocol):
 
     def set_disposition(self, agent_id: str, code: str) -> str | None: ...
 
+    def change_call(self, call_id: str, *, priority: int | None = None, queue: str | None = None,
+                    requirements: dict[str, int] | None = None, by: str = "API") -> str: ...
+
 
 @dataclass(frozen=True, slots=True)
 class CallSnapshot:
@@ -47,6 +50,24 @@ class CallSnapshot:
     agent: str | None
     ivr_step: str | None
     routing_explanation: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallExplanation:
+    """Why a queued call is where it is: its place, priority and its source, the routing core's
+    latest reasons (agent chosen, queue order), and the story of its routing decisions."""
+
+    call_id: str
+    queue: str
+    state: str                      # waiting, offered or connected (the routing core's view)
+    priority: int
+    priority_detail: str
+    position: int | None
+    waited_seconds: float
+    place: str                      # rank and why the calls ahead are ahead (while waiting)
+    routing: str | None
+    order: str | None
+    story: tuple[tuple[float, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +199,28 @@ class LiveView:
                                      wrap_up_seconds=routing.wrap_up_seconds, max_waiting=routing.max_waiting,
                                      members=members, retired=name in retired))
         return out
+
+    def call_explanation(self, call_id: str) -> CallExplanation | None:
+        """The explanation of a call the ACD holds, or None."""
+        queued = self._acd.calls.get(call_id)
+        if queued is None:
+            return None
+        engine = self._acd.engine
+        now = self.reactor.seconds()
+        try:
+            view = engine.call_view(call_id)
+            state, priority = view.state, view.priority
+        except RoutingError:
+            state, priority = "ended", queued.priority
+        try:
+            position = engine.waiting_status(call_id, now).position
+            place = engine.explain_position(call_id, now)
+        except RoutingError:
+            position, place = None, f"{state} (not in line)"
+        return CallExplanation(call_id=call_id, queue=queued.queue, state=state, priority=priority,
+                               priority_detail=queued.priority_detail, position=position,
+                               waited_seconds=round(queued.waited(now), 1), place=place, routing=queued.explanation,
+                               order=queued.order, story=tuple(queued.story))
 
     def calls(self) -> list[CallSnapshot]:
         """Every call in progress, by Call-ID."""

@@ -11,7 +11,7 @@ from .index import QueueIndex
 from .matching import Selection, describe_unavailable
 from .records import AgentRecord, CallRecord
 
-__all__ = ["explain_offer", "explain_order", "explain_waiting"]
+__all__ = ["explain_offer", "explain_order", "explain_position", "explain_waiting"]
 
 # Calls ahead of the chosen one named in the order explanation; the rest are counted.
 PASSED_OVER_NAMED = 3
@@ -150,6 +150,24 @@ def explain_order(
     if rank + 1 < waiting:
         behind = calls[line[rank + 1][-1]]
         text += f"; before {behind.call_id}: {_beats(call, behind, aging, now)}"
+    return text
+
+
+def explain_position(
+    call: CallRecord, index: QueueIndex, calls: dict[str, CallRecord], aging: float | None, now: float
+) -> str:
+    """Where a waiting `call` stands in its queue's line and why the first calls ahead are ahead."""
+    line = index.line
+    rank = line.rank(call.key)
+    text = f"{_ordinal(rank + 1)} of {len(line)} in line for {index.config.name}, priority {call.priority}, " \
+           f"waited {now - call.arrived_at:.0f}s"
+    if rank:
+        reasons = []
+        for entry in line[:min(rank, PASSED_OVER_NAMED)]:
+            ahead = calls[entry[-1]]
+            reasons.append(f"{ahead.call_id} ({_beats(ahead, call, aging, now)})")
+        more = f" and {rank - len(reasons)} more" if rank > len(reasons) else ""
+        text += f"; behind {', '.join(reasons)}{more}"
     return text
 
 

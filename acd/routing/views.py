@@ -8,6 +8,7 @@ from .agent_states import AgentState
 from .decisions import AgentView, CallView, QueueStats
 from .errors import UnknownAgent, UnknownCall, UnknownQueue
 from .estimate import position_wait
+from .explain import explain_position
 
 if TYPE_CHECKING:
     from .config import RoutingConfig
@@ -62,6 +63,16 @@ class EngineViews:
             calls_handled=agent.calls_handled,
             idle_since=agent.idle_since if agent.state is AgentState.AVAILABLE else None,
         )
+
+    def explain_position(self, call_id: str, now: float) -> str:
+        """Why a waiting call has its place: rank, priority, and why the calls ahead are ahead."""
+        call = self._calls.get(call_id)
+        if call is None:
+            raise UnknownCall(f"call {call_id} is not held by the router", call_id=call_id)
+        if call.state != "waiting":
+            return f"{call.state} (not in line)"
+        return explain_position(call, self._queues[call.queue], self._calls,
+                                self._config.priority_aging_seconds, now)
 
     def call_view(self, call_id: str) -> CallView:
         """A snapshot of one call the engine holds; `UnknownCall` otherwise."""
