@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     password.add_argument("--password", default=None, help="the password (default: asked for, not echoed)")
     report = commands.add_parser("report", help="per-queue and per-agent KPIs from the call records")
     report.add_argument("--root", type=Path, default=Path("."))
-    report.add_argument("--since", required=True, help="start: 2026-11-01 (local midnight), ISO time, or POSIX seconds")
+    report.add_argument("--since", default=None, help="start: 2026-11-01 (local midnight), ISO time, or POSIX seconds")
+    report.add_argument("--call", default=None, metavar="CALL-ID", help="print one call's whole story instead")
     report.add_argument("--until", default=None, help="end (default: now)")
     report.add_argument("--csv", type=Path, default=None, help="also write the figures to this CSV file")
     customers = commands.add_parser("customers", help="the customer directory")
@@ -227,9 +228,25 @@ def _report(args: argparse.Namespace) -> int:
         for error in invalid.errors:
             print(error, file=sys.stderr)
         return 1
+    if args.call:
+        return _call_story(config.data_dir / "records.db", args.call)
+    if args.since is None:
+        print("acd report needs --since (or --call CALL-ID)", file=sys.stderr)
+        return 2
     levels = {name: q.routing.service_level_seconds for name, q in (config.agents.queues.items() if config.agents else [])}
     return run_report(config.data_dir / "records.db", since=args.since, until=args.until, csv_path=args.csv,
                       service_level_seconds=levels)
+
+
+def _call_story(db_path: Path, call_id: str) -> int:
+    from .call_story import call_story, format_story
+
+    story = call_story(db_path, call_id) if db_path.exists() else None
+    if story is None:
+        print(f"no call {call_id!r} in {db_path}", file=sys.stderr)
+        return 1
+    print(format_story(call_id, story))
+    return 0
 
 
 def _customers_import(args: argparse.Namespace) -> int:
