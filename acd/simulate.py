@@ -18,7 +18,7 @@ from .ivr.events import (DigitReceived, DigitsCollected, EnqueueCall, FlowEnded,
                          RecordingFinished, SpeechChoiceMade, SpeechNotRecognized, SpeechRecognized, StartListening,
                          StartRecording, StepEntered, StopListening, StopPlayback, StopRecording, TransferCall)
 from .ivr.interpreter import FlowRun
-from .context.routing_hints import caller_priority
+from .context.routing_hints import TIER_PRIORITY_BONUS, caller_priority
 from .context.sources import apply_lookup_result, directory_lookup
 from .media.prompts import PromptLibrary
 
@@ -79,7 +79,8 @@ def simulate(config: Config, flow_name: str, *, caller: str, dialled: str = "", 
                 listening = ("lookup", queue_next)
             elif isinstance(action, EnqueueCall):
                 customer = (action.context or {}).get("customer") or {}
-                priority = caller_priority(action.priority, customer)
+                tiers = config.agents.tier_priority if config.agents else TIER_PRIORITY_BONUS
+                priority = caller_priority(action.priority, customer, tiers)
                 tier = f" (step {action.priority} + tier {customer.get('tier')})" if priority != action.priority else ""
                 out(f"  queue {action.queue} priority={priority}{tier} skills={action.skills}")
                 out(f"  context for the agent: {action.context}")

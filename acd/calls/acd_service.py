@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ..context.routing_hints import DEFAULT_STICKY_SECONDS, caller_priority, preferred_agent, queue_requirements
+from ..context.routing_hints import (DEFAULT_STICKY_SECONDS, TIER_PRIORITY_BONUS, caller_priority, preferred_agent,
+                                     queue_requirements)
 from ..ivr.events import EnqueueCall, QueueFinished
 from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, AgentProfile, AgentReadyRequested,
                        AgentState, AgentStateChanged, CallArrived, CallbackRequested, CallChanged, CallConnected,
@@ -24,6 +25,7 @@ from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, Agent
 from .agent_restore import WHY_REFUSED, RestoredAgent, plan_restore, restore_summary, tell_restored
 from .connections import Connections, queue_settings
 from .leg_states import EndReason
+from .pauses import PauseBook
 from .ports import ConfigSource, EventSink, Media, Records, Signalling, Webhooks
 from .queue_log import QueueLog
 from .queue_wait import QueueWait
@@ -62,7 +64,9 @@ def routing_config_from(config: "Config") -> RoutingConfig:
     profiles = tuple(AgentProfile(agent_id=agent.agent_id, queues=tuple(agent.queues.items()),
                                   skills=tuple(agent.skills.items()))
                      for agent in agents.agents.values()) if agents else None
-    return RoutingConfig(queues=queues or (QueueConfig(name="default"),), skills=frozenset(skills), agents=profiles)
+    aging = {"priority_aging_seconds": agents.priority_aging_seconds} if agents else {}
+    return RoutingConfig(queues=queues or (QueueConfig(name="default"),), skills=frozenset(skills), agents=profiles,
+                         **aging)
 
 
 class AcdService:
@@ -84,6 +88,7 @@ class AcdService:
         self.calls: dict[str, QueuedCall] = {}
         self.last_call: dict[str, str] = {}
         self.state_since: dict[str, float] = {}
+        self.pauses = PauseBook()
         self._pending_reasons: dict[str, str] = {}  # agent → reason of a pause asked for during a call
         self.connections = Connections(reactor=reactor, config=config, signalling=signalling, media=media,
                                        events=events, records=records, webhooks=webhooks, metrics=metrics,
@@ -102,7 +107,8 @@ class AcdService:
         settings = self._settings(action.queue)
         call_id, now = session.call_id, self.reactor.seconds()
         customer = (action.context or {}).get("customer") or {}
-        priority = caller_priority(action.priority, customer)
+        priority = caller_priority(action.priority, customer, config.agents.tier_priority if config.agents
+                                   else TIER_PRIORITY_BONUS)
         members = {a.agent_id: a for a in config.agents.agents.values()} if config.agents else {}
         preferred = preferred_agent(customer, action.queue, {i: a.queues for i, a in members.items()}, now) \
             if customer and settings is not None else None
@@ -444,20 +450,34 @@ class AcdService:
         self._rearm()
 
     def _agent_state_changed(self, decision: AgentStateChanged) -> None:
-        log.info("agent=%s state %s -> %s (%s)", decision.agent_id, decision.previous.value, decision.state.value,
-                 decision.reason)
         now = self.reactor.seconds()
+        pause_reason = self._pause_reason(decision)
+        ended = self.pauses.follow(decision, pause_reason, now)
+        reason = ended.explain(decision.reason) if ended else decision.reason
+        log.info("agent=%s state %s -> %s (%s)", decision.agent_id, decision.previous.value, decision.state.value,
+                 reason)
         if decision.previous.value == "wrap_up" and decision.agent_id in self.last_call:
             self.records.set_field(self.last_call[decision.agent_id], "wrap_up_seconds",
                                    round(now - self.state_since.get(decision.agent_id, now), 1))
         self.state_since[decision.agent_id] = now
-        self.records.agent_state(decision.agent_id, state=decision.state.value, reason=decision.reason, at=now)
-        self._save_presence(decision.agent_id, decision.state, decision.reason, now)
-        self.queue_log.agent_state_changed(decision)
+        self.records.agent_state(decision.agent_id, state=decision.state.value, reason=reason, at=now)
+        self._save_presence(decision.agent_id, decision.state, reason, now)
+        self.queue_log.agent_state_changed(decision, pause_reason=pause_reason, ended=ended)
         event = {"type": "agent-state", "agent": decision.agent_id, "state": decision.state.value,
-                 "previous": decision.previous.value, "reason": decision.reason, "at": now}
+                 "previous": decision.previous.value, "reason": reason, "at": now}
+        if ended is not None:
+            event.update(ended_pause=ended.reason, paused_seconds=round(ended.seconds, 1))
         self.events.publish(f"agent-{decision.agent_id}", event)
         self.events.publish("wallboard", event)
+
+    def _pause_reason(self, decision: AgentStateChanged) -> str:
+        """The reason code of the pause `decision` begins ("lunch", not "paused: lunch"); "" otherwise."""
+        if decision.state is not AgentState.PAUSED:
+            return ""
+        try:
+            return self.engine.agent_view(decision.agent_id).pause_reason or decision.reason
+        except RoutingError:  # logged out later in the same batch of decisions
+            return decision.reason
 
     def _save_presence(self, agent_id: str, state: AgentState, reason: str, now: float) -> None:
         """The agent's current state, as a restart will restore it (`records.agent_presence`), with a

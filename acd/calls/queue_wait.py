@@ -1,6 +1,8 @@
-"""QueueWait: what a queued caller hears. Music on hold, and every so often their position and
-estimated wait ("you are number 3 in line; your wait is about 2 minutes") from digit and word
-prompts. Leaves the queue after the queue's maximum wait. `reactor` provides IReactorTime.
+"""QueueWait: what a queued caller hears. Music on hold, and every `announce_every` seconds
+something new: their position and estimated wait ("you are number 3 in line; your wait is about
+2 minutes", from digit and word prompts) when that changed since it was last said (the queue's
+`announce_position`), otherwise the next of the queue's hold messages, in turn. Leaves the queue
+after the queue's maximum wait. `reactor` provides IReactorTime.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Callable
 
+from ..config.agents import DEFAULT_HOLD_MESSAGES
 from ..ivr.spoken import number_prompts
 
 if TYPE_CHECKING:
@@ -21,7 +24,7 @@ log = logging.getLogger("acd.queue")
 
 # Playback ids below zero belong to the queue, not to the IVR (whose ids count up from 1).
 MUSIC_PLAYBACK = -1
-ANNOUNCEMENT_PLAYBACK = -2
+ANNOUNCEMENT_PLAYBACK = -2  # a position announcement or a hold message
 
 
 def announcement_prompts(position: int, estimated_wait_seconds: float | None) -> list[str]:
@@ -54,12 +57,16 @@ class QueueWait:
         self.on_max_wait = on_max_wait
         self.music = settings.music if settings else "moh"
         self.announce_every = settings.announce_every_seconds if settings else 30.0
+        self.announce_position = settings.announce_position if settings else "on_change"
+        self.hold_messages = settings.hold_messages if settings else DEFAULT_HOLD_MESSAGES
         self.max_wait = settings.max_wait_seconds if settings else 600.0
         self.callback_key = settings.callback_key if settings else None
         self.position: int | None = None
         self.estimated_wait: float | None = None
         self.announced: list[tuple[int, float | None]] = []
         self.first_estimate: float | None = None
+        self._last_said: list[str] | None = None  # the last position announcement's prompts
+        self._hold_turn = 0
         self._announce_timer = None
         self._max_timer = None
         self._stopped = False
@@ -67,7 +74,7 @@ class QueueWait:
     def start(self) -> None:
         """Announce at once (callers want to know where they stand), then music, repeating."""
         self._max_timer = self.reactor.callLater(self.max_wait, self._give_up)
-        self._announce()
+        self._announce(first=True)
 
     def update(self, position: int, estimated_wait_seconds: float | None) -> None:
         """The engine's latest position and wait for this caller."""
@@ -94,26 +101,46 @@ class QueueWait:
                 timer.cancel()
         self.session.leg.stop()
 
-    def _announce(self) -> None:
+    def _announce(self, first: bool = False) -> None:
+        """Say the position if there is something new to say, else the next hold message (none on
+        arrival: music), then again in `announce_every` seconds."""
         self._announce_timer = None
         if self._stopped or not self.session.active:
             return
         status = self.status()
         if status is not None:  # None while being offered right now: keep the last known position
             self.update(*status)
-        if self.position is not None:
-            self.announced.append((self.position, self.estimated_wait))
-            if self.first_estimate is None and self.estimated_wait is not None:
-                self.first_estimate = self.estimated_wait
-            log.info("call=%s announce position=%d estimated_wait=%s", self.session.call_id, self.position,
-                     "unknown" if self.estimated_wait is None else f"{self.estimated_wait:.0f}s")
-            prompts = announcement_prompts(self.position, self.estimated_wait)
-            if self.callback_key == "*" and self.callback_possible:
-                prompts.append("queue/press_star_callback")
-            self.session.play(tuple(prompts), ANNOUNCEMENT_PLAYBACK)
-        else:
+        prompts = self._position_to_say()
+        if prompts is not None:
+            self._say_position(prompts)
+        elif self.hold_messages and not first:
+            message = self.hold_messages[self._hold_turn % len(self.hold_messages)]
+            self._hold_turn += 1
+            log.info("call=%s hold message %s", self.session.call_id, message)
+            self.session.play((message,), ANNOUNCEMENT_PLAYBACK)
+        elif first:
             self._play_music()
         self._announce_timer = self.reactor.callLater(self.announce_every, self._announce)
+
+    def _position_to_say(self) -> list[str] | None:
+        """The position announcement due now, or None: none known, or (on_change) nothing new to say."""
+        if self.position is None or self.announce_position == "never":
+            return None
+        prompts = announcement_prompts(self.position, self.estimated_wait)
+        if self.announce_position == "on_change" and prompts == self._last_said:
+            return None
+        return prompts
+
+    def _say_position(self, prompts: list[str]) -> None:
+        self._last_said = prompts
+        self.announced.append((self.position, self.estimated_wait))
+        if self.first_estimate is None and self.estimated_wait is not None:
+            self.first_estimate = self.estimated_wait
+        log.info("call=%s announce position=%d estimated_wait=%s", self.session.call_id, self.position,
+                 "unknown" if self.estimated_wait is None else f"{self.estimated_wait:.0f}s")
+        if self.callback_key == "*" and self.callback_possible:
+            prompts = [*prompts, "queue/press_star_callback"]
+        self.session.play(tuple(prompts), ANNOUNCEMENT_PLAYBACK)
 
     def _play_music(self) -> None:
         if self.session.active:

@@ -2,7 +2,8 @@
 
 Passwords are never stored: each agent has `password_ha1: {md5: ..., sha256: ...}` for the realm,
 made with `acd agent-password`. Queue options split into the routing core's `QueueConfig` and the
-shell's own (announcements, music, maximum wait).
+shell's own (announcements, music, maximum wait). Top-level `priority_aging_seconds` and
+`tier_priority` say how caller priority works (RoutingConfig and `caller_priority`).
 """
 
 from __future__ import annotations
@@ -11,16 +12,27 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..context.routing_hints import MAX_PRIORITY, TIER_PRIORITY_BONUS
 from ..routing.config import QueueConfig
 from ..routing.errors import InvalidConfig
 from .checker import Checker
-from .yaml_lines import ConfigError, LineDict, load_yaml_with_lines
+from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
 
-__all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAULT_FEATURE_CODES"]
+__all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAULT_FEATURE_CODES",
+           "ANNOUNCE_POSITION_MODES", "DEFAULT_HOLD_MESSAGES", "DEFAULT_PRIORITY_AGING_SECONDS"]
 
 # Asterisk's app_queue habit (*45 toggles queue membership) extended to a small set.
 DEFAULT_FEATURE_CODES = {"login": "*45", "logout": "*46", "pause": "*47", "unpause": "*48"}
 DEFAULT_REALM = "acd"
+# One priority level is worth a minute of waiting: a VIP (+5) goes ahead of standard callers who
+# waited less than five minutes, and nobody waits behind newer high-tier calls for ever.
+DEFAULT_PRIORITY_AGING_SECONDS = 60.0
+# When a waiting caller hears their position and wait: "on_change" only when it would say
+# something new (so a caller at the head of an unstaffed queue is not told "number 1" every time),
+# "always" at every `announce_every`, "never" (hold messages only).
+ANNOUNCE_POSITION_MODES = ("on_change", "always", "never")
+# Played in turn at the announcement times when there is no new position to say (sounds/queue/).
+DEFAULT_HOLD_MESSAGES = ("queue/please_hold", "queue/thanks_for_holding")
 
 _ROUTING_KEYS = {
     "strategy": "strategy", "ring_timeout": "ring_timeout_seconds", "wrap_up": "wrap_up_seconds",
@@ -38,6 +50,8 @@ class QueueSettings:
     # Position/wait announcements every 30 s: often enough to reassure, rare enough not to nag
     # (Asterisk's announce-frequency examples use 30-90 s).
     announce_every_seconds: float = 30.0
+    announce_position: str = "on_change"
+    hold_messages: tuple[str, ...] = DEFAULT_HOLD_MESSAGES
     # How long a caller may wait before the queue step fails over (`on_failure` in the flow).
     max_wait_seconds: float = 600.0
     music: str = "moh"
@@ -71,12 +85,17 @@ class AgentsConfig:
     pause_reasons: dict[str, str] = field(default_factory=dict)
     language_skills: dict[str, str] = field(default_factory=dict)
     feature_codes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FEATURE_CODES))
+    # None: strict priority tiers (see RoutingConfig.priority_aging_seconds).
+    priority_aging_seconds: float | None = DEFAULT_PRIORITY_AGING_SECONDS
+    tier_priority: dict[str, int] = field(default_factory=lambda: dict(TIER_PRIORITY_BONUS))
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
 
 
-def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> AgentsConfig:
-    """Parse conf/agents.yaml (optional: no file means no queues and no agents)."""
+def load_agents(path: Path, errors: list[ConfigError], files: list[str],
+                prompt_uses: list | None = None) -> AgentsConfig:
+    """Parse conf/agents.yaml (optional: no file means no queues and no agents). The queues' hold
+    messages go to `prompt_uses` (file, line, what, prompt) for the loader's prompt check."""
     if not path.exists():
         return AgentsConfig()
     files.append(str(path))
@@ -90,7 +109,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
     if top is None:
         return AgentsConfig()
     check.unknown_keys(top, {"realm", "digest_algorithms", "feature_codes", "pause_reasons", "language_skills",
-                             "queues", "agents"}, "agents.yaml")
+                             "priority_aging_seconds", "tier_priority", "queues", "agents"}, "agents.yaml")
     language_skills: dict[str, str] = {}
     if "language_skills" in top and (section := check.mapping(top["language_skills"], top.line_of("language_skills"),
                                                               "language_skills")):
@@ -126,8 +145,9 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
         if item is None:
             queues[str(name)] = QueueSettings(routing=QueueConfig(name=str(name)))  # error listed; name stays known
             continue
-        check.unknown_keys(item, set(_ROUTING_KEYS) | {"description", "announce_every", "max_wait", "music",
-                                                       "callback_key", "record", "survey_flow", "whisper"},
+        check.unknown_keys(item, set(_ROUTING_KEYS) | {"description", "announce_every", "announce_position",
+                                                       "hold_messages", "max_wait", "music", "callback_key",
+                                                       "record", "survey_flow", "whisper"},
                            f"queue {name!r}")
         callback_key = item.get("callback_key", "*")
         if callback_key is not None and str(callback_key) not in set("0123456789*#"):
@@ -142,6 +162,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
         queues[str(name)] = QueueSettings(
             routing=routing, description=str(item.get("description", "")),
             announce_every_seconds=float(check.number(item, "announce_every", 30.0, f"queue {name!r}", minimum=5)),
+            announce_position=_announce_position(check, item, str(name)),
+            hold_messages=_hold_messages(check, item, str(name), str(path), prompt_uses),
             max_wait_seconds=float(check.number(item, "max_wait", 600.0, f"queue {name!r}", minimum=5)),
             music=str(item.get("music", "moh")), callback_key=None if callback_key is None else str(callback_key),
             record=check.boolean(item, "record", False, f"queue {name!r}"),
@@ -174,7 +196,66 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str]) -> Agen
         agents[str(agent_id)] = AgentConfig(agent_id=str(agent_id), name=str(item.get("name", agent_id)), ha1=hashes,
                                             skills=skills, queues=memberships)
     return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), pause_reasons=reasons, feature_codes=codes,
-                        queues=queues, agents=agents, language_skills=language_skills)
+                        queues=queues, agents=agents, language_skills=language_skills,
+                        priority_aging_seconds=_priority_aging(check, top), tier_priority=_tier_priority(check, top))
+
+
+def _priority_aging(check: Checker, top: LineDict) -> float | None:
+    """`priority_aging_seconds`: seconds > 0, or none/null for strict priority tiers."""
+    if "priority_aging_seconds" not in top:
+        return DEFAULT_PRIORITY_AGING_SECONDS
+    value = top["priority_aging_seconds"]
+    if value is None or value == "none":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        check.error(top.line_of("priority_aging_seconds"),
+                    "priority_aging_seconds must be the seconds of waiting one priority level is worth (> 0), "
+                    f"or none for strict priority tiers, not {value!r}")
+        return DEFAULT_PRIORITY_AGING_SECONDS
+    return float(value)
+
+
+def _tier_priority(check: Checker, top: LineDict) -> dict[str, int]:
+    """`tier_priority`: customer tier → priority bonus 0-9; replaces the defaults (unlisted tiers get 0)."""
+    if "tier_priority" not in top:
+        return dict(TIER_PRIORITY_BONUS)
+    section = check.mapping(top["tier_priority"], top.line_of("tier_priority"), "tier_priority")
+    tiers: dict[str, int] = {}
+    for tier, bonus in (section or {}).items():
+        if isinstance(bonus, bool) or not isinstance(bonus, int) or not 0 <= bonus <= MAX_PRIORITY:
+            check.error(section.line_of(tier), f"tier_priority maps customer tiers to a priority bonus 0-{MAX_PRIORITY}, "
+                                               f"e.g. vip: 5 (not {tier}: {bonus!r})")
+        else:
+            tiers[str(tier)] = bonus
+    return tiers if section is not None else dict(TIER_PRIORITY_BONUS)
+
+
+def _announce_position(check: Checker, item: LineDict, queue: str) -> str:
+    value = item.get("announce_position", "on_change")
+    if value not in ANNOUNCE_POSITION_MODES:
+        check.error(item.line_of("announce_position"), f"queue {queue!r}: announce_position must be one of "
+                                                       f"{', '.join(ANNOUNCE_POSITION_MODES)}, not {value!r}")
+        return "on_change"
+    return value
+
+
+def _hold_messages(check: Checker, item: LineDict, queue: str, path: str,
+                   prompt_uses: list | None) -> tuple[str, ...]:
+    """The queue's hold messages (prompt names, played in turn); [] or null for none."""
+    if "hold_messages" not in item:
+        return DEFAULT_HOLD_MESSAGES
+    value = item["hold_messages"]
+    if value is None:
+        return ()
+    line = item.line_of("hold_messages")
+    if not isinstance(value, list) or any(isinstance(p, bool) or not isinstance(p, str) or not p for p in value):
+        check.error(line, f"queue {queue!r}: hold_messages must be a list of prompt names, "
+                          "e.g. [queue/please_hold, queue/thanks_for_holding], or []")
+        return DEFAULT_HOLD_MESSAGES
+    if prompt_uses is not None:
+        lines = value.lines if isinstance(value, LineList) else [line] * len(value)
+        prompt_uses.extend((path, at, f"queue {queue} hold_messages", prompt) for at, prompt in zip(lines, value))
+    return tuple(value)
 
 
 def _levels(check: Checker, item: LineDict, key: str, where: str, *, low: int = 1, high: int = 10) -> dict[str, int]:

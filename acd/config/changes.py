@@ -67,9 +67,13 @@ def describe_changes(old: Config, new: Config) -> list[str]:
     if old_agents is not None and new_agents is not None:
         changes += _named("queue", old_agents.queues, new_agents.queues, _queue_change)
         changes += _named("agent", old_agents.agents, new_agents.agents, _agent_change)
-        for name in ("pause_reasons", "language_skills", "feature_codes", "realm", "digest_algorithms"):
+        for name in ("pause_reasons", "language_skills", "feature_codes", "realm", "digest_algorithms",
+                     "tier_priority"):
             if getattr(old_agents, name) != getattr(new_agents, name):
                 changes.append(f"agents.{name} changed")
+        if old_agents.priority_aging_seconds != new_agents.priority_aging_seconds:
+            changes.append(f"agents.priority_aging_seconds {old_agents.priority_aging_seconds!r} -> "
+                           f"{new_agents.priority_aging_seconds!r}")
     changes += _named("flow", old.flows, new.flows, lambda a, b: "changed")
     if old.routes != new.routes:
         changes.append(f"routes: {len(old.routes)} -> {len(new.routes)}"

@@ -53,7 +53,7 @@ def load_config(root: Path | str) -> Config:
     prompt_uses: list[PromptUse] = []
     references: list[FlowReference] = []
     calendars = load_hours(root / "conf" / "hours.yaml", errors, files)
-    agents = load_agents(root / "conf" / "agents.yaml", errors, files)
+    agents = load_agents(root / "conf" / "agents.yaml", errors, files, prompt_uses)
     queues = agents.queues
     lookups = load_lookups(root / "conf" / "lookups", errors, files)
     incidents = load_incidents(root / "conf" / "incidents.yaml", errors, files, prompt_uses, references)

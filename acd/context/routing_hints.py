@@ -12,6 +12,7 @@ __all__ = ["DEFAULT_STICKY_SECONDS", "LAST_AGENT_MEMORY_SECONDS", "MAX_PRIORITY"
 
 # Customer tier → priority added to the queue step's (0-9, capped): VIPs jump ahead of standard
 # callers, aging still lets a long-waiting caller through (RoutingConfig.priority_aging_seconds).
+# The default of `tier_priority` in conf/agents.yaml.
 TIER_PRIORITY_BONUS = {"vip": 5, "gold": 3, "silver": 1}
 MAX_PRIORITY = 9
 # A returning customer's last agent is preferred for 30 days; the queue's sticky_seconds (or 20 s)
@@ -20,9 +21,11 @@ LAST_AGENT_MEMORY_SECONDS = 30 * 86400
 DEFAULT_STICKY_SECONDS = 20.0
 
 
-def caller_priority(step_priority: int, customer: Mapping[str, Any]) -> int:
-    """The queue step's priority plus the customer's tier bonus, capped at MAX_PRIORITY."""
-    return min(MAX_PRIORITY, step_priority + TIER_PRIORITY_BONUS.get(str(customer.get("tier") or ""), 0))
+def caller_priority(step_priority: int, customer: Mapping[str, Any],
+                    tier_priority: Mapping[str, int] = TIER_PRIORITY_BONUS) -> int:
+    """The queue step's priority plus the customer's tier bonus (`tier_priority`: tier → bonus),
+    capped at MAX_PRIORITY."""
+    return min(MAX_PRIORITY, step_priority + tier_priority.get(str(customer.get("tier") or ""), 0))
 
 
 def preferred_agent(customer: Mapping[str, Any], queue: str, agent_queues: Mapping[str, Iterable[str]],

@@ -58,7 +58,7 @@ QUEUE_LOG_EVENTS: dict[str, tuple[str, str, str]] = {
     "AGENTLOGIN": ("agent device (contact)", "", ""),
     "AGENTLOGOFF": ("agent device (contact)", "logintime: seconds logged in", ""),
     "PAUSE": ("reason", "", ""),
-    "UNPAUSE": ("reason of the pause that ended", "", ""),
+    "UNPAUSE": ("reason of the pause that ended", "pausetime: seconds paused", ""),
 }
 
 # `set_field` may write these CDR columns, nothing else (the name ends up in SQL).

@@ -195,6 +195,21 @@ class ShellHarness:
                  json.loads(re.search(r"^data: (.*)$", block, re.M).group(1)))
                 for block in text.split("\n\n") if block.startswith("event:")]
 
+    def event_stream(self, topic: str) -> Callable[[], list[tuple[str, dict]]]:
+        """Open `GET /api/events/{topic}` now and keep it open; the function returned gives the (type,
+        data) of every event the stream received so far."""
+        request = DummyRequest([b"api", b"events", topic.encode()])
+        request.method = b"GET"
+        request.requestHeaders.addRawHeader(b"authorization", f"Bearer {self.api_token}".encode())
+        getChildForRequest(self._site.resource, request).render(request)
+
+        def received() -> list[tuple[str, dict]]:
+            text = b"".join(request.written).decode()
+            return [(re.search(r"^event: (.*)$", block, re.M).group(1),
+                     json.loads(re.search(r"^data: (.*)$", block, re.M).group(1)))
+                    for block in text.split("\n\n") if block.startswith("event:")]
+        return received
+
     def agent_state(self, agent_id: str) -> str:
         """The agent's ACD state from GET /api/agents (`available`, `offered`, `on_call`, `wrap_up`,
         `paused`, `logged_out`)."""

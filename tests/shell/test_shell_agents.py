@@ -112,7 +112,27 @@ def test_pause_with_a_reason_code_then_ready_again(harness):
     assert harness.agent_state("1001") == "available"
     assert [row[0] for row in harness.queue_log()] == ["AGENTLOGIN", "PAUSE", "UNPAUSE"]
     [(reason,)] = harness.records("select data1 from queue_log where event = 'PAUSE'")
-    assert "lunch" in reason  # stored as the engine's transition text, "paused: lunch"
+    assert reason == "lunch", "the reason code, as Asterisk's PAUSE data1"
+
+
+def test_unpause_says_which_pause_ended_and_how_long_it_lasted(harness):
+    """*471 (lunch), 12 min 5 s later *48: the agent-state event carries ended_pause and
+    paused_seconds and reads "ready after lunch (12m 5s)"; the queue log's UNPAUSE line has the
+    reason and the seconds; the agent state history keeps the same reason."""
+    phone = harness.logged_in_agent("1001")
+    phone.pause("1")
+    received = harness.event_stream("agent-1001")
+    harness.advance(725 - 1)
+    phone.unpause()
+    [(_, event)] = [item for item in received() if item[0] == "agent-state"]
+    assert event["state"] == "available" and event["previous"] == "paused"
+    assert event["ended_pause"] == "lunch" and abs(event["paused_seconds"] - 725) < 2
+    assert event["reason"].startswith("ready after lunch (12m ")
+    [(data1, data2)] = harness.records("select data1, data2 from queue_log where event = 'UNPAUSE'")
+    assert data1 == "lunch" and abs(int(data2) - 725) < 2
+    [(history,)] = harness.records("select reason from agent_states where state = 'available' "
+                                   "order by id desc limit 1")
+    assert history == event["reason"]
 
 
 def test_logout_feature_code_logs_the_agent_out(harness):
