@@ -16,13 +16,16 @@ __all__ = ["Callback", "QueuedCall"]
 
 @dataclass(frozen=True, slots=True)
 class Callback:
-    """A caller who asked to be called back: where to reach them, and in which codec."""
+    """A caller who asked to be called back: where to reach them, in which codec, the trunk they
+    called on (the call's metric label) and when they asked (their wait in line ends there)."""
 
     number: str
     destination: tuple[str, int]
     codec: str
     payload_type: int
     telephone_event_pt: int | None
+    trunk: str = ""
+    requested_at: float = 0.0
 
 
 @dataclass(eq=False, slots=True)
@@ -39,6 +42,7 @@ class QueuedCall:
     offers: dict[str, Any] = field(default_factory=dict)   # agent id -> AgentLeg ringing for this call
     agent_leg: Any = None                                  # the agent's leg once connected
     connected_at: float | None = None
+    served_queue: str | None = None                        # the queue whose agent took it (overflow: not `queue`)
     callback: Callback | None = None
     customer_leg: Any = None                               # our call back to the customer
     explanation: str | None = None                         # the routing engine's latest "why"
@@ -51,3 +55,8 @@ class QueuedCall:
     def waited(self, now: float) -> float:
         """Seconds since the call joined the queue."""
         return now - self.queued_at
+
+    @property
+    def log_queue(self) -> str:
+        """The queue its agent lines (CONNECT, COMPLETE*, TRANSFER) are written in: the serving one."""
+        return self.served_queue or self.queue
