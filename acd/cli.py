@@ -49,12 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     password.add_argument("--realm", default=None, help="digest realm (default: the one in conf/agents.yaml)")
     password.add_argument("--root", type=Path, default=Path("."))
     password.add_argument("--password", default=None, help="the password (default: asked for, not echoed)")
-    report = commands.add_parser("report", help="per-queue and per-agent KPIs from the call records")
+    report = commands.add_parser(
+        "report", help="per-queue and per-agent KPIs from the call records",
+        description="Per-queue and per-agent KPIs from the call records. Each call counts once, with its final "
+                    "outcome; a callback that reached the customer counts as answered by the agent who took it, "
+                    "and its wait is the time the caller spent in line until asking to be called back (the call "
+                    "back is outbound, not queue time).")
     report.add_argument("--root", type=Path, default=Path("."))
-    report.add_argument("--since", default=None, help="start: 2026-11-01 (local midnight), ISO time, or POSIX seconds")
+    report.add_argument("--since", default=None,
+                        help="start: 2026-11-01 (local midnight), ISO time, or POSIX seconds (required without --check)")
     report.add_argument("--call", default=None, metavar="CALL-ID", help="print one call's whole story instead")
     report.add_argument("--until", default=None, help="end (default: now)")
     report.add_argument("--csv", type=Path, default=None, help="also write the figures to this CSV file")
+    report.add_argument("--check", action="store_true",
+                        help="compare the records of the server's current run with its live /metrics and "
+                             "/api/queues counters; print every difference, exit 1 if any")
     customers = commands.add_parser("customers", help="the customer directory")
     customers_commands = customers.add_subparsers(dest="customers_command", required=True)
     customers_import = customers_commands.add_parser("import", help="import customers from CSV or JSON")
@@ -228,12 +237,15 @@ def _report(args: argparse.Namespace) -> int:
         for error in invalid.errors:
             print(error, file=sys.stderr)
         return 1
+    queues = config.agents.queues.items() if config.agents else []
     if args.call:
         return _call_story(config.data_dir / "records.db", args.call)
+    if args.check:
+        return _report_check(config, {name: q.routing.abandon_grace_seconds for name, q in queues})
     if args.since is None:
-        print("acd report needs --since (or --call CALL-ID)", file=sys.stderr)
+        print("acd report: --since is required (or --check, or --call CALL-ID)", file=sys.stderr)
         return 2
-    levels = {name: q.routing.service_level_seconds for name, q in (config.agents.queues.items() if config.agents else [])}
+    levels = {name: q.routing.service_level_seconds for name, q in queues}
     return run_report(config.data_dir / "records.db", since=args.since, until=args.until, csv_path=args.csv,
                       service_level_seconds=levels)
 
@@ -247,6 +259,28 @@ def _call_story(db_path: Path, call_id: str) -> int:
         return 1
     print(format_story(call_id, story))
     return 0
+
+
+def _report_check(config, abandon_grace: dict[str, float]) -> int:
+    from .reconcile import run_check
+
+    base_url, token = _api_address(config)
+    if base_url is None:
+        print("acd report --check needs the HTTP API (http.port in conf/server.yaml) and its token file",
+              file=sys.stderr)
+        return 2
+    return run_check(config.data_dir / "records.db", base_url, token, abandon_grace=abandon_grace)
+
+
+def _api_address(config) -> tuple[str | None, str]:
+    """The running server's HTTP base URL and API token from its config, or (None, "") when the API
+    is off or has no token yet."""
+    token_path = config.data_dir / config.http.token_file
+    if config.http.port == 0 or not token_path.exists():
+        return None, ""
+    host = "127.0.0.1" if config.http.listen in ("0.0.0.0", "") else config.http.listen
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{config.http.port}", token_path.read_text().strip()
 
 
 def _customers_import(args: argparse.Namespace) -> int:
@@ -304,13 +338,11 @@ def _reload_through_api(config) -> tuple[int, dict] | None:
     import urllib.error
     import urllib.request
 
-    token_path = config.data_dir / config.http.token_file
-    if config.http.port == 0 or not token_path.exists():
+    base_url, token = _api_address(config)
+    if base_url is None:
         return None
-    host = "127.0.0.1" if config.http.listen in ("0.0.0.0", "") else config.http.listen
-    host = f"[{host}]" if ":" in host else host
-    request = urllib.request.Request(f"http://{host}:{config.http.port}/api/reload", method="POST",
-                                     headers={"Authorization": f"Bearer {token_path.read_text().strip()}"})
+    request = urllib.request.Request(f"{base_url}/api/reload", method="POST",
+                                     headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())

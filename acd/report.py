@@ -9,6 +9,16 @@ Where each figure comes from, for the period [since, until):
   AHT = mean over finished agent legs (COMPLETECALLER, COMPLETEAGENT, TRANSFER) of calltime plus
   the CDR's wrap_up_seconds when recorded for that agent. Missed offers = RINGNOANSWER.
   A missing duration field falls back to the difference of event times.
+- Calls: the CDRs of calls that arrived in the period, each call once with its final outcome.
+  answered = an agent talked to the customer (`connected_at`). A callback is one call: its record
+  gets the agent who took the call back, `connected_at` when the customer answered it and was
+  bridged, talk and wrap-up, and the outcome of that conversation ("caller_hangup",
+  "agent_hangup"), or "callback_failed" when the customer was not reached.
+- Callbacks in the queue and agent figures: the call back writes CONNECT and COMPLETECALLER /
+  COMPLETEAGENT like an inbound call, so it is answered once in its queue and handled once by its
+  agent, talk and wrap-up included. Its wait (ASA, service level) is the time the caller spent in
+  line until asking to be called back, as most contact-centre reports count it: the call back is
+  an outbound call, not queue time.
 - Pause time: the agent_states history, paused intervals clipped to the period, by reason.
 - IVR and satisfaction: the CDRs of calls that arrived in the period. Containment = answered calls
   that never reached a queue and ended "completed" / answered calls. Drop-off = the last IVR step
@@ -30,7 +40,7 @@ from typing import IO, Iterable
 
 from .store.records import open_for_reading
 
-__all__ = ["Report", "QueueKpis", "AgentKpis", "PauseTime", "IvrContainment", "IvrDropOff", "Satisfaction",
+__all__ = ["Report", "CallSummary", "QueueKpis", "AgentKpis", "PauseTime", "IvrContainment", "IvrDropOff", "Satisfaction",
            "build_report", "format_report", "write_csv", "parse_when", "run_report"]
 
 _FINISHED = ("COMPLETECALLER", "COMPLETEAGENT", "TRANSFER")  # an agent leg is over
@@ -63,6 +73,16 @@ class AgentKpis:
     wrap_up_seconds: float
     aht_seconds: float | None
     paused_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallSummary:
+    calls: int  # customer calls arrived
+    queued: int  # reached a queue
+    answered: int  # an agent talked to the customer (callbacks included)
+    callbacks_requested: int
+    callbacks_answered: int  # the customer was reached and talked to an agent
+    outcomes: tuple[tuple[str, int], ...]  # final outcome -> calls ("in progress" while not ended)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +125,8 @@ class Report:
     ivr: IvrContainment
     ivr_drop_off: tuple[IvrDropOff, ...]
     satisfaction: tuple[Satisfaction, ...]
+    calls: CallSummary = CallSummary(calls=0, queued=0, answered=0, callbacks_requested=0, callbacks_answered=0,
+                                     outcomes=())
 
 
 def build_report(db_path: str | Path, since: float, until: float | None = None, *,
@@ -138,13 +160,25 @@ def build_report(db_path: str | Path, since: float, until: float | None = None, 
     for row in last_steps:
         drops[(row["flow"], row["step"])] += 1
     return Report(
-        since=since, until=until, queues=queues, agents=agents,
+        since=since, until=until, calls=_call_summary(calls), queues=queues, agents=agents,
         pauses=tuple(PauseTime(agent=a, reason=r, seconds=s) for (a, r), s in sorted(pauses.items())),
         ivr=IvrContainment(answered=len(answered), contained=contained, rate=_ratio(contained, len(answered))),
         ivr_drop_off=tuple(IvrDropOff(flow=f, step=s, hangups=n)
                            for (f, s), n in sorted(drops.items(), key=lambda item: (-item[1], item[0]))),
         satisfaction=_satisfaction(calls),
     )
+
+
+def _call_summary(calls: list[dict]) -> CallSummary:
+    outcomes: dict[str, int] = defaultdict(int)
+    for call in calls:
+        outcomes[call["outcome"] or "in progress"] += 1
+    requested = [c for c in calls if c["callback_requested_at"] is not None]
+    return CallSummary(calls=len(calls), queued=sum(1 for c in calls if c["queued_at"] is not None),
+                       answered=sum(1 for c in calls if c["connected_at"] is not None),
+                       callbacks_requested=len(requested),
+                       callbacks_answered=sum(1 for c in requested if c["connected_at"] is not None),
+                       outcomes=tuple(sorted(outcomes.items(), key=lambda item: (-item[1], item[0]))))
 
 
 class _QueueTally:
@@ -314,7 +348,12 @@ def _table(headers: list[str], rows: Iterable[list], labels: int = 1, empty: str
 def format_report(report: Report) -> str:
     """The report as text tables, one section per KPI family."""
     r = report
-    lines = [f"ACD report {_when(r.since)} to {_when(r.until)}", "", "Queues"]
+    c = r.calls
+    lines = [f"ACD report {_when(r.since)} to {_when(r.until)}", "",
+             f"Calls: {c.calls} arrived, {c.queued} queued, answered {c.answered} of {c.queued} queued by an agent "
+             f"(callbacks: {c.callbacks_requested} requested, {c.callbacks_answered} answered)"]
+    lines += _table(["outcome", "calls"], [[outcome, count] for outcome, count in c.outcomes])
+    lines += ["", "Queues"]
     lines += _table(["queue", "offered", "answered", "abandoned", "abandon rate", "ASA s", "AHT s", "SL", "SL s",
                      "callbacks", "timed out"],
                     [[q.queue, q.offered, q.answered, q.abandoned, _pct(q.abandon_rate), _num(q.asa_seconds),
@@ -349,6 +388,9 @@ def csv_rows(report: Report) -> list[tuple]:
     """The report in long form: one (section, name, detail, metric, value) row per figure."""
     r = report
     rows: list[tuple] = [("period", "", "", "since", r.since), ("period", "", "", "until", r.until)]
+    rows += [("calls", "", "", field, getattr(r.calls, field)) for field in CallSummary.__slots__
+             if field != "outcomes"]
+    rows += [("calls", "outcome", outcome, "calls", count) for outcome, count in r.calls.outcomes]
     for q in r.queues:
         rows += [("queue", q.queue, "", field, getattr(q, field)) for field in QueueKpis.__slots__ if field != "queue"]
     for a in r.agents:

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..context.routing_hints import (DEFAULT_STICKY_SECONDS, TIER_PRIORITY_BONUS, caller_priority, preferred_agent,
+                                     priority_source,
                                      queue_requirements)
 from ..ivr.events import EnqueueCall, QueueFinished
 from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, AgentProfile, AgentReadyRequested,
@@ -116,7 +117,7 @@ class AcdService:
                                           config.agents.language_skills if config.agents else {},
                                           [a.skills for a in members.values() if action.queue in a.queues])
         queued = QueuedCall(call_id=call_id, queue=action.queue, context=action.context or {}, queued_at=now,
-                            session=session, priority=priority,
+                            session=session, priority=priority, record=self.records,
                             priority_detail=priority_detail(action.priority, priority, customer))
         self.calls[call_id] = queued
         queued.tell(now, f"queued in {action.queue}, priority {priority} ({queued.priority_detail})")
@@ -125,6 +126,7 @@ class AcdService:
             log.info("call=%s customer %s tier=%s priority=%d preferred_agent=%s", call_id, customer.get("id"),
                      customer.get("tier"), priority, preferred or "-")
         self.records.call_queued(call_id, queue=action.queue, at=now)
+        self.records.call_priority(call_id, priority=priority, source=priority_source(action.priority, priority))
         self.webhooks.call_event("call-queued", call_id=call_id, context=session.context, internal=session.internal,
                                  queue=action.queue)
         sticky = (settings.routing.sticky_seconds or DEFAULT_STICKY_SECONDS) if preferred and settings else None
@@ -134,6 +136,7 @@ class AcdService:
             self._queue_failed(session, "the ACD refused the call")
             return
         queued.entry_position = self._position(call_id)
+        self.records.set_field(call_id, "entry_position", queued.entry_position)
         self.queue_log.write("ENTERQUEUE", call_id, action.queue, "", "", queued.context.get("caller_id", ""),
                              queued.entry_position or "")
         if settings is not None and settings.record:
@@ -200,6 +203,8 @@ class AcdService:
                                      queued.entry_position or "", queued.waited(now))
             self._feed(CallEnded(call_id=queued.call_id))  # withdraws its offers (OfferCancelled: CANCEL)
             self.calls.pop(queued.call_id, None)
+            if situation == "callback":
+                self.connections.end_callback(queued, "shutdown", reason)
             for leg in (queued.agent_leg, queued.customer_leg):
                 if leg is not None:
                     leg.cancel(reason)  # CANCEL while ringing, BYE once answered
@@ -236,10 +241,12 @@ class AcdService:
             return False
         if not self._feed(CallbackRequested(call_id=queued.call_id)):
             return False
-        negotiated = session.negotiated
+        negotiated, now = session.negotiated, self.reactor.seconds()
         queued.callback = Callback(number=number, destination=trunk.outbound, codec=negotiated.codec,
                                    payload_type=negotiated.payload_type,
-                                   telephone_event_pt=negotiated.telephone_event_pt)
+                                   telephone_event_pt=negotiated.telephone_event_pt, trunk=session.trunk,
+                                   requested_at=now)
+        self.records.callback_requested(queued.call_id, at=now)
         if queued.wait is not None:
             queued.wait.stop()
             queued.wait = None
@@ -370,6 +377,7 @@ class AcdService:
         if priority is not None:
             queued.priority = priority
             queued.priority_detail = f"set to {priority} by {by}"
+            self.records.call_priority(call_id, priority=priority, source=by.lower())
         queued.tell(self.reactor.seconds(), f"steered by {by}: {what}")
         self._apply(decisions)
         return "changed"

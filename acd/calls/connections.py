@@ -31,6 +31,12 @@ __all__ = ["Connections", "queue_settings"]
 log = logging.getLogger("acd.acd")
 
 
+def _held(queued: QueuedCall, until: float) -> float:
+    """Seconds the caller waited in line: until `until`, or until they asked for a callback (the
+    call back is an outbound call, not queue time; most contact-centre reports count it so)."""
+    return (queued.callback.requested_at if queued.callback is not None else until) - queued.queued_at
+
+
 def queue_settings(config: ConfigSource, queue: str):
     """The queue's settings from conf/agents.yaml in force now, or None."""
     agents = config.config.agents
@@ -66,10 +72,9 @@ class Connections:
     def completed(self, event: str, queued: QueuedCall) -> None:
         """COMPLETECALLER / COMPLETEAGENT: the queue_log line and the handle time of a connected call."""
         now = self.reactor.seconds()
-        self.queue_log.write(event, queued.call_id, queued.queue, queued.agent_id,
-                             queued.connected_at - queued.queued_at, now - queued.connected_at,
-                             queued.entry_position or "")
-        self.metrics.handle_time.labels(queued.queue).observe(now - queued.connected_at)
+        self.queue_log.write(event, queued.call_id, queued.log_queue, queued.agent_id,
+                             _held(queued, queued.connected_at), now - queued.connected_at, queued.entry_position or "")
+        self.metrics.handle_time.labels(queued.log_queue).observe(now - queued.connected_at)
 
 
     # ---- from agent legs (AgentLegEvents) ----------------------------------------------------
@@ -104,7 +109,7 @@ class Connections:
         if queued is None or queued.agent_leg is not leg:
             return
         if queued.customer_leg is not None:
-            self.callback_ended(queued, "agent hung up")
+            self.callback_ended(queued, "agent hung up", "agent_hangup")
             return
         del self.calls[queued.call_id]
         self.feed(CallEnded(call_id=queued.call_id))
@@ -144,8 +149,10 @@ class Connections:
                      target)
             return 404
         now = self.reactor.seconds()
-        self.queue_log.write("TRANSFER", queued.call_id, queued.queue, leg.agent_id, target,
+        self.queue_log.write("TRANSFER", queued.call_id, queued.log_queue, leg.agent_id, target,
                              (queued.connected_at or now) - queued.queued_at, now - (queued.connected_at or now))
+        session.transferred_to = target
+        self.records.set_field(queued.call_id, "transfer_target", target)
         session.unbridge()
         self.feed(CallEnded(call_id=queued.call_id))
         self.calls.pop(queued.call_id, None)
@@ -158,17 +165,39 @@ class Connections:
             session.run_flow(config.flows[route.flow])
         return 200
 
-    def callback_ended(self, queued: QueuedCall, reason: str) -> None:
-        """A callback is over (the customer hung up or never answered, or the agent hung up)."""
+    def callback_connected(self, queued: QueuedCall, agent: AgentLeg) -> None:
+        """The customer answered our call back and now hears the agent: the call is answered, as an
+        inbound call is when bridged (record, CONNECT, the answered metrics)."""
+        now = queued.connected_at = self.reactor.seconds()
+        queue = queued.log_queue
+        self.records.call_connected(queued.call_id, agent=agent.agent_id, at=now, queue=queue)
+        self._answered(queued.call_id, queue, agent, _held(queued, now), now, None)
+
+    def callback_ended(self, queued: QueuedCall, reason: str, outcome: str = "callback_failed") -> None:
+        """A callback is over (the customer hung up or never answered, or the agent hung up);
+        `outcome` is the record's when the customer was reached ("caller_hangup", "agent_hangup")."""
         agent, customer = queued.agent_leg, queued.customer_leg
         queued.customer_leg = None
         if self.calls.get(queued.call_id) is queued:
             del self.calls[queued.call_id]
             self.feed(CallEnded(call_id=queued.call_id))
+            self.end_callback(queued, outcome if queued.connected_at is not None else "callback_failed", reason)
         if agent is not None:
             agent.hang_up(reason)
         if customer is not None:
             customer.cancel(reason)
+
+    def end_callback(self, queued: QueuedCall, outcome: str, reason: str) -> None:
+        """Close a callback call's record (its caller's leg ended long ago): COMPLETE* when the
+        customer was reached, the outcome, and `acd_calls_total` counted now, once, as the record."""
+        if queued.connected_at is not None:
+            self.completed("COMPLETEAGENT" if outcome == "agent_hangup" else "COMPLETECALLER", queued)
+        elif queued.agent_id is not None:
+            self.records.set_field(queued.call_id, "agent", queued.agent_id)  # who took it, in vain
+        self.records.call_ended(queued.call_id, outcome=outcome, reason=reason, at=self.reactor.seconds())
+        self.metrics.calls.labels(queued.callback.trunk, outcome).inc()
+        log.info("call=%s callback over: outcome=%s reason=%r agent=%s", queued.call_id, outcome, reason,
+                 queued.agent_id or "-")
 
     # ---- decisions ---------------------------------------------------------------------------
     def offer_cancelled(self, decision: OfferCancelled) -> None:
@@ -222,8 +251,11 @@ class Connections:
         """The engine connected a call to an agent who answered: whisper if asked, then bridge."""
         queued = self.calls.get(connected.call_id)
         leg = queued.offers.pop(connected.agent_id, None) if queued is not None else None
+        if queued is not None:
+            queued.served_queue = connected.queue
         if connected.callback and queued is not None and queued.callback is not None and leg is not None:
             queued.agent_leg = leg
+            self.last_call[leg.agent_id] = connected.call_id
             self.dialer.call_customer_back(queued, leg, queued.queue)
             return
         session = queued.session if queued is not None else None
@@ -259,23 +291,26 @@ class Connections:
                                       customer["id"], leg.agent_id, now).addErrback(
                 lambda failure: log.warning("call=%s could not store the last agent: %s", connected.call_id,
                                             failure.getErrorMessage()))
-        self.records.call_connected(connected.call_id, agent=leg.agent_id, at=now)
+        self.records.call_connected(connected.call_id, agent=leg.agent_id, at=now, queue=connected.queue)
         self.webhooks.call_event("call-answered", call_id=connected.call_id, context=session.context,
                                  internal=session.internal, queue=connected.queue, agent=leg.agent_id,
                                  wait_seconds=round(connected.waited_seconds, 1))
-        self.queue_log.write("CONNECT", connected.call_id, connected.queue, leg.agent_id, connected.waited_seconds,
-                             leg.call_id, now - leg.started_at)
-        queue = connected.queue
-        self.metrics.queue_answered.labels(queue).inc()
-        self.metrics.queue_wait.labels(queue).observe(connected.waited_seconds)
-        settings = self._settings(queue)
-        if settings is not None and connected.waited_seconds <= settings.routing.service_level_seconds:
-            self.metrics.queue_answered_in_sl.labels(queue).inc()
-        if wait is not None and wait.first_estimate is not None:
-            self.metrics.estimate_error.labels(queue).observe(wait.first_estimate - connected.waited_seconds)
-        log.info("call=%s connected to agent=%s after %.1fs in queue %s", connected.call_id, connected.agent_id,
-                 connected.waited_seconds, connected.queue)
-        self.events.publish(f"agent-{connected.agent_id}", {"type": "connected", "call_id": connected.call_id,
-                                                            "queue": connected.queue})
-        self.events.publish("wallboard", {"type": "queue-changed", "queue": connected.queue})
+        self._answered(connected.call_id, connected.queue, leg, connected.waited_seconds, now,
+                       wait.first_estimate if wait is not None else None)
         session.ivr.feed(QueueFinished(outcome="answered"))
+
+    def _answered(self, call_id: str, queue: str, leg: AgentLeg, waited: float, now: float,
+                  first_estimate: float | None) -> None:
+        """An agent and the customer talk now: the CONNECT line, the answered metrics (from this one
+        event, so that `acd report --check` finds them equal), the log line and the live events."""
+        self.queue_log.write("CONNECT", call_id, queue, leg.agent_id, waited, leg.call_id, now - leg.started_at)
+        self.metrics.queue_answered.labels(queue).inc()
+        self.metrics.queue_wait.labels(queue).observe(waited)
+        settings = self._settings(queue)
+        if settings is not None and waited <= settings.routing.service_level_seconds:
+            self.metrics.queue_answered_in_sl.labels(queue).inc()
+        if first_estimate is not None:
+            self.metrics.estimate_error.labels(queue).observe(first_estimate - waited)
+        log.info("call=%s connected to agent=%s after %.1fs in queue %s", call_id, leg.agent_id, waited, queue)
+        self.events.publish(f"agent-{leg.agent_id}", {"type": "connected", "call_id": call_id, "queue": queue})
+        self.events.publish("wallboard", {"type": "queue-changed", "queue": queue})

@@ -34,7 +34,9 @@ class AgentLegEvents(Protocol):
 
     def agent_transfer(self, leg: AgentLeg, target: str) -> int: ...
 
-    def callback_ended(self, queued: QueuedCall, reason: str) -> None: ...
+    def callback_connected(self, queued: QueuedCall, agent: AgentLeg) -> None: ...
+
+    def callback_ended(self, queued: QueuedCall, reason: str, outcome: str = "callback_failed") -> None: ...
 
 
 def _clean(value: object) -> str:
@@ -152,6 +154,7 @@ class OfferDialer:
             customer.rtp.relay_to = agent.rtp
             agent.rtp.relay_to = customer.rtp
             log.info("call=%s connected to agent=%s (callback to %s)", call_id, agent.agent_id, callback.number)
+            self.events.callback_connected(queued, agent)
 
         def failed(customer: AgentLeg, status: int | None) -> None:
             log.info("call=%s callback to %s failed (%s)", call_id, callback.number, status or "no answer")
@@ -162,7 +165,8 @@ class OfferDialer:
                              codec=callback.codec, payload_type=callback.payload_type,
                              telephone_event_pt=callback.telephone_event_pt, headers=(), from_user=queue or "acd",
                              on_answer=answered, on_failure=failed,
-                             on_hangup=lambda leg: self.events.callback_ended(queued, "customer hung up"),
+                             on_hangup=lambda leg: self.events.callback_ended(queued, "customer hung up",
+                                                                              "caller_hangup"),
                              on_hold=lambda leg, held: None, on_transfer=lambda leg, target: 501,
                              on_playback_finished=greeted)
         queued.customer_leg = customer

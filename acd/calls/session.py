@@ -77,6 +77,7 @@ class CallSession:
         self.end: EndReason | None = None
         self.end_detail = ""
         self.transfer_target: str | None = None
+        self.transferred_to: str | None = None  # where an agent's blind transfer sent the caller
         self.queued: QueuedCall | None = None
         self.recording: CallRecording | None = None
         self.bridged_to: RtpLeg | None = None
@@ -422,18 +423,25 @@ class CallSession:
         now = self.reactor.seconds()
         talk = now - self.answered_at if self.answered_at is not None else 0.0
         reason, result = self.end_reason, self.end.result
+        if self.transferred_to is not None and result in ("caller_hangup", "agent_hangup", "completed"):
+            result = "transferred"  # an agent sent the caller on: that is what became of the call
         context = self.context
         survey = {key: context.get(key) for key in ("q1", "q2", "q3")
                   if context is not None and context.get(key) is not None}
         if survey:
             self.records.set_field(self.call_id, "survey", {k: int(v) for k, v in survey.items() if str(v).isdigit()})
-        self.records.call_ended(self.call_id, outcome=result, reason=reason, at=now)
+        # A caller who asked for a callback: the call goes on without their leg; its record and
+        # `acd_calls_total` are written when the call back is over (Connections.end_callback).
+        callback_pending = self.queued is not None and self.queued.callback is not None
+        if not callback_pending:
+            self.records.call_ended(self.call_id, outcome=result, reason=reason, at=now)
         queue = self.queued.queue if self.queued is not None else None
         agent = self.queued.agent_id if self.queued is not None else None
         self.webhooks.call_event("call-ended", call_id=self.call_id, context=context, internal=self.internal,
                                  outcome=result, reason=reason, seconds=round(talk, 1), queue=queue, agent=agent)
         metrics = self.metrics
-        metrics.calls.labels(self.trunk if not self.internal else "agents", result).inc()
+        if not callback_pending:
+            metrics.calls.labels(self.trunk if not self.internal else "agents", result).inc()
         metrics.rtp_sent.inc(self.leg.packets_sent)
         metrics.rtp_received.inc(self.leg.packets_received)
         metrics.rtp_late.inc(self.leg.frames_dropped)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-__all__ = ["DEFAULT_STICKY_SECONDS", "LAST_AGENT_MEMORY_SECONDS", "MAX_PRIORITY", "TIER_PRIORITY_BONUS",
+__all__ = ["DEFAULT_STICKY_SECONDS", "LAST_AGENT_MEMORY_SECONDS", "MAX_PRIORITY", "priority_source", "TIER_PRIORITY_BONUS",
            "caller_priority", "language_requirement", "preferred_agent", "queue_requirements"]
 
 # Customer tier → priority added to the queue step's (0-9, capped): VIPs jump ahead of standard
@@ -26,6 +26,12 @@ def caller_priority(step_priority: int, customer: Mapping[str, Any],
     """The queue step's priority plus the customer's tier bonus (`tier_priority`: tier → bonus),
     capped at MAX_PRIORITY."""
     return min(MAX_PRIORITY, step_priority + tier_priority.get(str(customer.get("tier") or ""), 0))
+
+
+def priority_source(step_priority: int, priority: int) -> str:
+    """What set a call's priority, for its record: "customer tier" when the tier bonus raised the
+    queue step's priority, else "flow"."""
+    return "customer tier" if priority > step_priority else "flow"
 
 
 def preferred_agent(customer: Mapping[str, Any], queue: str, agent_queues: Mapping[str, Iterable[str]],

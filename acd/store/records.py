@@ -41,7 +41,7 @@ __all__ = ["RecordStore", "QUEUE_LOG_EVENTS", "SETTABLE_FIELDS", "SCHEMA_VERSION
 
 log = logging.getLogger("acd.store.records")
 
-SCHEMA_VERSION = 2  # 2: agent_presence and server_runs
+SCHEMA_VERSION = 4  # 2: agent_presence and server_runs; 3: calls.served_queue ... transfer_target (`_ADDED_CALLS_COLUMNS`); 4: routing_events
 
 # Asterisk's event names; CALLBACK is ours (the caller left the queue asking to be called back).
 # Value: (data1, data2, data3). Durations in seconds, as decimal text; "" where a field is unused.
@@ -61,8 +61,10 @@ QUEUE_LOG_EVENTS: dict[str, tuple[str, str, str]] = {
     "UNPAUSE": ("reason of the pause that ended", "pausetime: seconds paused", ""),
 }
 
-# `set_field` may write these CDR columns, nothing else (the name ends up in SQL).
-SETTABLE_FIELDS = frozenset({"recording_path", "survey", "disposition", "wrap_up_seconds"})
+# `set_field` may write these CDR columns, nothing else (the name ends up in SQL), converted by type.
+_FIELD_TYPES: dict[str, type] = {"recording_path": str, "survey": str, "disposition": str, "wrap_up_seconds": float,
+                                 "entry_position": int, "transfer_target": str, "agent": str}
+SETTABLE_FIELDS = frozenset(_FIELD_TYPES)
 
 _CALLS_COLUMNS = {
     "call_id": str, "trunk": str, "caller": str, "dialled": str, "arrived_at": float, "answered_at": float,
@@ -70,9 +72,20 @@ _CALLS_COLUMNS = {
     "end_reason": str, "ivr_path": str, "wait_seconds": float, "talk_seconds": float, "wrap_up_seconds": float,
     "recording_path": str, "survey": str, "disposition": str,
 }
+# Added in schema 3, to the calls table of an older database too (ALTER TABLE ADD COLUMN: NULL in old rows).
+# served_queue: the queue whose agent took the call (overflow: another queue than `queue`, the one entered);
+# entry_position: place in line on entering (1 = first); priority and priority_source ("flow", "customer tier",
+# "api"): as the routing engine got it; callback_requested_at: when the caller asked to be called back (the
+# outbound leg's times are this row's connected_at/ended_at); transfer_target: where an agent sent the caller.
+_ADDED_CALLS_COLUMNS = {
+    "served_queue": str, "entry_position": int, "priority": int, "priority_source": str,
+    "callback_requested_at": float, "transfer_target": str,
+}
+_CALLS_COLUMNS.update(_ADDED_CALLS_COLUMNS)
 _IVR_STEPS_COLUMNS = {"id": int, "call_id": str, "flow": str, "step": str, "at": float}
 _QUEUE_LOG_COLUMNS = {"id": int, "at": float, "call_id": str, "queue": str, "agent": str, "event": str,
                       "data1": str, "data2": str, "data3": str}
+_ROUTING_EVENTS_COLUMNS = {"id": int, "call_id": str, "at": float, "what": str}
 _AGENT_STATES_COLUMNS = {"id": int, "agent_id": str, "state": str, "reason": str, "at": float}
 
 _STOP = object()
@@ -84,10 +97,14 @@ def create_schema(db: sqlite_utils.Database) -> None:
     if not db["calls"].exists():
         db["calls"].create(_CALLS_COLUMNS, pk="call_id", not_null={"call_id", "arrived_at"})
         db["calls"].create_index(["arrived_at"])
+    missing = {name: kind for name, kind in _ADDED_CALLS_COLUMNS.items() if name not in db["calls"].columns_dict}
+    for name, kind in missing.items():
+        db["calls"].add_column(name, kind)
     for name, columns, indexes in (
         ("ivr_steps", _IVR_STEPS_COLUMNS, (["call_id"], ["at"])),
         ("queue_log", _QUEUE_LOG_COLUMNS, (["at"], ["call_id"])),
         ("agent_states", _AGENT_STATES_COLUMNS, (["agent_id", "at"], ["at"])),
+        ("routing_events", _ROUTING_EVENTS_COLUMNS, (["call_id"], ["at"])),
     ):
         if not db[name].exists():
             db[name].create(columns, pk="id", not_null=set(columns) - {"id"})
@@ -150,9 +167,25 @@ class RecordStore:
         queue) starts a new wait."""
         self._put("call_queued", call_id=call_id, queue=queue, at=at)
 
-    def call_connected(self, call_id: str, *, agent: str, at: float) -> None:
-        """An agent answered: `wait_seconds = at - queued_at` (NULL when the call never queued)."""
-        self._put("call_connected", call_id=call_id, agent=agent, at=at)
+    def call_connected(self, call_id: str, *, agent: str, at: float, queue: str | None = None) -> None:
+        """An agent answered (`queue`: the queue that served it, `served_queue`): `wait_seconds = at -
+        queued_at`, NULL when the call never queued. For a callback, `at` is when the customer answered
+        our call back and was bridged, and the wait ends at `callback_requested_at` (the time the caller
+        spent in line; the call back is outbound)."""
+        self._put("call_connected", call_id=call_id, agent=agent, at=at, queue=queue)
+
+    def routing_event(self, call_id: str, *, at: float, what: str) -> None:
+        """One routing decision about a queued call and its reason (`acd report --call` prints them)."""
+        self._put("routing_event", call_id=call_id, at=at, what=what)
+
+    def call_priority(self, call_id: str, *, priority: int, source: str) -> None:
+        """The call's priority in line and what set it ("flow", "customer tier", "api")."""
+        self._put("call_priority", call_id=call_id, priority=int(priority), source=str(source))
+
+    def callback_requested(self, call_id: str, *, at: float) -> None:
+        """The caller left the queue asking to be called back; the call stays open (no `call_ended`)
+        until the call back is over."""
+        self._put("callback_requested", call_id=call_id, at=at)
 
     def call_ended(self, call_id: str, *, outcome: str, reason: str, at: float) -> None:
         """The call is over: `talk_seconds = at - connected_at` of the last agent leg, if any.
@@ -164,13 +197,14 @@ class RecordStore:
 
     def set_field(self, call_id: str, name: str, value: Any) -> None:
         """Set one of `SETTABLE_FIELDS` on the CDR. `survey` takes a mapping ({"q1": 4, ...}),
-        stored as JSON; `wrap_up_seconds` a number; the others a string (or None to clear)."""
+        stored as JSON; `wrap_up_seconds` a number, `entry_position` an integer; the others a string
+        (or None to clear)."""
         if name not in SETTABLE_FIELDS:
             raise ValueError(f"set_field: {name!r} is not one of {sorted(SETTABLE_FIELDS)}")
         if name == "survey" and value is not None:
             value = json.dumps(dict(value), sort_keys=True)
-        elif name == "wrap_up_seconds" and value is not None:
-            value = float(value)
+        elif value is not None:
+            value = _FIELD_TYPES[name](value)
         self._put("set_field", call_id=call_id, name=name, value=value)
 
     def queue_log(self, *, at: float, call_id: str, queue: str, agent: str, event: str,
@@ -309,10 +343,23 @@ class RecordStore:
                "THEN queued_at ELSE :at END WHERE call_id = :call_id AND ended_at IS NULL")
         self._update_call(call_id, "call_queued", sql, {"queue": queue, "at": at})
 
-    def _write_call_connected(self, call_id: str, agent: str, at: float) -> None:
-        sql = ("UPDATE calls SET agent = :agent, connected_at = :at, wait_seconds = :at - queued_at "
+    def _write_call_connected(self, call_id: str, agent: str, at: float, queue: str | None) -> None:
+        sql = ("UPDATE calls SET agent = :agent, connected_at = :at, served_queue = COALESCE(:queue, queue), "
+               "wait_seconds = COALESCE(callback_requested_at, :at) - queued_at "
                "WHERE call_id = :call_id AND ended_at IS NULL")
-        self._update_call(call_id, "call_connected", sql, {"agent": agent, "at": at})
+        self._update_call(call_id, "call_connected", sql, {"agent": agent, "at": at, "queue": queue})
+
+    def _write_routing_event(self, call_id: str, at: float, what: str) -> None:
+        self._db["routing_events"].insert({"call_id": call_id, "at": at, "what": what})
+
+    def _write_call_priority(self, call_id: str, priority: int, source: str) -> None:
+        self._update_call(call_id, "call_priority", "UPDATE calls SET priority = :priority, priority_source = "
+                          ":source WHERE call_id = :call_id AND ended_at IS NULL",
+                          {"priority": priority, "source": source})
+
+    def _write_callback_requested(self, call_id: str, at: float) -> None:
+        self._update_call(call_id, "callback_requested", "UPDATE calls SET callback_requested_at = :at "
+                          "WHERE call_id = :call_id AND ended_at IS NULL", {"at": at})
 
     def _write_call_ended(self, call_id: str, outcome: str, reason: str, at: float) -> None:
         sql = ("UPDATE calls SET ended_at = :at, outcome = :outcome, end_reason = :reason, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import sys
 
 from acd.sip.digest import compute_ha1
 
@@ -96,6 +97,14 @@ def test_a_vip_jumps_four_callers_and_the_api_says_why(tmp_path):
     finally:
         log = floor.close()
     assert "Traceback" not in log
+    story = subprocess.run([sys.executable, "-m", "acd.cli", "report", "--root", str(floor.server.root), "--call", vip],
+                           capture_output=True, text=True, timeout=30)
+    assert story.returncode == 0, story.stderr
+    lines = story.stdout.splitlines()
+    assert lines[0] == f"call {vip}" and "arrived on trunk" in lines[1]
+    assert any("queue q: ENTERQUEUE" in line for line in lines)
+    assert any("routing: queued in q, priority 5 (flow priority 5)" in line for line in lines)
+    assert any(f"routing: offered to {AGENT}" in line and "order: 1st of 5 in line" in line for line in lines)
 
 
 def test_a_priority_raised_over_the_api_is_served_next_and_the_others_hear_their_new_place(tmp_path):

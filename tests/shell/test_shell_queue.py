@@ -377,8 +377,9 @@ def test_callback_calls_the_customer_back_through_the_trunk_when_an_agent_is_fre
     assert len(offer.rtp_received()) == 2 and len(callback.rtp_received(since=harness.reactor.seconds())) == 3
     callback.bye()
     offer.respond(offer.expect_request("BYE"), 200)
-    assert harness.call_record(call.call_id)["outcome"] == "callback"
-    assert "CALLBACK" in [row[0] for row in harness.queue_log(call.call_id)]
+    assert harness.call_record(call.call_id)["outcome"] == "caller_hangup"
+    assert [row[0] for row in harness.queue_log(call.call_id)] == ["ENTERQUEUE", "CALLBACK", "CONNECT",
+                                                                   "COMPLETECALLER"]
 
 
 def test_callback_key_is_ignored_when_the_trunk_cannot_call_out(make_harness):

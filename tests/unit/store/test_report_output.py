@@ -52,7 +52,7 @@ def test_empty_sections_say_none():
     empty = Report(since=0.0, until=1.0, queues=(), agents=(), pauses=(),
                    ivr=IvrContainment(answered=0, contained=0, rate=None), ivr_drop_off=(), satisfaction=())
     text = format_report(empty)
-    assert text.count("(none)") == 5 and "IVR containment: 0 of 0 answered calls (-)" in text
+    assert text.count("(none)") == 6 and "IVR containment: 0 of 0 answered calls (-)" in text
 
 
 def test_csv_is_one_long_file_with_a_section_column(tmp_path):
@@ -71,7 +71,7 @@ def test_csv_is_one_long_file_with_a_section_column(tmp_path):
     assert table[("ivr", "", "", "rate")] == "0.1"
     assert table[("ivr_drop_off", "main", "menu", "hangups")] == "2"
     assert table[("satisfaction_queue", "sales", "q2", "average")] == "4.0"
-    assert {r["section"] for r in rows} == {"period", "queue", "agent", "agent_pause", "ivr", "ivr_drop_off",
+    assert {r["section"] for r in rows} == {"period", "calls", "queue", "agent", "agent_pause", "ivr", "ivr_drop_off",
                                             "satisfaction_queue"}
 
 
