@@ -12,9 +12,9 @@ What each live figure must equal in the records of the run:
 - `acd_calls_total{result}` summed over the customer trunks: ended CDRs by outcome (a callback
   call is counted once, when the call back is over, with its final outcome).
 - `/api/queues` `offered`: ENTERQUEUE lines of the queue. `answered`: CONNECT lines, counted in
-  the queue the call entered last (the engine counts there, the metric where it was served), plus
-  callbacks an agent took whose customer we did not reach (outcome "callback_failed": the engine
-  saw the agent answer). `abandoned`: ABANDON and EXITWITHTIMEOUT lines after more than the queue's
+  the queue the call entered last (the engine counts there, the metric where it was served; a
+  callback whose customer was not reached is not answered: the engine takes the agent's answer
+  back, `CallEnded(reached=False)`). `abandoned`: ABANDON and EXITWITHTIMEOUT lines after more than the queue's
   `abandon_grace_seconds` in line (the engine forgives shorter waits).
 Calls still in progress make honest differences: run the check when the server is quiet.
 """
@@ -75,8 +75,7 @@ def record_figures(db_path: str | Path, since: float,
     try:
         lines = list(db.query("SELECT call_id, queue, event, at FROM queue_log WHERE at >= ? AND call_id != '' "
                               "ORDER BY at, id", [since]))
-        calls = list(db.query("SELECT queue, agent, outcome FROM calls WHERE arrived_at >= ? AND ended_at IS NOT "
-                              "NULL", [since]))
+        calls = list(db.query("SELECT outcome FROM calls WHERE arrived_at >= ? AND ended_at IS NOT NULL", [since]))
     finally:
         db.close()
     figures: Counter[str] = Counter()
@@ -99,8 +98,6 @@ def record_figures(db_path: str | Path, since: float,
                 figures[f"/api/queues {queue_entered} abandoned"] += 1
     for call in calls:
         figures[f'acd_calls_total{{result="{call["outcome"]}"}}'] += 1
-        if call["outcome"] == "callback_failed" and call["agent"] and call["queue"]:
-            figures[f"/api/queues {call['queue']} answered"] += 1
     return dict(figures)
 
 

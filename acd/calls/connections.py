@@ -123,6 +123,7 @@ class Connections:
         survey = flows.get(settings.survey_flow) if settings and settings.survey_flow else None
         if survey is not None and session.active:
             log.info("call=%s agent=%s hung up first: survey %s", queued.call_id, leg.agent_id, survey.name)
+            self.records.talk_ended(queued.call_id, at=self.reactor.seconds())
             session.unbridge()
             session.run_flow(survey)
         else:
@@ -180,7 +181,7 @@ class Connections:
         queued.customer_leg = None
         if self.calls.get(queued.call_id) is queued:
             del self.calls[queued.call_id]
-            self.feed(CallEnded(call_id=queued.call_id))
+            self.feed(CallEnded(call_id=queued.call_id, reached=queued.connected_at is not None))
             self.end_callback(queued, outcome if queued.connected_at is not None else "callback_failed", reason)
         if agent is not None:
             agent.hang_up(reason)

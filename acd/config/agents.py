@@ -3,7 +3,8 @@
 Passwords are never stored: each agent has `password_ha1: {md5: ..., sha256: ...}` for the realm,
 made with `acd agent-password`. Queue options split into the routing core's `QueueConfig` and the
 shell's own (announcements, music, maximum wait). Top-level `priority_aging_seconds` and
-`tier_priority` say how caller priority works (RoutingConfig and `caller_priority`).
+`tier_priority` say how caller priority works (RoutingConfig and `caller_priority`). A queue's
+`overflow:` steps are parsed in `queue_overflow.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..context.routing_hints import MAX_PRIORITY, TIER_PRIORITY_BONUS
 from ..routing.config import QueueConfig
 from ..routing.errors import InvalidConfig
 from .checker import Checker
+from .queue_overflow import check_overflow_targets, parse_overflow
 from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
 
 __all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAULT_FEATURE_CODES",
@@ -139,6 +141,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
             else:
                 codes[str(name)] = str(code)
     queues: dict[str, QueueSettings] = {}
+    overflow: dict[str, tuple] = {}  # queue -> its overflow steps, to check the queues they add
     section = check.mapping(top.get("queues", LineDict()), top.line_of("queues"), "queues")
     for name, body in (section or {}).items():
         item = check.mapping(body if body is not None else LineDict(), section.line_of(name), f"queue {name!r}")
@@ -147,13 +150,14 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
             continue
         check.unknown_keys(item, set(_ROUTING_KEYS) | {"description", "announce_every", "announce_position",
                                                        "hold_messages", "max_wait", "music", "callback_key",
-                                                       "record", "survey_flow", "whisper"},
+                                                       "record", "survey_flow", "whisper", "overflow"},
                            f"queue {name!r}")
         callback_key = item.get("callback_key", "*")
         if callback_key is not None and str(callback_key) not in set("0123456789*#"):
             check.error(item.line_of("callback_key"), f"queue {name!r}: callback_key must be one DTMF key or null")
             callback_key = None
         options = {field_name: item[key] for key, field_name in _ROUTING_KEYS.items() if key in item}
+        overflow[str(name)] = options["overflow"] = parse_overflow(check, item, str(name))
         try:
             routing = QueueConfig(name=str(name), **options)
         except (InvalidConfig, TypeError) as error:
@@ -169,6 +173,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
             record=check.boolean(item, "record", False, f"queue {name!r}"),
             survey_flow=check.text(item, "survey_flow", f"queue {name!r}"),
             whisper=check.boolean(item, "whisper", False, f"queue {name!r}"))
+    if section:
+        check_overflow_targets(check, section, {name: overflow.get(name, ()) for name in queues})
     agents: dict[str, AgentConfig] = {}
     section = check.mapping(top.get("agents", LineDict()), top.line_of("agents"), "agents")
     for agent_id, body in (section or {}).items():

@@ -347,7 +347,8 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
         waited = now - call.arrived_at
         index = self._queues[call.queue]
         index.answered += 1
-        if waited <= index.config.service_level_seconds:
+        call.answered_within_sl = waited <= index.config.service_level_seconds
+        if call.answered_within_sl:
             index.answered_within += 1
         out.append(
             CallConnected(
@@ -375,7 +376,12 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
         if call.state == "connected":
             agent = self._agents[call.agent_id]  # type: ignore[index]
             agent.call_id = None
-            agent.calls_handled += 1
+            if event.reached:
+                agent.calls_handled += 1
+            else:  # a callback whose customer was never reached: the agent's answer is taken back
+                index = self._queues[call.queue]
+                index.answered -= 1
+                index.answered_within -= call.answered_within_sl
             config: QueueConfig = self._queues[agent.offer_queue or call.queue].config
             self._move(agent, Trigger.HANG_UP, f"{call.call_id} ended", out)
             if config.wrap_up_seconds > 0:

@@ -176,9 +176,14 @@ class CallArrived:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallEnded:
-    """Either side hung up. Before the call was connected this is an abandonment."""
+    """Either side hung up. Before the call was connected this is an abandonment.
+
+    `reached=False`: a callback the agent answered whose customer was never reached (busy, no
+    answer). The agent's answer is taken back: not answered in the queue, not a call handled.
+    """
 
     call_id: str
+    reached: bool = True
 
     def __post_init__(self) -> None:
         _text(self, "call_id", self.call_id)

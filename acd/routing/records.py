@@ -89,6 +89,7 @@ class CallRecord:
         "overflow_due",
         "ring_deadline",
         "placement",
+        "answered_within_sl",
     )
 
     def __init__(
@@ -118,6 +119,7 @@ class CallRecord:
         self.overflow_due: float | None = None  # when the next overflow step applies
         self.ring_deadline: float | None = None
         self.placement: Placement = []
+        self.answered_within_sl = False  # counted in answered_within when an agent answered
 
     def avoids(self, agent_id: str, now: float) -> bool:
         """Whether the agent recently missed this call and must not get it yet."""

@@ -187,8 +187,14 @@ class RecordStore:
         until the call back is over."""
         self._put("callback_requested", call_id=call_id, at=at)
 
+    def talk_ended(self, call_id: str, *, at: float) -> None:
+        """The agent's leg is over but the caller stays (the agent hung up first and the caller
+        takes the survey): `talk_seconds = at - connected_at`, which the call's end keeps."""
+        self._put("talk_ended", call_id=call_id, at=at)
+
     def call_ended(self, call_id: str, *, outcome: str, reason: str, at: float) -> None:
-        """The call is over: `talk_seconds = at - connected_at` of the last agent leg, if any.
+        """The call is over: `talk_seconds = at - connected_at` of the last agent leg, if any (unless
+        `talk_ended` already set it for that leg).
 
         `outcome` is a short word the report counts on: "completed" (the flow finished it),
         "caller_hangup", "agent_hangup", "cancelled", "transferred", "callback", "failed",
@@ -344,7 +350,8 @@ class RecordStore:
         self._update_call(call_id, "call_queued", sql, {"queue": queue, "at": at})
 
     def _write_call_connected(self, call_id: str, agent: str, at: float, queue: str | None) -> None:
-        sql = ("UPDATE calls SET agent = :agent, connected_at = :at, served_queue = COALESCE(:queue, queue), "
+        sql = ("UPDATE calls SET agent = :agent, connected_at = :at, talk_seconds = NULL, "
+               "served_queue = COALESCE(:queue, queue), "
                "wait_seconds = COALESCE(callback_requested_at, :at) - queued_at "
                "WHERE call_id = :call_id AND ended_at IS NULL")
         self._update_call(call_id, "call_connected", sql, {"agent": agent, "at": at, "queue": queue})
@@ -361,9 +368,13 @@ class RecordStore:
         self._update_call(call_id, "callback_requested", "UPDATE calls SET callback_requested_at = :at "
                           "WHERE call_id = :call_id AND ended_at IS NULL", {"at": at})
 
+    def _write_talk_ended(self, call_id: str, at: float) -> None:
+        self._update_call(call_id, "talk_ended", "UPDATE calls SET talk_seconds = :at - connected_at "
+                          "WHERE call_id = :call_id AND ended_at IS NULL", {"at": at})
+
     def _write_call_ended(self, call_id: str, outcome: str, reason: str, at: float) -> None:
         sql = ("UPDATE calls SET ended_at = :at, outcome = :outcome, end_reason = :reason, "
-               "talk_seconds = :at - connected_at WHERE call_id = :call_id AND ended_at IS NULL")
+               "talk_seconds = COALESCE(talk_seconds, :at - connected_at) WHERE call_id = :call_id AND ended_at IS NULL")
         self._update_call(call_id, "call_ended", sql, {"outcome": outcome, "reason": reason, "at": at})
 
     def _write_set_field(self, call_id: str, name: str, value: Any) -> None:

@@ -162,6 +162,20 @@ def test_callback_keeps_its_place_and_is_flagged_on_the_offer():
     assert connected.callback
 
 
+def test_a_callback_whose_customer_was_not_reached_is_neither_answered_nor_handled():
+    """The agent answered the callback, but the customer's line refused it: CallEnded(reached=False)
+    takes the answer back, so the queue and the agent count only calls someone talked to."""
+    router = engine(service_level_seconds=20)
+    router.handle(CallArrived(call_id="cb", queue="q"), 0)
+    router.handle(CallbackRequested(call_id="cb"), 1)
+    login(router, "a", 2)
+    router.handle(OfferAnswered(call_id="cb", agent_id="a"), 3)
+    router.handle(CallEnded(call_id="cb", reached=False), 5)
+    stats = router.queue_stats("q", 5)
+    assert (stats.offered, stats.answered, stats.answered_within_service_level) == (1, 0, 0)
+    assert router.agent_view("a").calls_handled == 0
+
+
 def test_abandonment_and_service_level_are_counted():
     router = engine(service_level_seconds=20, abandon_grace_seconds=5)
     login(router, "a", 0)

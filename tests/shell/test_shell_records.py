@@ -87,8 +87,8 @@ def test_callback_answered_by_an_agent_is_one_answered_call_with_its_agent_talk_
 
 def test_callback_the_customer_does_not_answer_ends_callback_failed_with_the_agent(make_harness):
     """The customer declines our call back: outcome "callback_failed", the agent who took it is on
-    the record, nothing counts as answered in the records, and the check still agrees (the engine
-    counted the agent's answer, the reconciliation knows that)."""
+    the record, nothing counts as answered in the records nor live (the engine takes the agent's
+    answer back: not answered in the queue, not a call the agent handled), and the check agrees."""
     harness, customer, call = callback_waiting(make_harness)
     phone = harness.logged_in_agent("1001")
     offer = phone.take_offer()
@@ -101,6 +101,10 @@ def test_callback_the_customer_does_not_answer_ends_callback_failed_with_the_age
     assert (record["outcome"], record["agent"], record["connected_at"]) == ("callback_failed", "1001", None)
     assert harness.metric("acd_calls_total", trunk="test", result="callback_failed") == 1
     assert report(harness).calls.answered == 0
+    status, queues = harness.api("GET", "/api/queues")
+    assert next(q for q in queues if q["answered"] is not None and q["offered"])["answered"] == 0
+    status, agents = harness.api("GET", "/api/agents")
+    assert next(a for a in agents if a["id"] == "1001")["calls_handled"] == 0
     assert differences(harness) == []
 
 
