@@ -135,19 +135,12 @@ def explain_order(
     rule that put it before the next call. Reads a handful of entries around the call's rank."""
     line = index.line
     rank = line.rank(call.key)
-    waiting = len(line)
-    if rank >= waiting or line[rank] != call.key:
+    if rank >= len(line) or line[rank] != call.key:
         return f"priority {call.priority}, waited {now - call.arrived_at:.0f}s"
-    text = f"{_ordinal(rank + 1)} of {waiting} in line for {index.config.name}, priority {call.priority}, " \
-           f"waited {now - call.arrived_at:.0f}s"
+    text = _place(call, index, rank, now)
     if rank:
-        named = []
-        for entry in line[:min(rank, PASSED_OVER_NAMED)]:
-            ahead = calls[entry[-1]]
-            named.append(f"{ahead.call_id} ({_why_not(ahead, agent, now)})")
-        more = f" and {rank - len(named)} more" if rank > len(named) else ""
-        text += f"; passed over {', '.join(named)}{more}"
-    if rank + 1 < waiting:
+        text += "; passed over " + _ahead(line, rank, calls, lambda ahead: _why_not(ahead, agent, now))
+    if rank + 1 < len(line):
         behind = calls[line[rank + 1][-1]]
         text += f"; before {behind.call_id}: {_beats(call, behind, aging, now)}"
     return text
@@ -157,18 +150,23 @@ def explain_position(
     call: CallRecord, index: QueueIndex, calls: dict[str, CallRecord], aging: float | None, now: float
 ) -> str:
     """Where a waiting `call` stands in its queue's line and why the first calls ahead are ahead."""
-    line = index.line
-    rank = line.rank(call.key)
-    text = f"{_ordinal(rank + 1)} of {len(line)} in line for {index.config.name}, priority {call.priority}, " \
-           f"waited {now - call.arrived_at:.0f}s"
+    rank = index.line.rank(call.key)
+    text = _place(call, index, rank, now)
     if rank:
-        reasons = []
-        for entry in line[:min(rank, PASSED_OVER_NAMED)]:
-            ahead = calls[entry[-1]]
-            reasons.append(f"{ahead.call_id} ({_beats(ahead, call, aging, now)})")
-        more = f" and {rank - len(reasons)} more" if rank > len(reasons) else ""
-        text += f"; behind {', '.join(reasons)}{more}"
+        text += "; behind " + _ahead(index.line, rank, calls, lambda ahead: _beats(ahead, call, aging, now))
     return text
+
+
+def _place(call: CallRecord, index: QueueIndex, rank: int, now: float) -> str:
+    return (f"{_ordinal(rank + 1)} of {len(index.line)} in line for {index.config.name}, "
+            f"priority {call.priority}, waited {now - call.arrived_at:.0f}s")
+
+
+def _ahead(line, rank: int, calls: dict[str, CallRecord], why) -> str:
+    """The first calls before `rank` in `line`, each with `why(call)`, and how many more."""
+    named = [f"{calls[entry[-1]].call_id} ({why(calls[entry[-1]])})" for entry in line[:min(rank, PASSED_OVER_NAMED)]]
+    more = f" and {rank - len(named)} more" if rank > len(named) else ""
+    return ", ".join(named) + more
 
 
 def explain_waiting(call: CallRecord, queues: dict[str, QueueIndex], now: float) -> str:

@@ -286,13 +286,16 @@ def test_random_event_sequences_keep_every_invariant(strategies, ops):
     run_sequence(strategies, ops)
 
 
-def run_sequence(strategies: tuple[str, str], ops: list[tuple]) -> None:
-    """Apply `ops` to a fresh engine, checking the model and invariants after each step."""
+def run_sequence(strategies: tuple[str, str], ops: list[tuple], extra=None) -> None:
+    """Apply `ops` to a fresh engine, checking the model and invariants after each step.
+    `extra(op, router, model, now)` handles ops this file does not know (it returns True if it did)."""
     router = build(*strategies)
     model = Model()
     counter = [0]
     now = 0.0
     for op in ops:
+        if extra is not None and extra(op, router, model, now):
+            continue
         if op[0] == "advance":
             target = now + op[1]
             while (deadline := router.next_deadline()) is not None and deadline <= target:

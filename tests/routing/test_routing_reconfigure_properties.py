@@ -18,6 +18,7 @@ from test_routing_properties import (
     make_event,
     operations,
     record_sent,
+    run_sequence,
     snapshot,
 )
 
@@ -121,37 +122,15 @@ def test_reconfiguring_to_the_same_config_changes_no_decision(strategies, ops):
        ops=st.lists(st.one_of(operations, st.tuples(st.just("reconfigure"), st.integers(0, 2))), min_size=10,
                     max_size=80))
 def test_random_reconfigurations_keep_every_invariant(strategies, ops):
-    router = build(*strategies)
-    model, counter, now = Model(), [0], 0.0
-    for op in ops:
-        if op[0] == "reconfigure":
-            new = variant(op[1])
-            for profile in new.agents or ():
-                model.agent_skills[profile.agent_id] = dict(profile.skills)
-            decisions = router.reconfigure(new, now)
-            apply_decisions(model, decisions, now, from_timer=False)
-            check_invariants(model, router)
-            check_nobody_idle_could_serve(model, router, now)
-            continue
-        if op[0] == "advance":
-            target = now + op[1]
-            while (deadline := router.next_deadline()) is not None and deadline <= target:
-                now = max(now, deadline)
-                apply_decisions(model, router.handle_timers(now), now, from_timer=True)
-                check_invariants(model, router)
-            now = target
-            continue
-        event = make_event(op, model, counter)
-        if event is None:
-            continue
-        before = snapshot(router)
-        try:
-            decisions = router.handle(event, now)
-        except RoutingError:
-            assert snapshot(router) == before, "a rejected event changed the engine"
-            continue
-        if isinstance(event, CallArrived) and any(type(d).__name__ == "CallRefused" for d in decisions):
-            continue
-        record_sent(model, event, router, now)
-        apply_decisions(model, decisions, now, from_timer=False)
+    def reconfigure(op, router, model: Model, now: float) -> bool:
+        if op[0] != "reconfigure":
+            return False
+        new = variant(op[1])
+        for profile in new.agents or ():
+            model.agent_skills[profile.agent_id] = dict(profile.skills)
+        apply_decisions(model, router.reconfigure(new, now), now, from_timer=False)
         check_invariants(model, router)
+        check_nobody_idle_could_serve(model, router, now)
+        return True
+
+    run_sequence(strategies, ops, extra=reconfigure)
