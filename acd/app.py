@@ -68,6 +68,11 @@ class RunningServer:
 SIP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 
+# A SIP message over UDP may be as large as a datagram (RFC 3261 §18.1.1 only asks for congestion
+# care above the MTU); Twisted's default read size, 8,192 bytes, cut larger ones into a 400.
+SIP_MAX_DATAGRAM_BYTES = 65_535
+
+
 def _grow_receive_buffer(port) -> None:
     try:
         port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SIP_RECEIVE_BUFFER_BYTES)
@@ -191,7 +196,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                                 flush_records=records.flush, stop=reactor.stop, drain_seconds=drain_seconds)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
-        udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(sip), interface=config.sip.listen)
+        udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(sip), interface=config.sip.listen,
+                                     maxPacketSize=SIP_MAX_DATAGRAM_BYTES)
         _grow_receive_buffer(udp_port)
     if "tcp" in config.sip.transports:
         tcp_port = reactor.listenTCP(config.sip.port, SipTcpFactory(sip), interface=config.sip.listen)

@@ -138,6 +138,12 @@ class InboundCalls:
         except SdpError as error:
             self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
             return None
+        # Everything that can refuse the request (no Contact, a malformed From) is checked before an RTP
+        # port is taken: a refused INVITE must leave nothing allocated.
+        dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=self.signalling.contact(event.transport),
+                               source=event.source, transport=event.transport)
+        from_addr = NameAddr.parse(request.headers.get("From", ""))
+        caller = SipUri.parse(from_addr.uri).user or ""
         holder: list[CallSession] = []
         leg = self.media.new_leg(call_id=call_id, codec="PCMU", payload_type=0, telephone_event_pt=None,
                                  on_digit=lambda digit: holder[0].on_digit(digit) if holder else None,
@@ -148,6 +154,21 @@ class InboundCalls:
             log.error("call=%s refused 503: no free RTP port in %s-%s", call_id, rtp.port_min, rtp.port_max)
             self.signalling.respond(event.transaction_id, 503, to_tag=new_tag(), headers=(("Retry-After", "5"),))
             return None
+        try:
+            return self._session_on_port(event, dialled, flow, trunk=trunk, route=route, offer=offer, dialog=dialog,
+                                         caller=caller, display_name=from_addr.display_name, leg=leg,
+                                         local_port=local_port, holder=holder)
+        except BaseException:
+            if not holder:
+                leg.transport.stopListening()
+            raise
+
+    def _session_on_port(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str, route: Route,
+                         offer: SessionDescription, dialog: Dialog, caller: str, display_name: str | None,
+                         leg, local_port: int, holder: list) -> CallSession | None:
+        """The rest of `_start_session` once the RTP port is bound (the caller releases it if this raises)."""
+        request = event.request
+        call_id = request.call_id
         try:
             answer, negotiated = answer_offer(offer, local_address=self.media.address, local_port=local_port,
                                               session_id=self.media.session_id())
@@ -160,12 +181,8 @@ class InboundCalls:
         leg.silence = bytes([0xFF if negotiated.codec == "PCMU" else 0xD5]) * 160
         leg.telephone_event_pt = negotiated.telephone_event_pt
         leg.remote = (negotiated.remote_address, negotiated.remote_port)
-        dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=self.signalling.contact(event.transport),
-                               source=event.source, transport=event.transport)
         internal = trunk.startswith("agent:")
-        from_addr = NameAddr.parse(request.headers.get("From", ""))
-        caller = SipUri.parse(from_addr.uri).user or ""
-        context = self.ivr.new_context(caller=caller, caller_name=from_addr.display_name, dialled=dialled,
+        context = self.ivr.new_context(caller=caller, caller_name=display_name, dialled=dialled,
                                        trunk=trunk, call_id=call_id)
         session = CallSession(signalling=self.signalling, media=self.media,
                               records=NullRecords() if internal else self.records, webhooks=self.webhooks,

@@ -33,6 +33,31 @@ Address = tuple[str, int]
 REQUIRED_REQUEST_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
+# URI schemes we can route (RFC 3261 §8.2.2.1: others get 416) and option tags we implement (none yet:
+# §8.2.2.3, a Require naming any other gets 420 listing it in Unsupported).
+SUPPORTED_URI_SCHEMES = frozenset({"sip", "sips"})
+SUPPORTED_OPTION_TAGS: frozenset[str] = frozenset()
+# What an INVITE body may be (§8.2.3: others get 415 with Accept).
+INVITE_BODY_TYPES = frozenset({"application/sdp"})
+
+
+def _check_uas_support(request: Request) -> None:
+    """The UAS checks of RFC 3261 §8.2.2.1, §8.2.2.3 and §8.2.3, answered statelessly by the caller."""
+    scheme = request.uri.partition(":")[0].lower()
+    if scheme not in SUPPORTED_URI_SCHEMES:
+        raise RemoteProtocolError(f"URI scheme {scheme!r} is not supported", 416)
+    if request.method != "CANCEL":
+        unknown = [tag for tag in request.headers.get_all("Require") if tag.lower() not in SUPPORTED_OPTION_TAGS]
+        if unknown:
+            raise RemoteProtocolError(f"extension(s) {', '.join(unknown)} not supported", 420,
+                                      headers=(("Unsupported", ", ".join(unknown)),))
+    if request.method == "INVITE" and request.body:
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type not in INVITE_BODY_TYPES:
+            raise RemoteProtocolError(f"an INVITE body of type {content_type or 'none'!r} is not supported", 415,
+                                      headers=(("Accept", "application/sdp"),))
+
+
 class SipEndpoint:
     """A sans-IO SIP endpoint.
 
@@ -87,6 +112,8 @@ class SipEndpoint:
         vias = headers.get_all("Via")
         if not vias:  # "Via: ," has a Via header but no Via element
             raise RemoteProtocolError("Via header has no value")
+        if request.method != "ACK":
+            _check_uas_support(request)
         top_via = Via.parse(vias[0])
         key = self._server_key(request, top_via, cseq)
         method = request.method
@@ -198,7 +225,8 @@ class SipEndpoint:
             self._events.append(MessageDropped(reason=error.reason, source=source, raw=raw))
             return
         self.counters["rejected"] += 1
-        response = make_response(request, error.status, extra_headers=(("Warning", f'399 acd "{_quote(error.reason)}"'),))
+        response = make_response(request, error.status,
+                                 extra_headers=(*error.headers, ("Warning", f'399 acd "{_quote(error.reason)}"')))
         self._outbox.append(Datagram(bytes(response), source, transport))
         self._events.append(MessageRejected(status=error.status, reason=error.reason, source=source, raw=raw))
 

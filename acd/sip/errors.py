@@ -17,10 +17,11 @@ class SipProtocolError(Exception):
 class RemoteProtocolError(SipProtocolError):
     """A peer sent something we cannot accept; `status` is the SIP reply to send (400, 481, 513...)."""
 
-    def __init__(self, reason: str, status: int = 400) -> None:
+    def __init__(self, reason: str, status: int = 400, headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.headers = headers  # extra headers the reply needs (Unsupported for 420, Accept for 415)
 
 
 class LocalProtocolError(SipProtocolError):

@@ -254,6 +254,9 @@ def parse_message(data: bytes) -> Request | Response:
             raise RemoteProtocolError(f"more than {MAX_HEADERS} headers")
     body = data[head_end + separator_length:]
     length_value = headers.get("Content-Length")
+    if len(set(headers.get_all("Content-Length"))) > 1:
+        # RFC 4475 §3.1.2.19: which length is meant cannot be known; a request gets 400.
+        raise RemoteProtocolError("several Content-Length headers with different values")
     if length_value is not None:
         # §20.14: 1*DIGIT, ASCII only (str.isdigit also accepts '²', which int() refuses).
         if not (length_value.isascii() and length_value.isdigit()):

@@ -87,10 +87,11 @@ class _FakeSocket:
 class FakeUdpPort:
     """A bound UDP port: the transport given to the DatagramProtocol."""
 
-    def __init__(self, reactor: "FakeReactor", address: Address, protocol) -> None:
+    def __init__(self, reactor: "FakeReactor", address: Address, protocol, max_packet_size: int = 8192) -> None:
         self.reactor = reactor
         self.address = address
         self.protocol = protocol
+        self.max_packet_size = max_packet_size  # Twisted reads at most this much of a datagram
         self.socket = _FakeSocket()
         self.reading = True
         self.closed = False
@@ -128,7 +129,7 @@ class FakeUdpPort:
     def deliver(self, data: bytes, source: Address) -> None:
         """A datagram arrived for this port."""
         if self.reading:
-            self.protocol.datagramReceived(data, source)
+            self.protocol.datagramReceived(data[:self.max_packet_size], source)
 
 
 class SynchronousThreadPool:
@@ -193,7 +194,7 @@ class FakeReactor(task.Clock):
         address = (host, port)
         if port in self.taken_ports or address in self.udp_ports:
             raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "Address already in use"))
-        fake = FakeUdpPort(self, address, protocol)
+        fake = FakeUdpPort(self, address, protocol, maxPacketSize)
         self.udp_ports[address] = fake
         self.network.bind(address, fake)
         protocol.makeConnection(fake)

@@ -196,3 +196,33 @@ def test_a_stream_of_messages_and_timers_never_raises(script):
         pass
     # Unanswered INVITEs wait for the TU forever; everything else has ended.
     assert endpoint.transaction_count == len({k for k in endpoint._transactions if k[2] == "INVITE"})
+
+
+@pytest.mark.parametrize("name, status, header", [
+    ("invalid_unkscm", 416, None),                      # RFC 4475 §3.3.3 "unkscm"
+    ("invalid_bext01", 420, ("Unsupported", "nothingSupportsThis, nothingSupportsThisEither")),  # §3.3.11
+    ("invalid_multi_content_length", 400, None),        # two different Content-Length values
+    ("invalid_invite_text_body", 415, ("Accept", "application/sdp")),  # RFC 3261 §8.2.3
+])
+def test_uas_checks_answer_as_the_rfc_says_statelessly(name, status, header):
+    """Each gets one stateless reply (no transaction: nothing retransmitted, no event to the shell)."""
+    endpoint = make_endpoint()
+    endpoint.receive(load(name), SOURCE, "UDP", 0.0)
+    events = []
+    while (event := endpoint.next_event()) is not None:
+        events.append(event)
+    (event,) = events
+    assert isinstance(event, MessageRejected) and event.status == status
+    (datagram,) = endpoint.datagrams_to_send()
+    reply = parse_message(datagram.data)
+    assert reply.status == status
+    if header is not None:
+        assert reply.headers.get(header[0]) == header[1]
+    assert endpoint.next_deadline() is None, "a stateless reply arms no retransmission timer"
+
+
+def test_require_is_ignored_in_ack_and_cancel():
+    """RFC 3261 §8.2.2.3: a UAS must not answer 420 to CANCEL or ACK."""
+    cancel = load("cancel").replace(b"Content-Length:", b"Require: nothingSupportsThis\r\nContent-Length:")
+    events, replies = feed(cancel)
+    assert not any(isinstance(event, MessageRejected) and event.status == 420 for event in events)
