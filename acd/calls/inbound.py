@@ -103,7 +103,8 @@ class InboundCalls:
         trunk = config.trunk_for(host, port)
         if trunk is None:
             log.warning("call=%s refused 403: source %s:%s is not a configured trunk", call_id, host, port)
-            self.signalling.respond(event.transaction_id, 403, to_tag=new_tag())
+            # Stateless: a spoofed source must not get the 403 retransmitted to it until Timer H.
+            self.signalling.respond(event.transaction_id, 403, to_tag=new_tag(), stateless=True)
             return
         route = config.route_for(dialled)
         if route is None:

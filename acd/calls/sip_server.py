@@ -282,14 +282,15 @@ class SipServer:
 
     # ---- output (the Signalling port) --------------------------------------------------------
     def respond(self, transaction: tuple, status: int, *, to_tag: str | None = None, body: bytes = b"",
-                headers: Headers = ()) -> None:
-        """Answer a server transaction; the response leaves at once."""
+                headers: Headers = (), stateless: bool = False) -> None:
+        """Answer a server transaction; the response leaves at once (`stateless`: once, never
+        retransmitted, for refusals of strangers)."""
         self.metrics.sip_responses.labels(str(status)).inc()
         if status >= 300 and transaction[-1] == "INVITE" and status not in (401, 487):
             self.metrics.calls_refused.labels(str(status)).inc()
         self.endpoint.respond(transaction, status, now=self.reactor.seconds(), to_tag=to_tag, body=body,
                               headers=(("Server", SERVER_NAME), *headers),
-                              content_type="application/sdp" if body else None)
+                              content_type="application/sdp" if body else None, stateless=stateless)
         self._flush()
 
     def send_in_dialog(self, owner: DialogOwner, method: str, extra_headers: Headers = (), body: bytes = b"",

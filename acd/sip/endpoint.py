@@ -233,8 +233,10 @@ class SipEndpoint:
     # ---- output ------------------------------------------------------------------------------
     def respond(self, transaction_id: tuple, status: int, reason: str | None = None, *, now: float,
                 to_tag: str | None = None, headers: tuple[tuple[str, str], ...] = (), body: bytes = b"",
-                content_type: str | None = None) -> None:
-        """Answer the request of a server transaction."""
+                content_type: str | None = None, stateless: bool = False) -> None:
+        """Answer the request of a server transaction. `stateless` (a final refusal only): send the
+        response once and forget the transaction, so it is never retransmitted; a retransmitted request
+        gets its own single answer (no amplification towards a spoofed source)."""
         transaction = self._transactions.get(transaction_id)
         request = self._requests.get(transaction_id)
         if transaction is None or request is None:
@@ -242,6 +244,13 @@ class SipEndpoint:
         response = make_response(request, status, reason, to_tag=to_tag, extra_headers=headers, body=body,
                                  content_type=content_type)
         data = bytes(response)
+        if stateless:
+            if status < 300:
+                raise LocalProtocolError(f"a stateless answer must be a final refusal, not {status}")
+            self._outbox.append(Datagram(data, transaction.destination, transaction.transport))
+            del self._transactions[transaction_id]
+            del self._requests[transaction_id]
+            return
         self._send_all(transaction.send_response(status, data, now), transaction)  # type: ignore[attr-defined]
         if isinstance(transaction, ServerInviteTransaction) and 200 <= status < 300:
             cseq = CSeq.parse(request.headers.get("CSeq", ""))

@@ -58,3 +58,19 @@ def test_a_20_kilobyte_invite_over_udp_is_read_whole(make_harness):
     assert len(big) > 20_000
     trunk.send(big, harness.sip_address)
     assert trunk.expect_response(call_id="bad-none-0@test", timeout=1).status in (100, 180, 200)
+
+
+def test_a_stranger_gets_one_403_never_retransmitted(make_harness):
+    """An INVITE from a source that is no trunk: one 403, not resent (it would be, every 0.5..4 s
+    until Timer H, towards a possibly spoofed address); its retransmission gets one more, no more."""
+    harness = make_harness()
+    stranger = harness.phone(("127.0.0.9", 5080), user="stranger")
+    data, _status = bad_invite(harness, "none", 1)
+    data = data.replace(b"127.0.0.1:5076", b"127.0.0.9:5080")
+    stranger.send(data, harness.sip_address)
+    harness.advance(10)
+    assert [r.status for r in stranger.responses(call_id="bad-none-1@test")] == [403]
+    stranger.send(data, harness.sip_address)
+    harness.advance(10)
+    assert [r.status for r in stranger.responses(call_id="bad-none-1@test")] == [403, 403]
+    assert harness.bound_rtp_ports() == [] and harness.leaks() == {}
