@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..metrics import SIP_METHODS
 from ..sip.build import ALLOWED_METHODS, new_tag
-from ..sip.endpoint import SipEndpoint
+from ..sip.endpoint import UNMATCHED_ACK, SipEndpoint
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import (AckReceived, CancelReceived, Datagram, MessageDropped, MessageRejected, RequestReceived,
                           ResponseReceived, TransactionTimedOut)
@@ -133,8 +133,9 @@ class SipServer:
                 log.warning("rejected %d from %s:%s: %s; raw=%r", event.status, event.source[0], event.source[1],
                             event.reason, event.raw[:200])
             elif isinstance(event, MessageDropped):
-                log.warning("dropped message from %s:%s: %s; raw=%r", event.source[0], event.source[1],
-                            event.reason, event.raw[:200])
+                log.log(logging.DEBUG if event.reason == UNMATCHED_ACK else logging.WARNING,
+                        "dropped message from %s:%s: %s; raw=%r", event.source[0], event.source[1],
+                        event.reason, event.raw[:200])
         self._flush()
 
     def _on_request(self, event: RequestReceived) -> None:

@@ -24,7 +24,7 @@ from .message import Headers, Request, Response, parse_message
 from .transactions import (ClientInviteTransaction, ClientNonInviteTransaction, ServerInviteTransaction,
                            ServerNonInviteTransaction, State, TimerConfig, Transaction)
 
-__all__ = ["SipEndpoint", "REQUIRED_REQUEST_HEADERS"]
+__all__ = ["SipEndpoint", "REQUIRED_REQUEST_HEADERS", "UNMATCHED_ACK"]
 
 Address = tuple[str, int]
 
@@ -32,6 +32,10 @@ Address = tuple[str, int]
 # nothing by accepting its absence, and some trunks omit it on in-dialog requests.
 REQUIRED_REQUEST_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 
+
+# The reason of the MessageDropped for an ACK we have no transaction for: usually the ACK of a
+# stateless refusal (which keeps no transaction), so the shell logs it quietly.
+UNMATCHED_ACK = "ACK matches no transaction"
 
 # URI schemes we can route (RFC 3261 §8.2.2.1: others get 416) and option tags we implement (none yet:
 # §8.2.2.3, a Require naming any other gets 420 listing it in Unsupported).
@@ -147,7 +151,7 @@ class SipEndpoint:
         accepted = self._accepted_invites.get((request.call_id, cseq.number))
         if accepted is None:
             self.counters["dropped"] += 1
-            self._events.append(MessageDropped(reason="ACK matches no transaction", source=source,
+            self._events.append(MessageDropped(reason=UNMATCHED_ACK, source=source,
                                                raw=bytes(request)))
             return
         if accepted.receive_ack(now):
