@@ -76,6 +76,12 @@ class RegistrarService:
         # an address failing for many extensions (a scanner) is blocked whole after 20.
         self.user_limiter = FailedAuthLimiter(max_failures=5)
         self.limiter = FailedAuthLimiter(max_failures=20)
+        # Guessing spread over many addresses: 30 failures a minute for one account, from anywhere, lock
+        # it for 5 minutes. While locked, guesses are not even checked and are answered as a wrong
+        # password is (a fresh challenge), so no guess can be confirmed; the phones the account has a
+        # live registration from keep working, so an attacker cannot lock a working agent out.
+        self.account_limiter = FailedAuthLimiter(max_failures=30, window_seconds=60, block_seconds=300)
+        self.accounts_locked = 0
         self.store = BindingStore(data / "registrations.db")
         self.auth_failures = 0
         self.blocked_requests = 0
@@ -119,6 +125,12 @@ class RegistrarService:
         if authorization is None:
             self._challenge(event, stale=False)
             return None
+        if self.account_limiter.is_blocked(claimed, now) and not self._trusted_source(claimed, event.source, now):
+            self.blocked_requests += 1
+            log.warning("%s from %s:%s: authentication failed for user %r (account locked: not checked)", what,
+                        source_ip, event.source[1], claimed)
+            self._challenge(event, stale=False)
+            return None
         result = self.authenticator.verify(request.method, authorization, self._ha1, now)
         if result.ok:
             self.user_limiter.record_success(user_key, now)
@@ -127,14 +139,26 @@ class RegistrarService:
             self.auth_failures += 1
             self.limiter.record_failure(source_ip, now)
             self.user_limiter.record_failure(user_key, now)
-            log.warning("%s from %s: authentication failed for user %r (%s)", what, source_ip, result.username,
-                        result.reason)
+            was_locked = self.account_limiter.is_blocked(claimed, now)
+            self.account_limiter.record_failure(claimed, now)
+            log.warning("%s from %s:%s: authentication failed for user %r (%s)", what, source_ip, event.source[1],
+                        result.username, result.reason)
+            if not was_locked and self.account_limiter.is_blocked(claimed, now):
+                self.accounts_locked += 1
+                log.warning("account %r locked for %.0f s after %d failed authentications within %.0f s from "
+                            "any address; its registered phones keep working", claimed,
+                            self.account_limiter.block_seconds, self.account_limiter.max_failures,
+                            self.account_limiter.window_seconds)
             if self.limiter.is_blocked(source_ip, now) or self.user_limiter.is_blocked(user_key, now):
                 log.warning("blocking %s (user %r) for repeated authentication failures", source_ip, claimed)
                 self.signalling.respond(event.transaction_id, 403, to_tag=new_tag())
                 return None
         self._challenge(event, stale=result.stale)
         return None
+
+    def _trusted_source(self, user: str, source: tuple[str, int], now: float) -> bool:
+        """True when `user` has a live registration from `source`'s address (it authenticated there)."""
+        return any(binding.source[0] == source[0] for binding in self.table.lookup(user, now))
 
     def _challenge(self, event: RequestReceived, *, stale: bool) -> None:
         values = self.authenticator.challenge(self.reactor.seconds(), stale=stale)
