@@ -98,7 +98,8 @@ def start_http(running: RunningServer, reload, reactor):
         return None
     root = resource.Resource()
     root.putChild(b"api", ApiResource(view=running.view, desk=running.acd, events=running.events,
-                                      token=api_token(config), reload=reload))
+                                      token=api_token(config), reload=reload,
+                                      unlock=running.registrar.unlock if running.registrar is not None else None))
     root.putChild(b"metrics", MetricsResource(running.metrics.registry))
     root.putChild(b"wallboard", static.File(str(Path(__file__).parent / "api" / "wallboard.html"),
                                             defaultType="text/html"))

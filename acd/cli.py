@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--input", default="", help='comma-separated inputs: digits ("1", "1234#"), words ("billing"), '
                                                  '"-" for silence')
     sim.add_argument("--at", default=None, help="simulated time, ISO 8601 (e.g. 2026-11-25T10:00:00+00:00)")
+    unlock = commands.add_parser("agent-unlock", help="clear an agent's lock after repeated failed logins")
+    unlock.add_argument("user", help="the agent's extension")
+    unlock.add_argument("--root", type=Path, default=Path("."))
     password = commands.add_parser("agent-password", help="print the password_ha1 lines for an agent in conf/agents.yaml")
     password.add_argument("--user", required=True, help="the agent's extension (SIP user name)")
     password.add_argument("--realm", default=None, help="digest realm (default: the one in conf/agents.yaml)")
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return _stop(args.root, args.timeout)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "agent-unlock":
+        return _agent_unlock(args)
     if args.command == "agent-password":
         return _agent_password(args)
     if args.command == "report":
@@ -328,6 +333,36 @@ def _reload(root: Path) -> int:
         print(f"cannot signal the server (pid file {path}): {error}", file=sys.stderr)
         return 2
     print(f"config is valid; asked the server (pid {pid}) to reload (its log says what applied)")
+    return 0
+
+
+def _agent_unlock(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        config = load_config(args.root)
+    except ConfigInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        return 1
+    base_url, token = _api_address(config)
+    if base_url is None:
+        print("acd agent-unlock needs the running server's HTTP API (http.port) and its token file", file=sys.stderr)
+        return 2
+    request = urllib.request.Request(f"{base_url}/api/agents/{args.user}/unlock", method="POST",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        print(f"the server refused: HTTP {error.code} {error.read()[:200]!r}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"cannot reach the server at {base_url}: {error}", file=sys.stderr)
+        return 2
+    print(f"agent {args.user}: {body.get('result')}")
     return 0
 
 

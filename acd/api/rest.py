@@ -35,13 +35,14 @@ class ApiResource(resource.Resource):
     isLeaf = True
 
     def __init__(self, *, view: LiveView, desk: AgentDesk, events: EventHub, token: str,
-                 reload: Callable[[str], Any]) -> None:
+                 reload: Callable[[str], Any], unlock: Callable[[str], bool] | None = None) -> None:
         super().__init__()
         self.view = view
         self.desk = desk
         self.events = events
         self.token = token
         self.reload = reload
+        self.unlock = unlock  # clears a user's authentication lock (None without agents)
 
     def render(self, request: server.Request) -> bytes | int:  # noqa: D401 - Twisted API
         """Dispatch, answer JSON; ApiErrors become their status and error_id. Event streams stay open."""
@@ -83,6 +84,10 @@ class ApiResource(resource.Resource):
             parts = parts[1:]
         if parts == ["agents"] and method == "GET":
             return 200, self._agents()
+        if len(parts) == 3 and parts[0] == "agents" and parts[2] == "unlock" and method == "POST":
+            self._check_agent(parts[1])
+            unlocked = self.unlock is not None and self.unlock(parts[1])
+            return 200, {"id": parts[1], "result": "unlocked" if unlocked else "not-locked"}
         if len(parts) == 3 and parts[0] == "agents" and method == "POST":
             return 200, self._agent_action(parts[1], parts[2], self._body(request))
         if parts == ["queues"] and method == "GET":

@@ -156,6 +156,15 @@ class RegistrarService:
         self._challenge(event, stale=result.stale)
         return None
 
+    def unlock(self, user: str) -> bool:
+        """Clear a user's account lock and per-address failure counts (`acd agent-unlock`, the API);
+        True if anything was locked or counted."""
+        found = self.account_limiter.forget(user)
+        for key in [key for key in self.user_limiter.keys() if key.endswith(f" {user}")]:
+            found = self.user_limiter.forget(key) or found
+        log.warning("account %r unlocked by an operator", user)
+        return found
+
     def _trusted_source(self, user: str, source: tuple[str, int], now: float) -> bool:
         """True when `user` has a live registration from `source`'s address (it authenticated there)."""
         return any(binding.source[0] == source[0] for binding in self.table.lookup(user, now))

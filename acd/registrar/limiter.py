@@ -69,6 +69,10 @@ class FailedAuthLimiter:
         if source is not None and not self._blocked(source, now):
             del self._sources[source_ip]
 
+    def forget(self, key: str) -> bool:
+        """Drop a key's failures and block (an operator's unlock); True if it was tracked."""
+        return self._sources.pop(key, None) is not None
+
     def is_blocked(self, source_ip: str, now: float) -> bool:
         """True while the source's block lasts."""
         source = self._sources.get(source_ip)
@@ -77,6 +81,10 @@ class FailedAuthLimiter:
     def blocked_count(self, now: float) -> int:
         """How many sources are blocked at `now` (a gauge for the metrics)."""
         return sum(1 for source in self._sources.values() if self._blocked(source, now))
+
+    def keys(self) -> list[str]:
+        """The tracked keys (sources, or "source user" pairs)."""
+        return list(self._sources)
 
     def __len__(self) -> int:
         """How many sources are tracked (blocked, or with recent failures)."""

@@ -78,3 +78,14 @@ def test_queues_calls_and_reload(api_server):
     assert call(api_server, "POST", "/api/reload") == (200, {"reloaded": True, "generation": 2, "changes": []})
     assert call(api_server, "GET", "/api/config") == (200, {"generation": 2})
     api_server.wait_for_log(r"config reloaded \(API\)")
+
+
+def test_agent_unlock_command_reaches_the_running_server(api_server):
+    """`acd agent-unlock USER` goes through the API; an agent with no lock is "not-locked"."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "acd.cli", "agent-unlock", "1001", "--root", str(api_server.root)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == "agent 1001: not-locked", done.stderr
+    api_server.wait_for_log(r"account '1001' unlocked by an operator")
