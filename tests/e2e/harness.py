@@ -176,6 +176,8 @@ def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
     server = AcdServer(root=root, sip_port=sip_port, process=process, log_path=log_path, _log_file=log_file)
     try:
         server.wait_for_log(r"listening for SIP", timeout=20)
+        if http_port:  # the API token file is written when the HTTP API starts, after the SIP ports
+            server.wait_for_log(r"HTTP API on http://", timeout=20)
     except AssertionError:
         server.stop()
         raise
