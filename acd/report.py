@@ -153,6 +153,7 @@ def build_report(db_path: str | Path, since: float, until: float | None = None, 
     finally:
         db.close()
     pauses = _pauses(states, since, until)
+    wraps.update(wrap_ups(states, until))
     queues, agents = _queue_and_agent_kpis(log_rows, wraps, pauses, service_level_seconds or {}, default_sl)
     answered = [c for c in calls if c["answered_at"] is not None]
     contained = sum(1 for c in answered if c["queued_at"] is None and c["outcome"] == "completed")
@@ -253,6 +254,31 @@ def _queue_and_agent_kpis(rows: list[dict], wraps: dict[tuple[str, str], float],
                                     wrap_up_seconds=a.wrap, aht_seconds=_mean(a.handles),
                                     paused_seconds=paused.get(name, 0.0)))
     return tuple(queue_kpis), tuple(agent_kpis)
+
+
+WRAP_UP_SUFFIX = " ended"  # the routing core's reason for on_call -> wrap_up: "<call id> ended"
+
+
+def wrap_ups(states: list[dict], until: float) -> dict[tuple[str, str], float]:
+    """Each agent's own wrap-up per call, from the agent state history: (call, agent) -> seconds from
+    entering wrap-up (reason "<call id> ended") to the agent's next state. The CDR has one wrap-up
+    field, which a blind transfer's second agent overwrites; the history keeps both agents'."""
+    found: dict[tuple[str, str], float] = {}
+    for agent_id, rows in _by_agent(states).items():
+        for row, following in zip(rows, rows[1:] + [None]):
+            reason = row["reason"] or ""
+            if row["state"] != "wrap_up" or not reason.endswith(WRAP_UP_SUFFIX):
+                continue
+            end = following["at"] if following is not None else until
+            found[(reason[:-len(WRAP_UP_SUFFIX)], agent_id)] = max(0.0, end - row["at"])
+    return found
+
+
+def _by_agent(states: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for row in states:
+        grouped[row["agent_id"]].append(row)
+    return grouped
 
 
 def _pauses(states: list[dict], since: float, until: float) -> dict[tuple[str, str], float]:

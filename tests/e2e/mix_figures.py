@@ -38,6 +38,7 @@ class Figures:
     agents: dict[str, dict]  # /api/agents by agent id
     calls: list[dict]  # the calls table, by arrival
     queue_log: list[dict]
+    agent_states: list[dict]  # the agent state history, by agent then time
 
     def report_value(self, section: str, name: str, metric: str, detail: str = "") -> float:
         """A figure of the report (0 when the report has no such row)."""
@@ -85,5 +86,6 @@ def read_figures(server: AcdServer, http_port: int, workdir: Path) -> Figures:
         db.row_factory = sqlite3.Row
         calls = [dict(row) for row in db.execute("SELECT * FROM calls ORDER BY arrived_at")]
         queue_log = [dict(row) for row in db.execute("SELECT * FROM queue_log ORDER BY at, id")]
+        agent_states = [dict(row) for row in db.execute("SELECT * FROM agent_states ORDER BY agent_id, at, id")]
     return Figures(check=check, report=report, report_text=done.stdout, metrics=metrics, queues=queues,
-                   agents=agents, calls=calls, queue_log=queue_log)
+                   agents=agents, calls=calls, queue_log=queue_log, agent_states=agent_states)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 from collections import Counter
 
+from acd.report import wrap_ups
 from acd.sip.digest import compute_ha1
 
 from .harness import LOOPBACK, SCENARIOS, free_port, rtp_base, run_sipp, start_server, start_sipp
@@ -94,8 +95,9 @@ def assert_figures_agree(figures: Figures, calls: list[tuple[str, str, str | Non
     abandoned, callbacks: where the call was served). `live_queues`: /api/queues (offered, answered,
     abandoned): answered where the call entered last, abandoned after the 5-s grace only (see
     acd/reconcile.py). `handled`: calls per agent, in the report and in /api/agents; the report's
-    talk + wrap-up of each agent is the records' (the CDRs of the calls the agent ended, plus the
-    talk before each blind transfer, in the queue log: the CDR follows the caller)."""
+    talk + wrap-up of each agent is the records' (the talk of the calls the agent ended, the talk
+    before each blind transfer from the queue log (the CDR follows the caller), and each of the
+    agent's own wrap-ups from the agent state history)."""
     why = dump(figures)
     assert figures.check.returncode == 0 and "records and server agree" in figures.check.stdout, why
     assert [(c["queue"], c["outcome"], c["agent"]) for c in figures.calls] == calls, why
@@ -115,10 +117,15 @@ def assert_figures_agree(figures: Figures, calls: list[tuple[str, str, str | Non
     for agent, count in handled.items():
         assert figures.report_value("agent", agent, "calls") == count == figures.agents[agent]["calls_handled"], \
             f"agent {agent}" + why
-        talked = [c for c in figures.calls if c["agent"] == agent and c["connected_at"] is not None]
-        transfers = [float(r["data3"]) for r in figures.queue_log if r["agent"] == agent and r["event"] == "TRANSFER"]
-        recorded = sum((c["talk_seconds"] or 0) + (c["wrap_up_seconds"] or 0) for c in talked) + sum(transfers)
-        talked += transfers
+        talked = [c for c in figures.calls if c["agent"] == agent and c["connected_at"] is not None
+                  and c["outcome"] != "callback_failed"]
+        transfers = {r["call_id"]: float(r["data3"]) for r in figures.queue_log
+                     if r["agent"] == agent and r["event"] == "TRANSFER"}
+        finished = {c["call_id"] for c in talked} | set(transfers)
+        wraps = [seconds for (call, who), seconds in wrap_ups(figures.agent_states, float("inf")).items()
+                 if who == agent and call in finished]
+        recorded = sum(c["talk_seconds"] or 0 for c in talked) + sum(transfers.values()) + sum(wraps)
+        talked += list(transfers)
         reported = figures.report_value("agent", agent, "talk_seconds") + figures.report_value(
             "agent", agent, "wrap_up_seconds")
         assert abs(reported - recorded) < 1.0 * max(1, len(talked)), f"agent {agent} handle time" + why

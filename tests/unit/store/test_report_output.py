@@ -106,3 +106,19 @@ def test_run_report_explains_bad_input(tmp_path):
     RecordStore(tmp_path / "r.db").close()
     assert run_report(tmp_path / "r.db", since="last week", out=io.StringIO(), err=err) == 1
     assert "not a date" in err.getvalue()
+
+
+def test_each_agents_own_wrap_up_comes_from_the_state_history():
+    """A blind transfer: both agents wrapped up after the same call; the CDR's single wrap-up field
+    keeps only the last, the history keeps each (open wrap-up counted up to `until`)."""
+    from acd.report import wrap_ups
+
+    states = [
+        {"agent_id": "a", "state": "on_call", "reason": "answered c1", "at": 10.0},
+        {"agent_id": "a", "state": "wrap_up", "reason": "c1 ended", "at": 20.0},
+        {"agent_id": "a", "state": "available", "reason": "wrap-up over", "at": 23.0},
+        {"agent_id": "b", "state": "wrap_up", "reason": "c1 ended", "at": 40.0},
+        {"agent_id": "b", "state": "available", "reason": "ready", "at": 41.5},
+        {"agent_id": "b", "state": "wrap_up", "reason": "c2 ended", "at": 50.0},
+    ]
+    assert wrap_ups(states, until=52.0) == {("c1", "a"): 3.0, ("c1", "b"): 1.5, ("c2", "b"): 2.0}
