@@ -186,11 +186,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from .simulate import simulate
 
-    try:
-        config = load_config(args.root)
-    except ConfigInvalid as invalid:
-        for error in invalid.errors:
-            print(error, file=sys.stderr)
+    config = _config_or_errors(args.root)
+    if config is None:
         return 1
     now = dt.datetime.fromisoformat(args.at).timestamp() if args.at else None
     inputs = [token.strip().strip('"') for token in args.input.split(",") if token.strip()]
@@ -236,11 +233,8 @@ def _agent_password(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import run_report
 
-    try:
-        config = load_config(args.root)
-    except ConfigInvalid as invalid:
-        for error in invalid.errors:
-            print(error, file=sys.stderr)
+    config = _config_or_errors(args.root)
+    if config is None:
         return 1
     queues = config.agents.queues.items() if config.agents else []
     if args.call:
@@ -292,11 +286,8 @@ def _customers_import(args: argparse.Namespace) -> int:
     from .context.directory import CustomerDirectory
     from .context.importer import import_command
 
-    try:
-        config = load_config(args.root)
-    except ConfigInvalid as invalid:
-        for error in invalid.errors:
-            print(error, file=sys.stderr)
+    config = _config_or_errors(args.root)
+    if config is None:
         return 1
     config.data_dir.mkdir(parents=True, exist_ok=True)
     directory = CustomerDirectory(config.data_dir / "customers.db", default_country_code=config.country_code)
@@ -307,14 +298,11 @@ def _customers_import(args: argparse.Namespace) -> int:
 
 
 def _reload(root: Path) -> int:
-    try:
-        config = load_config(root)
-    except ConfigInvalid as invalid:
-        for error in invalid.errors:
-            print(error, file=sys.stderr)
+    config = _config_or_errors(root)
+    if config is None:
         print("not reloading: the running server keeps its config", file=sys.stderr)
         return 1
-    answer = _reload_through_api(config)
+    answer = _post_api(config, "/api/reload")  # says what applied; SIGHUP when the API is off
     if answer is not None:
         status, body = answer
         if status == 200 and body.get("reloaded"):
@@ -337,38 +325,35 @@ def _reload(root: Path) -> int:
 
 
 def _agent_unlock(args: argparse.Namespace) -> int:
-    import json
-    import urllib.error
-    import urllib.request
-
-    try:
-        config = load_config(args.root)
-    except ConfigInvalid as invalid:
-        for error in invalid.errors:
-            print(error, file=sys.stderr)
+    config = _config_or_errors(args.root)
+    if config is None:
         return 1
-    base_url, token = _api_address(config)
-    if base_url is None:
-        print("acd agent-unlock needs the running server's HTTP API (http.port) and its token file", file=sys.stderr)
+    answer = _post_api(config, f"/api/agents/{args.user}/unlock")
+    if answer is None:
+        print("acd agent-unlock needs the running server's HTTP API (http.port), its token file, and the "
+              "server running", file=sys.stderr)
         return 2
-    request = urllib.request.Request(f"{base_url}/api/agents/{args.user}/unlock", method="POST",
-                                     headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        print(f"the server refused: HTTP {error.code} {error.read()[:200]!r}", file=sys.stderr)
+    status, body = answer
+    if status != 200:
+        print(f"the server refused: HTTP {status} {body.get('message', '')}", file=sys.stderr)
         return 1
-    except OSError as error:
-        print(f"cannot reach the server at {base_url}: {error}", file=sys.stderr)
-        return 2
     print(f"agent {args.user}: {body.get('result')}")
     return 0
 
 
-def _reload_through_api(config) -> tuple[int, dict] | None:
-    """POST /api/reload on the running server, to print what it applied; None when the API is off or
-    unreachable (then SIGHUP is used)."""
+def _config_or_errors(root: Path):
+    """The checked config, or None after printing its `file:line` problems."""
+    try:
+        return load_config(root)
+    except ConfigInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        return None
+
+
+def _post_api(config, path: str) -> tuple[int, dict] | None:
+    """POST `path` on the running server's API: (status, JSON body); None when the API is off, has no
+    token yet, or cannot be reached."""
     import json
     import urllib.error
     import urllib.request
@@ -376,8 +361,7 @@ def _reload_through_api(config) -> tuple[int, dict] | None:
     base_url, token = _api_address(config)
     if base_url is None:
         return None
-    request = urllib.request.Request(f"{base_url}/api/reload", method="POST",
-                                     headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(f"{base_url}{path}", method="POST", headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())

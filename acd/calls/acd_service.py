@@ -45,7 +45,7 @@ log = logging.getLogger("acd.acd")
 
 def priority_detail(flow_priority: int, priority: int, customer: dict) -> str:
     """Where a queued call's priority came from, for the explanation a supervisor reads."""
-    if priority == flow_priority or not customer:
+    if priority_source(flow_priority, priority) == "flow":
         return f"flow priority {flow_priority}"
     return f"flow priority {flow_priority}, raised to {priority} for customer tier {customer.get('tier') or '?'}"
 
@@ -117,7 +117,7 @@ class AcdService:
                                           config.agents.language_skills if config.agents else {},
                                           [a.skills for a in members.values() if action.queue in a.queues])
         queued = QueuedCall(call_id=call_id, queue=action.queue, context=action.context or {}, queued_at=now,
-                            session=session, priority=priority, record=self.records,
+                            session=session, record=self.records,
                             priority_detail=priority_detail(action.priority, priority, customer))
         self.calls[call_id] = queued
         queued.tell(now, f"queued in {action.queue}, priority {priority} ({queued.priority_detail})")
@@ -364,18 +364,18 @@ class AcdService:
             return "unknown-call"
         try:
             event = CallChanged(call_id=call_id, priority=priority, queue=queue, requirements=requirements)
+            before = self.engine.call_view(call_id).priority
             decisions = self.engine.handle(event, self.reactor.seconds())
         except CallNotWaiting:
             return "connected"
         except RoutingError as error:
             return error.error_id
         what = ", ".join(part for part in (
-            f"priority {queued.priority} -> {priority}" if priority is not None else "",
+            f"priority {before} -> {priority}" if priority is not None else "",
             f"queue {queued.queue} -> {queue}" if queue is not None else "",
             f"skills {dict(requirements)}" if requirements is not None else "") if part) or "nothing"
         log.info("call=%s steered by %s: %s", call_id, by, what)
         if priority is not None:
-            queued.priority = priority
             queued.priority_detail = f"set to {priority} by {by}"
             self.records.call_priority(call_id, priority=priority, source=by.lower())
         queued.tell(self.reactor.seconds(), f"steered by {by}: {what}")

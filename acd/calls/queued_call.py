@@ -52,7 +52,6 @@ class QueuedCall:
     customer_leg: Any = None                               # our call back to the customer
     explanation: str | None = None                         # the routing engine's latest "why"
     order: str | None = None                               # why this call went before the others
-    priority: int = 0
     priority_detail: str = ""                              # where the priority came from
     story: list[tuple[float, str]] = field(default_factory=list)  # routing decisions, oldest first
     record: Any = None                                     # Records port: the story is also recorded

@@ -60,7 +60,7 @@ class CallExplanation:
     call_id: str
     queue: str
     state: str                      # waiting, offered or connected (the routing core's view)
-    priority: int
+    priority: int | None            # None once the routing core no longer holds the call
     priority_detail: str
     position: int | None
     waited_seconds: float
@@ -211,7 +211,7 @@ class LiveView:
             view = engine.call_view(call_id)
             state, priority = view.state, view.priority
         except RoutingError:
-            state, priority = "ended", queued.priority
+            state, priority = "ended", None
         try:
             position = engine.waiting_status(call_id, now).position
             place = engine.explain_position(call_id, now)
