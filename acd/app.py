@@ -52,7 +52,6 @@ class RunningServer:
     acd: AcdService
     calls: CallTable
     view: LiveView
-    ivr: IvrServices
     events: EventHub
     metrics: Metrics
     records: RecordStore
@@ -206,6 +205,6 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))
     _restore_agents(previous, acd)
-    return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, ivr=ivr, events=events,
+    return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, events=events,
                          metrics=metrics, records=records, registrar=registrar, shutdown=shutdown,
                          udp_port=udp_port, tcp_port=tcp_port)

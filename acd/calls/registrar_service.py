@@ -81,7 +81,6 @@ class RegistrarService:
         # password is (a fresh challenge), so no guess can be confirmed; the phones the account has a
         # live registration from keep working, so an attacker cannot lock a working agent out.
         self.account_limiter = FailedAuthLimiter(max_failures=30, window_seconds=60, block_seconds=300)
-        self.accounts_locked = 0
         self.store = BindingStore(data / "registrations.db")
         self.auth_failures = 0
         self.blocked_requests = 0
@@ -144,7 +143,6 @@ class RegistrarService:
             log.warning("%s from %s:%s: authentication failed for user %r (%s)", what, source_ip, event.source[1],
                         result.username, result.reason)
             if not was_locked and self.account_limiter.is_blocked(claimed, now):
-                self.accounts_locked += 1
                 log.warning("account %r locked for %.0f s after %d failed authentications within %.0f s from "
                             "any address; its registered phones keep working", claimed,
                             self.account_limiter.block_seconds, self.account_limiter.max_failures,
