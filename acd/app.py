@@ -158,7 +158,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     prompts = PromptLibrary(config.prompts)
     count = prompts.preload()
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    records = RecordStore(config.data_dir / "records.db")
+    metrics = Metrics()
+    records = RecordStore(config.data_dir / "records.db", commit_delay_observer=metrics.records_commit_delay.observe)
     previous = records.start_run(at=reactor.seconds())
     records.close_interrupted(at=reactor.seconds())
     # "during": after every "before" trigger (a drain of the calls in progress) has finished, so the
@@ -167,7 +168,6 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     reactor.addSystemEventTrigger("after", "shutdown", records.close)
     directory = CustomerDirectory(config.data_dir / "customers.db", default_country_code=config.country_code)
     live = LiveConfig(config, crm=crm_client(config, reactor))
-    metrics = Metrics()
     events = EventHub(reactor)
     webhooks = CrmWebhooks(live, reactor)
     media = MediaPorts(reactor, address=config.rtp.address, port_min=config.rtp.port_min,

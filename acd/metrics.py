@@ -25,6 +25,8 @@ WAIT_BUCKETS_SECONDS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
 HANDLE_BUCKETS_SECONDS = (10, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
 # Announced estimate minus actual wait: negative = we promised less than it took.
 ESTIMATE_ERROR_BUCKETS_SECONDS = (-600, -300, -120, -60, -30, -10, 0, 10, 30, 60, 120, 300, 600)
+# Event to durable commit in the records store: an fsync is ~0.1-10 ms; above 1 s the disk is failing.
+COMMIT_DELAY_BUCKETS_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 
 class Metrics:
@@ -62,6 +64,10 @@ class Metrics:
         self.rtp_received = Counter("acd_rtp_packets_received_total", "RTP packets received", registry=r)
         self.rtp_late = Counter("acd_rtp_frames_dropped_total", "Media frames skipped because a tick was late",
                                 registry=r)
+        self.records_commit_delay = Histogram(
+            "acd_records_commit_delay_seconds",
+            "Per records commit: how long its oldest event waited between happening and being on disk",
+            buckets=COMMIT_DELAY_BUCKETS_SECONDS, registry=r)
         self._view: Any = None
         self.registry.register(_LiveCollector(self))
 

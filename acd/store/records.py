@@ -5,17 +5,20 @@ Rules of this file:
 - The reactor thread never touches SQLite. Each public method checks its arguments, puts one
   `(kind, arguments)` tuple on a `queue.SimpleQueue` and returns (a few microseconds). ONE writer
   thread owns the only write connection and applies the items in order.
-- Each item is its own transaction (`BEGIN` ... `COMMIT`), so a crash loses at most the items
-  still queued, never a half-written event, and never anything already committed.
-- Journal mode WAL, `synchronous=NORMAL`. In WAL mode a commit is an append to the -wal file;
-  NORMAL skips the fsync at each commit and syncs at checkpoints instead. A committed
-  transaction survives the *process* dying (SIGKILL, a crash: the bytes are in the OS page cache)
-  and the file can never be corrupted; only a power loss or kernel crash can roll back the last
-  commits. That is the failure this store is for (the server killed mid-call), at a small part
-  of the cost of FULL's fsync per event (https://www.sqlite.org/pragma.html#pragma_synchronous,
-  https://www.sqlite.org/wal.html#performance_considerations).
+- Group commit: the writer takes every item queued (up to `MAX_BATCH_ITEMS`) into one
+  transaction, each item inside its own savepoint, and commits once. At low load a batch is one
+  item; under load one fsync covers many events, so the writer keeps up with the reactor.
+  A crash loses at most the items not yet committed, never a half-written event, and never
+  anything already committed.
+- Journal mode WAL, `synchronous=FULL`: each commit fsyncs the -wal file, so a committed event
+  survives a power loss or kernel crash too, not only the process dying
+  (https://www.sqlite.org/pragma.html#pragma_synchronous, https://www.sqlite.org/wal.html).
+  The window between an event and its commit is what a kill -9 can lose; the writer reports it
+  for each batch (`commit_delay_observer`, the metric `acd_records_commit_delay_seconds`) and
+  `scripts/bench/records_commit.py` measures it.
 - A bad item never stops the writer: an update for an unknown call id is logged and skipped,
-  and any write error is logged with the item and the writer goes on to the next one.
+  and any write error is logged with the item, rolled back to its savepoint, and the writer goes
+  on to the next one.
 - Readers (`acd report`, backups) open their own connection; WAL lets them read while we write.
 - Times are POSIX seconds (float). Strings are stored as given: the shell masks collected
   digits ("****") before they reach this module, which never sees a PIN.
@@ -30,8 +33,9 @@ import json
 import logging
 import queue
 import threading
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import sqlite_utils
 
@@ -89,6 +93,7 @@ _ROUTING_EVENTS_COLUMNS = {"id": int, "call_id": str, "at": float, "what": str}
 _AGENT_STATES_COLUMNS = {"id": int, "agent_id": str, "state": str, "reason": str, "at": float}
 
 _STOP = object()
+MAX_BATCH_ITEMS = 1000  # items per transaction at most; bounds one commit's time and memory
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
@@ -135,10 +140,20 @@ class RecordStore:
     Every public write method only enqueues; `flush()` waits for the writer to catch up.
     """
 
-    def __init__(self, path: str | Path, *, thread_name: str = "acd-records") -> None:
+    def __init__(self, path: str | Path, *, thread_name: str = "acd-records",
+                 commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL") -> None:
+        """`commit_delay_observer`, when given, is called from the writer thread after each commit with
+        the seconds its oldest item waited between being enqueued and being committed. `synchronous`
+        is SQLite's setting (FULL, the server's; NORMAL or OFF only to measure what FULL costs)."""
+        if synchronous not in ("FULL", "NORMAL", "OFF", "EXTRA"):
+            raise ValueError(f"records: unknown synchronous setting {synchronous!r}")
+        self._synchronous = synchronous
         self.path = Path(path)
+        self._observe_commit_delay = commit_delay_observer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
+        self._crashed = False
+        self._insert_sql: dict[tuple, str] = {}
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
@@ -264,7 +279,7 @@ class RecordStore:
         """Wait until everything enqueued before this call is committed; False on timeout or when
         the writer is gone."""
         if not self._thread.is_alive():
-            return self._queue.empty()
+            return self._queue.empty() and not self._crashed
         done = threading.Event()
         self._queue.put(done)
         return done.wait(timeout)
@@ -283,7 +298,7 @@ class RecordStore:
         if self._closed:
             log.warning("records: store closed, dropped %s %r", kind, arguments)
             return
-        self._queue.put((kind, arguments))
+        self._queue.put((kind, arguments, time.perf_counter()))
 
     # -- the writer thread ------------------------------------------------------------------
 
@@ -291,7 +306,7 @@ class RecordStore:
         try:
             db = sqlite_utils.Database(self.path)
             db.enable_wal()
-            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute(f"PRAGMA synchronous = {self._synchronous}")
             create_schema(db)
         except BaseException as error:  # reported to the constructor, on the caller's thread
             self._startup_error = error
@@ -300,24 +315,51 @@ class RecordStore:
         self._db = db
         self._ready.set()
         try:
-            while True:
-                item = self._queue.get()
-                if item is _STOP:
-                    break
-                if isinstance(item, threading.Event):
-                    item.set()
-                    continue
-                kind, arguments = item
-                try:
-                    with db.atomic():
-                        getattr(self, f"_write_{kind}")(**arguments)
-                except Exception:
-                    log.exception("records: write failed, skipped: %s %r", kind, arguments)
+            stopping = False
+            while not stopping:
+                batch = [self._queue.get()]
+                while len(batch) < MAX_BATCH_ITEMS:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stopping = self._commit_batch(db, batch)
         except BaseException:
-            log.critical("records: the writer thread stopped; %d queued item(s) will not be written", self.backlog)
+            self._crashed = True
+            log.critical("records: the writer thread stopped; its batch and %d queued item(s) will not be written",
+                         self.backlog)
             raise
         finally:
             db.close()
+
+    def _commit_batch(self, db: sqlite_utils.Database, batch: list) -> bool:
+        """Write `batch` in one transaction (one savepoint per item), then wake the flushers waiting
+        on it. True when the batch held the stop marker."""
+        waiters = [item for item in batch if isinstance(item, threading.Event)]
+        writes = [item for item in batch if isinstance(item, tuple)]
+        if writes:
+            conn = db.conn
+            try:
+                conn.execute("BEGIN")
+                for kind, arguments, _ in writes:
+                    conn.execute("SAVEPOINT item")
+                    try:
+                        getattr(self, f"_write_{kind}")(**arguments)
+                    except Exception:
+                        conn.execute("ROLLBACK TO item")
+                        log.exception("records: write failed, skipped: %s %r", kind, arguments)
+                    conn.execute("RELEASE item")
+                conn.execute("COMMIT")
+            except Exception:  # the COMMIT itself (disk full, I/O error): the batch is lost, say so loudly
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                log.exception("records: commit of %d item(s) failed; they are lost: %r", len(writes),
+                              [kind for kind, _, _ in writes])
+            if self._observe_commit_delay is not None:
+                self._observe_commit_delay(time.perf_counter() - writes[0][2])
+        for waiter in waiters:
+            waiter.set()
+        return any(item is _STOP for item in batch)
 
     def _update_call(self, call_id: str, kind: str, sql: str, parameters: Mapping[str, Any]) -> bool:
         """Run an UPDATE of one CDR; log and return False when no row matched."""
@@ -330,8 +372,19 @@ class RecordStore:
             log.warning("records: %s for call %r after it ended, skipped", kind, call_id)
         return False
 
+    def _insert(self, table: str, row: Mapping[str, Any], verb: str = "INSERT") -> None:
+        """One row by a cached prepared statement (sqlite-utils' insert re-reads the table's columns
+        on each call: a third of the writer's time per event)."""
+        key = (verb, table, tuple(row))
+        sql = self._insert_sql.get(key)
+        if sql is None:
+            columns = ", ".join(f"[{name}]" for name in row)
+            values = ", ".join(f":{name}" for name in row)
+            sql = self._insert_sql[key] = f"{verb} INTO [{table}] ({columns}) VALUES ({values})"
+        self._db.execute(sql, row)
+
     def _write_call_arrived(self, call_id: str, trunk: str, caller: str, dialled: str, at: float) -> None:
-        self._db["calls"].insert({"call_id": call_id, "trunk": trunk, "caller": caller, "dialled": dialled,
+        self._insert("calls", {"call_id": call_id, "trunk": trunk, "caller": caller, "dialled": dialled,
                                   "arrived_at": at, "ivr_path": ""})
 
     def _write_call_answered(self, call_id: str, at: float) -> None:
@@ -342,7 +395,7 @@ class RecordStore:
         sql = ("UPDATE calls SET ivr_path = CASE WHEN ivr_path IS NULL OR ivr_path = '' THEN :step "
                "ELSE ivr_path || '>' || :step END WHERE call_id = :call_id AND ended_at IS NULL")
         if self._update_call(call_id, "ivr_step", sql, {"step": step}):
-            self._db["ivr_steps"].insert({"call_id": call_id, "flow": flow, "step": step, "at": at})
+            self._insert("ivr_steps", {"call_id": call_id, "flow": flow, "step": step, "at": at})
 
     def _write_call_queued(self, call_id: str, queue: str, at: float) -> None:
         sql = ("UPDATE calls SET queue = :queue, queued_at = CASE WHEN queued_at IS NOT NULL AND connected_at IS NULL "
@@ -357,7 +410,7 @@ class RecordStore:
         self._update_call(call_id, "call_connected", sql, {"agent": agent, "at": at, "queue": queue})
 
     def _write_routing_event(self, call_id: str, at: float, what: str) -> None:
-        self._db["routing_events"].insert({"call_id": call_id, "at": at, "what": what})
+        self._insert("routing_events", {"call_id": call_id, "at": at, "what": what})
 
     def _write_call_priority(self, call_id: str, priority: int, source: str) -> None:
         self._update_call(call_id, "call_priority", "UPDATE calls SET priority = :priority, priority_source = "
@@ -383,19 +436,19 @@ class RecordStore:
                           {"value": value})
 
     def _write_queue_log(self, **row: Any) -> None:
-        self._db["queue_log"].insert(row)
+        self._insert("queue_log", row)
 
     def _write_agent_state(self, agent_id: str, state: str, reason: str, at: float) -> None:
-        self._db["agent_states"].insert({"agent_id": agent_id, "state": state, "reason": reason, "at": at})
+        self._insert("agent_states", {"agent_id": agent_id, "state": state, "reason": reason, "at": at})
 
     def _write_agent_presence(self, agent_id: str, **row: Any) -> None:
         row["updated_at"] = row.pop("at")
-        self._db["agent_presence"].upsert({"agent_id": agent_id, **row}, pk="agent_id")
+        self._insert("agent_presence", {"agent_id": agent_id, **row}, verb="INSERT OR REPLACE")
 
     def _write_start_run(self, at: float, answer: list, done: threading.Event) -> None:
         try:
             answer.append(read_previous_run(self._db))
-            self._db["server_runs"].insert({"started_at": at, "stopped_at": None})
+            self._insert("server_runs", {"started_at": at, "stopped_at": None})
         finally:
             done.set()
 
