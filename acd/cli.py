@@ -4,6 +4,7 @@ validates a config set."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import logging
 import os
@@ -12,7 +13,6 @@ import sys
 from pathlib import Path
 
 from .config.loader import ConfigInvalid, load_config
-from .reload import pid_file
 
 __all__ = ["main"]
 
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--drain-seconds", type=_seconds, default=30.0,
                        help="on SIGTERM or `acd stop`, let calls in progress finish for up to this long before "
                             "ending them (default 30; 0 ends them at once)")
+    serve.add_argument("--clock-start", type=_instant, default=None, metavar="ISO8601",
+                       help="(tests and demos) run the server's clock from this instant, e.g. "
+                            "2026-12-06T23:30:00+00:00: business hours, records and timers all follow it")
     stop = commands.add_parser("stop", help="ask the running server to drain its calls and exit; waits for it")
     stop.add_argument("--root", type=Path, default=Path("."))
     stop.add_argument("--timeout", type=_seconds, default=90.0,
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--dialled", default="", help="dialled number, for flows that branch on it")
     sim.add_argument("--input", default="", help='comma-separated inputs: digits ("1", "1234#"), words ("billing"), '
                                                  '"-" for silence')
-    sim.add_argument("--at", default=None, help="simulated time, ISO 8601 (e.g. 2026-11-25T10:00:00+00:00)")
+    sim.add_argument("--at", type=_instant, default=None, help="simulated time, ISO 8601 (e.g. 2026-11-25T10:00:00+00:00)")
     unlock = commands.add_parser("agent-unlock", help="clear an agent's lock after repeated failed logins")
     unlock.add_argument("user", help="the agent's extension")
     unlock.add_argument("--root", type=Path, default=Path("."))
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command == "customers":
         return _customers_import(args)
-    return _serve(args.root, args.log_level, args.drain_seconds)
+    return _serve(args.root, args.log_level, args.drain_seconds, args.clock_start)
 
 
 def _seconds(text: str) -> float:
@@ -99,6 +102,17 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text}: must be 0 or more seconds")
     return value
+
+
+def _instant(text: str) -> float:
+    """An ISO 8601 date and time with its UTC offset, as POSIX seconds (argparse type)."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date and time like 2026-11-25T10:00:00+00:00") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset: add one, e.g. {text}+00:00")
+    return moment.timestamp()
 
 
 def _check(root: Path) -> int:
@@ -114,7 +128,7 @@ def _check(root: Path) -> int:
     return 0
 
 
-def _serve(root: Path, level: str, drain_seconds: float) -> int:
+def _serve(root: Path, level: str, drain_seconds: float, clock_start: float | None = None) -> int:
     logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log = logging.getLogger("acd")
@@ -130,43 +144,67 @@ def _serve(root: Path, level: str, drain_seconds: float) -> int:
         log.error("refusing to start: %d config problem(s); fix them (acd check --root %s) and start again",
                   len(invalid.errors), root)
         return 2
+    from .instance import DataDirBusy, DataDirLock
+
+    try:  # before anything in the data directory is opened: a second server must change nothing
+        lock = DataDirLock(config.data_dir).acquire()
+    except DataDirBusy as busy:
+        log.error("refusing to start: %s", busy)
+        return 4
+    try:
+        return _run_server(root, config, drain_seconds, clock_start, early_stops, log)
+    finally:
+        lock.release()
+
+
+def _run_server(root: Path, config, drain_seconds: float, clock_start: float | None, early_stops: list[str],
+                log: logging.Logger) -> int:
+    import time
+
     from twisted.internet import reactor
 
     from .app import build_server, config_applier, start_http
     from .reload import ConfigReloader, write_pid
     from .stop import remove_pid_file
 
-    try:
-        running = build_server(config, reactor, drain_seconds=drain_seconds)
-    except Exception as error:  # binding failures: say which port and stop
-        log.error("cannot start: %s", error)
-        return 3
-    # Garbage-collector pauses were the long tail of call setup: move everything built at start-up
-    # out of the collector's view, and collect the young generation less often (every call makes
-    # a few hundred short-lived objects).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-    reloader = ConfigReloader(root, running.live, config_applier(running, reactor), reactor,
-                              calls_in_progress=lambda: len(running.calls.sessions))
-    reloader.watch()
-    try:
-        start_http(running, reloader.reload, reactor)
-    except Exception as error:  # binding failures: say which port and stop
-        log.error("cannot start the HTTP API: %s", error)
-        return 3
-    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reloader.reload, "SIGHUP"))
-    # Twisted's own SIGTERM/SIGINT handlers stop the reactor at once; ours drain first (a second
-    # signal ends every call at once). Handlers run between bytecodes: hand over to the reactor.
-    shutdown = running.shutdown
-    for stop_signal in STOP_SIGNALS:
-        signal.signal(stop_signal, lambda number, frame: reactor.callFromThread(
-            shutdown.request, signal.Signals(number).name))
-    for name in early_stops:
-        reactor.callWhenRunning(shutdown.request, name)
+    if clock_start is not None:
+        offset = clock_start - time.time()
+        reactor.seconds = lambda: time.time() + offset  # every timer, hours check and record follows it
+        log.warning("the server's clock runs from %s (--clock-start), %+.0f s from the real time",
+                    dt.datetime.fromtimestamp(clock_start, dt.timezone.utc).isoformat(), offset)
     write_pid(config.data_dir)
-    reactor.run(installSignalHandlers=False)
-    remove_pid_file(config.data_dir)
-    return 0
+    try:
+        try:
+            running = build_server(config, reactor, drain_seconds=drain_seconds)
+        except Exception as error:  # binding failures: say which port and stop
+            log.error("cannot start: %s", error)
+            return 3
+        # Garbage-collector pauses were the long tail of call setup: move everything built at start-up
+        # out of the collector's view, and collect the young generation less often (every call makes
+        # a few hundred short-lived objects).
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
+        reloader = ConfigReloader(root, running.live, config_applier(running, reactor), reactor,
+                                  calls_in_progress=lambda: len(running.calls.sessions))
+        reloader.watch()
+        try:
+            start_http(running, reloader.reload, reactor)
+        except Exception as error:  # binding failures: say which port and stop
+            log.error("cannot start the HTTP API: %s", error)
+            return 3
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reloader.reload, "SIGHUP"))
+        # Twisted's own SIGTERM/SIGINT handlers stop the reactor at once; ours drain first (a second
+        # signal ends every call at once). Handlers run between bytecodes: hand over to the reactor.
+        shutdown = running.shutdown
+        for stop_signal in STOP_SIGNALS:
+            signal.signal(stop_signal, lambda number, frame: reactor.callFromThread(
+                shutdown.request, signal.Signals(number).name))
+        for name in early_stops:
+            reactor.callWhenRunning(shutdown.request, name)
+        reactor.run(installSignalHandlers=False)
+        return 0
+    finally:
+        remove_pid_file(config.data_dir)
 
 
 def _stop(root: Path, timeout: float) -> int:
@@ -182,14 +220,12 @@ def _stop(root: Path, timeout: float) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from .simulate import simulate
 
     config = _config_or_errors(args.root)
     if config is None:
         return 1
-    now = dt.datetime.fromisoformat(args.at).timestamp() if args.at else None
+    now = args.at
     inputs = [token.strip().strip('"') for token in args.input.split(",") if token.strip()]
     directory = None
     if (config.data_dir / "customers.db").exists():
@@ -313,12 +349,17 @@ def _reload(root: Path) -> int:
             print(problem, file=sys.stderr)
         print(f"the server refused the reload; generation {body.get('generation')} still in force", file=sys.stderr)
         return 1
-    path = pid_file(config.data_dir)
+    from .instance import lock_holder
+
+    pid = lock_holder(config.data_dir)
+    if not pid:
+        print(f"no server to reload: no acd serve holds {config.data_dir}/acd.lock (is it running with this "
+              "--root?)", file=sys.stderr)
+        return 2
     try:
-        pid = int(path.read_text())
         os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError) as error:
-        print(f"cannot signal the server (pid file {path}): {error}", file=sys.stderr)
+    except OSError as error:
+        print(f"cannot signal the server (pid {pid}): {error}", file=sys.stderr)
         return 2
     print(f"config is valid; asked the server (pid {pid}) to reload (its log says what applied)")
     return 0

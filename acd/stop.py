@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
+from .instance import lock_holder
 from .reload import pid_file
 
 __all__ = ["process_alive", "read_pid", "remove_pid_file", "stop_server", "POLL_SECONDS"]
@@ -66,8 +67,13 @@ def stop_server(data_dir: Path, *, timeout: float, out: TextIO, err: TextIO,
                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> int:
     """SIGTERM the server and wait up to `timeout` seconds for it to exit. Exit status: 0 stopped
     cleanly, 1 still running (or it left its pid file), 2 no server to stop."""
-    pid = read_pid(data_dir)
+    holder = lock_holder(data_dir)
+    pid = holder or read_pid(data_dir)
     path = pid_file(data_dir)
+    if holder is None:
+        why = "no readable pid file at" if pid is None else "stale pid file (no acd serve holds the data directory's lock):"
+        print(f"no server to stop: {why} {path}", file=err)
+        return 2
     if pid is None:
         print(f"no server to stop: no readable pid file at {path}", file=err)
         return 2

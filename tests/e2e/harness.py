@@ -107,6 +107,7 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
     for name in ("agents.yaml", "incidents.yaml"):
         shutil.copy(flows_from / "conf" / name, root / "conf" / name)
     (root / "conf" / "hours.yaml").write_text(
+        "demo_hours:\n  timezone: UTC\n  weekly:\n    mon-sun: \"00:00-24:00\"\n"
         "office_hours:\n  timezone: UTC\n  weekly:\n    mon-sun: \"00:00-24:00\"\n")
     for relative, text in (extra_files or {}).items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)

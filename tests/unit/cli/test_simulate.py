@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
+
+import pytest
 
 from acd.cli import main
 from acd.config.loader import load_config
@@ -12,6 +15,7 @@ from acd.simulate import simulate
 REPO = Path(__file__).resolve().parents[3]
 WEDNESDAY_10AM_LONDON = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.timezone.utc).timestamp()
 SATURDAY = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.timezone.utc).timestamp()
+SUNDAY_NIGHT = "2026-11-29T23:30:00+00:00"
 
 
 def run(inputs, now=WEDNESDAY_10AM_LONDON):
@@ -52,11 +56,37 @@ def test_speech_choice_reaches_billing_verifies_the_pin_and_never_shows_it(tmp_p
     directory.close()
 
 
-def test_after_hours_callers_reach_voicemail():
-    """On a Saturday the office is closed: closed prompt, voicemail, goodbye."""
-    outcome, text = run([], now=SATURDAY)
+def test_after_hours_callers_reach_voicemail(tmp_path):
+    """With the flow on `office_hours` (the example calendar in conf/hours.yaml), a Saturday is closed:
+    closed prompt, voicemail, goodbye."""
+    for folder in ("conf", "dialplans", "ivr_flows"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    (tmp_path / "sounds").symlink_to(REPO / "sounds")
+    flow = tmp_path / "ivr_flows" / "main.yaml"
+    flow.write_text(flow.read_text().replace("{open: demo_hours}", "{open: office_hours}"))
+    lines: list[str] = []
+    outcome = simulate(load_config(tmp_path), "main", caller="5551234", inputs=[], now=SATURDAY, out=lines.append)
+    text = "\n".join(lines)
     assert outcome == "completed"
     assert "step main:closed" in text and "record voicemail" in text
+
+
+def test_the_readme_examples_work_on_a_sunday_night(capsys):
+    """README "Try it": the shipped demo is open every day, so key 2 reaches the support queue and the
+    order-status example is read out, on a Sunday at 23:30 as on a weekday."""
+    assert "acd simulate main --input 3,12345#" in (REPO / "README.md").read_text()
+    assert main(["simulate", "main", "--root", str(REPO), "--input", "2", "--at", SUNDAY_NIGHT]) == 0
+    out = capsys.readouterr().out
+    assert "step main:closed" not in out and "queue support" in out
+    assert main(["simulate", "main", "--root", str(REPO), "--input", "3,12345#", "--at", SUNDAY_NIGHT]) == 0
+    assert "order_shipped" in capsys.readouterr().out
+
+
+def test_a_bad_simulated_time_is_a_usage_error_not_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "main", "--root", str(REPO), "--at", "tomorrow"])
+    assert exited.value.code == 2
+    assert "'tomorrow' is not a date and time like 2026-11-25T10:00:00+00:00" in capsys.readouterr().err
 
 
 def test_menu_timeouts_end_at_goodbye():

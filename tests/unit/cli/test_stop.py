@@ -11,10 +11,14 @@ import time
 
 from acd.stop import process_alive, read_pid, remove_pid_file, stop_server
 
-# A stand-in server: on SIGTERM it removes its pid file (as `acd serve` does after a drain) and exits.
+# A stand-in server: holds the data directory's lock as `acd serve` does; on SIGTERM it removes its pid file (as `acd serve` does after a drain) and exits.
 FAKE_SERVER = """
-import os, signal, sys, time
+import fcntl, os, signal, sys, time
 path = sys.argv[1]
+lock = open(os.path.join(os.path.dirname(path), "acd.lock"), "w")
+fcntl.flock(lock, fcntl.LOCK_EX)
+lock.write(f"{os.getpid()}\\n")
+lock.flush()
 def stop(number, frame):
     os.unlink(path)
     sys.exit(0)
@@ -49,6 +53,14 @@ def test_a_stale_pid_file_is_not_signalled(tmp_path):
     err = io.StringIO()
     assert stop_server(tmp_path, timeout=1, out=io.StringIO(), err=err) == 2
     assert "stale pid file" in err.getvalue()
+
+
+def test_a_pid_file_without_a_lock_holder_is_stale_even_if_the_pid_runs(tmp_path):
+    """The pid was reused by another process: no acd serve holds the lock, so nothing is signalled."""
+    (tmp_path / "acd.pid").write_text(f"{os.getpid()}\n")
+    err = io.StringIO()
+    assert stop_server(tmp_path, timeout=1, out=io.StringIO(), err=err) == 2
+    assert "stale pid file (no acd serve holds the data directory's lock)" in err.getvalue()
 
 
 def test_a_running_server_is_sent_sigterm_and_waited_for(tmp_path):
