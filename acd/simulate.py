@@ -89,7 +89,7 @@ def simulate(config: Config, flow_name: str, *, caller: str, dialled: str = "", 
             elif isinstance(action, TransferCall):
                 out(f"  transfer to {action.target}")
             elif isinstance(action, StartRecording):
-                out(f"  record {action.kind} (max {action.max_seconds:.0f}s)")
+                out(f"  record {action.kind} (max {action.max_seconds:.0f}s, ends after {action.silence_seconds:g}s of silence)")
                 recording = action
             elif isinstance(action, StopRecording):
                 out("  (recording stopped by #)")

@@ -26,6 +26,7 @@ from ..ivr.flow import Flow
 from ..ivr.interpreter import FlowRun
 from ..context.sources import apply_lookup_result, directory_lookup
 from ..media.g711 import alaw_decode, ulaw_decode
+from ..media.silence import QuietTimer
 from .leg_states import EndReason
 from .ports import ConfigSource
 
@@ -40,6 +41,7 @@ CALLER_LOOKUP_TIMEOUT_SECONDS = 0.5
 
 log = logging.getLogger("acd.ivr")
 _DECODERS = {"PCMU": ulaw_decode, "PCMA": alaw_decode}
+SILENCE_CHECK_SECONDS = 0.25  # how often a recording looks at how long the caller has been quiet
 
 
 @dataclass(frozen=True)
@@ -341,23 +343,36 @@ class IvrRunner:
         path = self.recordings_dir / f"{safe_id}-{action.kind}-{action.record_id}.wav"
         decode = _DECODERS[self.session.negotiated.codec]
         chunks: list[bytes] = []
-        timer = self.reactor.callLater(action.max_seconds, self._finish_recording, "maximum length")
-        self._recording = (action, path, chunks, timer)
-        log.info("call=%s recording %s to %s (max %.0fs)", self.call_id, action.kind, path, action.max_seconds)
+        timers = [self.reactor.callLater(action.max_seconds, self._finish_recording, "maximum length")]
+        self._recording = (action, path, chunks, timers)
+        quiet = QuietTimer(self.reactor.seconds())
+        log.info("call=%s recording %s to %s (max %.0fs, ends after %gs of silence)", self.call_id, action.kind, path,
+                 action.max_seconds, action.silence_seconds)
 
         def on_audio(payload: bytes) -> None:
-            chunks.append(decode(payload))
+            pcm = decode(payload)
+            chunks.append(pcm)
+            quiet.frame(pcm, self.reactor.seconds())
 
+        def check_silence() -> None:
+            if quiet.quiet_for(self.reactor.seconds()) >= action.silence_seconds:
+                self._finish_recording(f"{action.silence_seconds:g}s of silence")
+            else:
+                timers[1] = self.reactor.callLater(SILENCE_CHECK_SECONDS, check_silence)
+
+        if action.silence_seconds > 0:
+            timers.append(self.reactor.callLater(SILENCE_CHECK_SECONDS, check_silence))
         self.session.leg.on_audio = on_audio
 
     def _finish_recording(self, why: str) -> None:
         if self._recording is None:
             return
-        action, path, chunks, timer = self._recording
+        action, path, chunks, timers = self._recording
         self._recording = None
         self.session.leg.on_audio = None
-        if timer.active():
-            timer.cancel()
+        for timer in timers:
+            if timer.active():
+                timer.cancel()
         pcm = b"".join(chunks)
         with wave.open(str(path), "wb") as out:
             out.setnchannels(1)

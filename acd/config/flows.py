@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..ivr.conditions import COMPARISONS, AllOf, AnyOf, Compare, Condition, IsOpen, Not
-from ..ivr.flow import (INPUT_STEPS, BranchStep, CollectStep, Flow, GotoFlowStep, HangupStep, LookupStep, MenuStep,
+from ..ivr.flow import (DEFAULT_RECORD_SILENCE_SECONDS, INPUT_STEPS, BranchStep, CollectStep, Flow, GotoFlowStep, HangupStep, LookupStep, MenuStep,
                         PlayStep, PromptItem, QueueStep, RecordStep, SayDigits, SayNumber, SetStep, SpeechMenuStep,
                         Step, TransferStep, step_targets)
 from .checker import Checker, kind_of
@@ -372,13 +372,15 @@ class _StepParser:
                             **self._common())
 
     def _record(self) -> Step:
-        self._keys("record", {"into", "kind", "max_seconds", "next"})
+        self._keys("record", {"into", "kind", "max_seconds", "silence_seconds", "next"})
         what = f"record step {self.name!r}"
         kind = self.check.text(self.body, "kind", what) or "voicemail"
         if kind not in ("voicemail", "callback"):
             self.check.error(self.body.line_of("kind"), f"{what}: kind must be voicemail or callback")
         return RecordStep(prompts=self._prompts("record", required=True), into=self.check.text(self.body, "into", what) or "recording",
                           kind=kind, max_seconds=float(self.check.number(self.body, "max_seconds", 60, what, minimum=1, maximum=600)),
+                          silence_seconds=float(self.check.number(self.body, "silence_seconds", DEFAULT_RECORD_SILENCE_SECONDS, what,
+                                                                  minimum=0, maximum=60)),
                           next=self._target("next"), **self._common())
 
     def _hangup(self) -> Step:

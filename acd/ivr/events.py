@@ -153,11 +153,13 @@ class TransferCall:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartRecording:
-    """Record the caller's audio (at most `max_seconds`); answer with RecordingFinished(record_id)."""
+    """Record the caller's audio (at most `max_seconds`, ended by `silence_seconds` of quiet unless 0);
+    answer with RecordingFinished(record_id)."""
 
     record_id: int
     kind: str
     max_seconds: float
+    silence_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

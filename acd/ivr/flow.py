@@ -214,15 +214,21 @@ class TransferStep:
     line: int = 0
 
 
+# A voicemail ends after this much quiet, as Asterisk's Record(silence=) and most mail systems do.
+DEFAULT_RECORD_SILENCE_SECONDS = 5.0
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordStep:
-    """Record the caller (voicemail, callback request) after `prompts`; `#` or `max_seconds` ends it."""
+    """Record the caller (voicemail, callback request) after `prompts`; `#`, `max_seconds` or
+    `silence_seconds` of quiet (0: never) ends it."""
 
     name: str
     prompts: tuple[PromptItem, ...]
     into: str
     kind: str = "voicemail"
     max_seconds: float = 60.0
+    silence_seconds: float = DEFAULT_RECORD_SILENCE_SECONDS
     next: str | None = None
     event: str | None = None
     line: int = 0

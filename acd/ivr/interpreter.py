@@ -187,7 +187,8 @@ class FlowRun:
         if isinstance(step, RecordStep):
             self._phase = "recording"
             self._current_id = self._new_id()
-            return [StartRecording(record_id=self._current_id, kind=step.kind, max_seconds=step.max_seconds)]
+            return [StartRecording(record_id=self._current_id, kind=step.kind, max_seconds=step.max_seconds,
+                                   silence_seconds=step.silence_seconds)]
         return []
 
     def _collect_done(self, step: CollectStep, now: float) -> list[Action]:

@@ -23,6 +23,14 @@ routes:
   - {number: "2003", flow: e2e_barge}
   - {number: "2004", flow: e2e_reload}
   - {number: "2006", flow: e2e_record}
+  - {number: "2007", flow: e2e_record_quiet}
+""",
+    "ivr_flows/e2e_record_quiet.yaml": """
+name: e2e_record_quiet
+steps:
+  rec: {record: digits/9, into: message, max_seconds: 30, silence_seconds: 2, next: done}
+  done: {play: digits/2, next: end, event: recorded}
+  end: {hangup: true}
 """,
     "ivr_flows/e2e_record.yaml": """
 name: e2e_record
@@ -190,5 +198,22 @@ def test_voicemail_records_the_caller_until_hash(language_server, tmp_path):
     match = language_server.wait_for_log(rf"call={re.escape(call_id)} recording ended \(caller pressed #\): "
                                          r"([0-9.]+)s in (\S+)")
     assert 2.0 < float(match.group(1)) < 6.0
+    assert audio_rms_of_wav(match.group(2)) > 300, "the recording holds the caller's words"
+    language_server.wait_for_log(rf"call={re.escape(call_id)} event=recorded")
+
+
+def test_voicemail_ends_after_the_caller_falls_silent(language_server, tmp_path):
+    """No #: the caller speaks, then says nothing; 2 s of silence (the step's `silence_seconds`) end the
+    recording long before its 30 s maximum, and the flow goes on."""
+    raw, spoken = tmp_path / "raw.wav", tmp_path / "message.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), "please call me back"], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(spoken), "pad", "1", "0"], check=True)
+    report = run_softphone("call", f"sip:2007@{language_server.target}", "--from-user", "5552007",
+                           "--play", str(spoken), "--timeout", "20", timeout=35)
+    assert report["answered"] and report["hung_up_by"] == "remote", report
+    call_id = _call_id(language_server, "5552007")
+    match = language_server.wait_for_log(rf"call={re.escape(call_id)} recording ended \(2s of silence\): "
+                                         r"([0-9.]+)s in (\S+)")
+    assert 2.5 < float(match.group(1)) < 8.0
     assert audio_rms_of_wav(match.group(2)) > 300, "the recording holds the caller's words"
     language_server.wait_for_log(rf"call={re.escape(call_id)} event=recorded")

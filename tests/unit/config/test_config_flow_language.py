@@ -391,6 +391,7 @@ def test_skill_level_out_of_range_names_the_skill_line(root, level):
     ("    on_failure: voicemail\n", "    on_failure: voicemale\n", "voicemale", "unknown step 'voicemale'"),
     ("    kind: callback\n", "    kind: fax\n", "kind: fax", "kind must be voicemail or callback"),
     ("    max_seconds: 30\n", "    max_seconds: 601\n", "max_seconds", "between 1 and 600"),
+    ("    max_seconds: 30\n", "    max_seconds: 30\n    silence_seconds: -1\n", "silence_seconds", "between 0 and 60"),
     ("    found: remember\n", "", "find:", "needs found"),
     ("    set:\n      greeting:", "    set:\n      2nd: x\n      greeting:", "2nd: x", "is not a variable name"),
     ("      tier: VIP\n", "      tier: [a, b]\n", "tier: [a, b]", "must be text or a number"),

@@ -622,7 +622,7 @@ def test_record_starts_after_its_prompts_and_hash_stops_it():
     actions = run.start(0.0)
     assert actions[-1] == PlayPrompts(prompts=("leave_message", "beep_tone"), playback_id=1)
     assert press(run, "#", 0.5) == []  # not recording yet
-    assert finish(run, actions, 2.0) == [StartRecording(record_id=2, kind="callback", max_seconds=30.0)]
+    assert finish(run, actions, 2.0) == [StartRecording(record_id=2, kind="callback", max_seconds=30.0, silence_seconds=5.0)]
     assert press(run, "5", 3.0) == []
     assert press(run, "#", 9.0) == [StopRecording()]
     assert run.handle(RecordingFinished(record_id=1, path="/stale.wav"), 9.1) == []
