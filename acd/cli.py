@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from .config.loader import ConfigInvalid, load_config
 
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     customers_import = customers_commands.add_parser("import", help="import customers from CSV or JSON")
     customers_import.add_argument("file", type=Path)
     customers_import.add_argument("--root", type=Path, default=Path("."))
+    show = commands.add_parser("show", help="the running server's queues, agents or calls, as a table")
+    show.add_argument("what", choices=["queues", "agents", "calls"])
+    show.add_argument("--root", type=Path, default=Path("."))
     reload = commands.add_parser("reload", help="check the config, then ask the running server to reload it")
     reload.add_argument("--root", type=Path, default=Path("."))
     args = parser.parse_args(argv)
@@ -88,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "agent-unlock":
         return _agent_unlock(args)
+    if args.command == "show":
+        return _show(args)
     if args.command == "agent-password":
         return _agent_password(args)
     if args.command == "report":
@@ -392,9 +398,32 @@ def _config_or_errors(root: Path):
         return None
 
 
-def _post_api(config, path: str) -> tuple[int, dict] | None:
-    """POST `path` on the running server's API: (status, JSON body); None when the API is off, has no
-    token yet, or cannot be reached."""
+def _show(args: argparse.Namespace) -> int:
+    import time
+
+    from .show import SHOWABLE
+
+    config = _config_or_errors(args.root)
+    if config is None:
+        return 1
+    path, render = SHOWABLE[args.what]
+    answer = _post_api(config, path, method="GET")
+    if answer is None:
+        print(f"acd show needs the running server's HTTP API (http.port in conf/acd.yaml) and its token file "
+              f"({config.data_dir / config.http.token_file}): is the server running with this --root?", file=sys.stderr)
+        return 2
+    status, body = answer
+    if status != 200:
+        print(f"the server refused: HTTP {status} {body.get('message', '') if isinstance(body, dict) else ''}",
+              file=sys.stderr)
+        return 1
+    print(render(body, now=time.time()))
+    return 0
+
+
+def _post_api(config, path: str, method: str = "POST") -> tuple[int, Any] | None:
+    """`method` (POST by default) `path` on the running server's API: (status, JSON body); None when
+    the API is off, has no token yet, or cannot be reached."""
     import json
     import urllib.error
     import urllib.request
@@ -402,7 +431,7 @@ def _post_api(config, path: str) -> tuple[int, dict] | None:
     base_url, token = _api_address(config)
     if base_url is None:
         return None
-    request = urllib.request.Request(f"{base_url}{path}", method="POST", headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(f"{base_url}{path}", method=method, headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
