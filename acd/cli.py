@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                     "back is outbound, not queue time).")
     report.add_argument("--root", type=Path, default=Path("."))
     report.add_argument("--since", default=None,
-                        help="start: 2026-11-01 (local midnight), ISO time, or POSIX seconds (required without --check)")
+                        help="start: 2026-11-01 (local midnight), ISO time, or POSIX seconds (default: today, from local midnight)")
     report.add_argument("--call", default=None, metavar="CALL-ID", help="print one call's whole story instead")
     report.add_argument("--until", default=None, help="end (default: now)")
     report.add_argument("--csv", type=Path, default=None, help="also write the figures to this CSV file")
@@ -283,11 +283,9 @@ def _report(args: argparse.Namespace) -> int:
         return _call_story(config.data_dir / "records.db", args.call)
     if args.check:
         return _report_check(config, {name: q.routing.abandon_grace_seconds for name, q in queues})
-    if args.since is None:
-        print("acd report: --since is required (or --check, or --call CALL-ID)", file=sys.stderr)
-        return 2
+    since = args.since if args.since is not None else dt.date.today().isoformat()  # today, from local midnight
     levels = {name: q.routing.service_level_seconds for name, q in queues}
-    return run_report(config.data_dir / "records.db", since=args.since, until=args.until, csv_path=args.csv,
+    return run_report(config.data_dir / "records.db", since=since, until=args.until, csv_path=args.csv,
                       service_level_seconds=levels)
 
 

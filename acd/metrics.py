@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections import Counter as Counter_
 from typing import Any, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import platform
+from importlib import metadata
+
+from prometheus_client import (CollectorRegistry, Counter, Histogram, Info, PlatformCollector, ProcessCollector,
+                               disable_created_metrics)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 __all__ = ["Metrics", "WAIT_BUCKETS_SECONDS", "SIP_METHODS"]
@@ -29,12 +33,24 @@ ESTIMATE_ERROR_BUCKETS_SECONDS = (-600, -300, -120, -60, -30, -10, 0, 10, 30, 60
 COMMIT_DELAY_BUCKETS_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 
+def _version() -> str:
+    try:
+        return metadata.version("acd")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 class Metrics:
     """Every metric the server exports."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # the `_created` twin of every counter only doubles the series
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)   # process_cpu_seconds_total, process_resident_memory_bytes, open fds...
+        PlatformCollector(registry=r)  # python_info
+        Info("acd_build", "The server's version and the Python it runs on", registry=r).info(
+            {"version": _version(), "python": platform.python_version()})
         self.calls = Counter("acd_calls_total", "Calls ended, by trunk and result", ["trunk", "result"], registry=r)
         self.calls_refused = Counter("acd_calls_refused_total", "INVITEs refused before answer, by SIP status",
                                      ["status"], registry=r)
