@@ -288,6 +288,17 @@ class CallSession:
             return
         if self.bridged_to is not None:
             return  # talking to an agent: keys are not for the IVR
+        if self._after_banner is not None:
+            # A key during the incident banner: the caller knows what they want. The banner stops, the
+            # flow starts, and the key goes to it (a barge-in welcome passes it on to the menu).
+            log.info("call=%s dtmf digit=%s via=%s during the incident banner: skipping it", self.call_id,
+                     "*" if self.ivr.flow_run.collecting_masked else digit, method)
+            start, self._after_banner = self._after_banner, None
+            self.leg.stop()
+            start()
+            if self.active and self.ivr is not None:
+                self.ivr.feed(DigitReceived(digit=digit))
+            return
         masked = self.ivr.flow_run.collecting_masked
         log.info("call=%s dtmf digit=%s via=%s step=%s", self.call_id, "*" if masked else digit, method,
                  self.ivr.flow_run.step_name)

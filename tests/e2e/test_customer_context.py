@@ -276,3 +276,21 @@ def test_incident_banner_is_played_only_to_matching_customers(tmp_path):
     assert re.search(rf"call={re.escape(tom)} incident banner\(s\): north_west_outage", log)
     assert re.search(rf"call={re.escape(tom)} event=call-started", log), "the flow starts after the banner"
     assert not re.search(rf"call={re.escape(other)} incident banner", log)
+
+
+def test_a_key_pressed_during_the_banner_skips_it_and_reaches_the_menu(tmp_path):
+    """Tom presses 2 while the outage banner plays: the banner stops, the flow starts, and the key
+    passes through the welcome (barge-in) to the main menu: support."""
+    from .harness import rtp_base, start_server
+
+    server = start_server(tmp_path / "server", sip_port=free_port(), rtp_base=rtp_base())
+    import_demo_customers(server)
+    try:
+        report = run_softphone("call", f"sip:1000@{server.target}", "--from-user", "5550102", "--dtmf", "2",
+                               "--dtmf-delay", "1.5", "--hangup-after", "8", "--timeout", "20", timeout=35)
+        assert report["answered"], report
+        call = re.findall(r"call=(\S+) INVITE from=sip:5550102@", server.log())[-1]
+        server.wait_for_log(rf"call={re.escape(call)} dtmf digit=2 via=rfc4733 during the incident banner")
+        server.wait_for_log(rf"call={re.escape(call)} menu=main_menu choice=2 next=support")
+    finally:
+        server.stop()
