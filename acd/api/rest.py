@@ -104,7 +104,7 @@ class ApiResource(resource.Resource):
             body.update({"changes": list(outcome.changes)} if outcome.applied else {"problems": list(outcome.problems)})
             return (200 if outcome.applied else 422), body
         if parts == ["config"] and method == "GET":
-            return 200, {"generation": self.view.generation}
+            return 200, {"generation": self.view.generation, "server_time": self.view.now()}
         raise NotFound(f"no endpoint {method} /{'/'.join(['api', *parts])}")
 
     @staticmethod
@@ -210,4 +210,5 @@ class ApiResource(resource.Resource):
     def _calls(self) -> list[dict[str, Any]]:
         return [{"call_id": call.call_id, "state": call.state, "dialled": call.dialled, "queue": call.queue,
                  "seconds": call.seconds, "agent": call.agent, "ivr_step": call.ivr_step,
-                 "routing_explanation": call.routing_explanation} for call in self.view.calls()]
+                 "routing_explanation": call.routing_explanation, "customer": call.customer,
+                 "waited_seconds": call.waited_seconds} for call in self.view.calls()]

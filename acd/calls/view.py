@@ -50,6 +50,8 @@ class CallSnapshot:
     agent: str | None
     ivr_step: str | None
     routing_explanation: str | None
+    customer: str | None = None          # the matched customer's name, when the caller was recognised
+    waited_seconds: float | None = None  # time in the queue so far (until an agent answered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,10 @@ class LiveView:
         engine = self._acd.engine
         return [(view.state.value, view.pause_reason) for view in map(engine.agent_view, engine.agent_ids())]
 
+    def now(self) -> float:
+        """The server's clock (POSIX seconds): what `state_since` and the like are measured against."""
+        return self.reactor.seconds()
+
     @property
     def generation(self) -> int:
         """The config generation in force (1 at start, +1 per successful reload)."""
@@ -234,7 +240,9 @@ class LiveView:
                 queue=last.queue if last is not None else None, seconds=round(now - session.started_at, 1),
                 agent=queued.agent_id if queued is not None else None,
                 ivr_step=session.ivr.flow_run.step_name if session.ivr else None,
-                routing_explanation=queued.explanation if queued is not None else None))
+                routing_explanation=queued.explanation if queued is not None else None,
+                customer=_customer_name(session),
+                waited_seconds=round(queued.waited(now), 1) if queued is not None else None))
         return out
 
     def sip_parse_errors(self) -> int:
@@ -244,3 +252,10 @@ class LiveView:
     def auth_failures(self) -> int:
         """Failed Digest authentications so far."""
         return self._auth_failures()
+
+
+def _customer_name(session: Any) -> str | None:
+    """The recognised customer's name from the call's context, or None."""
+    context = session.context
+    name = context.get("customer.name") if context is not None else None
+    return str(name) if name else None

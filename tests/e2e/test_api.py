@@ -76,7 +76,8 @@ def test_queues_calls_and_reload(api_server):
     assert status == 200 and {q["queue"] for q in queues} == {"sales", "support", "billing"}
     assert call(api_server, "GET", "/api/calls") == (200, [])
     assert call(api_server, "POST", "/api/reload") == (200, {"reloaded": True, "generation": 2, "changes": []})
-    assert call(api_server, "GET", "/api/config") == (200, {"generation": 2})
+    status, config = call(api_server, "GET", "/api/config")
+    assert status == 200 and config["generation"] == 2 and config["server_time"] > 0
     api_server.wait_for_log(r"config reloaded \(API\)")
 
 

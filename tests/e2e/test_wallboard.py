@@ -75,6 +75,9 @@ def test_wallboard_shows_the_waiting_call_and_the_agents_state_change(tmp_path, 
         state = "const r = document.querySelector('#agents tr[data-agent=\"3301\"] td[data-state]'); " \
                 "return r && r.dataset.state"
         wait_until(browser, state, lambda value: value in ("on_call", "wrap_up"))
+        phone = "const r = document.querySelector('#agents tr[data-agent=\"3301\"] td.phone'); return r && r.textContent"
+        wait_until(browser, phone, "registered")
+        assert browser.execute_script("return document.getElementById('clock').textContent"), "the page shows a clock"
         wait_until(browser, waiting, "0")
         browser.save_screenshot(str(ARTIFACTS / "wallboard-agent-on-call.png"))
         assert caller.wait(timeout=30) == 0
@@ -87,3 +90,15 @@ def test_wallboard_shows_the_waiting_call_and_the_agents_state_change(tmp_path, 
             agents.stop()
         server.stop()
     assert Path(ARTIFACTS / "wallboard-agent-on-call.png").stat().st_size > 10_000
+
+
+def test_wallboard_with_a_wrong_token_says_unauthorized(tmp_path, browser):
+    """A wrong token in the address: the page says so (instead of empty tables and "reconnecting…")."""
+    http_port = free_port(kind=socket.SOCK_STREAM, both=False)
+    server = start_acd_server(tmp_path, ["3301"], http_port=http_port)
+    try:
+        browser.get(f"http://{LOOPBACK}:{http_port}/wallboard?token=wrong-token")
+        wait_until(browser, "return document.getElementById('status').textContent",
+                   lambda value: value.startswith("unauthorized"))
+    finally:
+        server.stop()

@@ -138,7 +138,8 @@ def test_listener_change_is_refused_and_nothing_applies(make_harness):
     assert status == 422 and body["reloaded"] is False and body["generation"] == 1
     assert any("needs a restart" in problem and problem.startswith("rtp.port_min") for problem in body["problems"])
     assert queue_info(harness, "q")["strategy"] == "longest-idle"
-    assert harness.api("GET", "/api/config") == (200, {"generation": 1})
+    status, config = harness.api("GET", "/api/config")
+    assert status == 200 and config["generation"] == 1 and config["server_time"] == harness.reactor.seconds()
 
 
 def test_realm_change_challenges_with_the_new_realm(make_harness):
