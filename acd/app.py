@@ -16,6 +16,7 @@ from .api.events import EventHub
 from .api.metrics_page import MetricsResource
 from .api.rest import ApiResource
 from .calls.acd_service import AcdService, routing_config_from
+from .calls.call_control import CallControl
 from .calls.call_table import CallTable
 from .calls.inbound import InboundCalls
 from .calls.ivr_runner import IvrServices
@@ -96,8 +97,9 @@ def start_http(running: RunningServer, reload, reactor):
     if config.http.port == 0:
         return None
     root = resource.Resource()
+    control = CallControl(calls=running.calls, acd=running.acd, config=running.live)
     root.putChild(b"api", ApiResource(view=running.view, desk=running.acd, events=running.events,
-                                      token=api_token(config), reload=reload,
+                                      token=api_token(config), reload=reload, control=control,
                                       unlock=running.registrar.unlock if running.registrar is not None else None))
     root.putChild(b"metrics", MetricsResource(running.metrics.registry))
     root.putChild(b"wallboard", static.File(str(Path(__file__).parent / "api" / "wallboard.html"),

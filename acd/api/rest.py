@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from twisted.web import resource, server
 
-from ..calls.view import AgentDesk, LiveView
+from ..calls.view import AgentDesk, CallCommands, LiveView
 from .errors import ApiError, Conflict, InvalidRequest, NoSuchAgent, NotFound, Unauthorized
 from .events import EventHub
 
@@ -35,7 +35,8 @@ class ApiResource(resource.Resource):
     isLeaf = True
 
     def __init__(self, *, view: LiveView, desk: AgentDesk, events: EventHub, token: str,
-                 reload: Callable[[str], Any], unlock: Callable[[str], bool] | None = None) -> None:
+                 reload: Callable[[str], Any], unlock: Callable[[str], bool] | None = None,
+                 control: CallCommands | None = None) -> None:
         super().__init__()
         self.view = view
         self.desk = desk
@@ -43,6 +44,7 @@ class ApiResource(resource.Resource):
         self.token = token
         self.reload = reload
         self.unlock = unlock  # clears a user's authentication lock (None without agents)
+        self.control = control  # hang-up and transfer of calls in progress
 
     def render(self, request: server.Request) -> bytes | int:  # noqa: D401 - Twisted API
         """Dispatch, answer JSON; ApiErrors become their status and error_id. Event streams stay open."""
@@ -96,6 +98,8 @@ class ApiResource(resource.Resource):
             return 200, self._calls()
         if len(parts) == 3 and parts[0] == "calls" and parts[2] == "explanation" and method == "GET":
             return 200, self._call_explanation(parts[1])
+        if len(parts) == 3 and parts[0] == "calls" and parts[2] in ("hangup", "transfer") and method == "POST":
+            return 200, self._call_command(parts[1], parts[2], self._body(request))
         if len(parts) == 2 and parts[0] == "calls" and method == "PATCH":
             return 200, self._change_call(parts[1], self._body(request))
         if parts == ["reload"] and method == "POST":
@@ -206,6 +210,22 @@ class ApiResource(resource.Resource):
         explanation = self.view.call_explanation(call_id)
         return {"call_id": call_id, "result": result,
                 "position": explanation.position if explanation is not None else None}
+
+    def _call_command(self, call_id: str, command: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.control is None:
+            raise NotFound("call commands are not available on this server")
+        if command == "hangup":
+            result = self.control.hang_up(call_id, by="API")
+        else:
+            target = body.get("to")
+            if not isinstance(target, str) or not target.strip() or set(body) - {"to"}:
+                raise InvalidRequest('POST a transfer with {"to": "queue name or dialplan number"}')
+            result = self.control.transfer(call_id, target.strip(), by="API")
+            if result == "unknown-target":
+                raise InvalidRequest(f"no queue or dialplan number {target!r}", to=target)
+        if result == "unknown-call":
+            raise NotFound(f"no call {call_id!r} in progress")
+        return {"call_id": call_id, "result": result}
 
     def _calls(self) -> list[dict[str, Any]]:
         return [{"call_id": call.call_id, "state": call.state, "dialled": call.dialled, "queue": call.queue,

@@ -173,6 +173,22 @@ class AcdService:
             agent.hang_up("caller hung up")
         self._withdraw_offers(queued, "caller hung up")
 
+    def leave_queue(self, queued: QueuedCall, reason: str, *, target: str) -> None:
+        """A supervisor moves a call not yet connected out of its queue (to `target`): its offers are
+        withdrawn, its waiting stops, and the queue log says TRANSFER (no agent, no talk time)."""
+        now = self.reactor.seconds()
+        if queued.wait is not None:
+            queued.wait.stop()
+            queued.wait = None
+        self.queue_log.write("TRANSFER", queued.call_id, queued.log_queue, "", target, queued.waited(now), 0)
+        self._feed(CallEnded(call_id=queued.call_id))  # withdraws its offers (OfferCancelled: CANCEL)
+        self.calls.pop(queued.call_id, None)
+        self._withdraw_offers(queued, reason)
+        if queued.session is not None:
+            queued.session.queued = None
+        self.events.publish("wallboard", {"type": "queue-changed", "queue": queued.queue})
+        log.info("call=%s left queue %s: %s", queued.call_id, queued.queue, reason)
+
     def release_all(self, reason: str) -> dict[str, str]:
         """The server is stopping: let go of every call the ACD holds, at once. Ringing offers get
         CANCEL (their agents are available again), connected agents get BYE (they wrap up); no agent

@@ -129,6 +129,7 @@ class EndReason(enum.Enum):
     QUEUE_FAILED = ("failed", "queue failed after transfer: {detail}")
     HUNG_UP = ("failed", "hung up")
     SERVER_SHUTDOWN = ("shutdown", "server shutdown")
+    SUPERVISOR_HUNG_UP = ("supervisor_hangup", "hung up by {detail}")
 
     @property
     def result(self) -> str:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .call_table import CallTable
     from .ports import ConfigSource
 
-__all__ = ["AgentDesk", "AgentSnapshot", "CallSnapshot", "LiveView", "QueueSnapshot"]
+__all__ = ["AgentDesk", "CallCommands", "AgentSnapshot", "CallSnapshot", "LiveView", "QueueSnapshot"]
 
 
 class AgentDesk(Protocol):
@@ -35,6 +35,14 @@ class AgentDesk(Protocol):
 
     def change_call(self, call_id: str, *, priority: int | None = None, queue: str | None = None,
                     requirements: dict[str, int] | None = None, by: str = "API") -> str: ...
+
+
+class CallCommands(Protocol):
+    """A supervisor's commands on a call in progress (acd.calls.call_control.CallControl)."""
+
+    def hang_up(self, call_id: str, *, by: str = "API") -> str: ...
+
+    def transfer(self, call_id: str, target: str, *, by: str = "API") -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,8 @@ def test_end_reasons_keep_the_texts_logs_and_records_are_matched_on():
 
 def test_end_reasons_carry_their_metric_label():
     assert {reason.result for reason in EndReason} <= {"completed", "caller_hangup", "agent_hangup", "cancelled",
-                                                        "transferred", "callback", "failed", "shutdown"}
+                                                        "transferred", "callback", "failed", "shutdown",
+                                                        "supervisor_hangup"}
     assert EndReason.FLOW_FAILED.result == "failed" and EndReason.FLOW_COMPLETED.result == "completed"
     assert EndReason.CALLBACK_REQUESTED.result == "callback"
     assert EndReason.SERVER_SHUTDOWN.result == "shutdown"
