@@ -73,9 +73,20 @@ def main(argv: list[str] | None = None) -> int:
                              "/api/queues counters; print every difference, exit 1 if any")
     customers = commands.add_parser("customers", help="the customer directory")
     customers_commands = customers.add_subparsers(dest="customers_command", required=True)
-    customers_import = customers_commands.add_parser("import", help="import customers from CSV or JSON")
+    customers_import = customers_commands.add_parser(
+        "import", help="import customers from a CSV or JSON export",
+        description="Import customers from a CRM or spreadsheet export (.csv with any of , ; tab | as "
+                    "delimiter, UTF-8/UTF-16/cp1252; or .json). Common header names are recognised "
+                    "(phone, mobile, full name, customer id...); other columns are ignored with a warning. "
+                    "Exit status 1 if any row was rejected.")
     customers_import.add_argument("file", type=Path)
     customers_import.add_argument("--root", type=Path, default=Path("."))
+    customers_import.add_argument("--map", action="append", default=[], type=_column_map_argument,
+                                  metavar="COLUMN=FIELD,...",
+                                  help="read the file's COLUMN as the directory FIELD (e.g. --map "
+                                       "Telefono=phones,Nome=name); FIELD - ignores the column")
+    customers_import.add_argument("--allow-rejects", action="store_true",
+                                  help="exit 0 when some rows were imported, even if others were rejected")
     show = commands.add_parser("show", help="the running server's queues, agents or calls, as a table")
     show.add_argument("what", choices=["queues", "agents", "calls"])
     show.add_argument("--root", type=Path, default=Path("."))
@@ -101,6 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "customers":
         return _customers_import(args)
     return _serve(args.root, args.log_level, args.drain_seconds, args.clock_start)
+
+
+def _column_map_argument(text: str) -> str:
+    from .context.import_columns import parse_column_map
+
+    try:
+        parse_column_map([text])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _seconds(text: str) -> float:
@@ -324,15 +345,22 @@ def _api_address(config) -> tuple[str | None, str]:
 
 def _customers_import(args: argparse.Namespace) -> int:
     from .context.directory import CustomerDirectory
+    from .context.import_columns import parse_column_map
     from .context.importer import import_command
 
+    try:
+        column_map = parse_column_map(args.map)  # each --map is checked alone by argparse; here together
+    except ValueError as error:
+        print(f"acd customers import: {error}", file=sys.stderr)
+        return 2
     config = _config_or_errors(args.root)
     if config is None:
         return 1
     config.data_dir.mkdir(parents=True, exist_ok=True)
     directory = CustomerDirectory(config.data_dir / "customers.db", default_country_code=config.country_code)
     try:
-        return import_command(directory, args.file, out=sys.stdout, default_country_code=config.country_code)
+        return import_command(directory, args.file, out=sys.stdout, default_country_code=config.country_code,
+                              column_map=column_map, allow_rejects=args.allow_rejects)
     finally:
         directory.close()
 

@@ -1,7 +1,8 @@
 """The optional config files beside `conf/acd.yaml`: business hours, queues, look-up tables.
 
 - `conf/hours.yaml`: `{name: {timezone: Europe/London, weekly: {mon-fri: "08:00-18:00", sat: [..]},
-  holidays: {2026-12-25: Christmas}}}`
+  holidays: {2026-12-25: Christmas}, holidays_from: {country: GB, subdivision: ENG}}}`
+  (`holidays_from` may also be a list of such mappings; the `holidays` package knows the dates).
 - `conf/lookups/<source>.yaml`: `records: {"123": {status: shipped, ...}}` (and an optional `description`).
 """
 
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..ivr.hours import WEEKDAYS, BusinessHours, parse_time_range
+from ..ivr.hours import WEEKDAYS, BusinessHours, HolidaySource, parse_time_range
 from .checker import Checker
-from .yaml_lines import ConfigError, LineList, load_yaml_with_lines
+from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
 
 __all__ = ["load_hours", "load_lookups", "load_incidents", "Incident"]
 
@@ -43,7 +44,7 @@ def load_hours(path: Path, errors: list[ConfigError], files: list[str]) -> dict[
         item = check.mapping(body, top.line_of(name), f"hours {name!r}")
         if item is None:
             continue
-        check.unknown_keys(item, {"timezone", "weekly", "holidays"}, f"hours {name!r}")
+        check.unknown_keys(item, {"timezone", "weekly", "holidays", "holidays_from"}, f"hours {name!r}")
         timezone = str(item.get("timezone", "UTC"))
         try:
             ZoneInfo(timezone)
@@ -76,9 +77,62 @@ def load_hours(path: Path, errors: list[ConfigError], files: list[str]) -> dict[
                     check.error(mapping.line_of(day), f"hours {name!r}: holiday {day!r} is not a date like 2026-12-25")
                     continue
                 holidays[date] = str(label)
+        sources = _holiday_sources(check, item, f"hours {name!r}") if "holidays_from" in item else ()
         calendars[str(name)] = BusinessHours(name=str(name), timezone=timezone,
-                                             weekly={k: tuple(sorted(v)) for k, v in weekly.items()}, holidays=holidays)
+                                             weekly={k: tuple(sorted(v)) for k, v in weekly.items()}, holidays=holidays,
+                                             holidays_from=sources)
     return calendars
+
+
+def _holiday_sources(check: Checker, item: LineDict, what: str) -> tuple[HolidaySource, ...]:
+    """`holidays_from`: {country: GB, subdivision: ENG} or a list of them, each checked with the `holidays` package."""
+    value = item["holidays_from"]
+    entries = list(zip(value, value.lines)) if isinstance(value, LineList) else [(value, item.line_of("holidays_from"))]
+    sources = []
+    for entry, line in entries:
+        mapping = check.mapping(entry, line, f"{what} holidays_from")
+        if mapping is None:
+            continue
+        check.unknown_keys(mapping, {"country", "subdivision"}, f"{what} holidays_from")
+        country, subdivision = (_code(mapping, key) for key in ("country", "subdivision"))
+        if country is None:
+            check.error(mapping.line_of("country"), f"{what} holidays_from needs 'country': a code such as GB, US or IT")
+            continue
+        try:
+            sources.append(_holiday_source(country, subdivision))
+        except KeyError as error:
+            key, message = error.args
+            check.error(mapping.line_of(key), f"{what} holidays_from: {message}")
+    return tuple(sources)
+
+
+def _code(mapping: LineDict, key: str) -> str | None:
+    """A code as written: YAML 1.1 reads a bare NO (Norway) as false and ON as true, so take the source text."""
+    if key in mapping.texts:
+        return mapping.texts[key].strip() or None
+    value = mapping.get(key)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value).strip() or None
+
+
+def _holiday_source(country: str, subdivision: str | None) -> HolidaySource:
+    """A source the `holidays` package can compute; KeyError(key, message) naming what it does not know."""
+    import holidays  # imported only by configs that use holidays_from (~0.2 s)
+
+    supported = holidays.list_supported_countries()
+    code = country.upper()
+    if code not in supported:
+        raise KeyError("country", f"unknown country {country!r}: use an ISO 3166 alpha-2 code the holidays "
+                                  "package knows, such as GB, US, IT or DE")
+    for candidate in dict.fromkeys((subdivision, subdivision.upper()) if subdivision else (None,)):
+        try:
+            holidays.country_holidays(code, subdiv=candidate)  # also loads the country's rules now, not mid-call
+        except NotImplementedError:
+            continue
+        return HolidaySource(country=code, subdivision=candidate)
+    known = ", ".join(supported[code]) or "none"
+    raise KeyError("subdivision", f"country {code} has no subdivision {subdivision!r} (known: {known})")
 
 
 def _days(text: str) -> list[int] | None:

@@ -1,56 +1,56 @@
-"""`acd customers import FILE`: load customers from CSV or JSON into the directory, row by row.
+"""`acd customers import FILE`: load customers from a CSV or JSON export into the directory, row by row.
 
 Rules of this file:
 - A row is a customer. Each row is checked on its own and written in its own transaction
   (`CustomerDirectory.upsert_customer`), so one bad row costs that row only: it is reported with
-  its number and the reason, and the others are imported.
-- Row numbers are what an operator can find: the CSV *line* number (the header is line 1) and the
-  JSON list *index* (from 0).
-- Problems with the file as a whole (missing, not UTF-8, not JSON, an unknown or missing CSV
-  column) raise `ImportFileError`: no row can be trusted then. An unknown column is refused rather
-  than ignored, so a typo ("tire") cannot silently drop data.
+  its number and the reason, and the others are imported. Any rejected row makes the exit status
+  1 (unless `--allow-rejects`), so a script or an operator cannot miss it.
+- Real exports are read as they come (the modules beside this one): the encoding and delimiter are
+  detected (`import_text`), columns are matched by name, alias or `--map` and unknown columns are
+  ignored with one warning naming them all (`import_columns`), rows are numbered as the file's
+  lines (`import_rows`). Problems with the file as a whole (missing, binary, not JSON, a header
+  without a name or id column) raise `ImportFileError`: no row can be trusted then.
 - Importing is an upsert: the same file twice updates the customers, never duplicates them. A
   customer's fields and phones are replaced by the row's; orders and tickets are added or updated
   by id and never removed. In CSV, a customer with several orders takes one row per order
   (repeating the customer's columns); the last row's customer fields win.
-- CSV rows with more fields than the header are refused (usually an unquoted comma in a name,
-  which would shift every later column); shorter rows have their missing trailing fields empty.
+- An export without an `id` column (CSV) or `id` key (JSON): each customer's id is their first
+  phone number in E.164 ("+442079460018"), so importing the next export of the same CRM updates the
+  same customers. A customer whose first number changed gets a new id, and the old record keeps
+  its phones: the row is rejected (phone already used) and says which customer to remove or fix.
+  A row with an empty id in a file that has ids is rejected ("missing id"): ids there are data.
+- Phones are read with the configured `country_code` (`phone.normalise_e164`: each country's
+  trunk prefix as that country dials). The directory has no e-mail field: an e-mail column is
+  ignored with the other unknown columns.
 
-CSV columns: id, name, phones (';'-separated), tier, language, account_number, pin, account_owner,
-region, product, last_agent, last_agent_at, and for one order: order_id, order_status, order_eta
-(YYYY-MM-DD), order_total. JSON: a list of objects with the same customer keys, `phones` a list,
-`orders` a list of {order_id, status, eta, total} and `tickets` a list of {ticket_id, status, subject}.
+CSV columns: id, name, phones (';'- or ','-separated in one cell), tier, language, account_number,
+pin, account_owner, region, product, last_agent, last_agent_at, and for one order: order_id,
+order_status, order_eta (YYYY-MM-DD), order_total; first_name/last_name make a missing name.
+JSON: a list of objects with the same customer keys, `phones` a list (or one string), `orders` a
+list of {order_id, status, eta, total} and `tickets` a list of {ticket_id, status, subject}.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Mapping, TextIO
 
 from .directory import CustomerDirectory, check_pin_format
+from .import_columns import CSV_COLUMNS, CUSTOMER_FIELDS
+from .import_rows import JSON_KEYS, csv_rows, json_rows
+from .import_text import Decoded, decode_export
 from .phone import normalise_e164
 from .records import Customer, DirectoryError, Order, Ticket
 
 __all__ = [
     "import_customers", "import_command", "ImportReport", "RejectedRow", "ImportFileError",
-    "CSV_COLUMNS", "JSON_KEYS", "MAX_FILE_BYTES", "MAX_PHONES_PER_CUSTOMER",
+    "CSV_COLUMNS", "JSON_KEYS", "MAX_FILE_BYTES", "MAX_PHONES_PER_CUSTOMER", "MAX_LISTED_REJECTS",
 ]
-
-_CUSTOMER_KEYS = ("id", "name", "phones", "tier", "language", "account_number", "pin", "account_owner",
-                  "region", "product", "last_agent", "last_agent_at")
-CSV_COLUMNS = _CUSTOMER_KEYS + ("order_id", "order_status", "order_eta", "order_total")
-JSON_KEYS = _CUSTOMER_KEYS + ("orders", "tickets")
-_REQUIRED_COLUMNS = ("id", "name")
-_ORDER_KEYS = ("order_id", "status", "eta", "total")
-_TICKET_KEYS = ("ticket_id", "status", "subject")
 
 # The whole file is read into memory (JSON has to be). 64 MiB is a few hundred thousand customers;
 # a bigger file is better split than loaded into the server's host in one go.
@@ -58,6 +58,10 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 # A household or a small business has a few numbers; more is usually a spreadsheet accident
 # (a whole column pasted into one cell), and every phone is a caller-ID key.
 MAX_PHONES_PER_CUSTOMER = 10
+# Rejected rows printed one per line; past this a bad export would bury the summary, so the rest
+# are listed by line number only (up to `MAX_LISTED_LINE_NUMBERS`).
+MAX_LISTED_REJECTS = 50
+MAX_LISTED_LINE_NUMBERS = 200
 
 
 class ImportFileError(ValueError):
@@ -74,12 +78,14 @@ class RejectedRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImportReport:
-    """What an import did: `imported` rows (of which `created` were new customers), `rejected` rows."""
+    """What an import did: `imported` rows (of which `created` were new customers), `rejected` rows,
+    and `notes` on how the file was read (encoding guessed, delimiter, columns renamed or ignored)."""
 
     source: Path
     imported: int
     rejected: list[RejectedRow] = field(default_factory=list)
     created: int = 0
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """One line for the operator."""
@@ -94,29 +100,41 @@ class ImportReport:
         return f"{self.source}: nothing imported, the file has no customer rows"
 
     def lines(self) -> list[str]:
-        """The summary, then each rejected row as "FILE:ROW: reason"."""
-        return [self.summary()] + [f"{self.source}:{r.row}: {r.reason}" for r in self.rejected]
+        """The notes, the summary, then each rejected row as "FILE:ROW: reason" (the first
+        MAX_LISTED_REJECTS; the line numbers of the others on one more line)."""
+        lines = [f"{self.source}: {note}" for note in self.notes] + [self.summary()]
+        lines += [f"{self.source}:{r.row}: {r.reason}" for r in self.rejected[:MAX_LISTED_REJECTS]]
+        rest = self.rejected[MAX_LISTED_REJECTS:]
+        if rest:
+            numbers = ", ".join(str(r.row) for r in rest[:MAX_LISTED_LINE_NUMBERS])
+            lines.append(f"{self.source}: {len(rest)} more rejected rows, at {numbers}"
+                         + (", ..." if len(rest) > MAX_LISTED_LINE_NUMBERS else ""))
+        return lines
 
     @property
     def exit_status(self) -> int:
-        """0 when at least one row was imported, 1 when nothing could be."""
-        return 0 if self.imported else 1
+        """0 when every row was imported; 1 when any row was rejected or nothing could be imported."""
+        return 0 if self.imported and not self.rejected else 1
 
 
 def import_customers(directory: CustomerDirectory, path: Path, *, default_country_code: str = "44",
-                     now: float | None = None) -> ImportReport:
+                     now: float | None = None, column_map: Mapping[str, str] | None = None) -> ImportReport:
     """Import the CSV or JSON file at `path` (by its suffix) into `directory`.
 
     `default_country_code` reads national phone numbers; `now` (POSIX seconds, default the clock)
-    stamps a `last_agent` given without `last_agent_at`. Raises ImportFileError for a file that
-    cannot be read at all; every row-level problem ends up in the report instead.
+    stamps a `last_agent` given without `last_agent_at`; `column_map` is `--map` as parsed by
+    `import_columns.parse_column_map`. Raises ImportFileError for a file that cannot be read at
+    all; every row-level problem ends up in the report instead.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise ImportFileError(f"unknown file type {path.suffix or '(none)'!r}: use .csv or .json")
-    text = _read_text(path)
-    rows = _csv_rows(text) if suffix == ".csv" else _json_rows(text)
+    decoded = _read_text(path)
+    try:
+        rows, notes = (csv_rows if suffix == ".csv" else json_rows)(decoded.text, column_map or {})
+    except ValueError as error:
+        raise ImportFileError(str(error)) from None
     now = time.time() if now is None else now
     imported = created = 0
     rejected: list[RejectedRow] = []
@@ -132,29 +150,38 @@ def import_customers(directory: CustomerDirectory, path: Path, *, default_countr
             continue
         imported += 1
         created += not existed
-    return ImportReport(source=path, imported=imported, rejected=rejected, created=created)
+    return ImportReport(source=path, imported=imported, rejected=rejected, created=created,
+                        notes=tuple(([decoded.note] if decoded.note else []) + notes))
 
 
-def import_command(directory: CustomerDirectory, path: Path, *, out: TextIO,
-                   default_country_code: str = "44") -> int:
+def import_command(directory: CustomerDirectory, path: Path, *, out: TextIO, default_country_code: str = "44",
+                   column_map: Mapping[str, str] | None = None, allow_rejects: bool = False) -> int:
     """The CLI contract of `acd customers import FILE`: print the report to `out`, return the exit status.
 
-    Exit 0 if at least one row was imported, 1 if nothing could be (every row rejected, an empty
-    file, or a file that cannot be read: printed as "FILE: reason").
+    Exit 0 when every row was imported; 1 when any row was rejected (0 with `allow_rejects` if at
+    least one row was imported), nothing could be, or the file cannot be read ("FILE: reason").
     """
     try:
-        report = import_customers(directory, Path(path), default_country_code=default_country_code)
+        report = import_customers(directory, Path(path), default_country_code=default_country_code,
+                                  column_map=column_map)
     except ImportFileError as error:
         print(f"{path}: {error}", file=out)
         return 1
     for line in report.lines():
         print(line, file=out)
+    if report.imported and report.rejected and not allow_rejects:
+        count = len(report.rejected)
+        print(f"{path}: exit status 1: {count} row{'s' if count != 1 else ''} rejected; fix "
+              f"{'them' if count != 1 else 'it'} and import the file again (imported rows are updated, not "
+              "duplicated), or pass --allow-rejects", file=out)
+    if allow_rejects and report.imported:
+        return 0
     return report.exit_status
 
 
 # -- reading the file ---------------------------------------------------------------------------------
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path) -> Decoded:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -165,108 +192,30 @@ def _read_text(path: Path) -> str:
     except OSError as error:
         raise ImportFileError(f"cannot read the file: {error.strerror or error}") from None
     try:
-        return data.decode("utf-8-sig")  # "-sig": spreadsheets often write a byte-order mark
-    except UnicodeDecodeError as error:
-        raise ImportFileError(f"not UTF-8 text (byte {error.start})") from None
-
-
-_Row = tuple[int, "dict[str, Any] | str"]  # (row number, fields) or (row number, why it is unreadable)
-
-
-def _csv_rows(text: str) -> list[_Row]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise ImportFileError("empty file: expected a header row (id,name,phones,...)")
-        header = [column.strip().lower() for column in header]
-        _check_header(header)
-        rows: list[_Row] = []
-        while True:
-            line = reader.line_num + 1
-            values = next(reader, None)
-            if values is None:
-                return rows
-            if not any(value.strip() for value in values):
-                continue  # a blank line
-            if len(values) > len(header):
-                rows.append((line, f"{len(values)} fields, the header has {len(header)} "
-                                   "(a comma inside a value must be quoted)"))
-                continue
-            fields = {column: value.strip() for column, value in zip(header, values)}
-            rows.append((line, _csv_fields(fields)))
-    except csv.Error as error:
-        raise ImportFileError(f"line {reader.line_num}: unreadable CSV ({error})") from None
-
-
-def _check_header(header: list[str]) -> None:
-    for column in header:
-        if column not in CSV_COLUMNS:
-            raise ImportFileError(f"unknown column {column!r} (known: {', '.join(CSV_COLUMNS)})")
-        if header.count(column) > 1:
-            raise ImportFileError(f"column {column!r} appears twice")
-    for column in _REQUIRED_COLUMNS:
-        if column not in header:
-            raise ImportFileError(f"missing column {column!r}")
-
-
-def _csv_fields(fields: dict[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {key: (fields.get(key) or None) for key in _CUSTOMER_KEYS}
-    values["phones"] = [p.strip() for p in (fields.get("phones") or "").split(";") if p.strip()]
-    order = {key: fields.get(key if key == "order_id" else f"order_{key}") or None for key in _ORDER_KEYS}
-    values["orders"] = [order] if any(order.values()) else []
-    values["tickets"] = []
-    return values
-
-
-def _json_rows(text: str) -> list[_Row]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ImportFileError(f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
-    if not isinstance(data, list):
-        raise ImportFileError("JSON must be a list of customer objects")
-    return [(index, _json_fields(item)) for index, item in enumerate(data)]
-
-
-def _json_fields(item: Any) -> dict[str, Any] | str:
-    if not isinstance(item, dict):
-        return "not a JSON object"
-    unknown = sorted(set(item) - set(JSON_KEYS))
-    if unknown:
-        return f"unknown field {unknown[0]!r} (known: {', '.join(JSON_KEYS)})"
-    values: dict[str, Any] = {key: item.get(key) for key in _CUSTOMER_KEYS}
-    for key in ("orders", "tickets"):
-        records = item.get(key) or []
-        keys = _ORDER_KEYS if key == "orders" else _TICKET_KEYS
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            return f"{key} must be a list of objects"
-        for record in records:
-            extra = sorted(set(record) - set(keys))
-            if extra:
-                return f"unknown field {extra[0]!r} in {key} (known: {', '.join(keys)})"
-        values[key] = records
-    phones = item.get("phones") or []
-    if not isinstance(phones, list):
-        return "phones must be a list of strings"
-    values["phones"] = phones
-    return values
+        return decode_export(data)
+    except ValueError as error:
+        raise ImportFileError(str(error)) from None
 
 
 # -- one row to records -------------------------------------------------------------------------------
 
 def _build(fields: dict[str, Any], country_code: str, now: float
            ) -> tuple[Customer, str | None, list[Order], list[Ticket]]:
-    text = {key: _text(key, fields.get(key)) for key in _CUSTOMER_KEYS if key not in ("phones", "last_agent_at")}
+    text = {key: _text(key, fields.get(key)) for key in CUSTOMER_FIELDS if key not in ("phones", "last_agent_at")}
+    phones = _phones(fields["phones"], country_code)
+    if fields.get("id_from_phone") and not text["id"]:
+        if not phones:
+            raise ValueError("no phone to make the customer's id from (the file has no id column)")
+        text["id"] = phones[0]
     if not text["id"]:
         raise ValueError("missing id")
     if not text["name"]:
         raise ValueError("missing name")
-    phones = _phones(fields["phones"], country_code)
     if text["pin"] is not None:
         check_pin_format(text["pin"])
     last_agent_at = _instant(fields.get("last_agent_at"), now) if text["last_agent"] else None
-    primary, dash, subtags = (text["language"] or "en").partition("-")
+    # "en_GB" (a locale, as CRMs write it) is the language tag "en-GB".
+    primary, dash, subtags = (text["language"] or "en").replace("_", "-").partition("-")
     customer = Customer(
         id=text["id"], name=text["name"], tier=(text["tier"] or "standard").lower(),
         language=primary.lower() + dash + subtags,

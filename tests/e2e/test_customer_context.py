@@ -159,7 +159,8 @@ def test_self_service_caller_hears_the_order_status_and_never_reaches_a_queue(tm
 
 def test_customer_import_names_the_bad_row_and_imports_the_rest(tmp_path):
     """A CSV whose second data row has an unparseable phone: that row is named with its reason, the
-    others are imported, and the command succeeds; a file with only bad rows fails."""
+    others are imported, and the command fails (exit 1) unless --allow-rejects; a file with only bad
+    rows fails either way."""
     from .harness import rtp_base, write_config
 
     write_config(tmp_path, sip_port=free_port(), rtp_base=rtp_base())
@@ -168,13 +169,16 @@ def test_customer_import_names_the_bad_row_and_imports_the_rest(tmp_path):
                             "C2,Bob Example,call me maybe,standard\nC3,Cy Example,020 7946 0003,vip\n")
     done = subprocess.run([sys.executable, "-m", "acd.cli", "customers", "import", str(good_and_bad), "--root",
                            str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 1, done.stdout + done.stderr
     assert f"{good_and_bad}:3: " in done.stdout and "letters in number" in done.stdout
     assert "2 rows imported" in done.stdout
+    allowed = subprocess.run([sys.executable, "-m", "acd.cli", "customers", "import", str(good_and_bad), "--root",
+                              str(tmp_path), "--allow-rejects"], capture_output=True, text=True, timeout=60)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     all_bad = tmp_path / "bad.csv"
     all_bad.write_text("id,name,phones\nC9,Zed,not a number\n")
     failed = subprocess.run([sys.executable, "-m", "acd.cli", "customers", "import", str(all_bad), "--root",
-                             str(tmp_path)], capture_output=True, text=True, timeout=60)
+                             str(tmp_path), "--allow-rejects"], capture_output=True, text=True, timeout=60)
     assert failed.returncode != 0 and f"{all_bad}:2: " in failed.stdout
 
 

@@ -33,6 +33,32 @@ def test_normalise_e164_accepts_the_usual_forms(raw, country, expected):
     assert normalise_e164(raw, country) == expected
 
 
+@pytest.mark.parametrize("raw, country, expected", [
+    # The issue's cases: each country's trunk prefix as that country dials it.
+    ("06 1234 5678", "39", "+390612345678"),                # Italy: the leading 0 is part of the number
+    ("020 7946 0018", "44", "+442079460018"),               # UK: trunk 0 dropped
+    ("(201) 555-0123", "1", "+12015550123"),                # US: no trunk 0
+    ("1 (201) 555-0123", "1", "+12015550123"),              # US: the trunk prefix 1
+    # The examples in phonenumbers' README and libphonenumber's PhoneNumberUtilTest.
+    ("020 8366 1177", "44", "+442083661177"),               # README: parse("020 8366 1177", "GB")
+    ("00 1 650 253 2222", "44", "+16502532222"),            # README: dialled from GB, a US number
+    ("02 3661 8300", "39", "+390236618300"),                # IT_NUMBER (italian_leading_zero)
+    ("345 678 901", "39", "+39345678901"),                  # IT_MOBILE: no leading zero
+    ("+39 02 3661 8300", "44", "+390236618300"),            # international form keeps Italy's 0
+    ("650 253 0000", "1", "+16502530000"),                  # US_NUMBER
+    ("011 44 20 7946 0018", "1", "+442079460018"),          # the US international prefix 011
+    ("030 123456", "49", "+4930123456"),                    # DE_NUMBER
+    ("03 331 6005", "64", "+6433316005"),                   # NZ_NUMBER
+    ("044 668 18 00", "41", "+41446681800"),                # Switzerland, the Java demo's number
+    ("+44 (0)20 7946 0018", "1", "+442079460018"),          # a written "(0)" trunk prefix is dropped
+    ("+44 020 7946 0018", "39", "+442079460018"),           # ... and so is an unbracketed one
+    ("+999 1234 5678", "44", "+99912345678"),               # a code without a plan: digits kept
+    ("0612 345 678", "800", "+800612345678"),               # a code without national form: simple rule
+])
+def test_national_numbers_follow_each_countrys_plan(raw, country, expected):
+    assert normalise_e164(raw, country) == expected
+
+
 @pytest.mark.parametrize("raw", ["5551234", "1001", "0", "555 1234", "012"])
 def test_short_numbers_are_kept_as_they_are_so_test_trunk_callers_still_match(raw):
     """Fewer than 8 digits and no '+': an extension or a test trunk's caller ID, passed through."""
