@@ -135,8 +135,8 @@ def config_applier(running: RunningServer, reactor) -> Callable[[Config], None]:
         running.live.swap(config, crm=running.live.crm if same_crm else crm_client(config, reactor))
         running.media.prompts = prompts
         running.acd.reconfigure(routing)
-        if running.registrar is not None and (old.agents.realm, old.agents.digest_algorithms) != \
-                (config.agents.realm, config.agents.digest_algorithms):
+        if running.registrar is not None and running.registrar.digest_settings(old) != \
+                running.registrar.digest_settings(config):
             running.registrar.reconfigure()
         running.events.publish("wallboard", {"type": "config-reloaded", "generation": running.live.generation})
 

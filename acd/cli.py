@@ -7,6 +7,7 @@ import argparse
 import datetime as dt
 import gc
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--root", type=Path, default=Path("."),
                        help="directory holding conf/, dialplans/, ivr_flows/, sounds/ (default: .)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--log-file", type=Path, default=None,
+                       help="also append the log to this file (reopened when logrotate moves it); the "
+                            "fail2ban jail in conf/fail2ban/ reads it")
     serve.add_argument("--drain-seconds", type=_seconds, default=30.0,
                        help="on SIGTERM or `acd stop`, let calls in progress finish for up to this long before "
                             "ending them (default 30; 0 ends them at once)")
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command == "customers":
         return _customers_import(args)
-    return _serve(args.root, args.log_level, args.drain_seconds, args.clock_start)
+    return _serve(args.root, args.log_level, args.drain_seconds, args.clock_start, args.log_file)
 
 
 def _column_map_argument(text: str) -> str:
@@ -155,8 +159,14 @@ def _check(root: Path) -> int:
     return 0
 
 
-def _serve(root: Path, level: str, drain_seconds: float, clock_start: float | None = None) -> int:
-    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+def _serve(root: Path, level: str, drain_seconds: float, clock_start: float | None = None,
+           log_file: Path | None = None) -> int:
+    # The line format is read by conf/fail2ban/filter.d/acd-sip.conf: keep the two in step.
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.handlers.WatchedFileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(level=getattr(logging, level), handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log = logging.getLogger("acd")
     # A stop asked for while we start is kept, and carried out as soon as the reactor runs.

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..registrar import BindingTable, FailedAuthLimiter, parse_contact_values
+from ..registrar.auth_log import failure_line, retry_line
 from ..sip.build import new_tag
 from ..sip.digest import DigestAuthenticator, parse_digest_params
 from ..sip.errors import RemoteProtocolError
@@ -68,8 +69,7 @@ class RegistrarService:
         config = config.config
         data = config.data_dir
         self._nonce_secret = load_or_create_secret(data / "nonce.secret")
-        self.authenticator = DigestAuthenticator(config.agents.realm, self._nonce_secret,
-                                                 algorithms=config.agents.digest_algorithms)
+        self.authenticator = self._authenticator(config)
         self.table = BindingTable()
         # Two limits (fail2ban-like): one extension failing from one address is blocked after 5
         # failures a minute, without locking out the other phones of an office behind the same NAT;
@@ -98,26 +98,43 @@ class RegistrarService:
         """The config in force now."""
         return self.live.config
 
+    @staticmethod
+    def digest_settings(config: "Config") -> tuple:
+        """What the authenticator is built from: a reload that changes it calls `reconfigure`."""
+        agents = config.agents
+        return agents.realm, agents.digest_algorithms, agents.digest_nonce_lifetime_seconds
+
+    def _authenticator(self, config: "Config") -> DigestAuthenticator:
+        agents = config.agents
+        return DigestAuthenticator(agents.realm, self._nonce_secret, algorithms=agents.digest_algorithms,
+                                   nonce_lifetime_seconds=agents.digest_nonce_lifetime_seconds)
+
     def reconfigure(self) -> None:
-        """A reload changed the realm or the digest algorithms: challenge with the new ones from now on
-        (passwords and agents are read from the config at each authentication anyway)."""
+        """A reload changed the realm, the digest algorithms or the nonce lifetime: challenge with the new
+        ones from now on (passwords and agents are read from the config at each authentication anyway;
+        nonces issued before are answered stale=true, so phones just retry)."""
         agents = self.config.agents
-        self.authenticator = DigestAuthenticator(agents.realm, self._nonce_secret, algorithms=agents.digest_algorithms)
-        log.info("registrar: realm %r, digest algorithms %s", agents.realm, ", ".join(agents.digest_algorithms))
+        self.authenticator = self._authenticator(self.config)
+        log.info("registrar: realm %r, digest algorithms %s, nonce lifetime %.0f s", agents.realm,
+                 ", ".join(agents.digest_algorithms), agents.digest_nonce_lifetime_seconds)
 
     def _ha1(self, username: str, algorithm: str) -> str | None:
         agent = self.config.agents.agents.get(username)
         return agent.ha1.get(algorithm) if agent else None
 
     def authenticate(self, event: RequestReceived, what: str) -> str | None:
-        """The agent id if the request carries valid credentials; else answers 401/403 and returns None."""
+        """The agent id if the request carries valid credentials; else answers 401/403 and returns None.
+
+        Every refused attempt is logged as one `auth failure:` line (format in `acd.registrar.auth_log`,
+        read by the shipped fail2ban filter); a right password over a nonce we no longer take is an
+        `auth retry:` line and a 401 with stale=true. A malformed Authorization raises
+        RemoteProtocolError (the caller answers 400) after its failure line."""
         request, source_ip, now = event.request, event.source[0], self.reactor.seconds()
         claimed = _claimed_user(request.headers.get("Authorization")) or _to_user(request)
         user_key = f"{source_ip} {claimed}"
         if self.limiter.is_blocked(source_ip, now) or self.user_limiter.is_blocked(user_key, now):
             self.blocked_requests += 1
-            log.warning("%s from %s refused 403: source blocked after repeated authentication failures", what,
-                        source_ip)
+            self._log_failure(event, "source-blocked", claimed)
             self.signalling.respond(event.transaction_id, 403, to_tag=new_tag())
             return None
         authorization = request.headers.get("Authorization")
@@ -126,33 +143,43 @@ class RegistrarService:
             return None
         if self.account_limiter.is_blocked(claimed, now) and not self._trusted_source(claimed, event.source, now):
             self.blocked_requests += 1
-            log.warning("%s from %s:%s: authentication failed for user %r (account locked: not checked)", what,
-                        source_ip, event.source[1], claimed)
+            self._log_failure(event, "locked", claimed)
             self._challenge(event, stale=False)
             return None
-        result = self.authenticator.verify(request.method, authorization, self._ha1, now)
+        try:
+            result = self.authenticator.verify(request.method, authorization, self._ha1, now)
+        except RemoteProtocolError:
+            self._log_failure(event, "bad-request", claimed)
+            raise
         if result.ok:
             self.user_limiter.record_success(user_key, now)
             return result.username
-        if result.counts_as_failure:
+        if not result.counts_as_failure:
+            log.info("%s", retry_line(source=event.source, transport=event.transport, method=request.method,
+                                      reason=result.reason, user=result.username or claimed))
+        else:
             self.auth_failures += 1
             self.limiter.record_failure(source_ip, now)
             self.user_limiter.record_failure(user_key, now)
             was_locked = self.account_limiter.is_blocked(claimed, now)
             self.account_limiter.record_failure(claimed, now)
-            log.warning("%s from %s:%s: authentication failed for user %r (%s)", what, source_ip, event.source[1],
-                        result.username, result.reason)
+            self._log_failure(event, result.reason, result.username or claimed)
             if not was_locked and self.account_limiter.is_blocked(claimed, now):
                 log.warning("account %r locked for %.0f s after %d failed authentications within %.0f s from "
                             "any address; its registered phones keep working", claimed,
                             self.account_limiter.block_seconds, self.account_limiter.max_failures,
                             self.account_limiter.window_seconds)
             if self.limiter.is_blocked(source_ip, now) or self.user_limiter.is_blocked(user_key, now):
-                log.warning("blocking %s (user %r) for repeated authentication failures", source_ip, claimed)
+                log.warning("blocking %s (user %r) for repeated authentication failures (%s)", source_ip, claimed,
+                            what)
                 self.signalling.respond(event.transaction_id, 403, to_tag=new_tag())
                 return None
         self._challenge(event, stale=result.stale)
         return None
+
+    def _log_failure(self, event: RequestReceived, reason: str, user: str) -> None:
+        log.warning("%s", failure_line(source=event.source, transport=event.transport, method=event.request.method,
+                                       reason=reason, user=user))
 
     def unlock(self, user: str) -> bool:
         """Clear a user's account lock and per-address failure counts (`acd agent-unlock`, the API);

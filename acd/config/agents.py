@@ -26,6 +26,7 @@ __all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAU
 # Asterisk's app_queue habit (*45 toggles queue membership) extended to a small set.
 DEFAULT_FEATURE_CODES = {"login": "*45", "logout": "*46", "pause": "*47", "unpause": "*48"}
 DEFAULT_REALM = "acd"
+DEFAULT_NONCE_LIFETIME_SECONDS = 30.0
 # One priority level is worth a minute of waiting: a VIP (+5) goes ahead of standard callers who
 # waited less than five minutes, and nobody waits behind newer high-tier calls for ever.
 DEFAULT_PRIORITY_AGING_SECONDS = 60.0
@@ -84,6 +85,8 @@ class AgentsConfig:
 
     realm: str = DEFAULT_REALM
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    # How long a Digest nonce is accepted (acd.sip.digest.DigestAuthenticator explains the 30 s).
+    digest_nonce_lifetime_seconds: float = DEFAULT_NONCE_LIFETIME_SECONDS
     pause_reasons: dict[str, str] = field(default_factory=dict)
     language_skills: dict[str, str] = field(default_factory=dict)
     feature_codes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FEATURE_CODES))
@@ -110,8 +113,9 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
     top = check.mapping(document, 1, "agents.yaml")
     if top is None:
         return AgentsConfig()
-    check.unknown_keys(top, {"realm", "digest_algorithms", "feature_codes", "pause_reasons", "language_skills",
-                             "priority_aging_seconds", "tier_priority", "queues", "agents"}, "agents.yaml")
+    check.unknown_keys(top, {"realm", "digest_algorithms", "digest_nonce_lifetime_seconds", "feature_codes",
+                             "pause_reasons", "language_skills", "priority_aging_seconds", "tier_priority", "queues",
+                             "agents"}, "agents.yaml")
     language_skills: dict[str, str] = {}
     if "language_skills" in top and (section := check.mapping(top["language_skills"], top.line_of("language_skills"),
                                                               "language_skills")):
@@ -132,6 +136,9 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
         check.error(top.line_of("digest_algorithms"), "digest_algorithms must list SHA-256 and/or MD5, most "
                                                       "preferred first (phones that only know MD5 need MD5 first)")
         algorithms = ["SHA-256", "MD5"]
+    # At least 5 s: a nonce must outlive the challenge round trip, even over a slow TCP or TLS link.
+    nonce_lifetime = float(check.number(top, "digest_nonce_lifetime_seconds", DEFAULT_NONCE_LIFETIME_SECONDS,
+                                        "agents.yaml", minimum=5, maximum=3600))
     codes = dict(DEFAULT_FEATURE_CODES)
     if "feature_codes" in top and (section := check.mapping(top["feature_codes"], top.line_of("feature_codes"), "feature_codes")):
         check.unknown_keys(section, set(DEFAULT_FEATURE_CODES), "feature_codes")
@@ -201,7 +208,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
                 check.error(item.line_of("queues"), f"{where}: unknown queue {queue!r} (known: {', '.join(queues) or 'none'})")
         agents[str(agent_id)] = AgentConfig(agent_id=str(agent_id), name=str(item.get("name", agent_id)), ha1=hashes,
                                             skills=skills, queues=memberships)
-    return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), pause_reasons=reasons, feature_codes=codes,
+    return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), digest_nonce_lifetime_seconds=nonce_lifetime,
+                        pause_reasons=reasons, feature_codes=codes,
                         queues=queues, agents=agents, language_skills=language_skills,
                         priority_aging_seconds=_priority_aging(check, top), tier_priority=_tier_priority(check, top))
 

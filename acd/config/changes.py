@@ -68,7 +68,7 @@ def describe_changes(old: Config, new: Config) -> list[str]:
         changes += _named("queue", old_agents.queues, new_agents.queues, _queue_change)
         changes += _named("agent", old_agents.agents, new_agents.agents, _agent_change)
         for name in ("pause_reasons", "language_skills", "feature_codes", "realm", "digest_algorithms",
-                     "tier_priority"):
+                     "digest_nonce_lifetime_seconds", "tier_priority"):
             if getattr(old_agents, name) != getattr(new_agents, name):
                 changes.append(f"agents.{name} changed")
         if old_agents.priority_aging_seconds != new_agents.priority_aging_seconds:

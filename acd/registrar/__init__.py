@@ -1,6 +1,7 @@
 """The registrar: agents' softphones REGISTER (RFC 3261 §10) with extension and Digest password.
 
-Pure parts only: the location table (`bindings`) and the failed-authentication limiter (`limiter`).
+Pure parts only: the location table (`bindings`), the failed-authentication limiter (`limiter`)
+and the authentication log line format that fail2ban reads (`auth_log`).
 Digest itself is in `acd.sip.digest`; persistence is in `acd.store.bindings_store`.
 """
 

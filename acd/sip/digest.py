@@ -3,18 +3,23 @@
 Rules of this file:
 - Passwords are never kept: the store holds HA1 = H(username ":" realm ":" password) once per
   algorithm (`compute_ha1`), and `verify` asks for it through `lookup_ha1(username, algorithm)`.
-- Nonces are stateless: base64(issue time, HMAC(secret, realm + issue time)). Any nonce we issued is
-  checked without a table; one whose MAC does not verify is "forged" (or made with another secret,
-  e.g. before a restart with a fresh secret: the shell should keep the secret across restarts).
-- A genuine nonce older than the lifetime, with a correct response, is "stale": the next challenge
-  says stale=true so the phone retries with the same password, without asking the agent
-  (RFC 7616 §3.3: "MUST only set stale to true if ... the nonce is invalid and the response is valid").
-- Replays: qop=auth covers method and URI, not Contact, so a sniffed Authorization could register
-  another Contact while its nonce lives. We remember each accepted response digest until its nonce
-  could no longer be fresh, and refuse a second use (stale=true: a genuine phone just gets a new
-  nonce). Memory is bounded by `max_remembered_responses`.
-- `AuthResult.reason` is for logs and the failed-auth limiter. Never send it to the peer: the shell
-  answers "unknown user" and "wrong password" alike, so extensions cannot be probed.
+- Nonces carry their own proof: base64(issue time, serial, HMAC(secret, realm + issue time + serial)).
+  One whose MAC does not verify is "forged" (or made with another secret, e.g. before a restart with
+  a fresh secret: the shell keeps the secret across restarts). The serial makes each nonce unique
+  even when two challenges share a clock reading.
+- Nonces live `nonce_lifetime_seconds` (30 s by default) and their uses are tracked (`NonceUses`):
+  with qop=auth each use needs a greater nc than the last, without qop a nonce serves once, and a
+  nonce that served a wrong password or an unknown user serves nothing more.
+- A correct response over a nonce we no longer accept (expired, replayed nc, burnt, or forgotten) is
+  "stale": the next challenge says stale=true so the phone retries with the same password, silently
+  (RFC 7616 §3.3: the server "SHOULD only set stale to true if it receives a request for which the
+  nonce is invalid"; RFC 2617 §3.2.1: "... but with a valid digest for that nonce"). A wrong response
+  is a failure whatever the nonce: the password is checked first, so no guess escapes the limiter.
+  Replays matter because qop=auth covers method and URI, not Contact: a sniffed Authorization could
+  register another Contact while its nonce lives.
+- `AuthResult.reason` is a stable token for logs and the failed-auth limiter (`wrong-password`,
+  `unknown-user`, `stale-nonce`, ...). Never send it to the peer: the shell answers unknown users and
+  wrong passwords alike, so extensions cannot be probed.
 """
 
 from __future__ import annotations
@@ -25,12 +30,12 @@ import hashlib
 import hmac
 import re
 import struct
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import _abnf
 from .errors import RemoteProtocolError
+from .nonce_uses import NonceUses
 
 __all__ = [
     "AuthResult", "DigestAuthenticator", "compute_ha1", "compute_response", "parse_digest_params",
@@ -47,11 +52,11 @@ _ALGORITHM_BY_UPPER = {name.upper(): name for name in ALGORITHMS}
 # a hostile value from costing more than one small regex pass.
 MAX_AUTHORIZATION_LENGTH = 4096
 
-# Nonce layout: 8-byte big-endian IEEE double (issue time) + first 16 bytes of HMAC-SHA-256.
-# RFC 2104 §5 allows truncating an HMAC to no less than half its length: 128 of 256 bits.
-_TIME = struct.Struct(">d")
+# Nonce layout: 8-byte big-endian IEEE double (issue time), 8-byte serial, first 16 bytes of
+# HMAC-SHA-256 over both. RFC 2104 §5 allows truncating an HMAC to no less than half its length.
+_STAMP = struct.Struct(">dQ")
 _MAC_LENGTH = 16
-_NONCE_BYTES = _TIME.size + _MAC_LENGTH
+_NONCE_BYTES = _STAMP.size + _MAC_LENGTH
 
 # auth-param = auth-param-name EQUAL ( token / quoted-string )                     (RFC 3261 §25.1)
 # EQUAL = SWS "=" SWS; COMMA = SWS "," SWS. RFC 3261 says which digest params are quoted (username,
@@ -145,21 +150,22 @@ class AuthResult:
 class DigestAuthenticator:
     """Issues Digest challenges and checks Authorization headers for one realm.
 
-    `nonce_lifetime_seconds` defaults to 300: a nonce has to outlive one challenge round trip (under a
-    second, or 32 s of Timer F retransmissions at worst, RFC 3261 §17.1.2.2) plus the phones that reuse
-    a nonce with a growing nc for the next requests. 300 s is the default `nonce_expire` of the
-    SER/Kamailio auth module; a shorter life only costs phones an extra 401 round trip.
-    `max_remembered_responses` bounds the replay memory (see the module docstring): each entry is one
-    successful authentication within the nonce lifetime, so 65,536 covers about 200 successful
-    REGISTERs a second; beyond that, the oldest are forgotten first.
+    `nonce_lifetime_seconds` defaults to 30: a nonce has to outlive one challenge round trip (under a
+    second; a REGISTER's retransmissions are absorbed by its transaction), and a short life bounds
+    how long a sniffed nonce is worth anything. OpenSIPS's auth module defaults to 30 s too ("this
+    value has to be of few tens of seconds"); Kamailio's 300 s dates from before its nonce-count
+    tracking. Phones that reuse a cached nonce for their next requests just meet one stale 401.
+    `max_tracked_nonces` bounds the replay memory (`NonceUses`): one entry per nonce used within its
+    lifetime, about 250 bytes each, so 32,768 (~8 MB) covers ~1,000 authentications a second; past
+    that the oldest are forgotten, and refused as stale, first.
     """
 
-    def __init__(self, realm: str, secret: bytes, *, nonce_lifetime_seconds: float = 300,
-                 max_remembered_responses: int = 65_536,
+    def __init__(self, realm: str, secret: bytes, *, nonce_lifetime_seconds: float = 30,
+                 max_tracked_nonces: int = 32_768,
                  algorithms: tuple[str, ...] = ("SHA-256", "MD5")) -> None:
         if not secret:
             raise ValueError("the nonce secret must not be empty")
-        if nonce_lifetime_seconds <= 0 or max_remembered_responses <= 0:
+        if nonce_lifetime_seconds <= 0 or max_tracked_nonces <= 0:
             raise ValueError("nonce lifetime and replay memory must be positive")
         if not algorithms or any(a not in ("SHA-256", "MD5") for a in algorithms):
             raise ValueError(f"challenge algorithms must be SHA-256 and/or MD5, not {algorithms!r}")
@@ -167,17 +173,19 @@ class DigestAuthenticator:
         self.algorithms = tuple(algorithms)
         self._secret = secret
         self.nonce_lifetime_seconds = nonce_lifetime_seconds
-        self.max_remembered_responses = max_remembered_responses
-        self._seen_responses: OrderedDict[str, float] = OrderedDict()  # response -> forget-after time
+        self.nonce_uses = NonceUses(lifetime_seconds=nonce_lifetime_seconds, max_tracked=max_tracked_nonces)
+        self._serial = 0
 
-    def _mac(self, packed_time: bytes) -> bytes:
-        message = self.realm.encode("utf-8") + b"\0" + packed_time
+    def _mac(self, stamp: bytes) -> bytes:
+        message = self.realm.encode("utf-8") + b"\0" + stamp
         return hmac.new(self._secret, message, hashlib.sha256).digest()[:_MAC_LENGTH]
 
     def make_nonce(self, now: float) -> str:
-        """A nonce that carries its own issue time and proof that we issued it."""
-        packed = _TIME.pack(now)
-        return base64.urlsafe_b64encode(packed + self._mac(packed)).decode("ascii")
+        """A fresh nonce that carries its own issue time and proof that we issued it."""
+        self.nonce_uses.start(now)
+        self._serial += 1
+        stamp = _STAMP.pack(now, self._serial)
+        return base64.urlsafe_b64encode(stamp + self._mac(stamp)).decode("ascii")
 
     def _nonce_issue_time(self, nonce: str) -> float | None:
         """The issue time of a nonce we made, or None when it is not one of ours."""
@@ -187,10 +195,10 @@ class DigestAuthenticator:
             return None
         if len(raw) != _NONCE_BYTES:
             return None
-        packed, mac = raw[:_TIME.size], raw[_TIME.size:]
-        if not hmac.compare_digest(mac, self._mac(packed)):
+        stamp, mac = raw[:_STAMP.size], raw[_STAMP.size:]
+        if not hmac.compare_digest(mac, self._mac(stamp)):
             return None
-        return _TIME.unpack(packed)[0]
+        return _STAMP.unpack(stamp)[0]
 
     def challenge(self, now: float, *, stale: bool = False) -> list[str]:
         """WWW-Authenticate values for a 401, one per algorithm in `algorithms` (SHA-256, then MD5).
@@ -210,16 +218,17 @@ class DigestAuthenticator:
 
     def verify(self, method: str, authorization: str, lookup_ha1: Callable[[str, str], str | None],
                now: float) -> AuthResult:
-        """Check one Authorization value against the request method.
+        """Check one Authorization value against the request method, and record the nonce's use.
 
         Raises RemoteProtocolError (400) when the header is malformed or lacks a required parameter
         (RFC 3261 §22.4, RFC 7616 §3.4). `lookup_ha1(username, algorithm)` returns the stored HA1 hex
         or None for an unknown user. Does not compare `uri` with the Request-URI: a REGISTER is for
         this registrar whatever its URI, and the digest already binds the response to `uri`.
         """
+        self.nonce_uses.start(now)
         scheme, params = parse_digest_params(authorization)
         if scheme.lower() != "digest":
-            return _failure("unsupported scheme")
+            return _failure("unsupported-scheme")
         missing = [name for name in _REQUIRED if name not in params]
         if missing:
             raise RemoteProtocolError(f"Digest credentials lack {', '.join(missing)}")
@@ -235,48 +244,33 @@ class DigestAuthenticator:
             raise RemoteProtocolError("Digest response is not hexadecimal")
         username = params["username"]
         if params["realm"] != self.realm:
-            return _failure("realm mismatch", username)
+            return _failure("realm-mismatch", username)
         # RFC 7616 §3.4: "If the algorithm parameter is not present, it is assumed to be 'MD5'".
         algorithm = _ALGORITHM_BY_UPPER.get(params.get("algorithm", "MD5").upper())
         if algorithm is None:
-            return _failure("unsupported algorithm", username)
+            return _failure("unsupported-algorithm", username)
         if qop not in (None, "auth"):
-            return _failure("unsupported qop", username)  # auth-int: we only offer qop="auth"
-        issued = self._nonce_issue_time(params["nonce"])
+            return _failure("unsupported-qop", username)  # auth-int: we only offer qop="auth"
+        nonce = params["nonce"]
+        issued = self._nonce_issue_time(nonce)
         if issued is None:
-            return _failure("forged nonce", username)
-        ha1 = lookup_ha1(username, algorithm)
-        if ha1 is None:
-            return _failure("unknown user", username)
-        expected = compute_response(ha1, method, params["uri"], params["nonce"], algorithm=algorithm,
-                                    qop=qop, nc=params.get("nc"), cnonce=params.get("cnonce"))
-        response = params["response"].lower()
-        if not hmac.compare_digest(expected, response):
-            return _failure("wrong password", username)
+            return _failure("forged-nonce", username)
         # A nonce from the future means our clock stepped back: ask for a fresh one, as for an old one.
-        if not 0 <= now - issued <= self.nonce_lifetime_seconds:
-            return _failure("stale nonce", username, stale=True)
-        self._forget_responses(now)
-        if response in self._seen_responses:
-            return _failure("replayed response", username, stale=True)
-        self._remember_response(response, issued + self.nonce_lifetime_seconds)
+        fresh = 0 <= now - issued <= self.nonce_lifetime_seconds
+        ha1 = lookup_ha1(username, algorithm)
+        expected = None if ha1 is None else compute_response(
+            ha1, method, params["uri"], nonce, algorithm=algorithm, qop=qop, nc=params.get("nc"),
+            cnonce=params.get("cnonce"))
+        if expected is None or not hmac.compare_digest(expected, params["response"].lower()):
+            if fresh:
+                self.nonce_uses.burn(nonce, issued, now)
+            return _failure("unknown-user" if ha1 is None else "wrong-password", username)
+        if not fresh:
+            return _failure("stale-nonce", username, stale=True)
+        nc = int(params["nc"], 16) if qop is not None else None
+        if not self.nonce_uses.use(nonce, issued, nc, now):
+            return _failure("replayed-nonce", username, stale=True)
         return AuthResult(ok=True, username=username, stale=False, reason="ok")
-
-    def _forget_responses(self, now: float) -> None:
-        """Drop remembered responses whose nonce can no longer be fresh; they would be stale anyway."""
-        seen = self._seen_responses
-        while seen:
-            response, forget_after = next(iter(seen.items()))
-            if forget_after >= now:
-                break
-            del seen[response]
-
-    def _remember_response(self, response: str, forget_after: float) -> None:
-        # Entries are appended in verification order; forget_after (issue + lifetime) is close to but
-        # not exactly monotonic, so `_forget_responses` may keep a few a little longer than needed.
-        self._seen_responses[response] = forget_after
-        while len(self._seen_responses) > self.max_remembered_responses:
-            self._seen_responses.popitem(last=False)
 
 
 def _failure(reason: str, username: str | None = None, *, stale: bool = False) -> AuthResult:

@@ -13,26 +13,28 @@ from .harness import LOOPBACK, free_port, port_is_free, rtp_base, start_server, 
 
 
 class RegisteringPhone:
-    """A bare UDP SIP client that registers extension `user` from its own port."""
+    """A bare UDP SIP client that registers extension `user` from its own port (on `host`, any 127/8 address)."""
 
-    def __init__(self, server_port: int, user: str) -> None:
+    def __init__(self, server_port: int, user: str, host: str = LOOPBACK) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, 0))
+        self.sock.bind((host, 0))
+        self.host = host
         self.sock.settimeout(2.0)
         self.port = self.sock.getsockname()[1]
         self.server = (LOOPBACK, server_port)
         self.user = user
         self.cseq = 0
-        self.call_id = f"reg-{user}-{self.port}"
+        self.call_id = f"reg-{user}-{host}-{self.port}"
 
     def register(self, expires: int = 300, authorization: str | None = None) -> bytes:
         self.cseq += 1
         uri = f"sip:{LOOPBACK}:{self.server[1]}"
         message = (f"REGISTER {uri} SIP/2.0\r\n"
-                   f"Via: SIP/2.0/UDP {LOOPBACK}:{self.port};branch=z9hG4bKreg{self.port}x{self.cseq};rport\r\n"
+                   f"Via: SIP/2.0/UDP {self.host}:{self.port}"
+                   f";branch=z9hG4bKreg{self.host}-{self.port}x{self.cseq};rport\r\n"
                    f"From: <sip:{self.user}@{LOOPBACK}>;tag=t{self.port}\r\nTo: <sip:{self.user}@{LOOPBACK}>\r\n"
                    f"Call-ID: {self.call_id}\r\nCSeq: {self.cseq} REGISTER\r\nMax-Forwards: 70\r\n"
-                   f"Contact: <sip:{self.user}@{LOOPBACK}:{self.port}>\r\nExpires: {expires}\r\n"
+                   f"Contact: <sip:{self.user}@{self.host}:{self.port}>\r\nExpires: {expires}\r\n"
                    + (f"Authorization: {authorization}\r\n" if authorization else "")
                    + "Content-Length: 0\r\n\r\n")
         self.sock.sendto(message.encode(), self.server)
@@ -93,7 +95,8 @@ def test_wrong_password_is_challenged_again_then_blocked(registrar_server):
     finally:
         phone.close()
     log = registrar_server.log()
-    assert "authentication failed for user '1002' (wrong password)" in log
+    assert re.search(rf'WARNING acd\.registrar auth failure: source=127\.0\.0\.1:{phone.port} transport=UDP '
+                     r'method=REGISTER reason=wrong-password user="1002"\n', log)
     assert "agent=1002 registered" not in log
 
 

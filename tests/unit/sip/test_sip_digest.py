@@ -64,7 +64,7 @@ def test_rfc2617_example_with_a_nonce_we_did_not_issue_is_forged():
     auth = DigestAuthenticator("testrealm@host.com", SECRET)
     ha1 = compute_ha1("Mufasa", "testrealm@host.com", "Circle Of Life")
     result = auth.verify("GET", RFC2617_AUTHORIZATION, lambda user, algorithm: ha1, NOW)
-    assert result == AuthResult(ok=False, username="Mufasa", stale=False, reason="forged nonce")
+    assert result == AuthResult(ok=False, username="Mufasa", stale=False, reason="forged-nonce")
 
 
 @pytest.mark.parametrize("algorithm, expected", [
@@ -154,24 +154,24 @@ def test_algorithm_defaults_to_md5(auth):
 
 def test_wrong_password_is_refused_and_counts_as_failure(auth):
     result = auth.verify("REGISTER", answer(auth, password="guess"), lookup, NOW)
-    assert result == AuthResult(ok=False, username="1001", stale=False, reason="wrong password")
+    assert result == AuthResult(ok=False, username="1001", stale=False, reason="wrong-password")
     assert result.counts_as_failure
 
 
 def test_unknown_user_is_refused(auth):
     result = auth.verify("REGISTER", answer(auth, username="9999"), lookup, NOW)
-    assert (result.ok, result.reason, result.username) == (False, "unknown user", "9999")
+    assert (result.ok, result.reason, result.username) == (False, "unknown-user", "9999")
 
 
 def test_response_for_another_method_is_refused(auth):
     """HA2 covers the method: an INVITE's credentials do not authorise a REGISTER."""
-    assert auth.verify("REGISTER", answer(auth, method="INVITE"), lookup, NOW).reason == "wrong password"
+    assert auth.verify("REGISTER", answer(auth, method="INVITE"), lookup, NOW).reason == "wrong-password"
 
 
 def test_expired_genuine_nonce_is_stale(auth):
     """A correct response over a nonce older than its lifetime asks for a retry (stale=true), not a password."""
     result = auth.verify("REGISTER", answer(auth), lookup, NOW + auth.nonce_lifetime_seconds + 1)
-    assert result == AuthResult(ok=False, username="1001", stale=True, reason="stale nonce")
+    assert result == AuthResult(ok=False, username="1001", stale=True, reason="stale-nonce")
     assert not result.counts_as_failure
 
 
@@ -182,76 +182,155 @@ def test_nonce_is_still_fresh_at_the_end_of_its_lifetime(auth):
 def test_expired_nonce_with_wrong_password_is_not_stale(auth):
     """RFC 7616 §3.3: stale=true only when the response itself is valid."""
     result = auth.verify("REGISTER", answer(auth, password="guess"), lookup, NOW + 10_000)
-    assert (result.stale, result.reason) == (False, "wrong password")
+    assert (result.stale, result.reason) == (False, "wrong-password")
 
 
 def test_nonce_from_the_future_is_stale(auth):
     """Our clock stepped back after issuing it: ask for a fresh nonce rather than accept it."""
-    assert auth.verify("REGISTER", answer(auth, now=NOW + 60), lookup, NOW).reason == "stale nonce"
+    assert auth.verify("REGISTER", answer(auth, now=NOW + 60), lookup, NOW).reason == "stale-nonce"
 
 
 def test_nonce_from_another_secret_is_forged(auth):
     other = DigestAuthenticator(REALM, b"another secret")
     result = auth.verify("REGISTER", answer(other), lookup, NOW)
-    assert (result.ok, result.stale, result.reason) == (False, False, "forged nonce")
+    assert (result.ok, result.stale, result.reason) == (False, False, "forged-nonce")
 
 
 def test_nonce_with_a_flipped_character_is_forged(auth):
     header = answer(auth)
     nonce = parse_digest_params(header)[1]["nonce"]
     tampered = nonce[:3] + ("A" if nonce[3] != "A" else "B") + nonce[4:]
-    assert auth.verify("REGISTER", header.replace(nonce, tampered), lookup, NOW).reason == "forged nonce"
+    assert auth.verify("REGISTER", header.replace(nonce, tampered), lookup, NOW).reason == "forged-nonce"
 
 
 @pytest.mark.parametrize("nonce", ["", "not base64 at all!", "QUJD", "é"])
 def test_nonce_that_is_not_ours_in_shape_is_forged(auth, nonce):
     header = answer(auth)
     real = parse_digest_params(header)[1]["nonce"]
-    assert auth.verify("REGISTER", header.replace(real, nonce), lookup, NOW).reason == "forged nonce"
+    assert auth.verify("REGISTER", header.replace(real, nonce), lookup, NOW).reason == "forged-nonce"
 
 
 def test_realm_mismatch_is_refused(auth):
     other = DigestAuthenticator("elsewhere", SECRET)
-    assert auth.verify("REGISTER", answer(other), lookup, NOW).reason == "realm mismatch"
+    assert auth.verify("REGISTER", answer(other), lookup, NOW).reason == "realm-mismatch"
 
 
 @pytest.mark.parametrize("change, reason", [
-    (("algorithm=MD5", "algorithm=SHA-512-256"), "unsupported algorithm"),
-    (("algorithm=MD5", "algorithm=MD5-sess"), "unsupported algorithm"),
-    (("qop=auth", "qop=auth-int"), "unsupported qop"),
-    (("Digest ", "Basic "), "unsupported scheme"),
+    (("algorithm=MD5", "algorithm=SHA-512-256"), "unsupported-algorithm"),
+    (("algorithm=MD5", "algorithm=MD5-sess"), "unsupported-algorithm"),
+    (("qop=auth", "qop=auth-int"), "unsupported-qop"),
+    (("Digest ", "Basic "), "unsupported-scheme"),
 ])
 def test_what_we_never_offer_is_refused(auth, change, reason):
     header = answer(auth, index=1).replace(*change)
     assert auth.verify("REGISTER", header, lookup, NOW).reason == reason
 
 
-def test_replayed_response_is_refused_as_stale(auth):
+def test_replayed_authorization_is_refused_as_stale(auth):
     """A sniffed Authorization cannot register a second time; a genuine phone just gets a new nonce."""
     header = answer(auth)
     assert auth.verify("REGISTER", header, lookup, NOW).ok
     result = auth.verify("REGISTER", header, lookup, NOW + 1)
-    assert (result.ok, result.stale, result.reason) == (False, True, "replayed response")
+    assert result == AuthResult(ok=False, username="1001", stale=True, reason="replayed-nonce")
+    assert not result.counts_as_failure
 
 
 def test_reusing_a_nonce_with_a_higher_nc_is_accepted(auth):
-    """RFC 7616 §3.4: a client may reuse a nonce with the next nonce-count."""
-    assert auth.verify("REGISTER", answer(auth, nc=1), lookup, NOW).ok
-    assert auth.verify("REGISTER", answer(auth, nc=2), lookup, NOW + 1).ok
+    """RFC 7616 §3.4: a client may reuse a nonce with the next nonce-count (phones do, for their next requests)."""
+    challenge = auth.challenge(NOW)[0]
+    for nc in (1, 2, 5):
+        header = client_authorization(challenge, method="REGISTER", uri="sip:acd.example", username="1001",
+                                      password="s3cret-1001", cnonce=f"c{nc}", nc=nc)
+        assert auth.verify("REGISTER", header, lookup, NOW + nc).ok
 
 
-def test_replay_memory_is_bounded():
-    auth = DigestAuthenticator(REALM, SECRET, max_remembered_responses=3)
-    for index in range(10):
-        assert auth.verify("REGISTER", answer(auth, cnonce=f"c{index}"), lookup, NOW).ok
-    assert len(auth._seen_responses) == 3
+@pytest.mark.parametrize("second_nc", [1, 2], ids=["same", "lower"])
+def test_an_nc_not_above_the_last_one_is_a_replay_even_with_a_new_cnonce(auth, second_nc):
+    """The nc must grow strictly for each use of a nonce; a new cnonce does not make an old count new."""
+    challenge = auth.challenge(NOW)[0]
+
+    def header(nc, cnonce):
+        return client_authorization(challenge, method="REGISTER", uri="sip:acd.example", username="1001",
+                                    password="s3cret-1001", cnonce=cnonce, nc=nc)
+
+    assert auth.verify("REGISTER", header(2, "first"), lookup, NOW).ok
+    result = auth.verify("REGISTER", header(second_nc, "second"), lookup, NOW)
+    assert (result.ok, result.stale, result.reason) == (False, True, "replayed-nonce")
+    assert auth.verify("REGISTER", header(3, "third"), lookup, NOW).ok
 
 
-def test_replay_memory_forgets_responses_once_their_nonce_is_stale(auth):
+def test_a_nonce_without_qop_serves_once(auth):
+    """RFC 2069 form has no nc: the nonce is single-use."""
+    nonce = auth.make_nonce(NOW)
+    ha1 = compute_ha1("1001", REALM, "s3cret-1001")
+    response = compute_response(ha1, "REGISTER", "sip:acd.example", nonce)
+    header = f'Digest username="1001", realm="{REALM}", nonce="{nonce}", uri="sip:acd.example", response="{response}"'
+    assert auth.verify("REGISTER", header, lookup, NOW).ok
+    assert auth.verify("REGISTER", header, lookup, NOW).reason == "replayed-nonce"
+
+
+@pytest.mark.parametrize("first", [{"password": "guess"}, {"username": "9999"}], ids=["wrong-password", "unknown-user"])
+def test_a_nonce_that_served_a_failure_serves_nothing_more(auth, first):
+    """After a wrong password (or an unknown user) the nonce is burnt: even the right password with a
+    higher nc only gets stale=true, so one challenge cannot feed a run of guesses ending in a login."""
+    challenge = auth.challenge(NOW)[0]
+    credentials = {"username": "1001", "password": "s3cret-1001"} | first
+    failed = client_authorization(challenge, method="REGISTER", uri="sip:acd.example", cnonce="a", nc=1, **credentials)
+    assert auth.verify("REGISTER", failed, lookup, NOW).counts_as_failure
+    again = client_authorization(challenge, method="REGISTER", uri="sip:acd.example", username="1001",
+                                 password="guess-2", cnonce="b", nc=2)
+    assert auth.verify("REGISTER", again, lookup, NOW).reason == "wrong-password", "a wrong guess still counts"
+    right = client_authorization(challenge, method="REGISTER", uri="sip:acd.example", username="1001",
+                                 password="s3cret-1001", cnonce="c", nc=3)
+    result = auth.verify("REGISTER", right, lookup, NOW)
+    assert (result.ok, result.stale, result.reason) == (False, True, "replayed-nonce")
+    assert auth.verify("REGISTER", answer(auth, now=NOW + 1), lookup, NOW + 1).ok, "a fresh nonce works"
+
+
+def test_each_challenge_has_its_own_nonce_even_at_the_same_instant(auth):
+    """Two phones challenged within one clock tick must not share a nonce (and its nc sequence)."""
+    first = parse_digest_params(auth.challenge(NOW)[0])[1]["nonce"]
+    second = parse_digest_params(auth.challenge(NOW)[0])[1]["nonce"]
+    assert first != second
+    assert auth.verify("REGISTER", answer(auth, cnonce="a"), lookup, NOW).ok
+    assert auth.verify("REGISTER", answer(auth, cnonce="b"), lookup, NOW).ok
+
+
+def test_a_nonce_issued_before_tracking_began_is_stale():
+    """After a restart (same secret) or a reload, earlier nonces' uses are unknown: retry with a fresh one."""
+    before = DigestAuthenticator(REALM, SECRET)
+    header = answer(before)
+    after = DigestAuthenticator(REALM, SECRET)
+    after.challenge(NOW + 1)
+    result = after.verify("REGISTER", header, lookup, NOW + 2)
+    assert (result.stale, result.reason) == (True, "replayed-nonce")
+
+
+def test_replay_memory_is_bounded_and_forgotten_nonces_are_stale():
+    auth = DigestAuthenticator(REALM, SECRET, max_tracked_nonces=3)
+    headers = [answer(auth, now=NOW + index, cnonce=f"c{index}") for index in range(10)]
+    for index, header in enumerate(headers):
+        assert auth.verify("REGISTER", header, lookup, NOW + index).ok
+    assert len(auth.nonce_uses) == 3
+    replay = auth.verify("REGISTER", headers[0], lookup, NOW + 10)
+    assert (replay.stale, replay.reason) == (True, "replayed-nonce"), "forgetting a nonce never lets it be replayed"
+    unused_but_older = client_authorization(auth.challenge(NOW + 5)[0], method="REGISTER", uri="sip:acd.example",
+                                            username="1001", password="s3cret-1001", cnonce="x")
+    assert auth.verify("REGISTER", unused_but_older, lookup, NOW + 10).reason == "replayed-nonce"
+    assert auth.verify("REGISTER", answer(auth, now=NOW + 10), lookup, NOW + 10).ok, "newer nonces work"
+
+
+def test_replay_memory_forgets_nonces_once_they_are_stale(auth):
     assert auth.verify("REGISTER", answer(auth, cnonce="first"), lookup, NOW).ok
     later = NOW + auth.nonce_lifetime_seconds + 1
     assert auth.verify("REGISTER", answer(auth, now=later, cnonce="second"), lookup, later).ok
-    assert len(auth._seen_responses) == 1
+    assert len(auth.nonce_uses) == 1
+
+
+def test_default_nonce_lifetime_is_30_seconds(auth):
+    assert auth.nonce_lifetime_seconds == 30
+    assert auth.verify("REGISTER", answer(auth), lookup, NOW + 30).ok
+    assert auth.verify("REGISTER", answer(auth), lookup, NOW + 30.5).reason == "stale-nonce"
 
 
 # Malformed headers (400) ---------------------------------------------------------------------------
