@@ -1,6 +1,6 @@
 """SIP capacity benchmark: call rate and concurrent media calls, aimed at any SIP server.
 
-    .venv/bin/python scripts/bench/sip_bench.py rate                       # our server, 30 s per step
+    .venv/bin/python scripts/bench/sip_bench.py rate                       # our server, demo IVR, 30 s per step
     .venv/bin/python scripts/bench/sip_bench.py concurrency                # N = 100, 250, 500, 1000
     .venv/bin/python scripts/bench/sip_bench.py rate --target 127.0.0.1:5060 --number 9000 --server-pid 1234
     .venv/bin/python scripts/bench/sip_bench.py rate --rates 5 --step-seconds 2 --out /tmp/b.json   # smoke
@@ -19,8 +19,11 @@ Measured the way shared/PEERS.md measured Asterisk and sippy (SIPp 3.6.1 on the 
 Server CPU (utime+stime from /proc/PID/stat; 100% = one core) and RSS (VmRSS) are read when the
 server's pid is known: always for our own server, with `--server-pid` for another one.
 
-Without `--target` the script starts our server (`acd serve`) on free ports with a bench config in a
-temp dir: dialplan 9000 -> flow `bench_rate` (a 2.8 s prompt, then the endless loop), 9001 -> flow
+Without `--target` the script starts our server (`acd serve`, at the default INFO log level) on free
+ports in a temp dir with the shipped demo config (dialplans, flows, queues, agents, incidents; hours
+open around the clock) plus two bench numbers. `rate` dials the demo's front door, 1000 (welcome,
+hours check, DTMF menu: what callers run), as shared/PEERS.md did for Asterisk; `--bench-flow` dials
+9000 -> flow `bench_rate` (a 2.8 s prompt, then the endless loop) instead; 9001 -> flow
 `bench_loop` (endless: a menu whose prompt is the 16 s hold music, 1 s timeout, `on_failure` back to
 itself, so `acd check` accepts it: the loop waits for input). It stops the server afterwards.
 
@@ -443,7 +446,8 @@ def rate_step(args, target: str, pid: int | None, rate: float, seconds: float, w
     window = CpuWindow(pid, int(target.rsplit(":", 1)[1])).start()
     sipp = None
     try:
-        sipp = Sipp(workdir, target, SCENARIOS / "rate_call.xml", number=args.number or "9000", rate=rate,
+        number = args.number or ("9000" if args.bench_flow else "1000")
+        sipp = Sipp(workdir, target, SCENARIOS / "rate_call.xml", number=number, rate=rate,
                     calls=calls, hold_ms=1000, limit=None, timeout_s=int(seconds) + 30)
         run = sipp.wait()
     finally:
@@ -763,7 +767,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["rate", "concurrency"])
     parser.add_argument("--target", help="host:port of the SIP server under test (default: start our own)")
-    parser.add_argument("--number", help="dialled number (default 9000 for rate, 9001 for concurrency)")
+    parser.add_argument("--number", help="dialled number (default: rate 1000, the shipped demo's front door "
+                                         "(welcome, hours, DTMF menu); concurrency 9001, an endless hold loop)")
+    parser.add_argument("--bench-flow", action="store_true",
+                        help="rate: dial 9000, the bench-only flow (prompt, then hold music), not the demo IVR")
     parser.add_argument("--server-pid", type=int, help="pid of a --target server, for CPU and RSS")
     parser.add_argument("--rtp-ports", default="10000-60000",
                         help="source port range of a --target server's RTP, for the capture filter")
@@ -778,7 +785,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp-rate", type=float, default=100.0, help="calls/s while ramping up concurrency")
     parser.add_argument("--max-jitter-ms", type=float, default=5.0, help="fail a step above this mean-jitter p99")
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole measurement (medians reported)")
-    parser.add_argument("--server-log-level", default="WARNING", help="our server's --log-level")
+    parser.add_argument("--server-log-level", default="INFO",
+                        help="our server's --log-level (default INFO, what `acd serve` runs at)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep SIPp logs etc. here (default: a temp dir, removed)")
     parser.add_argument("--keep", action="store_true", help="keep pcaps")
