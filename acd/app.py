@@ -126,7 +126,7 @@ def config_applier(running: RunningServer, reactor) -> Callable[[Config], None]:
     client, the prompts and the routing engine switch together."""
 
     def apply(config: Config) -> None:
-        routing = routing_config_from(config)
+        routing = routing_config_from(running.live.effective(config))
         prompts = PromptLibrary(config.prompts)
         prompts.preload()
         old = running.live.config

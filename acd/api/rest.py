@@ -90,6 +90,10 @@ class ApiResource(resource.Resource):
             self._check_agent(parts[1])
             unlocked = self.unlock is not None and self.unlock(parts[1])
             return 200, {"id": parts[1], "result": "unlocked" if unlocked else "not-locked"}
+        if len(parts) == 3 and parts[0] == "agents" and parts[2] == "queues" and method == "POST":
+            return 200, self._add_membership(parts[1], self._body(request))
+        if len(parts) == 4 and parts[0] == "agents" and parts[2] == "queues" and method == "DELETE":
+            return 200, self._membership_result(parts[1], parts[3], None)
         if len(parts) == 3 and parts[0] == "agents" and method == "POST":
             return 200, self._agent_action(parts[1], parts[2], self._body(request))
         if parts == ["queues"] and method == "GET":
@@ -210,6 +214,22 @@ class ApiResource(resource.Resource):
         explanation = self.view.call_explanation(call_id)
         return {"call_id": call_id, "result": result,
                 "position": explanation.position if explanation is not None else None}
+
+    def _add_membership(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        queue, penalty = body.get("queue"), body.get("penalty", 0)
+        if not isinstance(queue, str) or not queue or set(body) - {"queue", "penalty"} or isinstance(penalty, bool) \
+                or not isinstance(penalty, int) or not 0 <= penalty <= 100:
+            raise InvalidRequest('POST {"queue": "name", "penalty": 0..100 (default 0)}')
+        return self._membership_result(agent_id, queue, penalty)
+
+    def _membership_result(self, agent_id: str, queue: str, penalty: int | None) -> dict[str, Any]:
+        self._check_agent(agent_id)
+        result = self.desk.set_membership(agent_id, queue, penalty, by="API")
+        if result == "unknown-queue":
+            raise NotFound(f"no queue {queue!r} in conf/agents.yaml", queue=queue)
+        if result == "not-a-member":
+            raise Conflict(f"agent {agent_id} is not a member of {queue}", agent_id=agent_id, queue=queue)
+        return {"id": agent_id, "queue": queue, "penalty": penalty, "result": result}
 
     def _call_command(self, call_id: str, command: str, body: dict[str, Any]) -> dict[str, Any]:
         if self.control is None:

@@ -398,6 +398,28 @@ class AcdService:
         self._apply(decisions)
         return "changed"
 
+    # ---- memberships at runtime ----------------------------------------------------------------
+    def set_membership(self, agent_id: str, queue: str, penalty: int | None, *, by: str = "API") -> str:
+        """Add `agent_id` to `queue` with `penalty`, or remove it (None), until the server restarts;
+        in force at once, as a reload would put it. Returns "added", "changed", "removed",
+        "not-a-member", "unknown-agent" or "unknown-queue"."""
+        agents = self.config.config.agents
+        agent = agents.agents.get(agent_id) if agents else None
+        if agent is None:
+            return "unknown-agent"
+        if queue not in agents.queues:
+            return "unknown-queue"
+        before = agent.queues.get(queue)
+        if penalty is None and before is None:
+            return "not-a-member"
+        self.config.set_membership(agent_id, queue, penalty)
+        self.reconfigure(routing_config_from(self.config.config))
+        result = "removed" if penalty is None else ("added" if before is None else "changed")
+        log.info("agent=%s %s queue %s%s by %s (until restart)", agent_id, result, queue,
+                 f" penalty {penalty}" if penalty is not None else "", by)
+        self.events.publish("wallboard", {"type": "queue-changed", "queue": queue})
+        return result
+
     # ---- reconfiguration ---------------------------------------------------------------------
     def reconfigure(self, routing: RoutingConfig) -> None:
         """Put a new routing config in force now (the config it came from is already live)."""

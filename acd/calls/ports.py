@@ -35,6 +35,9 @@ class ConfigSource(Protocol):
     def crm(self) -> Any:
         """The CRM client built from the config in force (None without CRM URLs)."""
 
+    def set_membership(self, agent_id: str, queue: str, penalty: int | None) -> None:
+        """Change one agent's membership of one queue until restart (None: not a member)."""
+
 
 class DialogOwner(Protocol):
     """Whoever sent an in-dialog request: gets its final response (None when it timed out)."""

@@ -36,6 +36,8 @@ class AgentDesk(Protocol):
     def change_call(self, call_id: str, *, priority: int | None = None, queue: str | None = None,
                     requirements: dict[str, int] | None = None, by: str = "API") -> str: ...
 
+    def set_membership(self, agent_id: str, queue: str, penalty: int | None, *, by: str = "API") -> str: ...
+
 
 class CallCommands(Protocol):
     """A supervisor's commands on a call in progress (acd.calls.call_control.CallControl)."""

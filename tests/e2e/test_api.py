@@ -103,7 +103,8 @@ def test_openapi_is_valid_and_every_documented_operation_is_served(api_server):
 
     spec = yaml.safe_load((REPO / "acd" / "api" / "openapi.yaml").read_text())
     validate(spec)
-    examples = {"agent_id": "1001", "action": "ready", "call_id": "no-such-call", "topic": "no-such-topic"}
+    examples = {"agent_id": "1001", "action": "ready", "call_id": "no-such-call", "topic": "no-such-topic",
+                "queue": "no-such-queue"}
     for path, operations in spec["paths"].items():
         concrete = path.format(**examples)
         for method in operations:

@@ -84,3 +84,34 @@ def test_bad_commands_are_refused_with_the_reason(make_harness):
     assert status == 400 and "no queue or dialplan number 'nowhere'" in body["message"]
     assert harness.api("POST", f"/api/calls/{call.call_id}/transfer", {})[0] == 400
     assert harness.api("POST", "/api/calls/no-such-call/transfer", {"to": "q"})[0] == 404
+
+
+def test_membership_added_at_runtime_takes_a_waiting_call_at_once_and_survives_a_reload(make_harness):
+    """1001 belongs to q2 only; a caller waits in q. Adding 1001 to q (API) offers it the call at once;
+    a reload keeps the change; removing it takes 1001 out of q again."""
+    harness = control_harness(make_harness)
+    phone = harness.logged_in_agent("1001")
+    caller, call = harness.answered_call("3000")
+    harness.advance(1)
+    assert harness.queue_waiting("q") == 1
+    assert harness.api("POST", "/api/agents/1001/queues", {"queue": "q", "penalty": 2}) == (
+        200, {"id": "1001", "queue": "q", "penalty": 2, "result": "added"})
+    offer = phone.take_offer()
+    assert offer.header("X-ACD-Queue") == "q"
+    assert harness.logged(r"agent=1001 added queue q penalty 2 by API \(until restart\)")
+    assert harness.reload()
+    queues = {q["queue"]: q for q in harness.api("GET", "/api/queues")[1]}
+    assert queues["q"]["members"] == {"1001": 2}, "a reload keeps the runtime change"
+    assert harness.api("DELETE", "/api/agents/1001/queues/q")[1]["result"] == "removed"
+    queues = {q["queue"]: q for q in harness.api("GET", "/api/queues")[1]}
+    assert queues["q"]["members"] == {}
+    agent = next(a for a in harness.api("GET", "/api/agents")[1] if a["id"] == "1001")
+    assert agent["queues"] == {"q2": 0}
+
+
+def test_membership_changes_are_checked(make_harness):
+    harness = control_harness(make_harness)
+    assert harness.api("POST", "/api/agents/1001/queues", {"queue": "nope"})[0] == 404
+    assert harness.api("POST", "/api/agents/9999/queues", {"queue": "q"})[0] == 404
+    assert harness.api("POST", "/api/agents/1001/queues", {"queue": "q", "penalty": -1})[0] == 400
+    assert harness.api("DELETE", "/api/agents/1001/queues/q")[0] == 409
