@@ -129,7 +129,10 @@ def _column_map_argument(text: str) -> str:
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (e.g. 30 or 2.5)") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text}: must be 0 or more seconds")
     return value
