@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter as Counter_
 from typing import Any, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 __all__ = ["Metrics", "WAIT_BUCKETS_SECONDS", "SIP_METHODS"]
@@ -62,6 +62,13 @@ class Metrics:
         self.rtp_received = Counter("acd_rtp_packets_received_total", "RTP packets received", registry=r)
         self.rtp_late = Counter("acd_rtp_frames_dropped_total", "Media frames skipped because a tick was late",
                                 registry=r)
+        self.sip_connections_closed = Counter(
+            "acd_sip_connections_closed_total", "SIP stream connections the server closed or refused, by "
+            "transport and reason (idle_timeout, partial_message_timeout, per_ip_limit...)", ["transport", "reason"],
+            registry=r)
+        # Read at scrape time from the transport's connection table (set_function), like the live gauges.
+        self.sip_connections = Gauge("acd_sip_connections_open", "Open SIP stream connections", ["transport"],
+                                     registry=r)
         self._view: Any = None
         self.registry.register(_LiveCollector(self))
 
