@@ -9,12 +9,17 @@ import re
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
 from .harness import LOOPBACK, REPO, free_port, rtp_base, start_server
 from .softphone_driver import SoftphoneProcess, run_softphone
 from .test_softphone_agents import AGENT_TONE_HZ, CALLER_TONE_HZ, QUEUE_FLOW, tone_power, write_tone
+
+# Short, so that the agent's connection sits idle longer than this before its call (and the call's
+# connections during it): they must be kept, as they carry a registration or a dialog.
+IDLE_TIMEOUT_SECONDS = 2
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +29,8 @@ def tls_server(tmp_path_factory):
                    capture_output=True)
     tls_port = free_port(kind=socket.SOCK_STREAM, both=False)
     sip_extra = (f"  transports: [udp, tcp, tls]\n  tls:\n    port: {tls_port}\n    certificate: tls/acd.crt\n"
-                 f"    private_key: tls/acd.key\n")
+                 f"    private_key: tls/acd.key\n"
+                 f"  tcp:\n    idle_timeout_seconds: {IDLE_TIMEOUT_SECONDS}\n")
     files = {"dialplans/agents_e2e.yaml": 'routes:\n  - {number: "3100", flow: straight_to_sales}\n',
              "ivr_flows/straight_to_sales.yaml": QUEUE_FLOW}
     server = start_server(root, sip_port=free_port(), rtp_base=rtp_base(), extra_files=files, sip_extra=sip_extra)
@@ -35,8 +41,9 @@ def tls_server(tmp_path_factory):
 
 
 def test_agent_over_tls_takes_a_call_from_a_tls_trunk_with_audio_both_ways(tls_server, tmp_path):
-    """Agent 1001 registers over TLS and logs in (*45, over TLS); a caller on the trunk dials 3100 over
-    TLS; the offer goes to the agent on the connection it registered on; each hears the other's tone."""
+    """Agent 1001 registers over TLS and logs in (*45, over TLS), then stays quiet longer than the idle
+    timeout; a caller on the trunk dials 3100 over TLS; the offer goes to the agent on the connection
+    it registered on (kept: it carries the registration); each hears the other's tone."""
     target = f"{LOOPBACK}:{tls_server.tls_port};transport=tls"
     ca = str(tls_server.root / "tls" / "acd.crt")
     caller_tone, agent_tone = tmp_path / "caller.wav", tmp_path / "agent.wav"
@@ -49,6 +56,7 @@ def test_agent_over_tls_takes_a_call_from_a_tls_trunk_with_audio_both_ways(tls_s
                           "--hangup-after", "4", "--calls", "1", "--timeout", "40") as agent:
         agent.wait_for_stderr(r"login call ended", timeout=20)
         tls_server.wait_for_log(r"agent=1001 feature=login result=logged-in")
+        time.sleep(IDLE_TIMEOUT_SECONDS + 1)  # the registered phone's connection idles past the timeout
         caller = run_softphone("call", f"sip:3100@{target}", "--transport", "tls", "--tls-ca", ca,
                                "--from-user", "5559002", "--play", str(caller_tone), "--play-loop",
                                "--record", str(caller_heard), "--timeout", "30", timeout=45)
