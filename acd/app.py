@@ -25,7 +25,8 @@ from .calls.media_ports import MediaPorts
 from .calls.registrar_service import RegistrarService
 from .calls.shutdown import DEFAULT_DRAIN_SECONDS, GracefulShutdown
 from .calls.sip_server import SipServer
-from .calls.transports import SipTcpFactory, SipUdpProtocol
+from .calls.stream_transports import listen_sip_streams
+from .calls.transports import SipUdpProtocol
 from .calls.view import LiveView
 from .calls.webhooks import CrmWebhooks
 from .config.model import Config
@@ -61,6 +62,7 @@ class RunningServer:
     udp_port: object | None
     tcp_port: object | None
     http_port: object | None = None
+    tls_port: object | None = None
 
 
 # The default 208 KiB receive buffer holds ~20 ms of SIP at 800 calls/s: a GC pause or a busy tick
@@ -175,7 +177,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     media = MediaPorts(reactor, address=config.rtp.address, port_min=config.rtp.port_min,
                        port_max=config.rtp.port_max, prompts=prompts, rng=rng)
     calls = CallTable()
-    endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port)
+    endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port,
+                           transport_ports={"TLS": config.sip.tls.port})
     sip = SipServer(endpoint=endpoint, config=live, reactor=reactor, metrics=metrics, calls=calls)
     registrar = RegistrarService(signalling=sip, config=live, reactor=reactor) if config.agents else None
 
@@ -201,12 +204,11 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
         udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(sip), interface=config.sip.listen,
                                      maxPacketSize=SIP_MAX_DATAGRAM_BYTES)
         _grow_receive_buffer(udp_port)
-    if "tcp" in config.sip.transports:
-        tcp_port = reactor.listenTCP(config.sip.port, SipTcpFactory(sip), interface=config.sip.listen)
+    tcp_port, tls_port = listen_sip_streams(config, reactor, sip, in_use=sip.connection_in_use, metrics=metrics)
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))
     _restore_agents(previous, acd)
     return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, events=events,
                          metrics=metrics, records=records, registrar=registrar, shutdown=shutdown,
-                         udp_port=udp_port, tcp_port=tcp_port)
+                         udp_port=udp_port, tcp_port=tcp_port, tls_port=tls_port)

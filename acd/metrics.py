@@ -8,13 +8,12 @@ never drift from the truth. No caller numbers or call ids in labels.
 
 from __future__ import annotations
 
+import platform
 from collections import Counter as Counter_
+from importlib import metadata
 from typing import Any, Iterable
 
-import platform
-from importlib import metadata
-
-from prometheus_client import (CollectorRegistry, Counter, Histogram, Info, PlatformCollector, ProcessCollector,
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info, PlatformCollector, ProcessCollector,
                                disable_created_metrics)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -84,6 +83,13 @@ class Metrics:
             "acd_records_commit_delay_seconds",
             "Per records commit: how long its oldest event waited between happening and being on disk",
             buckets=COMMIT_DELAY_BUCKETS_SECONDS, registry=r)
+        self.sip_connections_closed = Counter(
+            "acd_sip_connections_closed_total", "SIP stream connections the server closed or refused, by "
+            "transport and reason (idle_timeout, partial_message_timeout, per_ip_limit...)", ["transport", "reason"],
+            registry=r)
+        # Read at scrape time from the transport's connection table (set_function), like the live gauges.
+        self.sip_connections = Gauge("acd_sip_connections_open", "Open SIP stream connections", ["transport"],
+                                     registry=r)
         self._view: Any = None
         self.registry.register(_LiveCollector(self))
 

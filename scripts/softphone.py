@@ -63,6 +63,9 @@ import pjsua2 as pj
 
 LOCAL_HOST = "127.0.0.1"
 POLL_MS = 10
+# --transport: the SIP transport the phone listens on and sends with. With tls, give the server's
+# URIs ";transport=tls" (sip:1000@127.0.0.1:5061;transport=tls), as for --registrar.
+TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -279,7 +282,10 @@ class Phone:
         tcfg.port = a.local_port
         tcfg.boundAddress = LOCAL_HOST
         tcfg.publicAddress = LOCAL_HOST
-        self.transport_id = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        if a.transport == "tls":  # as a client: the server's certificate is checked only with --tls-ca
+            tcfg.tlsConfig.CaListFile = a.tls_ca or ""
+            tcfg.tlsConfig.verifyServer = bool(a.tls_ca)
+        self.transport_id = self.ep.transportCreate(TRANSPORTS[a.transport], tcfg)
         self.local_port = self.ep.transportGetInfo(self.transport_id).localName.split(":")[-1]
         self.local_port = int(self.local_port)
 
@@ -305,7 +311,7 @@ class Phone:
         acfg.natConfig.sipOutboundUse = 0  # no ";ob" in Contact, no RFC 5626 keep-alives
         self.acc = self.track(self.make_account())
         self.acc.create(acfg)
-        log(f"SIP on udp {LOCAL_HOST}:{self.local_port} as {acfg.idUri}")
+        log(f"SIP on {a.transport} {LOCAL_HOST}:{self.local_port} as {acfg.idUri}")
 
     def configure_account(self, acfg: pj.AccountConfig) -> None:
         """Identity (and registration) of the account; `call` uses a local, unregistered one."""
@@ -1044,7 +1050,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", type=int, default=1,
                         help="PJSIP console log level on stderr (0-6, 4+ also logs SIP messages)")
     common.add_argument("--local-port", type=int, default=0,
-                        help="local SIP UDP port (0 = ephemeral)")
+                        help="local SIP port (0 = ephemeral)")
+    common.add_argument("--transport", choices=sorted(TRANSPORTS), default="udp",
+                        help="SIP transport (tls: add ;transport=tls to the server's URIs)")
+    common.add_argument("--tls-ca", help="with --transport tls: verify the server's certificate against "
+                        "this PEM file (default: no verification)")
     common.add_argument("--rtp-port", type=int, default=0,
                         help="first local RTP port (0 = ephemeral, the default)")
     common.add_argument("--display-name", default="", help="From display name")

@@ -3,7 +3,8 @@
 Wired in one place, `acd/app.py` (the composition root); every object gets the narrow ports it uses
 (`ports.py`) by constructor, and only the root imports `sip_server`:
 
-- `transports` (UDP/TCP) -> `sip_server.SipServer` (drives the sans-IO endpoint; the Signalling port)
+- `transports` (UDP), `stream_transports` (TCP, TLS with `tls_context`: connection limits and reuse)
+  -> `sip_server.SipServer` (drives the sans-IO endpoint; the Signalling port)
   -> `inbound.InboundCalls` (new INVITEs, feature codes, INFO) -> `session.CallSession` (+ `ivr_runner`)
 - `acd_service.AcdService` (the routing engine's shell; `QueuedCall` per call, `queue_wait` for what
   waiting callers hear) -> `connections.Connections` -> `offers.OfferDialer` -> `agent_leg.AgentLeg`

@@ -85,7 +85,9 @@ class AgentLeg:
                             codecs=(self.codec,), telephone_event_pt=self.telephone_event_pt or 101)
         self.invite = build_invite(uri=self.contact, call_id=self.call_id, from_user=self.from_user,
                                    to_user=self.agent_id, local=self.sip_address,
-                                   extra_headers=self.context_headers, sdp=bytes(offer))
+                                   extra_headers=self.context_headers, sdp=bytes(offer),
+                                   contact=self.signalling.contact(self.transport,
+                                                                   secure=self.contact.lower().startswith("sips:")))
         self.invite_transaction = self.signalling.send_invite(self, self.invite, self.destination, self.transport)
         log.info("call=%s offer to agent=%s contact=%s agent_call=%s", self.customer_call_id, self.agent_id,
                  self.contact, self.call_id)

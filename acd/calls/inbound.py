@@ -15,7 +15,7 @@ from ..config.model import Route
 from ..ivr.flow import Flow, PlayStep
 from ..media.sdp import SdpError, SessionDescription, answer_offer
 from ..sip.build import new_tag
-from ..sip.dialog import Dialog
+from ..sip.dialog import Dialog, wants_sips
 from ..sip.events import RequestReceived
 from ..sip.headers import NameAddr, SipUri
 from .call_table import CallTable
@@ -141,8 +141,9 @@ class InboundCalls:
             return None
         # Everything that can refuse the request (no Contact, a malformed From) is checked before an RTP
         # port is taken: a refused INVITE must leave nothing allocated.
-        dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=self.signalling.contact(event.transport),
-                               source=event.source, transport=event.transport)
+        contact = self.signalling.contact(event.transport, secure=wants_sips(request))
+        dialog = Dialog.as_uas(request, local_tag=new_tag(), local_contact=contact, source=event.source,
+                               transport=event.transport)
         from_addr = NameAddr.parse(request.headers.get("From", ""))
         caller = SipUri.parse(from_addr.uri).user or ""
         holder: list[CallSession] = []

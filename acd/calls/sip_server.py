@@ -76,7 +76,7 @@ class SipServer:
         self.retry_after: int | None = None  # set while new calls are refused (the server drains)
 
     def set_sender(self, transport: str, send: Callable[[Datagram], None]) -> None:
-        """Register how datagrams of a transport ("UDP", "TCP") leave."""
+        """Register how datagrams of a transport ("UDP", "TCP", "TLS") leave."""
         self._senders[transport] = send
 
     def set_handlers(self, *, call_setup: CallSetup, registrar: RegisterHandler | None) -> None:
@@ -240,7 +240,7 @@ class SipServer:
         """A 2xx to an INVITE no leg owns (an offer placed before a restart, answered after it): ACK
         every copy, as a UAC core must (RFC 3261 §13.2.2.4), and BYE it once: nobody waits for it."""
         via = response.headers.get("Via") or ""
-        transport = "TCP" if "/TCP" in via.upper() else "UDP"
+        transport = next((name for name in ("TCP", "TLS") if f"/{name}" in via.upper()), "UDP")
         dialog = Dialog.from_stray_2xx(response, transport=transport)
         self.send_ack(dialog.create_request("ACK"), dialog.destination(), transport)
         if response.call_id in self._stray_dialogs:
@@ -342,11 +342,29 @@ class SipServer:
         """Allow/Accept, for 200 OK to INVITE and OPTIONS."""
         return (("Allow", ALLOWED_METHODS), ("Accept", "application/sdp, application/dtmf-relay"))
 
-    def contact(self, transport: str) -> str:
-        """Our Contact for dialogs on `transport`."""
+    def contact(self, transport: str, secure: bool = False) -> str:
+        """Our Contact for dialogs on `transport`; `secure` (the peer used a sips: URI, RFC 3261
+        §12.1.1) makes it a SIPS URI, which implies TLS."""
         sip = self.config.config.sip
+        if transport == "TLS":
+            return f"<sips:acd@{sip.public_address}:{sip.tls.port}>" if secure else \
+                f"<sip:acd@{sip.public_address}:{sip.tls.port};transport=tls>"
         suffix = ";transport=tcp" if transport == "TCP" else ""
         return f"<sip:acd@{sip.public_address}:{sip.port}{suffix}>"
+
+    def connection_in_use(self, peer: tuple[str, int], transport: str) -> bool:
+        """True when an agent's live registration or a call's dialog runs over the stream connection
+        from `peer`: an idle timeout must not cut a registered phone off from its next call, nor a
+        call from its BYE (we cannot reconnect to a phone; it connected to us)."""
+        if self.registrar is not None and self.registrar.is_agent_address(peer):
+            return True
+        for owner in (*self.calls.sessions.values(), *self.calls.placed.values()):
+            dialog = getattr(owner, "dialog", None)
+            if dialog is not None and dialog.transport == transport and dialog.destination() == peer:
+                return True
+            if getattr(owner, "transport", None) == transport and getattr(owner, "destination", None) == peer:
+                return True
+        return False
 
     def _flush(self) -> None:
         for datagram in self.endpoint.datagrams_to_send():

@@ -1,4 +1,4 @@
-"""Twisted transports for SIP: UDP datagrams and TCP streams, both feeding one SipServer.
+"""Twisted transport for SIP over UDP, feeding one SipServer (streams: acd/calls/stream_transports.py).
 
 A bug triggered by one message is logged with the message and the server goes on: one bad
 packet must never take other calls down.
@@ -11,11 +11,9 @@ from typing import Callable, Protocol
 
 from twisted.internet import protocol
 
-from ..sip.errors import RemoteProtocolError
 from ..sip.events import Datagram
-from ..sip.framing import StreamFramer
 
-__all__ = ["SipReceiver", "SipUdpProtocol", "SipTcpFactory"]
+__all__ = ["SipReceiver", "SipUdpProtocol"]
 
 log = logging.getLogger("acd.sip")
 
@@ -50,55 +48,3 @@ class SipUdpProtocol(protocol.DatagramProtocol):
         except Exception:  # a bug, surfaced in the log with its input; other calls go on
             self.internal_errors += 1
             log.exception("internal error handling a datagram from %s:%s; raw=%r", addr[0], addr[1], data[:300])
-
-
-class _SipTcpConnection(protocol.Protocol):
-    def __init__(self, factory: "SipTcpFactory") -> None:
-        self.factory = factory
-        self.framer = StreamFramer()
-        self.peer: tuple[str, int] = ("", 0)
-
-    def connectionMade(self) -> None:  # noqa: N802 - Twisted API
-        address = self.transport.getPeer()
-        self.peer = (address.host, address.port)
-        self.factory.connections[self.peer] = self
-
-    def connectionLost(self, reason=None) -> None:  # noqa: N802 - Twisted API
-        if self.factory.connections.get(self.peer) is self:
-            del self.factory.connections[self.peer]
-
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted API
-        try:
-            messages = self.framer.feed(data)
-        except RemoteProtocolError as error:
-            log.warning("closing TCP connection from %s:%s: %s", self.peer[0], self.peer[1], error.reason)
-            self.transport.loseConnection()
-            return
-        for message in messages:
-            try:
-                self.factory.server.datagram_received(message, self.peer, "TCP")
-            except Exception:  # a bug, surfaced in the log with its input; other calls go on
-                log.exception("internal error handling a TCP message from %s:%s; raw=%r", self.peer[0],
-                              self.peer[1], message[:300])
-
-
-class SipTcpFactory(protocol.ServerFactory):
-    """Accepts SIP over TCP; responses and in-dialog requests go back on the same connection."""
-
-    def __init__(self, server: SipReceiver) -> None:
-        self.server = server
-        self.connections: dict[tuple[str, int], _SipTcpConnection] = {}
-        server.set_sender("TCP", self.send)
-
-    def buildProtocol(self, addr) -> _SipTcpConnection:  # noqa: N802 - Twisted API
-        """One protocol per accepted connection."""
-        return _SipTcpConnection(self)
-
-    def send(self, datagram: Datagram) -> None:
-        """Write to the connection the peer opened; dropped (and logged) if it is gone."""
-        connection = self.connections.get(datagram.destination)
-        if connection is None:
-            log.warning("no TCP connection to %s:%s; dropped %d bytes", datagram.destination[0],
-                        datagram.destination[1], len(datagram.data))
-            return
-        connection.transport.write(datagram.data)

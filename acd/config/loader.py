@@ -20,6 +20,7 @@ from .agents import load_agents
 from .extras import load_hours, load_incidents, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
 from .model import Config, HttpSettings, Route, RtpSettings, SipSettings, Trunk
+from .sip_streams import parse_stream_settings, parse_tls_settings
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
 
 __all__ = ["load_config", "ConfigError", "ConfigInvalid", "DIRECTORY_SOURCES"]
@@ -141,7 +142,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code", "crm"},
                        "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
-        check.unknown_keys(section, {"listen", "port", "public_address", "transports"}, "sip")
+        check.unknown_keys(section, {"listen", "port", "public_address", "transports", "tcp", "tls"}, "sip")
         listen = str(section.get("listen", sip.listen))
         _check_ip(check, section, "listen", listen)
         port = int(check.number(section, "port", sip.port, "sip", integer=True))
@@ -152,10 +153,13 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
         if "public_address" in section:  # else derived from listen, already checked
             _check_ip(check, section, "public_address", public)
         transports = section.get("transports", ["udp", "tcp"])
-        if not isinstance(transports, list) or not transports or any(t not in ("udp", "tcp") for t in transports):
-            check.error(section.line_of("transports"), "sip transports must be a list of udp and/or tcp")
+        if not isinstance(transports, list) or not transports or any(t not in ("udp", "tcp", "tls") for t in transports):
+            check.error(section.line_of("transports"), "sip transports must be a list of udp, tcp and/or tls")
             transports = ["udp", "tcp"]
-        sip = SipSettings(listen=listen, port=port, public_address=public, transports=tuple(transports))
+        tls = parse_tls_settings(check, section, root, enabled="tls" in transports, sip_port=port,
+                                 tcp_enabled="tcp" in transports)
+        sip = SipSettings(listen=listen, port=port, public_address=public, transports=tuple(transports),
+                          tcp=parse_stream_settings(check, section), tls=tls)
     if "rtp" in top and (section := check.mapping(top["rtp"], top.line_of("rtp"), "rtp")) is not None:
         check.unknown_keys(section, {"address", "ports"}, "rtp")
         address = str(section.get("address", rtp.address))

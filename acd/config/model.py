@@ -11,8 +11,32 @@ from typing import Any
 
 from ..ivr.flow import Flow
 from ..ivr.hours import BusinessHours
+from ..sip import stream_limits
+from ..sip.message import MAX_MESSAGE_SIZE
 
-__all__ = ["SipSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config"]
+__all__ = ["SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """Limits on SIP stream connections, TCP and TLS alike (`sip: tcp:`; reasons in acd/sip/stream_limits.py)."""
+
+    idle_timeout_seconds: float = stream_limits.DEFAULT_IDLE_TIMEOUT_SECONDS
+    partial_message_timeout_seconds: float = stream_limits.DEFAULT_PARTIAL_MESSAGE_TIMEOUT_SECONDS
+    max_connections_per_ip: int = stream_limits.DEFAULT_MAX_CONNECTIONS_PER_IP
+    max_connections: int = stream_limits.DEFAULT_MAX_CONNECTIONS
+    max_message_bytes: int = MAX_MESSAGE_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """SIP over TLS (RFC 3261 §26), on when "tls" is in the transports: its port, the certificate chain
+    and private key (PEM files, checked at load) and the lowest TLS version accepted ("1.2" or "1.3")."""
+
+    port: int = 5061
+    certificate: Path | None = None
+    private_key: Path | None = None
+    min_version: str = "1.2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +47,8 @@ class SipSettings:
     port: int = 5060
     public_address: str = "127.0.0.1"
     transports: tuple[str, ...] = ("udp", "tcp")
+    tcp: StreamSettings = field(default_factory=StreamSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,16 +114,17 @@ ALLOWED_METHODS = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER"
 
 def build_invite(*, uri: str, call_id: str, from_user: str, to_user: str, local: tuple[str, int],
                  extra_headers: tuple[tuple[str, str], ...] = (), sdp: bytes = b"",
-                 display_name: str = "ACD") -> Request:
+                 display_name: str = "ACD", contact: str | None = None) -> Request:
     """A new out-of-dialog INVITE from us (§8.1.1): fresh From tag, CSeq 1, our Contact, the Allow list
-    and the SDP offer; `send_request` adds Via and Max-Forwards. `local` is our public (host, port)."""
+    and the SDP offer; `send_request` adds Via and Max-Forwards. `local` is our public (host, port);
+    `contact` our Contact for the transport used (default: sip:acd@host:port)."""
     host, port = local
     headers = Headers()
     headers.add("From", f"\"{display_name}\" <sip:{from_user}@{host}:{port}>;tag={new_tag()}")
     headers.add("To", f"<sip:{to_user}@{host}>")
     headers.add("Call-ID", call_id)
     headers.add("CSeq", "1 INVITE")
-    headers.add("Contact", f"<sip:acd@{host}:{port}>")
+    headers.add("Contact", contact or f"<sip:acd@{host}:{port}>")
     headers.add("Allow", ALLOWED_METHODS)
     for name, value in extra_headers:
         headers.add(name, value)

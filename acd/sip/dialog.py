@@ -13,9 +13,19 @@ from .errors import RemoteProtocolError
 from .headers import CSeq, NameAddr, SipUri
 from .message import Headers, Request, Response
 
-__all__ = ["Dialog", "DialogId"]
+__all__ = ["Dialog", "DialogId", "wants_sips"]
 
 DialogId = tuple[str, str, str]  # (Call-ID, local tag, remote tag)
+
+
+def wants_sips(request: Request) -> bool:
+    """RFC 3261 §12.1.1: our Contact in the dialog must be a SIPS URI when the request that makes it
+    had a SIPS Request-URI, or a SIPS top Record-Route, or (without Record-Route) a SIPS Contact."""
+    routes = request.headers.get_all("Record-Route")
+    contacts = request.headers.get_all("Contact")
+    second = routes[0] if routes else (contacts[0] if contacts else "")
+    return any(uri.strip().lstrip("<").lower().startswith("sips:")
+               for uri in (request.uri, NameAddr.parse(second).uri if second else ""))
 
 
 @dataclass(slots=True)
@@ -34,6 +44,10 @@ class Dialog:
     local_contact: str = ""
     fallback_destination: tuple[str, int] = ("127.0.0.1", 5060)
     transport: str = "UDP"
+    # Over a stream transport (TCP, TLS): the peer's end of the connection the dialog was made on.
+    # In-dialog requests go back on it (connection reuse, as RFC 5923 and RFC 5626 flows do): we open
+    # no connections, and a phone's Contact names its listening port, not the port it connected from.
+    connection: tuple[str, int] | None = None
 
     @classmethod
     def as_uas(cls, invite: Request, *, local_tag: str, local_contact: str, source: tuple[str, int],
@@ -57,6 +71,7 @@ class Dialog:
             local_contact=local_contact,
             fallback_destination=source,
             transport=transport,
+            connection=source if transport != "UDP" else None,
         )
 
     @classmethod
@@ -78,6 +93,7 @@ class Dialog:
             local_contact=(invite.headers.get("Contact") or ""),
             fallback_destination=source,
             transport=transport,
+            connection=source if transport != "UDP" else None,
         )
 
     @classmethod
@@ -142,7 +158,10 @@ class Dialog:
 
         Host names are not resolved (no DNS in the core); the address the dialog's INVITE came from
         is used instead, which is right for trunks and softphones that send from their Contact.
+        A dialog over a stream transport uses its connection.
         """
+        if self.connection is not None:
+            return self.connection
         target = NameAddr.parse(self.route_set[0]).uri if self.route_set else self.remote_target
         try:
             uri = SipUri.parse(target)

@@ -65,15 +65,18 @@ def _check_uas_support(request: Request) -> None:
 class SipEndpoint:
     """A sans-IO SIP endpoint.
 
-    `local_host`/`local_port` go into the Via of requests we send. `reliable_transports` lists the
-    transports with no retransmission (TCP). The caller drives it with `receive`, drains
-    `next_event` and `datagrams_to_send`, and calls `handle_timers(now)` at `next_deadline()`.
+    `local_host`/`local_port` go into the Via of requests we send; `transport_ports` names the port
+    of a transport that listens elsewhere ({"TLS": 5061}). Every transport but UDP is reliable (no
+    retransmission). The caller drives it with `receive`, drains `next_event` and
+    `datagrams_to_send`, and calls `handle_timers(now)` at `next_deadline()`.
     """
 
     def __init__(self, *, local_host: str, local_port: int, timers: TimerConfig = TimerConfig(),
-                 branch_factory: Callable[[], str] = new_branch) -> None:
+                 branch_factory: Callable[[], str] = new_branch,
+                 transport_ports: dict[str, int] | None = None) -> None:
         self.local_host = local_host
         self.local_port = local_port
+        self.transport_ports = dict(transport_ports or {})
         self.timers = timers
         self._new_branch = branch_factory
         self._transactions: dict[tuple, Transaction] = {}
@@ -274,7 +277,7 @@ class SipEndpoint:
                 raise LocalProtocolError("CANCEL Via has no branch to match its INVITE")
         else:
             branch = self._new_branch()
-            request.headers.prepend("Via", f"SIP/2.0/{transport} {self.local_host}:{self.local_port};branch={branch};rport")
+            request.headers.prepend("Via", self._via(transport, branch))
         if "Max-Forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")
         data = bytes(request)
@@ -305,7 +308,11 @@ class SipEndpoint:
 
     def new_via(self, transport: str) -> str:
         """A fresh Via value for a request built outside `send_request` (an ACK for a 2xx)."""
-        return f"SIP/2.0/{transport} {self.local_host}:{self.local_port};branch={self._new_branch()};rport"
+        return self._via(transport, self._new_branch())
+
+    def _via(self, transport: str, branch: str) -> str:
+        port = self.transport_ports.get(transport, self.local_port)
+        return f"SIP/2.0/{transport} {self.local_host}:{port};branch={branch};rport"
 
     def next_event(self) -> Event | None:
         """The next event, or None when there is none."""

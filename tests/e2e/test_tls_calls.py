@@ -1,0 +1,88 @@
+"""SIP over TLS against the real server: a PJSUA2 agent registers over TLS (verifying the server's
+certificate, the demo one `scripts/make_demo_cert` makes) and takes a call that a PJSUA2 trunk caller
+places over TLS; the offer reaches the agent on its own TLS connection and audio flows both ways.
+A client offering only TLS 1.1 gets no session."""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from .harness import LOOPBACK, REPO, free_port, rtp_base, start_server
+from .softphone_driver import SoftphoneProcess, run_softphone
+from .test_softphone_agents import AGENT_TONE_HZ, CALLER_TONE_HZ, QUEUE_FLOW, tone_power, write_tone
+
+# Short, so that the agent's connection sits idle longer than this before its call (and the call's
+# connections during it): they must be kept, as they carry a registration or a dialog.
+IDLE_TIMEOUT_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("acd-tls")
+    subprocess.run([str(REPO / "scripts" / "make_demo_cert"), str(root / "tls")], check=True, timeout=30,
+                   capture_output=True)
+    tls_port = free_port(kind=socket.SOCK_STREAM, both=False)
+    sip_extra = (f"  transports: [udp, tcp, tls]\n  tls:\n    port: {tls_port}\n    certificate: tls/acd.crt\n"
+                 f"    private_key: tls/acd.key\n"
+                 f"  tcp:\n    idle_timeout_seconds: {IDLE_TIMEOUT_SECONDS}\n")
+    files = {"dialplans/agents_e2e.yaml": 'routes:\n  - {number: "3100", flow: straight_to_sales}\n',
+             "ivr_flows/straight_to_sales.yaml": QUEUE_FLOW}
+    server = start_server(root, sip_port=free_port(), rtp_base=rtp_base(), extra_files=files, sip_extra=sip_extra)
+    server.tls_port = tls_port
+    server.wait_for_log(rf"listening for SIP over TLS on 127\.0\.0\.1:{tls_port}")
+    yield server
+    server.stop()
+
+
+def test_agent_over_tls_takes_a_call_from_a_tls_trunk_with_audio_both_ways(tls_server, tmp_path):
+    """Agent 1001 registers over TLS and logs in (*45, over TLS), then stays quiet longer than the idle
+    timeout; a caller on the trunk dials 3100 over TLS; the offer goes to the agent on the connection
+    it registered on (kept: it carries the registration); each hears the other's tone."""
+    target = f"{LOOPBACK}:{tls_server.tls_port};transport=tls"
+    ca = str(tls_server.root / "tls" / "acd.crt")
+    caller_tone, agent_tone = tmp_path / "caller.wav", tmp_path / "agent.wav"
+    write_tone(caller_tone, CALLER_TONE_HZ)
+    write_tone(agent_tone, AGENT_TONE_HZ)
+    agent_heard, caller_heard = tmp_path / "agent_heard.wav", tmp_path / "caller_heard.wav"
+    with SoftphoneProcess("agent", "--transport", "tls", "--tls-ca", ca, "--registrar", f"sip:{target}",
+                          "--user", "1001", "--password", "demo-1001-pw", "--login-code", "*45",
+                          "--play", str(agent_tone), "--play-loop", "--record", str(agent_heard),
+                          "--hangup-after", "4", "--calls", "1", "--timeout", "40") as agent:
+        agent.wait_for_stderr(r"login call ended", timeout=20)
+        tls_server.wait_for_log(r"agent=1001 feature=login result=logged-in")
+        time.sleep(IDLE_TIMEOUT_SECONDS + 1)  # the registered phone's connection idles past the timeout
+        caller = run_softphone("call", f"sip:3100@{target}", "--transport", "tls", "--tls-ca", ca,
+                               "--from-user", "5559002", "--play", str(caller_tone), "--play-loop",
+                               "--record", str(caller_heard), "--timeout", "30", timeout=45)
+        report = agent.result(timeout=40)
+    assert caller["answered"] and caller["hung_up_by"] == "remote", caller
+    assert report["registered"] and report["login_status"] == "answered", report
+    offer = report["calls"][0]
+    assert offer["answered"] and offer["headers"].get("X-ACD-Queue") == "sales", offer
+    log = tls_server.log()
+    registered = re.search(r"agent=1001 registered contact=(\S+) from 127\.0\.0\.1:(\d+)", log)
+    assert registered and "transport=tls" in registered.group(1).lower(), registered
+    offered = re.search(r"offer to agent=1001 contact=(\S+)", log)
+    assert offered and "transport=tls" in offered.group(1).lower(), offered
+    assert "no TLS connection" not in log and "closing TLS connection" not in log
+    assert tone_power(agent_heard, CALLER_TONE_HZ, last_seconds=2) > 0.3, "the agent does not hear the caller"
+    assert tone_power(caller_heard, AGENT_TONE_HZ, last_seconds=2) > 0.3, "the caller does not hear the agent"
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_a_client_offering_only_tls_1_1_is_refused_and_logged(tls_server):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
+    with socket.create_connection((LOOPBACK, tls_server.tls_port), timeout=5) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            context.wrap_socket(raw).close()
+    tls_server.wait_for_log(r"closing TLS connection from 127\.0\.0\.1:\d+: tls_error \(.*unsupported protocol")
