@@ -62,6 +62,9 @@ class Metrics:
         self.rtp_received = Counter("acd_rtp_packets_received_total", "RTP packets received", registry=r)
         self.rtp_late = Counter("acd_rtp_frames_dropped_total", "Media frames skipped because a tick was late",
                                 registry=r)
+        self.srtp_auth_failures = Counter("acd_srtp_auth_failures_total",
+                                          "SRTP packets dropped: authentication, replay or length check failed",
+                                          registry=r)
         self._view: Any = None
         self.registry.register(_LiveCollector(self))
 
