@@ -63,6 +63,8 @@ import pjsua2 as pj
 
 LOCAL_HOST = "127.0.0.1"
 POLL_MS = 10
+SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+            "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -291,6 +293,9 @@ class Phone:
         acfg.sipConfig.transportId = self.transport_id
         acfg.regConfig.registerOnAdd = False
         self.configure_account(acfg)
+        # SDES-SRTP (RFC 4568); keys travel in the SDP, so secure signalling is not demanded here.
+        acfg.mediaConfig.srtpUse = SRTP_USE[a.srtp]
+        acfg.mediaConfig.srtpSecureSignaling = 0
         rtp = acfg.mediaConfig.transportConfig
         rtp.boundAddress = LOCAL_HOST
         rtp.publicAddress = LOCAL_HOST
@@ -1050,6 +1055,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--display-name", default="", help="From display name")
     common.add_argument("--codec", choices=["PCMU", "PCMA"],
                         help="offer only this codec (+ telephone-event); default PCMU then PCMA")
+    common.add_argument("--srtp", choices=sorted(SRTP_USE), default="off",
+                        help="SDES-SRTP: off (plain RTP/AVP), optional (RTP/AVP offer with a=crypto, SRTP "
+                             "when the answer has one) or mandatory (RTP/SAVP only)")
     common.add_argument("--clock-rate", type=int, default=8000, choices=[8000, 16000],
                         help="conference bridge rate = recorder WAV sample rate (default 8000)")
     media = argparse.ArgumentParser(add_help=False)  # what happens once a call is up
