@@ -4,7 +4,8 @@
     .venv/bin/python scripts/softphone.py call sip:1000@127.0.0.1:5060 \
         --from-user 5551234 --dtmf 1,2 --dtmf-delay 1 --record heard.wav --hangup-after 5
 
-Everything is bound to 127.0.0.1. No sound card is used (PJSUA2 null audio device).
+Everything is bound to 127.0.0.1. No sound card is used (PJSUA2 null audio device). Media is plain
+RTP unless --srtp optional|mandatory (SDES-SRTP, keys in the SDP; secure signalling not demanded).
 At the end ONE JSON object is printed on stdout (all PJSIP logging goes to stderr):
 
     {"status_codes": [100, 180, 200], "final_status": 200, "answered": true,

@@ -15,7 +15,7 @@ import pylibsrtp
 
 from .harness import queue_files
 from .test_shell_queue import Q
-from .wire import RtpSeen, offer_sdp, telephone_event
+from .wire import RtpSeen, build_request, offer_sdp, telephone_event
 
 CALLER_KEY = bytes(range(100, 130))
 AGENT_KEY = bytes(range(200, 230))
@@ -149,6 +149,38 @@ def test_bridge_decrypts_with_one_legs_key_and_encrypts_with_the_others(make_har
     assert [p.payload[0] for p in heard_by_agent[5:]] == [5] * 6
     assert [p.payload for p in caller_srtp.clear(to_caller)] == [b"\x22" * 160] * 5
     assert harness.logged(r"agent=1001 answered \(srtp ")
+    assert harness.metric("acd_srtp_auth_failures_total") == 0
+
+
+def test_agent_hold_by_reinvite_keeps_the_srtp_streams_going(make_harness):
+    """An SRTP agent re-INVITEs (hold, then resume) with its key: the answers carry our same key,
+    and the streams carry on (no restarted packet index: the agent's libsrtp session, which
+    refuses replays, keeps decrypting what we relay)."""
+    files = queue_files({"q": Q}, {"1001": "{q: 0}"})
+    files["conf/agents.yaml"] = files["conf/agents.yaml"].replace("    queues: {q: 0}",
+                                                                  "    srtp: required\n    queues: {q: 0}")
+    harness = make_harness(extra_files=files)
+    phone = harness.agent("1001")
+    assert phone.register().status == 200 and harness.api("POST", "/api/agents/1001/login")[0] == 200
+    call, caller_srtp = srtp_call(harness, "3000")
+    offer = phone.offer()
+    _, _, agent_leg_key = crypto_in(offer.invite.body)
+    offer.answer(with_crypto(offer_sdp(phone.rtp_address), AGENT_KEY))
+    offer.expect_ack(timeout=1)
+    agent_srtp = SrtpEnd(AGENT_KEY, agent_leg_key)
+    caller_srtp.send_audio(call, 3, b"\x11" * 160)
+    for direction in ("sendonly", "sendrecv"):
+        offer._in_dialog("INVITE", headers=[("Contact", phone.contact), ("Content-Type", "application/sdp")],
+                         body=with_crypto(offer_sdp(phone.rtp_address, direction=direction, version=offer.cseq),
+                                          AGENT_KEY))
+        answer = phone.expect_response(200, method="INVITE", call_id=offer.call_id, timeout=1)
+        phone.send(build_request("ACK", offer.remote_target, [
+            ("Via", phone.via()), ("Max-Forwards", "70"), ("From", offer.from_value), ("To", offer.to_value),
+            ("Call-ID", offer.call_id), ("CSeq", f"{offer.cseq} ACK")]), offer.source)
+        assert crypto_in(answer.body) == ("RTP/SAVP", 1, agent_leg_key)
+    caller_srtp.send_audio(call, 3, b"\x33" * 160)
+    relayed = [p.payload for p in agent_srtp.clear(offer.rtp_received()) if p.payload_type == 0]
+    assert relayed[:3] == [b"\x11" * 160] * 3 and relayed[-3:] == [b"\x33" * 160] * 3
     assert harness.metric("acd_srtp_auth_failures_total") == 0
 
 
