@@ -175,7 +175,7 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     events = EventHub(reactor)
     webhooks = CrmWebhooks(live, reactor)
     media = MediaPorts(reactor, address=config.rtp.address, port_min=config.rtp.port_min,
-                       port_max=config.rtp.port_max, prompts=prompts, rng=rng)
+                       port_max=config.rtp.port_max, prompts=prompts, rng=rng, metrics=metrics)
     calls = CallTable()
     endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port,
                            transport_ports={"TLS": config.sip.tls.port})

@@ -90,6 +90,9 @@ class Metrics:
         # Read at scrape time from the transport's connection table (set_function), like the live gauges.
         self.sip_connections = Gauge("acd_sip_connections_open", "Open SIP stream connections", ["transport"],
                                      registry=r)
+        self.srtp_auth_failures = Counter("acd_srtp_auth_failures_total",
+                                          "SRTP packets dropped: authentication, replay or length check failed",
+                                          registry=r)
         self._view: Any = None
         self.registry.register(_LiveCollector(self))
 

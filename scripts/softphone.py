@@ -4,7 +4,8 @@
     .venv/bin/python scripts/softphone.py call sip:1000@127.0.0.1:5060 \
         --from-user 5551234 --dtmf 1,2 --dtmf-delay 1 --record heard.wav --hangup-after 5
 
-Everything is bound to 127.0.0.1. No sound card is used (PJSUA2 null audio device).
+Everything is bound to 127.0.0.1. No sound card is used (PJSUA2 null audio device). Media is plain
+RTP unless --srtp optional|mandatory (SDES-SRTP, keys in the SDP; secure signalling not demanded).
 At the end ONE JSON object is printed on stdout (all PJSIP logging goes to stderr):
 
     {"status_codes": [100, 180, 200], "final_status": 200, "answered": true,
@@ -66,6 +67,8 @@ POLL_MS = 10
 # --transport: the SIP transport the phone listens on and sends with. With tls, give the server's
 # URIs ";transport=tls" (sip:1000@127.0.0.1:5061;transport=tls), as for --registrar.
 TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
+SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+            "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -297,6 +300,9 @@ class Phone:
         acfg.sipConfig.transportId = self.transport_id
         acfg.regConfig.registerOnAdd = False
         self.configure_account(acfg)
+        # SDES-SRTP (RFC 4568); keys travel in the SDP, so secure signalling is not demanded here.
+        acfg.mediaConfig.srtpUse = SRTP_USE[a.srtp]
+        acfg.mediaConfig.srtpSecureSignaling = 0
         rtp = acfg.mediaConfig.transportConfig
         rtp.boundAddress = LOCAL_HOST
         rtp.publicAddress = LOCAL_HOST
@@ -1060,6 +1066,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--display-name", default="", help="From display name")
     common.add_argument("--codec", choices=["PCMU", "PCMA"],
                         help="offer only this codec (+ telephone-event); default PCMU then PCMA")
+    common.add_argument("--srtp", choices=sorted(SRTP_USE), default="off",
+                        help="SDES-SRTP: off (plain RTP/AVP), optional (RTP/AVP offer with a=crypto, SRTP "
+                             "when the answer has one) or mandatory (RTP/SAVP only)")
     common.add_argument("--clock-rate", type=int, default=8000, choices=[8000, 16000],
                         help="conference bridge rate = recorder WAV sample rate (default 8000)")
     media = argparse.ArgumentParser(add_help=False)  # what happens once a call is up

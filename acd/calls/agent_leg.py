@@ -4,6 +4,9 @@ class places a callback to a customer through a trunk.
 We are the UAC here: INVITE with an SDP offer in the caller's codec (so media can be relayed
 without transcoding) and the call's context in X-ACD-* headers for softphones that show them,
 ACK for the 2xx, CANCEL if the offer is withdrawn while ringing, BYE when the call ends.
+The offer follows the agent's (or, for a callback, the trunk's) SRTP policy: `required` offers
+RTP/SAVP, `optional` RTP/AVP with our crypto line (SRTP if the phone answers with one), `off` plain
+RTP/AVP; an answer that does not fit is hung up like any unusable SDP.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..media.sdp import SdpError, SessionDescription, answer_offer, build_offer
+from ..media.sdp import SdpError, SessionDescription, answer_offer, build_offer, srtp_key_of_answer
 from ..sip.build import REASON_PHRASES, build_cancel, build_invite, new_call_id
 from ..sip.dialog import Dialog
 from ..sip.errors import RemoteProtocolError
@@ -37,7 +40,7 @@ class AgentLeg:
                  on_hangup: Callable[["AgentLeg"], None], on_hold: Callable[["AgentLeg", bool], None],
                  on_transfer: Callable[["AgentLeg", str], int],
                  on_playback_finished: Callable[[int], None] = lambda playback: None,
-                 from_user: str = "acd") -> None:
+                 from_user: str = "acd", srtp_policy: str = "off") -> None:
         self.signalling = signalling
         self.media = media
         self.reactor = reactor
@@ -58,6 +61,8 @@ class AgentLeg:
         self.on_transfer = on_transfer
         self.on_playback_finished = on_playback_finished
         self.from_user = from_user
+        self.srtp_policy = srtp_policy
+        self.srtp_key: bytes | None = None  # ours, offered in the INVITE (None: SRTP off)
         self.held = False
         self.sdp_version = 1
         self.session_id = 0
@@ -81,8 +86,10 @@ class AgentLeg:
         if self.local_port is None:
             return False
         self.session_id = self.media.session_id()
+        self.srtp_key = self.media.new_srtp_key() if self.srtp_policy != "off" else None
         offer = build_offer(self.media.address, self.local_port, self.session_id,
-                            codecs=(self.codec,), telephone_event_pt=self.telephone_event_pt or 101)
+                            codecs=(self.codec,), telephone_event_pt=self.telephone_event_pt or 101,
+                            srtp=self.srtp_policy, srtp_key=self.srtp_key)
         self.invite = build_invite(uri=self.contact, call_id=self.call_id, from_user=self.from_user,
                                    to_user=self.agent_id, local=self.sip_address,
                                    extra_headers=self.context_headers, sdp=bytes(offer),
@@ -116,6 +123,7 @@ class AgentLeg:
             answer = SessionDescription.parse(response.body)
             media = next(m for m in answer.media if m.media == "audio" and m.port)
             remote = (answer.address_for(media), media.port)
+            remote_key = srtp_key_of_answer(media, srtp=self.srtp_policy)
         except (RemoteProtocolError, SdpError, StopIteration) as error:
             log.warning("call=%s agent=%s answered with unusable SDP (%s); hanging up", self.customer_call_id,
                         self.agent_id, error)
@@ -127,6 +135,7 @@ class AgentLeg:
             self.on_failure(self, 488)
             return
         self.rtp.remote = remote
+        self.rtp.use_srtp(self.srtp_key if remote_key is not None else None, remote_key)
         self._send_ack()
         if self.state is AgentLegState.CANCELLING:
             # CANCEL crossed the 200 (RFC 3261 §9.1): the call is up but no longer wanted.
@@ -134,8 +143,8 @@ class AgentLeg:
             self.hang_up("offer withdrawn")
             return
         self._move(AgentLegEvent.ANSWERED)
-        log.info("call=%s agent=%s answered (rtp %s -> %s:%s)", self.customer_call_id, self.agent_id,
-                 self.local_port, remote[0], remote[1])
+        log.info("call=%s agent=%s answered (%s %s -> %s:%s)", self.customer_call_id, self.agent_id,
+                 "srtp" if remote_key is not None else "rtp", self.local_port, remote[0], remote[1])
         self.on_answer(self)
 
     def on_invite_timeout(self) -> None:
@@ -168,7 +177,7 @@ class AgentLeg:
             answer, negotiated = answer_offer(offer, local_address=self.media.address,
                                               local_port=self.local_port, session_id=self.session_id,
                                               session_version=self.session_id + self.sdp_version,
-                                              supported=(self.codec,))
+                                              supported=(self.codec,), srtp=self.srtp_policy, srtp_key=self.srtp_key)
         except SdpError as error:
             log.info("call=%s agent=%s re-INVITE refused 488: %s", self.customer_call_id, self.agent_id, error)
             self.signalling.respond(transaction, 488)
@@ -177,6 +186,7 @@ class AgentLeg:
                             headers=(("Contact", self.invite.headers.get("Contact", "")),))
         if negotiated.remote_address != "0.0.0.0":
             self.rtp.remote = (negotiated.remote_address, negotiated.remote_port)
+        self.rtp.use_srtp(negotiated.srtp_local_key, negotiated.srtp_remote_key)
         held = negotiated.direction in ("recvonly", "inactive") or negotiated.remote_address == "0.0.0.0"
         if held != self.held:
             self.held = held

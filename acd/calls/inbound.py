@@ -2,8 +2,8 @@
 and an RTP port bound before we answer; an agent's feature code (*45 log in, *46 log out, *47
 pause, *48 ready) authenticated and confirmed by voice; DTMF sent as SIP INFO.
 
-Refusals answer at once: 403 unknown source, 404 no route, 488 unusable SDP, 503 no RTP port.
-`reactor` provides IReactorTime.
+Refusals answer at once: 403 unknown source, 404 no route, 488 unusable SDP (or SDP the trunk's or
+agent's SRTP policy refuses), 503 no RTP port. `reactor` provides IReactorTime.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config.model import Route
+from ..config.srtp_policy import DEFAULT_SRTP_POLICY
 from ..ivr.flow import Flow, PlayStep
 from ..media.sdp import SdpError, SessionDescription, answer_offer
 from ..sip.build import new_tag
@@ -111,10 +112,12 @@ class InboundCalls:
             log.info("call=%s refused 404: no dialplan route for %r (trunk %s)", call_id, dialled, trunk.name)
             self.signalling.respond(event.transaction_id, 404, to_tag=new_tag())
             return
-        session = self._start_session(event, dialled, config.flows[route.flow], trunk=trunk.name, route=route)
+        session = self._start_session(event, dialled, config.flows[route.flow], trunk=trunk.name, route=route,
+                                      srtp=trunk.srtp)
         if session is not None:
-            log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s", call_id,
-                     NameAddr.parse(request.headers.get("From", "")).uri, dialled, trunk.name, host, port, route.source)
+            log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s media=%s", call_id,
+                     NameAddr.parse(request.headers.get("From", "")).uri, dialled, trunk.name, host, port, route.source,
+                     "srtp" if session.negotiated.srtp else "rtp")
             session.start(route.answer_after_seconds)
 
     def info(self, session: Any, event: RequestReceived) -> None:
@@ -130,8 +133,9 @@ class InboundCalls:
         self.signalling.respond(event.transaction_id, status, to_tag=new_tag(), headers=headers)
 
     def _start_session(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str,
-                       route: Route) -> CallSession | None:
-        """Negotiate media, bind an RTP port and build the CallSession with its IVR; None if refused."""
+                       route: Route, srtp: str) -> CallSession | None:
+        """Negotiate media (under the SRTP policy `srtp`), bind an RTP port and build the CallSession
+        with its IVR; None if refused."""
         request = event.request
         call_id = request.call_id
         try:
@@ -159,7 +163,7 @@ class InboundCalls:
         try:
             return self._session_on_port(event, dialled, flow, trunk=trunk, route=route, offer=offer, dialog=dialog,
                                          caller=caller, display_name=from_addr.display_name, leg=leg,
-                                         local_port=local_port, holder=holder)
+                                         local_port=local_port, holder=holder, srtp=srtp)
         except BaseException:
             if not holder:
                 leg.transport.stopListening()
@@ -167,13 +171,14 @@ class InboundCalls:
 
     def _session_on_port(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str, route: Route,
                          offer: SessionDescription, dialog: Dialog, caller: str, display_name: str | None,
-                         leg, local_port: int, holder: list) -> CallSession | None:
+                         leg, local_port: int, holder: list, srtp: str) -> CallSession | None:
         """The rest of `_start_session` once the RTP port is bound (the caller releases it if this raises)."""
         request = event.request
         call_id = request.call_id
         try:
             answer, negotiated = answer_offer(offer, local_address=self.media.address, local_port=local_port,
-                                              session_id=self.media.session_id())
+                                              session_id=self.media.session_id(), srtp=srtp,
+                                              srtp_key=self.media.new_srtp_key() if srtp != "off" else None)
         except SdpError as error:
             leg.transport.stopListening()
             self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
@@ -183,6 +188,7 @@ class InboundCalls:
         leg.silence = bytes([0xFF if negotiated.codec == "PCMU" else 0xD5]) * 160
         leg.telephone_event_pt = negotiated.telephone_event_pt
         leg.remote = (negotiated.remote_address, negotiated.remote_port)
+        leg.use_srtp(negotiated.srtp_local_key, negotiated.srtp_remote_key)
         internal = trunk.startswith("agent:")
         context = self.ivr.new_context(caller=caller, caller_name=display_name, dialled=dialled,
                                        trunk=trunk, call_id=call_id)
@@ -234,6 +240,8 @@ class InboundCalls:
         flow = Flow(name=f"feature-{feature}", start="confirm",
                     steps={"confirm": PlayStep(name="confirm", prompts=(FEATURE_PROMPTS[result],), next=None)})
         route = Route(flow=flow.name, number=dialled)
-        session = self._start_session(event, dialled, flow, trunk=f"agent:{agent_id}", route=route)
+        agent = agents_config.agents.get(agent_id)
+        session = self._start_session(event, dialled, flow, trunk=f"agent:{agent_id}", route=route,
+                                      srtp=agent.srtp if agent is not None else DEFAULT_SRTP_POLICY)
         if session is not None:
             session.start(0.0)

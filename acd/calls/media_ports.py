@@ -1,17 +1,22 @@
 """MediaPorts: the one place RTP legs are made, bound to a port, paced and given prompts.
 
 It bundles the port allocator, the shared 20 ms MediaClock, the prompt library (swapped by a
-reload) and the random source for SSRCs and SDP session ids. `reactor` provides IReactorTime and
-IReactorUDP.
+reload) and the random source for SSRCs and SDP session ids; SRTP keys come from the OS's
+cryptographic random source instead. `reactor` provides IReactorTime and IReactorUDP.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Callable
+import secrets
+from typing import TYPE_CHECKING, Callable
 
 from ..media.prompts import PromptLibrary
+from ..media.sdes import KEY_SALT_BYTES
 from .rtp_leg import MediaClock, RtpLeg, RtpPortAllocator
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
 
 __all__ = ["MediaPorts"]
 
@@ -20,7 +25,10 @@ class MediaPorts:
     """Implements the `Media` port (acd.calls.ports) on real UDP ports of one address and range."""
 
     def __init__(self, reactor, *, address: str, port_min: int, port_max: int, prompts: PromptLibrary,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, metrics: "Metrics | None" = None) -> None:
+        """`metrics` counts the SRTP packets legs drop (acd_srtp_auth_failures_total)."""
+        self.reactor = reactor
+        self.metrics = metrics
         self.address = address
         self.port_min = port_min
         self.port_max = port_max
@@ -34,7 +42,8 @@ class MediaPorts:
         """An unbound leg (no remote yet); `open()` binds it."""
         return RtpLeg(call_id=call_id, codec=codec, payload_type=payload_type, remote=("0.0.0.0", 0),
                       telephone_event_pt=telephone_event_pt, on_digit=on_digit,
-                      on_playback_finished=on_playback_finished, rng=self.rng)
+                      on_playback_finished=on_playback_finished, rng=self.rng, clock=self.reactor.seconds,
+                      on_srtp_failure=self.metrics.srtp_auth_failures.inc if self.metrics is not None else lambda: None)
 
     def open(self, leg: RtpLeg) -> int | None:
         """Bind `leg` to a free port of the range; None when every port is taken."""
@@ -51,6 +60,10 @@ class MediaPorts:
     def encoded(self, prompt: str, codec: str) -> bytes:
         """A prompt's audio in `codec` (KeyError when no such prompt)."""
         return self.prompts.encoded(prompt, codec)
+
+    def new_srtp_key(self) -> bytes:
+        """A fresh SRTP master key||salt for one leg (RFC 4568 §6.1: never reused across sessions)."""
+        return secrets.token_bytes(KEY_SALT_BYTES)
 
     def session_id(self) -> int:
         """A fresh SDP session id (RFC 4566 §5.2)."""

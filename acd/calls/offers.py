@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Protocol
 
+from ..config.srtp_policy import DEFAULT_SRTP_POLICY
 from ..routing import Offer
 from .agent_leg import AgentLeg, AgentLegState
 from .ports import ConfigSource, Media, Signalling
@@ -86,7 +87,7 @@ class OfferDialer:
 
     def _leg(self, *, queued: QueuedCall, agent_id: str, contact: tuple[str, tuple[str, int], str], codec: str,
              payload_type: int, telephone_event_pt: int | None, headers: tuple[tuple[str, str], ...],
-             from_user: str = "acd", **callbacks) -> AgentLeg:
+             from_user: str = "acd", trunk: str | None = None, **callbacks) -> AgentLeg:
         uri, destination, transport = contact
         sip = self.config.config.sip
         events = self.events
@@ -97,7 +98,16 @@ class OfferDialer:
                         sip_address=(sip.public_address, sip.port), customer_call_id=queued.call_id,
                         agent_id=agent_id, contact=uri, destination=destination, transport=transport, codec=codec,
                         payload_type=payload_type, telephone_event_pt=telephone_event_pt, context_headers=headers,
-                        from_user=from_user, **defaults)
+                        from_user=from_user, srtp_policy=self._srtp_policy(agent_id, trunk), **defaults)
+
+    def _srtp_policy(self, agent_id: str, trunk: str | None) -> str:
+        """The SRTP policy of a callback's trunk, or else of the agent (the config's default if unknown)."""
+        config = self.config.config
+        if trunk is not None:
+            found = next((t for t in config.trunks if t.name == trunk), None)
+            return found.srtp if found is not None else DEFAULT_SRTP_POLICY
+        agent = config.agents.agents.get(agent_id) if config.agents is not None else None
+        return agent.srtp if agent is not None else DEFAULT_SRTP_POLICY
 
     def ring_agent(self, queued: QueuedCall, offer: Offer, contact) -> AgentLeg | None:
         """INVITE the agent for a caller on the line; None when no RTP port is free."""
@@ -164,6 +174,7 @@ class OfferDialer:
                              contact=(f"sip:{callback.number}@{host}:{port}", (host, port), "UDP"),
                              codec=callback.codec, payload_type=callback.payload_type,
                              telephone_event_pt=callback.telephone_event_pt, headers=(), from_user=queue or "acd",
+                             trunk=callback.trunk,
                              on_answer=answered, on_failure=failed,
                              on_hangup=lambda leg: self.events.callback_ended(queued, "customer hung up",
                                                                               "caller_hangup"),

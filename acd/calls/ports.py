@@ -102,6 +102,8 @@ class Media(Protocol):
 
     def session_id(self) -> int: ...
 
+    def new_srtp_key(self) -> bytes: ...
+
 
 class EventSink(Protocol):
     """Live events for the agents' screen pop and the wallboard (server-sent events)."""

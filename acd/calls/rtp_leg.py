@@ -3,6 +3,11 @@
 Sending is driven by `MediaClock`, one shared 20 ms tick for every leg (PEERS.md: one tick for
 1000 streams costs ~30% of a core, one timer per stream 70%). Between prompts the leg sends
 silence, so the far end sees one continuous stream (steady timestamps, NAT bindings kept).
+
+With SRTP (`use_srtp`), everything leaving the leg is protected with our key and everything arriving
+is checked and decrypted with the peer's before anything else looks at it (DTMF, recording, relay);
+a packet that fails is dropped, counted (`on_srtp_failure`) and logged at most every 10 seconds.
+A bridge between two legs decrypts with one leg's key and encrypts with the other's.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from twisted.internet.error import CannotListenError
 
 from ..media.prompts import FRAME_SAMPLES, FRAME_SECONDS, SILENCE_BYTE
 from ..media.rfc4733 import DtmfReceiver
-from ..media.rtp import RtpPacket, build_rtp_header
+from ..media.rtp import RtpPacket, build_rtp_header, is_rtcp
+from ..media.srtp import SrtpRefused, SrtpStream
 
 __all__ = ["RtpLeg", "MediaClock", "RtpPortAllocator"]
 
@@ -25,6 +31,9 @@ log = logging.getLogger("acd.media")
 # A tick later than this behind schedule drops frames instead of bursting them (a burst would
 # overflow the far end's jitter buffer; 60 ms is three frames, PJSIP's default jitter prefetch).
 MAX_CATCH_UP_SECONDS = 0.06
+# SRTP failures are logged once, then as one summary line at most this often per leg: a flood of
+# forged packets must not become a flood of log lines.
+SRTP_FAILURE_LOG_INTERVAL_SECONDS = 10.0
 
 
 class RtpLeg(protocol.DatagramProtocol):
@@ -32,7 +41,9 @@ class RtpLeg(protocol.DatagramProtocol):
 
     def __init__(self, *, call_id: str, codec: str, payload_type: int, remote: tuple[str, int],
                  telephone_event_pt: int | None, on_digit: Callable[[str], None],
-                 on_playback_finished: Callable[[int], None], rng: random.Random | None = None) -> None:
+                 on_playback_finished: Callable[[int], None], rng: random.Random | None = None,
+                 clock: Callable[[], float] = lambda: 0.0, on_srtp_failure: Callable[[], None] = lambda: None) -> None:
+        """`clock` (seconds, e.g. reactor.seconds) paces the SRTP failure log; `on_srtp_failure` counts."""
         rng = rng or random.Random()
         self.call_id = call_id
         self.codec = codec
@@ -60,6 +71,41 @@ class RtpLeg(protocol.DatagramProtocol):
         self.packets_relayed = 0
         self.packets_received = 0
         self.frames_dropped = 0
+        self.clock = clock
+        self.on_srtp_failure = on_srtp_failure
+        self.protect: Callable[[bytes], bytes] | None = None    # SRTP: our key, for what we send
+        self.unprotect: Callable[[bytes], bytes] | None = None  # SRTP: the peer's key, for what we receive
+        self._srtp_keys: tuple[bytes | None, bytes | None] = (None, None)
+        self.srtp_failures = 0
+        self._srtp_failures_unlogged = 0
+        self._srtp_failure_logged_at: float | None = None
+
+    def use_srtp(self, local_key: bytes | None, remote_key: bytes | None) -> None:
+        """Send SRTP under `local_key` and receive SRTP under `remote_key`; None, None: plain RTP.
+        A direction whose key is already in force keeps its SRTP state (rollover counter, replay
+        window): a re-INVITE that changes only the peer's key must not restart our packet index."""
+        old_local, old_remote = self._srtp_keys
+        self._srtp_keys = (local_key, remote_key)
+        if local_key != old_local:
+            self.protect = SrtpStream.outbound(local_key).process if local_key is not None else None
+        if remote_key != old_remote:
+            self.unprotect = SrtpStream.inbound(remote_key).process if remote_key is not None else None
+
+    @property
+    def srtp(self) -> bool:
+        """True when this leg's media is SRTP."""
+        return self.protect is not None
+
+    def send_packet(self, packet: bytes) -> bool:
+        """Send one RTP packet to the peer (SRTP-protected when the leg is); False if it could not go."""
+        if self.protect is not None:
+            try:
+                packet = self.protect(packet)
+            except SrtpRefused as error:
+                log.warning("call=%s SRTP protect failed, packet dropped: %s", self.call_id, error)
+                return False
+        self.transport.write(packet, self.remote)
+        return True
 
     def play(self, audio: bytes, playback_id: int) -> None:
         """Start playing `audio` (whole frames) now, replacing anything playing."""
@@ -117,7 +163,7 @@ class RtpLeg(protocol.DatagramProtocol):
             self.tap_out(payload)
         header = build_rtp_header(self.payload_type, self.marker, self.sequence, self.timestamp, self.ssrc)
         self.marker = False
-        self.transport.write(header + payload, self.remote)
+        self.send_packet(header + payload)
         self.packets_sent += 1
         self.sequence = (self.sequence + 1) & 0xFFFF
         self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
@@ -129,6 +175,14 @@ class RtpLeg(protocol.DatagramProtocol):
         self.packets_received += 1
         if len(data) < 12:
             return
+        if self.unprotect is not None:
+            if is_rtcp(data):
+                return  # SRTCP (RFC 5761 mux): we neither read nor relay RTCP
+            try:
+                data = self.unprotect(data)
+            except SrtpRefused as error:
+                self._srtp_failed(addr, error)
+                return
         payload_type = data[1] & 0x7F
         if self.tap_in is not None and payload_type == self.payload_type:
             self.tap_in(data[12 + 4 * (data[0] & 0x0F):])
@@ -138,8 +192,7 @@ class RtpLeg(protocol.DatagramProtocol):
             # is offered the caller's); only telephone-event payload numbers may differ.
             if payload_type == self.telephone_event_pt and target.telephone_event_pt not in (None, payload_type):
                 data = data[:1] + bytes([(data[1] & 0x80) | target.telephone_event_pt]) + data[2:]
-            if target.transport is not None and target.remote[1]:
-                target.transport.write(data, target.remote)
+            if target.transport is not None and target.remote[1] and target.send_packet(data):
                 target.packets_relayed += 1
             return
         if payload_type == self.payload_type:
@@ -160,6 +213,20 @@ class RtpLeg(protocol.DatagramProtocol):
             return
         if digit is not None:
             self.on_digit(digit)
+
+    def _srtp_failed(self, addr: tuple[str, int], error: Exception) -> None:
+        """Count a packet that failed SRTP checks; log the first, then a summary every interval."""
+        self.srtp_failures += 1
+        self._srtp_failures_unlogged += 1
+        self.on_srtp_failure()
+        now = self.clock()
+        last = self._srtp_failure_logged_at
+        if last is None or now - last >= SRTP_FAILURE_LOG_INTERVAL_SECONDS:
+            log.warning("call=%s SRTP: dropped %d packet(s) from %s:%s failing authentication (%s); %d on this "
+                        "leg so far", self.call_id, self._srtp_failures_unlogged, addr[0], addr[1], error,
+                        self.srtp_failures)
+            self._srtp_failure_logged_at = now
+            self._srtp_failures_unlogged = 0
 
 
 class MediaClock:

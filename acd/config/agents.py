@@ -18,6 +18,7 @@ from ..routing.config import QueueConfig
 from ..routing.errors import InvalidConfig
 from .checker import Checker
 from .queue_overflow import check_overflow_targets, parse_overflow
+from .srtp_policy import srtp_policy
 from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
 
 __all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAULT_FEATURE_CODES",
@@ -77,6 +78,8 @@ class AgentConfig:
     ha1: dict[str, str]
     skills: dict[str, int] = field(default_factory=dict)
     queues: dict[str, int] = field(default_factory=dict)
+    # SDES-SRTP media with this agent's phone: "required", "optional" or "off" (srtp_policy.py).
+    srtp: str = "optional"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +192,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
         if item is None:
             continue
         where = f"agent {agent_id!r}"
-        check.unknown_keys(item, {"name", "password_ha1", "skills", "queues"}, where)
+        check.unknown_keys(item, {"name", "password_ha1", "skills", "queues", "srtp"}, where)
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(agent_id)):
             check.error(section.line_of(agent_id), f"{where}: the id is the SIP user name: letters, digits, _ . -")
         ha1 = check.mapping(item.get("password_ha1"), item.line_of("password_ha1"), f"{where} password_ha1")
@@ -207,7 +210,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
             if queue not in queues:
                 check.error(item.line_of("queues"), f"{where}: unknown queue {queue!r} (known: {', '.join(queues) or 'none'})")
         agents[str(agent_id)] = AgentConfig(agent_id=str(agent_id), name=str(item.get("name", agent_id)), ha1=hashes,
-                                            skills=skills, queues=memberships)
+                                            skills=skills, queues=memberships, srtp=srtp_policy(check, item, where))
     return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), digest_nonce_lifetime_seconds=nonce_lifetime,
                         pause_reasons=reasons, feature_codes=codes,
                         queues=queues, agents=agents, language_skills=language_skills,

@@ -57,6 +57,8 @@ def _agent_change(old, new) -> str:
         parts.append("password changed")
     if old.name != new.name:
         parts.append(f"name {old.name!r} -> {new.name!r}")
+    if old.srtp != new.srtp:
+        parts.append(f"srtp {old.srtp} -> {new.srtp}")
     return ", ".join(parts) or "changed"
 
 

@@ -22,6 +22,7 @@ from .flows import FlowReference, PromptUse, parse_flow
 from .model import Config, HttpSettings, Route, RtpSettings, SipSettings, Trunk
 from .sip_streams import parse_stream_settings, parse_tls_settings
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
+from .srtp_policy import srtp_policy
 
 __all__ = ["load_config", "ConfigError", "ConfigInvalid", "DIRECTORY_SOURCES"]
 
@@ -177,7 +178,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             trunk = check.mapping(body, section.line_of(name), f"trunk {name!r}")
             if trunk is None:
                 continue
-            check.unknown_keys(trunk, {"sources", "port", "outbound"}, f"trunk {name!r}")
+            check.unknown_keys(trunk, {"sources", "port", "outbound", "srtp"}, f"trunk {name!r}")
             sources = trunk.get("sources")
             if not isinstance(sources, list) or not sources:
                 check.error(trunk.line_of("sources"), f"trunk {name!r} needs 'sources': a list of IP addresses or networks")
@@ -200,7 +201,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                                                            f"not {trunk['outbound']!r}")
                 else:
                     outbound = (match.group(1).strip("[]"), int(match.group(2)))
-            trunks.append(Trunk(name=str(name), sources=tuple(networks), port=port, outbound=outbound))
+            trunks.append(Trunk(name=str(name), sources=tuple(networks), port=port, outbound=outbound,
+                                srtp=srtp_policy(check, trunk, f"trunk {name!r}")))
     if not trunks:
         check.error(top.line_of("trunks"), "no trunks: add 'trunks:' with at least one trunk and its 'sources' (nobody could call in)")
     data_dir = (root / str(top.get("data_dir", "data"))).resolve()

@@ -78,6 +78,8 @@ class Trunk:
     port: int | None = None
     # Where calls we place through this trunk go (callbacks); None: this trunk takes no outbound calls.
     outbound: tuple[str, int] | None = None
+    # SDES-SRTP media: "required", "optional" or "off" (acd/config/srtp_policy.py).
+    srtp: str = "optional"
 
     def allows(self, host: str, port: int) -> bool:
         """True if a request from host:port comes from this trunk."""

@@ -19,13 +19,21 @@ section that has none (RFC 4566 §6).
 Tolerated, because real user agents send it (RFC 4566 §5 asks parsers to be
 tolerant of line endings): bare LF line ends, a missing ``s=`` or ``t=``
 line, and ``a=ptime`` with a fraction.
+
+SRTP (SDES, RFC 4568) is negotiated here with the crypto rules of ``sdes.py``, under a policy of
+the trunk or agent: ``required`` (plain RTP refused), ``optional`` (SRTP when the peer offers or
+answers a usable crypto line, plain RTP otherwise) or ``off`` (RTP/SAVP refused, crypto lines
+ignored).  Like PJSIP and Asterisk we also honour "best effort" SRTP: an RTP/AVP stream with a
+crypto line is answered with one, and both sides then encrypt.
 """
 
 from dataclasses import dataclass, field
 
+from .sdes import KEY_SALT_BYTES, SECURE_PROFILES, SRTP_POLICIES, answered_key, choose_offered_key, crypto_value
+
 __all__ = [
     "DIRECTIONS", "MediaDescription", "NegotiatedAudio", "Origin", "SdpError",
-    "SessionDescription", "answer_offer", "build_offer",
+    "SessionDescription", "answer_offer", "build_offer", "srtp_key_of_answer",
 ]
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -35,8 +43,10 @@ _ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly":
 #: RFC 3551 §6 Table 4: static audio payload types we can name without rtpmap.
 STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 18: ("G729", 8000)}
 _CODEC_PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
-# RTP profiles we can answer: plain AVP and AVPF (RFC 4585), not SRTP.
+# RTP profiles we can answer: plain AVP and AVPF (RFC 4585); their SRTP twins under an SRTP policy.
 _RTP_PROTOCOLS = ("RTP/AVP", "RTP/AVPF")
+#: The tag of the one crypto line we offer.
+OFFER_CRYPTO_TAG = 1
 TELEPHONE_EVENT = "telephone-event"
 #: RFC 4733 §3.3 default: the 16 DTMF events; we also accept flash (16).
 TELEPHONE_EVENT_FMTP = "0-16"
@@ -351,6 +361,8 @@ class NegotiatedAudio:
     ``direction`` is ours, as written in the answer: ``recvonly`` means do not send.
     ``remote_address`` may be ``0.0.0.0`` (RFC 3264 §8.4 legacy hold): send nothing.
     ``remote_ptime`` is the packet time the offerer asked to receive, if any.
+    ``srtp_local_key``/``srtp_remote_key`` (master key||salt, both or neither) protect what we
+    send and check what we receive; None for plain RTP.
     """
 
     remote_address: str
@@ -360,6 +372,13 @@ class NegotiatedAudio:
     telephone_event_pt: int | None
     direction: str
     remote_ptime: int | None = None
+    srtp_local_key: bytes | None = field(default=None, repr=False)
+    srtp_remote_key: bytes | None = field(default=None, repr=False)
+
+    @property
+    def srtp(self) -> bool:
+        """True when the media is SRTP."""
+        return self.srtp_local_key is not None
 
     def __post_init__(self) -> None:
         if self.codec not in _CODEC_PAYLOAD_TYPES:
@@ -371,6 +390,9 @@ class NegotiatedAudio:
                 raise ValueError(f"negotiated {name} {pt} is outside 0..127")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"negotiated direction {self.direction!r} is not one of {', '.join(DIRECTIONS)}")
+        keys = (self.srtp_local_key, self.srtp_remote_key)
+        if (keys[0] is None) != (keys[1] is None) or any(k is not None and len(k) != KEY_SALT_BYTES for k in keys):
+            raise ValueError(f"negotiated SRTP needs both keys, {KEY_SALT_BYTES} bytes each")
 
 
 def _origin(local_address: str, session_id: int, session_version: int | None) -> Origin:
@@ -386,6 +408,8 @@ def answer_offer(
     supported: tuple[str, ...] = ("PCMU", "PCMA"),
     session_version: int | None = None,
     ptime: int = 20,
+    srtp: str = "off",
+    srtp_key: bytes | None = None,
 ) -> tuple[SessionDescription, NegotiatedAudio]:
     """RFC 3264 §6 answer accepting the first usable audio stream with one codec.
 
@@ -393,19 +417,31 @@ def answer_offer(
     preference order, §6.1).  telephone-event at 8000 Hz is accepted with the
     offerer's payload type and fmtp.  Every other stream gets port 0 (§6:
     the answer has as many m= lines as the offer, in the same order).
-    Raises ``SdpError`` when no audio stream or no common codec exists.
+    ``srtp`` is the policy of the trunk or agent (module docstring); unless it
+    is ``off``, ``srtp_key`` is our fresh key||salt for the answer's crypto line.
+    Raises ``SdpError`` when no audio stream, no common codec or no stream
+    the SRTP policy allows exists.
     ``session_version`` defaults to ``session_id``; bump it for re-answers.
     """
+    _check_srtp_arguments(srtp, srtp_key)
     supported_upper = [name.upper() for name in supported]
     answer_media: list[MediaDescription] = []
     negotiated = None
     saw_audio = False
+    srtp_refusals: list[str] = []
     for offered in offer.media:
         accepted = None
         if offered.media == "audio" and offered.port != 0 and negotiated is None:
             saw_audio = True
-            if offered.proto.upper() in _RTP_PROTOCOLS:
-                accepted = _answer_audio(offer, offered, supported_upper, local_address, local_port, ptime)
+            proto = offered.proto.upper()
+            if proto in _RTP_PROTOCOLS or proto in SECURE_PROFILES:
+                try:
+                    crypto = _offered_crypto(offered, srtp)
+                except SdpError as refusal:
+                    srtp_refusals.append(str(refusal))
+                else:
+                    accepted = _answer_audio(offer, offered, supported_upper, local_address, local_port, ptime,
+                                             crypto, srtp_key)
         if accepted is None:
             answer_media.append(_rejected(offered))
         else:
@@ -414,6 +450,8 @@ def answer_offer(
     if negotiated is None:
         if not saw_audio:
             raise SdpError("SDP offer has no audio stream")
+        if srtp_refusals:
+            raise SdpError(f"SDP offer refused: {'; '.join(srtp_refusals)}")
         offered_codecs = sorted(
             {"/".join(map(str, m.codec_name(pt) or (pt,))) for m in offer.media if m.media == "audio" for pt in m.formats}
         )
@@ -429,12 +467,37 @@ def answer_offer(
     return answer, negotiated
 
 
+def _check_srtp_arguments(srtp: str, srtp_key: bytes | None) -> None:
+    if srtp not in SRTP_POLICIES:
+        raise ValueError(f"SRTP policy {srtp!r} is not one of {', '.join(SRTP_POLICIES)}")
+    if srtp != "off" and (srtp_key is None or len(srtp_key) != KEY_SALT_BYTES):
+        raise ValueError(f"SRTP policy {srtp!r} needs our {KEY_SALT_BYTES}-byte key||salt")
+
+
+def _offered_crypto(offered: MediaDescription, srtp: str) -> tuple[int, bytes] | None:
+    """``(tag, their key)`` to answer an offered stream with SRTP, None for plain RTP; ``SdpError``
+    when the policy refuses the stream."""
+    secure = offered.proto.upper() in SECURE_PROFILES
+    if srtp == "off":
+        if secure:
+            raise SdpError(f"{offered.proto} (SRTP) is offered but SRTP is off here")
+        return None  # crypto lines on RTP/AVP ("best effort") are ignored: the answer has none
+    try:
+        return choose_offered_key(offered.attributes)
+    except ValueError as error:
+        if secure:
+            raise SdpError(f"{offered.proto} offered with no usable crypto line ({error})") from None
+        if srtp == "required":
+            raise SdpError(f"{offered.proto} offered but SRTP is required here ({error})") from None
+        return None
+
+
 def _rejected(offered: MediaDescription) -> MediaDescription:
     # RFC 3264 §6: a rejected stream keeps its media, proto and at least one format, port 0.
     return MediaDescription(media=offered.media, port=0, proto=offered.proto, formats=list(offered.formats[:1]) or ["0"])
 
 
-def _answer_audio(offer, offered, supported_upper, local_address, local_port, ptime):
+def _answer_audio(offer, offered, supported_upper, local_address, local_port, ptime, crypto, srtp_key):
     codec_pt = codec = None
     telephone_event_pt = None
     for pt in offered.formats:
@@ -460,9 +523,11 @@ def _answer_audio(offer, offered, supported_upper, local_address, local_port, pt
         rtpmap[telephone_event_pt] = (TELEPHONE_EVENT, 8000)
         if telephone_event_pt in offered.fmtp:
             fmtp[telephone_event_pt] = offered.fmtp[telephone_event_pt]
+    # RFC 4568 §7.1.2: the answer's one crypto line carries the chosen offered tag and our key.
+    attributes = [("crypto", crypto_value(crypto[0], srtp_key))] if crypto is not None else []
     media = MediaDescription(
         media="audio", port=local_port, proto=offered.proto, formats=formats,
-        rtpmap=rtpmap, fmtp=fmtp, direction=direction, ptime=ptime,
+        rtpmap=rtpmap, fmtp=fmtp, direction=direction, ptime=ptime, attributes=attributes,
     )
     negotiated = NegotiatedAudio(
         remote_address=remote_address,
@@ -472,6 +537,8 @@ def _answer_audio(offer, offered, supported_upper, local_address, local_port, pt
         telephone_event_pt=telephone_event_pt,
         direction=direction,
         remote_ptime=offered.ptime,
+        srtp_local_key=srtp_key if crypto is not None else None,
+        srtp_remote_key=crypto[1] if crypto is not None else None,
     )
     return media, negotiated
 
@@ -485,8 +552,16 @@ def build_offer(
     *,
     session_version: int | None = None,
     ptime: int = 20,
+    srtp: str = "off",
+    srtp_key: bytes | None = None,
 ) -> SessionDescription:
-    """An RFC 3264 §5 audio offer with static PCMU/PCMA and telephone-event 0-16."""
+    """An RFC 3264 §5 audio offer with static PCMU/PCMA and telephone-event 0-16.
+
+    SRTP by policy: ``off`` offers RTP/AVP; ``optional`` offers RTP/AVP with our crypto line
+    ("best effort": SRTP if the answer carries a crypto line, plain RTP if not); ``required``
+    offers RTP/SAVP with it.  ``srtp_key`` is our key||salt unless ``srtp`` is ``off``.
+    """
+    _check_srtp_arguments(srtp, srtp_key)
     formats = []
     rtpmap = {}
     for codec in codecs:
@@ -500,12 +575,32 @@ def build_offer(
         formats.append(telephone_event_pt)
         rtpmap[telephone_event_pt] = (TELEPHONE_EVENT, 8000)
         fmtp[telephone_event_pt] = TELEPHONE_EVENT_FMTP
+    attributes = [("crypto", crypto_value(OFFER_CRYPTO_TAG, srtp_key))] if srtp != "off" else []
     media = MediaDescription(
-        media="audio", port=local_port, proto="RTP/AVP", formats=formats,
-        rtpmap=rtpmap, fmtp=fmtp, ptime=ptime,
+        media="audio", port=local_port, proto="RTP/SAVP" if srtp == "required" else "RTP/AVP", formats=formats,
+        rtpmap=rtpmap, fmtp=fmtp, ptime=ptime, attributes=attributes,
     )
     return SessionDescription(
         origin=_origin(local_address, session_id, session_version),
         connection_address=local_address,
         media=[media],
     )
+
+
+def srtp_key_of_answer(media: MediaDescription, *, srtp: str) -> bytes | None:
+    """The answerer's SRTP key for the stream we offered with ``build_offer(srtp=...)``, or None
+    for plain RTP; ``SdpError`` when the answer does not fit the offer or the policy."""
+    has_crypto = any(name == "crypto" for name, _ in media.attributes)
+    secure = media.proto.upper() in SECURE_PROFILES
+    if srtp == "off":
+        if secure:
+            raise SdpError(f"the answer is {media.proto} (SRTP) but we offered plain RTP")
+        return None
+    if not has_crypto and not secure:
+        if srtp == "required":
+            raise SdpError(f"the answer is plain {media.proto} but SRTP is required")
+        return None
+    try:
+        return answered_key(media.attributes, OFFER_CRYPTO_TAG)
+    except ValueError as error:
+        raise SdpError(f"the answer's SRTP crypto is unusable: {error}") from None

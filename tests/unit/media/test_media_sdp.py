@@ -230,8 +230,9 @@ def test_session_level_direction_applies_to_media_without_one():
     assert negotiated.direction == "recvonly"
 
 
-def test_srtp_only_offer_is_rejected():
-    with pytest.raises(SdpError, match="no common audio codec"):
+def test_srtp_only_offer_is_rejected_when_srtp_is_off():
+    """The default policy of `answer_offer` is off: RTP/SAVP is refused, saying why."""
+    with pytest.raises(SdpError, match="RTP/SAVP .SRTP. is offered but SRTP is off here"):
         answer(SIPP_OFFER.replace("RTP/AVP", "RTP/SAVP"))
 
 
