@@ -217,7 +217,7 @@ class Connections:
             leg.cancel(decision.reason)
 
     def _decline_later(self, offer: Offer, reason: str) -> None:
-        self.reactor.callLater(0, self._feed, OfferDeclined(call_id=offer.call_id, agent_id=offer.agent_id,
+        self.reactor.callLater(0, self.feed, OfferDeclined(call_id=offer.call_id, agent_id=offer.agent_id,
                                                             reason=reason))
 
     def offer(self, offer: Offer) -> None:
