@@ -134,7 +134,12 @@ def test_tls_signalling_with_srtp_media_carries_no_audio_in_clear(tls_server, tm
         pytest.skip(f"the call passed; the no-clear-text capture part is skipped: {capture.problem}")
     datagrams = capture.datagrams()
     assert not [p for src, dst, p in datagrams if tls_server.sip_port in (src, dst)], "SIP went over UDP in clear"
-    rtp = [p for _, _, p in datagrams if len(p) > 12 and 128 <= p[0] < 192]
+    # This call's two legs, from the server's log (other test servers may share the port range).
+    caller_leg = re.search(rf"call={re.escape(call_id)} answered .* rtp=(\d+)->127\.0\.0\.1:(\d+)", log)
+    agent_leg = re.search(rf"call={re.escape(call_id)} agent=1002 answered \(srtp (\d+) -> 127\.0\.0\.1:(\d+)\)", log)
+    legs = {tuple(map(int, leg.groups())) for leg in (caller_leg, agent_leg)}
+    legs |= {(peer, ours) for ours, peer in legs}
+    rtp = [p for src, dst, p in datagrams if (src, dst) in legs and len(p) > 12 and 128 <= p[0] < 192]
     assert len(rtp) > 200, len(rtp)
     assert {len(p) for p in rtp if p[1] & 0x7F == 0} == {12 + 160 + SRTP_TAG_BYTES}
     from acd.media.prompts import PromptLibrary
