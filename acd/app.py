@@ -193,6 +193,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                            metrics=metrics, reactor=reactor, calls=calls, ivr=ivr, agents=acd,
                            authenticator=registrar, on_call_ended=acd.caller_left)
     sip.set_handlers(call_setup=inbound, registrar=registrar)
+    if registrar is not None:
+        registrar.watch_bindings(acd.phone_changed)  # reachability: an agent's phone came or went
     view = LiveView(reactor=reactor, config=live, calls=calls, acd=acd, contacts=contacts,
                     counters=lambda: endpoint.counters,
                     auth_failures=lambda: registrar.auth_failures if registrar is not None else 0)

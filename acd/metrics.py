@@ -118,9 +118,11 @@ class _LiveCollector:
         agents = GaugeMetricFamily("acd_agents", "Logged-in agents by state", labels=["state"])
         paused = GaugeMetricFamily("acd_agents_paused", "Paused agents by reason", labels=["reason"])
         registered = GaugeMetricFamily("acd_agents_registered", "Agents with a live registration")
+        unreachable = GaugeMetricFamily("acd_agents_unreachable",
+                                        "Logged-in agents whose phone cannot be reached (offered no call)")
         parse = CounterMetricFamily("acd_sip_parse_errors", "Malformed SIP messages (answered 400 or dropped)")
         auth = CounterMetricFamily("acd_registrar_auth_failures", "Failed Digest authentications")
-        families = [active, waiting, longest, agents, paused, registered, parse, auth]
+        families = [active, waiting, longest, agents, paused, registered, unreachable, parse, auth]
         if view is None:
             return families
         for trunk, count in sorted(Counter_(call.trunk for call in view.calls()).items()):
@@ -136,6 +138,7 @@ class _LiveCollector:
         agent_ids = view.agent_ids()
         if agent_ids:
             registered.add_metric([], sum(1 for agent_id in agent_ids if view.registered(agent_id)))
+            unreachable.add_metric([], view.unreachable_agents())
             auth.add_metric([], view.auth_failures())
         parse.add_metric([], view.sip_parse_errors())
         return families

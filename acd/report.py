@@ -7,7 +7,9 @@ Where each figure comes from, for the period [since, until):
   timed out = EXITWITHTIMEOUT. ASA = mean CONNECT holdtime. Service level = answered within the
   queue's threshold / (answered + abandoned). Abandon rate = abandoned / offered.
   AHT = mean over finished agent legs (COMPLETECALLER, COMPLETEAGENT, TRANSFER) of calltime plus
-  the CDR's wrap_up_seconds when recorded for that agent. Missed offers = RINGNOANSWER.
+  the CDR's wrap_up_seconds when recorded for that agent. Missed offers = RINGNOANSWER (rung out,
+  or busy/declined by the agent: the API's `missed_offers` counts the same since login; an offer
+  that never reached the phone is neither).
   A missing duration field falls back to the difference of event times.
 - Calls: the CDRs of calls that arrived in the period, each call once with its final outcome.
   answered = an agent talked to the customer (`connected_at`). A callback is one call: its record
@@ -19,7 +21,8 @@ Where each figure comes from, for the period [since, until):
   agent, talk and wrap-up included. Its wait (ASA, service level) is the time the caller spent in
   line until asking to be called back, as most contact-centre reports count it: the call back is
   an outbound call, not queue time.
-- Pause time: the agent_states history, paused intervals clipped to the period, by reason.
+- Pause time: the agent_states history, paused intervals clipped to the period, by reason. A row
+  that only notes the phone's reachability ("phone unreachable: ...") continues the pause before it.
 - IVR and satisfaction: the CDRs of calls that arrived in the period. Containment = answered calls
   that never reached a queue and ended "completed" / answered calls. Drop-off = the last IVR step
   of calls that ended "caller_hangup" without queueing. Satisfaction = survey answers 1-5.
@@ -68,7 +71,7 @@ class QueueKpis:
 class AgentKpis:
     agent: str
     calls: int  # connected
-    missed: int  # offers rung out (RINGNOANSWER)
+    missed: int  # offers rung out or declined (RINGNOANSWER)
     talk_seconds: float
     wrap_up_seconds: float
     aht_seconds: float | None
@@ -281,17 +284,28 @@ def _by_agent(states: list[dict]) -> dict[str, list[dict]]:
     return grouped
 
 
+REACHABILITY_PREFIXES = ("phone unreachable", "phone reachable")  # the shell's reachability rows
+
+
 def _pauses(states: list[dict], since: float, until: float) -> dict[tuple[str, str], float]:
-    """Seconds in state "paused" per (agent, reason), each interval clipped to [since, until)."""
+    """Seconds in state "paused" per (agent, reason), each interval clipped to [since, until). A
+    reachability row (same state, reason "phone unreachable: ...") keeps the reason of the pause
+    it interrupts."""
     totals: dict[tuple[str, str], float] = defaultdict(float)
+    reason = ""
     for index, row in enumerate(states):
         if row["state"] != "paused":
             continue
+        previous = states[index - 1] if index else None
+        continues = (previous is not None and previous["agent_id"] == row["agent_id"]
+                     and previous["state"] == "paused" and (row["reason"] or "").startswith(REACHABILITY_PREFIXES))
+        if not continues:
+            reason = row["reason"] or ""
         following = states[index + 1] if index + 1 < len(states) else None
         end = following["at"] if following is not None and following["agent_id"] == row["agent_id"] else until
         seconds = min(end, until) - max(row["at"], since)
         if seconds > 0:
-            totals[(row["agent_id"], row["reason"] or "")] += seconds
+            totals[(row["agent_id"], reason)] += seconds
     return dict(totals)
 
 

@@ -27,13 +27,22 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells)
 
 
+def _members(agents: Any) -> str:
+    """The API's logged-in members by state ({"available": 1, "unreachable": 1, ...}) as
+    "1 available, 1 unreachable" (non-zero counts only; "0" when nobody is logged in)."""
+    if not isinstance(agents, dict):
+        return str(agents)
+    return ", ".join(f"{count} {state}" for state, count in agents.items() if count) or "0"
+
+
 def show_queues(queues: list[dict[str, Any]], now: float | None = None) -> str:
     """One row per queue, then a line per queue with its members and their penalties."""
     rows = []
     for q in queues:
         level = q.get("service_level")
         rows.append([q["queue"] + (" (retired)" if q.get("retired") else ""), q.get("strategy") or "-", q["waiting"],
-                     duration(q.get("longest_wait_seconds")) if q["waiting"] else "-", q["agents"], q["offered"],
+                     duration(q.get("longest_wait_seconds")) if q["waiting"] else "-", _members(q["agents"]),
+                     q["offered"],
                      q["answered"], q["abandoned"], "-" if level is None else f"{100 * level:.0f}%",
                      duration(q.get("average_handle_seconds"))])
     table = format_table(["QUEUE", "STRATEGY", "WAITING", "LONGEST", "AGENTS", "OFFERED", "ANSWERED", "ABANDONED",
@@ -46,10 +55,13 @@ def show_queues(queues: list[dict[str, Any]], now: float | None = None) -> str:
 
 
 def show_agents(agents: list[dict[str, Any]], now: float) -> str:
-    """One row per agent: state (and pause reason), for how long, phone registered, queues, call."""
+    """One row per agent: state (pause reason, "unreachable" when the phone cannot be rung), for how
+    long, phone registered, queues, call."""
     rows = []
     for a in agents:
-        state = a["state"] + (f" ({a['pause_reason']})" if a.get("pause_reason") else "")
+        notes = [note for note in (a.get("pause_reason"), "unreachable" if a.get("reachable") is False else None)
+                 if note]
+        state = a["state"] + (f" ({', '.join(notes)})" if notes else "")
         since = a.get("state_since")
         queues = a.get("queues") or {}
         listed = ",".join(sorted(queues)) if isinstance(queues, dict) else ",".join(queues)

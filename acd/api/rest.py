@@ -139,7 +139,7 @@ class ApiResource(resource.Resource):
             if agent.state != "logged_out":
                 entry.update(pause_reason=agent.pause_reason, call_id=agent.call_id,
                              calls_handled=agent.calls_handled, missed_offers=agent.missed_offers,
-                             state_since=agent.state_since)
+                             state_since=agent.state_since, reachable=agent.reachable)
             agents.append(entry)
         return agents
 

@@ -1,8 +1,9 @@
 """AcdService: the shell around the pure RoutingEngine. Queued callers, offers to agents, bridges.
 
 It feeds the engine (CallArrived from the IVR's queue step, CallEnded when the caller leaves, agent
-log-in/out/pause from feature codes and the API, and at start-up the agents of the last run:
-`restore_agents`) and carries out its decisions: offers and
+log-in/out/pause from feature codes and the API, whether each agent's phone can be reached from
+the registrar: `phone_changed`, and at start-up the agents of the last run: `restore_agents`)
+and carries out its decisions: offers and
 connections go to `Connections` (which feeds the agent legs' answers back), waiting callers hear
 position and wait (QueueWait), a refused call goes back to the IVR. One `QueuedCall` per call it
 holds. One IDelayedCall follows `engine.next_deadline()`. `reactor` provides IReactorTime and
@@ -18,8 +19,9 @@ from ..context.routing_hints import (DEFAULT_STICKY_SECONDS, TIER_PRIORITY_BONUS
                                      priority_source,
                                      queue_requirements)
 from ..ivr.events import EnqueueCall, QueueFinished
-from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, AgentProfile, AgentReadyRequested,
-                       AgentState, AgentStateChanged, CallArrived, CallbackRequested, CallChanged, CallConnected,
+from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, AgentProfile, AgentReachabilityChanged,
+                       AgentReachable, AgentReadyRequested, AgentState, AgentStateChanged, AgentUnreachable,
+                       CallArrived, CallbackRequested, CallChanged, CallConnected,
                        CallEnded, CallNotWaiting,
                        CallOverflowed, CallRefused, CallWaiting, Offer, OfferCancelled, QueueConfig, QueueRemoved,
                        RoutingConfig, RoutingEngine, RoutingError)
@@ -115,7 +117,7 @@ class AcdService:
             if customer and settings is not None else None
         requirements = queue_requirements(action.skills, customer,
                                           config.agents.language_skills if config.agents else {},
-                                          [a.skills for a in members.values() if action.queue in a.queues])
+                                          self.engine.member_skills(action.queue))
         queued = QueuedCall(call_id=call_id, queue=action.queue, context=action.context or {}, queued_at=now,
                             session=session, record=self.records,
                             priority_detail=priority_detail(action.priority, priority, customer))
@@ -135,6 +137,8 @@ class AcdService:
             self.calls.pop(call_id, None)
             self._queue_failed(session, "the ACD refused the call")
             return
+        if self.calls.get(call_id) is not queued:  # refused (CallRefused): it never entered the queue, so no
+            return  # ENTERQUEUE, as Asterisk writes none for a failed join and the API's `offered` skips it
         queued.entry_position = self._position(call_id)
         self.records.set_field(call_id, "entry_position", queued.entry_position)
         self.queue_log.write("ENTERQUEUE", call_id, action.queue, "", "", queued.context.get("caller_id", ""),
@@ -306,8 +310,22 @@ class AcdService:
             return "no-queues"
         if agent_id in self.engine.agent_ids():
             return "already"
-        ok = self._feed(AgentLoggedIn(agent_id=agent_id, queues=agent.queues, skills=agent.skills))
+        ok = self._feed(AgentLoggedIn(agent_id=agent_id, queues=agent.queues, skills=agent.skills,
+                                      reachable=bool(self.contacts(agent_id))))
         return "logged-in" if ok else "no-queues"
+
+    def phone_changed(self, agent_id: str, why: str) -> None:
+        """The registrar added, refreshed, removed or expired a binding of `agent_id` (`why`): a
+        logged-in agent with no live binding left is unreachable (offered nothing, still logged in);
+        one whose phone registers again is reachable, and available for the next call."""
+        try:
+            view = self.engine.agent_view(agent_id)
+        except RoutingError:
+            return
+        reachable = bool(self.contacts(agent_id))
+        if reachable != view.reachable:
+            self._feed(AgentReachable(agent_id=agent_id, reason=why) if reachable
+                       else AgentUnreachable(agent_id=agent_id, reason=why))
 
     def logout(self, agent_id: str) -> str:
         """Log an agent out."""
@@ -352,7 +370,8 @@ class AcdService:
             if restored.state != "logged_out":
                 agent = configured[restored.agent_id]
                 if not self._feed(AgentLoggedIn(agent_id=restored.agent_id, queues=agent.queues, skills=agent.skills,
-                                                paused_reason=restored.pause_reason)):
+                                                paused_reason=restored.pause_reason,
+                                                reachable=bool(self.contacts(restored.agent_id)))):
                     restored = restored.logged_out(WHY_REFUSED)
             if restored.state == "logged_out":
                 self._restored_logged_out(restored.agent_id, restored.why, now)
@@ -485,6 +504,8 @@ class AcdService:
                     self.reactor.callLater(0, self._queue_failed, queued.session, decision.reason)
             elif isinstance(decision, AgentStateChanged):
                 self._agent_state_changed(decision)
+            elif isinstance(decision, AgentReachabilityChanged):
+                self._reachability_changed(decision)
             elif isinstance(decision, CallOverflowed):
                 log.info("call=%s overflow step %d: %s", decision.call_id, decision.step, decision.explanation)
                 queued = self.calls.get(decision.call_id)
@@ -513,6 +534,18 @@ class AcdService:
                  "previous": decision.previous.value, "reason": reason, "at": now}
         if ended is not None:
             event.update(ended_pause=ended.reason, paused_seconds=round(ended.seconds, 1))
+        self.events.publish(f"agent-{decision.agent_id}", event)
+        self.events.publish("wallboard", event)
+
+    def _reachability_changed(self, decision: AgentReachabilityChanged) -> None:
+        """A row in the agent's state history (same state, the reason says "phone unreachable: ..."
+        or "phone reachable: ..."; Asterisk's queue_log has no line for a member's device state, so
+        none is written there) and an "agent-reachability" event for the desk and the wallboard."""
+        now = self.reactor.seconds()
+        log.info("agent=%s %s (state %s)", decision.agent_id, decision.reason, decision.state.value)
+        self.records.agent_state(decision.agent_id, state=decision.state.value, reason=decision.reason, at=now)
+        event = {"type": "agent-reachability", "agent": decision.agent_id, "state": decision.state.value,
+                 "reachable": decision.reachable, "reason": decision.reason, "at": now}
         self.events.publish(f"agent-{decision.agent_id}", event)
         self.events.publish("wallboard", event)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from twisted.internet import threads
 
 from ..ivr.events import EnqueueCall, QueueFinished
-from ..routing import CallConnected, CallEnded, Offer, OfferAnswered, OfferCancelled, OfferDeclined
+from ..routing import CallConnected, CallEnded, Offer, OfferAnswered, OfferCancelled, OfferDeclined, OfferFailed
 from .agent_leg import AgentLeg, AgentLegState
 from .leg_states import EndReason
 from .offers import OfferDialer, whisper_prompts
@@ -26,9 +26,24 @@ from .queued_call import QueuedCall
 if TYPE_CHECKING:
     from ..metrics import Metrics
 
-__all__ = ["Connections", "queue_settings"]
+__all__ = ["Connections", "offer_failure", "queue_settings"]
 
 log = logging.getLogger("acd.acd")
+
+# Final responses by which the agent (not the network) turned the offer down: a miss, written
+# RINGNOANSWER as Asterisk's app_queue does for a busy member. Any other failure means the phone
+# was not reached (480 Temporarily Unavailable, 404, 408, 5xx, no response at all...).
+DECLINED = {486: "busy", 600: "busy everywhere", 603: "declined"}
+
+
+def offer_failure(status: int | None) -> tuple[str, str]:
+    """("declined", reason) when the agent turned the offer down (486/600/603), else
+    ("unreachable", reason): the offer never reached anyone (`status` None: no response at all)."""
+    if status in DECLINED:
+        return "declined", DECLINED[status]
+    if status is None:
+        return "unreachable", "no response from the phone"
+    return "unreachable", f"the phone answered {status}"
 
 
 def _held(queued: QueuedCall, until: float) -> float:
@@ -94,14 +109,20 @@ class Connections:
             leg.hang_up("offer no longer valid")
 
     def agent_failed(self, leg: AgentLeg, status: int | None) -> None:
-        """The agent's phone refused the offer (busy, declined, no response)."""
+        """The offer failed: declined by the agent (a miss, RINGNOANSWER), or never reached the
+        phone (the agent becomes unreachable: not a miss, no auto-pause)."""
         queued = self._offer_of(leg)
         if queued is None:
             return
         del queued.offers[leg.agent_id]
-        reason = {486: "busy", 603: "declined", 480: "unavailable", None: "no response"}.get(status, f"status {status}")
-        self.metrics.offers.labels(queued.queue, "declined").inc()
-        self.feed(OfferDeclined(call_id=leg.customer_call_id, agent_id=leg.agent_id, reason=reason))
+        kind, reason = offer_failure(status)
+        self.metrics.offers.labels(queued.queue, kind).inc()
+        if kind == "declined":
+            self.queue_log.write("RINGNOANSWER", leg.customer_call_id, queued.queue, leg.agent_id,
+                                 self.reactor.seconds() - leg.started_at)
+            self.feed(OfferDeclined(call_id=leg.customer_call_id, agent_id=leg.agent_id, reason=reason))
+        else:
+            self.feed(OfferFailed(call_id=leg.customer_call_id, agent_id=leg.agent_id, reason=reason))
 
     def agent_hung_up(self, leg: AgentLeg) -> None:
         """The agent ended a connected call: the caller gets the survey or a BYE."""
@@ -218,10 +239,10 @@ class Connections:
 
     def _decline_later(self, offer: Offer, reason: str) -> None:
         self.reactor.callLater(0, self.feed, OfferDeclined(call_id=offer.call_id, agent_id=offer.agent_id,
-                                                            reason=reason))
+                                                           reason=reason))
 
     def offer(self, offer: Offer) -> None:
-        """Ring the offered agent (or decline at once: not registered, call gone, no RTP port)."""
+        """Ring the offered agent (or fail at once: not registered; or decline: call gone, no RTP port)."""
         queued = self.calls.get(offer.call_id)
         contacts = self.contacts(offer.agent_id)
         log.info("call=%s offer agent=%s queue=%s: %s; order: %s", offer.call_id, offer.agent_id, offer.queue,
@@ -231,8 +252,13 @@ class Connections:
             queued.order = offer.order
             queued.tell(self.reactor.seconds(), f"offered to {offer.agent_id}: {offer.explanation}; "
                                                 f"order: {offer.order or '-'}")
-        if queued is None or not contacts or (queued.session is None and queued.callback is None):
-            self._decline_later(offer, "agent not registered" if queued is not None else "call gone")
+        if queued is None or (queued.session is None and queued.callback is None):
+            self._decline_later(offer, "call gone")
+            return
+        if not contacts:
+            self.metrics.offers.labels(queued.queue, "unreachable").inc()
+            self.reactor.callLater(0, self.feed, OfferFailed(call_id=offer.call_id, agent_id=offer.agent_id,
+                                                             reason="not registered"))
             return
         if queued.callback is not None:
             leg = self.dialer.ring_agent_for_callback(queued, offer, contacts[0])

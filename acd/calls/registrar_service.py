@@ -2,7 +2,9 @@
 
 Agents authenticate with Digest (MD5 or SHA-256, HA1s from conf/agents.yaml); bindings live in the
 BindingTable and are written to SQLite on every change, so they survive a restart. Sources that
-keep failing are blocked for a while (FailedAuthLimiter) and counted. `reactor` provides IReactorTime.
+keep failing are blocked for a while (FailedAuthLimiter) and counted. Whoever must know when an
+agent's phone comes or goes (the ACD: reachability) is told through `watch_bindings`.
+`reactor` provides IReactorTime.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..registrar import BindingTable, FailedAuthLimiter, parse_contact_values
 from ..registrar.auth_log import failure_line, retry_line
@@ -91,7 +93,13 @@ class RegistrarService:
         log.info("registrar: realm %r, %d bindings restored, %d expired while down", config.agents.realm,
                  sum(len(self.table.lookup(a, now)) for a in config.agents.agents), len(expired))
         self._timer = None
+        self._watcher: Callable[[str, str], None] = lambda agent_id, why: None
         self._rearm()
+
+    def watch_bindings(self, watcher: Callable[[str, str], None]) -> None:
+        """Call `watcher(agent_id, why)` after a REGISTER added or refreshed ("registered") or
+        removed ("unregistered") a binding, and after one expired ("registration expired")."""
+        self._watcher = watcher
 
     @property
     def config(self) -> "Config":
@@ -232,6 +240,8 @@ class RegistrarService:
                 log.info("agent=%s unregistered contact=%s", username, binding.contact)
         self.signalling.respond(event.transaction_id, outcome.status, to_tag=new_tag(), headers=tuple(headers))
         self._rearm()
+        if outcome.status == 200 and (outcome.added or outcome.refreshed or outcome.removed):
+            self._watcher(username, "registered" if outcome.added or outcome.refreshed else "unregistered")
 
     def contacts(self, agent_id: str, now: float) -> list[tuple[str, tuple[str, int], str]]:
         """(contact URI, address to send to, transport) for each live binding, best first.
@@ -275,3 +285,5 @@ class RegistrarService:
             for binding in removed:
                 log.info("agent=%s binding expired contact=%s", binding.aor, binding.contact)
         self._rearm()
+        for agent_id in dict.fromkeys(binding.aor for binding in removed):
+            self._watcher(agent_id, "registration expired")

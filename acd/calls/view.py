@@ -105,7 +105,9 @@ class QueueSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class AgentSnapshot:
-    """One configured agent; state "logged_out" and no figures when not logged in."""
+    """One configured agent; state "logged_out" and no figures when not logged in. `reachable`
+    (None when logged out): the routing core can ring the agent's phone; a logged-in agent whose
+    phone went away stays in their state but is offered nothing until it registers again."""
 
     agent_id: str
     name: str
@@ -118,6 +120,7 @@ class AgentSnapshot:
     calls_handled: int | None = None
     missed_offers: int | None = None
     state_since: float | None = None
+    reachable: bool | None = None
 
 
 class LiveView:
@@ -163,7 +166,7 @@ class LiveView:
                 view = engine.agent_view(agent_id)
                 out.append(AgentSnapshot(**base, state=view.state.value, pause_reason=view.pause_reason,
                                          call_id=view.call_id, calls_handled=view.calls_handled,
-                                         missed_offers=view.missed_offers,
+                                         missed_offers=view.missed_offers, reachable=view.reachable,
                                          state_since=self._acd.state_since.get(agent_id)))
             else:
                 out.append(AgentSnapshot(**base, state="logged_out"))
@@ -173,8 +176,13 @@ class LiveView:
                                      registered=self.registered(agent_id), state=view.state.value,
                                      pause_reason=view.pause_reason, call_id=view.call_id,
                                      calls_handled=view.calls_handled, missed_offers=view.missed_offers,
-                                     state_since=self._acd.state_since.get(agent_id)))
+                                     reachable=view.reachable, state_since=self._acd.state_since.get(agent_id)))
         return out
+
+    def unreachable_agents(self) -> int:
+        """Logged-in agents whose phone cannot be reached (offered no call)."""
+        engine = self._acd.engine
+        return sum(1 for view in map(engine.agent_view, engine.agent_ids()) if not view.reachable)
 
     def logged_in_states(self) -> list[tuple[str, str | None]]:
         """(state, pause reason) of every logged-in agent, configured or not."""

@@ -54,8 +54,10 @@ def language_requirement(customer: Mapping[str, Any], language_skills: Mapping[s
                          queue_agent_skills: Iterable[Mapping[str, int]]) -> dict[str, int]:
     """{skill: 1} when the customer's language maps to a skill some agent of the queue has; else {}.
 
-    A language nobody in the queue speaks is not required: the caller is better served in another
-    language than not at all (the log says so).
+    `queue_agent_skills`: the skills of the queue's members who could take the call, i.e. logged
+    in with a reachable phone (paused ones included); a logged-out or unreachable speaker does not
+    count (`RoutingEngine.member_skills`). A language nobody there speaks is not required: the
+    caller is better served in another language than not at all.
     """
     skill = language_skills.get(str(customer.get("language") or ""))
     if not skill:

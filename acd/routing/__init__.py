@@ -8,6 +8,7 @@ act on the returned `decisions`, and arm one timer at `next_deadline()` that cal
 from .agent_states import TRANSITIONS, AgentState, Trigger, state_diagram
 from .config import AgentProfile, OverflowStep, QueueConfig, RoutingConfig
 from .decisions import (
+    AgentReachabilityChanged,
     AgentStateChanged,
     AgentView,
     CallbackOffered,
@@ -42,7 +43,9 @@ from .events import (
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPauseRequested,
+    AgentReachable,
     AgentReadyRequested,
+    AgentUnreachable,
     CallArrived,
     CallbackRequested,
     CallChanged,
@@ -50,6 +53,7 @@ from .events import (
     Event,
     OfferAnswered,
     OfferDeclined,
+    OfferFailed,
 )
 from .strategies import STRATEGIES, TIE_BREAKS, Candidate
 
@@ -71,12 +75,15 @@ __all__ = [
     "AgentLoggedOut",
     "AgentPauseRequested",
     "AgentReadyRequested",
+    "AgentReachable",
+    "AgentUnreachable",
     "CallArrived",
     "CallEnded",
     "CallbackRequested",
     "CallChanged",
     "OfferAnswered",
     "OfferDeclined",
+    "OfferFailed",
     "Decision",
     "Offer",
     "OfferCancelled",
@@ -86,6 +93,7 @@ __all__ = [
     "CallOverflowed",
     "CallbackOffered",
     "AgentStateChanged",
+    "AgentReachabilityChanged",
     "QueueRemoved",
     "CallState",
     "AgentView",

@@ -5,7 +5,10 @@ Rules of this file:
 - Agent states change only through `_move`, which applies the table in `agent_states.py`,
   keeps the per-queue member counts and the available-agent indexes in step, and reports
   `AgentStateChanged`. Every handler checks the transition is legal before changing anything.
-- A freed agent (login, ready, wrap-up over, offer withdrawn) is served at once by
+- Reachability is a flag beside the state (`AgentRecord.reachable`): an unreachable agent keeps
+  its state, is counted apart in each queue (`QueueIndex.count`) and sits in no index; only
+  `_set_reachable` flips it (from `_lose_phone` and `_agent_reachable`).
+- A freed agent (login, ready, wrap-up over, offer withdrawn, phone back) is served at once by
   `_serve_agent`: it finds the first call in line the agent can take, and that call then
   picks its best available agent by its queue's strategy.
 - The call-side helpers used here (`_dispatch_call`, `_requeue`, `_replace_waiting`,
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from . import events as ev
 from .agent_states import AgentState, Trigger, next_agent_state
-from .decisions import AgentStateChanged, Decision, OfferCancelled
+from .decisions import AgentReachabilityChanged, AgentStateChanged, Decision, OfferCancelled
 from .errors import AgentAlreadyLoggedIn, UnknownAgent
 from .index import place_agent, unplace
 from .matching import select_call
@@ -34,7 +37,7 @@ def cancelled(call: CallRecord, agent: AgentRecord, reason: str) -> OfferCancell
 
 
 class AgentHandlers:
-    """Login, logout, pause, ready, wrap-up end, and serving a freed agent."""
+    """Login, logout, pause, ready, wrap-up end, reachability, and serving a freed agent."""
 
     def _agent(self, agent_id: str) -> AgentRecord:
         agent = self._agents.get(agent_id)
@@ -50,15 +53,13 @@ class AgentHandlers:
         if state is previous:
             return
         for name in agent.queues:
-            members = self._queues[name].members
-            if previous is not AgentState.LOGGED_OUT:
-                members[previous] -= 1
-            if state is not AgentState.LOGGED_OUT:
-                members[state] += 1
+            index = self._queues[name]
+            index.count(agent, previous, -1)
+            index.count(agent, state, +1)
         if previous is AVAILABLE:
             unplace(agent)
         agent.state = state
-        if state is AVAILABLE:
+        if agent.offerable:
             place_agent(agent, self._queues)
         out.append(
             AgentStateChanged(
@@ -78,6 +79,7 @@ class AgentHandlers:
         for skill, _level in event.skills:
             self._check_skill(skill)
         agent = AgentRecord(event.agent_id, dict(event.queues), dict(event.skills))
+        agent.reachable = event.reachable
         for name in agent.queues:
             index = self._queues[name]
             index.rotation_counter += 1
@@ -88,8 +90,10 @@ class AgentHandlers:
             agent.pause_reason = event.paused_reason
             reason = f"logged in paused: {event.paused_reason}"
             self._move(agent, Trigger.LOG_IN_PAUSED, reason, out)
-            return
-        self._move(agent, Trigger.LOG_IN, "logged in", out)
+        else:
+            self._move(agent, Trigger.LOG_IN, "logged in", out)
+        if not agent.reachable:
+            out.append(self._reachability(agent, "phone unreachable: not registered"))
         self._serve_agent(agent, now, out)
 
     def _agent_logged_out(
@@ -120,6 +124,65 @@ class AgentHandlers:
             self._replace_waiting(waiting, now, out)
         if call is not None and not call.offers:
             self._requeue(call, now, out)
+
+    # -- reachability: a flag beside the state (see README "Reachability") ------------------
+
+    def _reachability(self, agent: AgentRecord, reason: str) -> AgentReachabilityChanged:
+        return AgentReachabilityChanged(
+            agent_id=agent.agent_id, state=agent.state, reachable=agent.reachable, reason=reason
+        )
+
+    def _set_reachable(self, agent: AgentRecord, reachable: bool) -> None:
+        """Flip the flag, moving the agent between each queue's counts (state unchanged)."""
+        for name in agent.queues:
+            self._queues[name].count(agent, agent.state, -1)
+        agent.reachable = reachable
+        for name in agent.queues:
+            self._queues[name].count(agent, agent.state, +1)
+
+    def _agent_unreachable(
+        self, event: ev.AgentUnreachable, now: float, out: Out
+    ) -> None:
+        agent = self._agent(event.agent_id)
+        if not agent.reachable:
+            return
+        call = self._ringing_call(agent)
+        if call is not None:
+            out.append(cancelled(call, agent, "agent-unreachable"))
+        self._lose_phone(agent, call, f"phone unreachable: {event.reason}", now, out)
+
+    def _lose_phone(
+        self, agent: AgentRecord, call: CallRecord | None, reason: str, now: float, out: Out
+    ) -> None:
+        """Mark the agent unreachable: out of every index, counted apart, its sticky calls free
+        for others; a ringing `call` (already cancelled by the caller of this) is withdrawn
+        without counting a miss and goes back to its place in line."""
+        self._set_reachable(agent, False)
+        unplace(agent)
+        out.append(self._reachability(agent, reason))
+        if call is not None:
+            self._detach_offer(call, agent)
+            if call.preferred_agent == agent.agent_id:
+                call.sticky_until = None
+            self._move(agent, Trigger.WITHDRAW, f"offer of {call.call_id} withdrawn: {reason}", out)
+        released = [self._calls[entry[-1]] for entry in agent.reserved]
+        for waiting in released:
+            waiting.sticky_until = None
+            self._replace_waiting(waiting, now, out)
+        if call is not None and not call.offers:
+            self._requeue(call, now, out)
+
+    def _agent_reachable(
+        self, event: ev.AgentReachable, now: float, out: Out
+    ) -> None:
+        agent = self._agent(event.agent_id)
+        if agent.reachable:
+            return
+        self._set_reachable(agent, True)
+        out.append(self._reachability(agent, f"phone reachable: {event.reason}"))
+        if agent.offerable:
+            place_agent(agent, self._queues)
+            self._serve_agent(agent, now, out)
 
     def _agent_pause(
         self, event: ev.AgentPauseRequested, now: float, out: Out
@@ -197,7 +260,7 @@ class AgentHandlers:
 
     def _serve_agent(self, agent: AgentRecord, now: float, out: Out) -> None:
         """Offer the freed agent the first call it can take (each call picks its best agent)."""
-        while agent.state is AVAILABLE and agent.agent_id in self._agents:
+        while agent.offerable and agent.agent_id in self._agents:
             call = select_call(agent, self._queues, self._calls, now)
             if call is None or not self._dispatch_call(call, now, out):
                 return

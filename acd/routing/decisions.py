@@ -25,6 +25,7 @@ __all__ = [
     "CallOverflowed",
     "CallbackOffered",
     "AgentStateChanged",
+    "AgentReachabilityChanged",
     "QueueRemoved",
     "CallState",
     "AgentView",
@@ -55,7 +56,8 @@ class Offer:
 class OfferCancelled:
     """Stop ringing `agent_id` for `call_id`.
 
-    `reason`: ring-no-answer, answered-elsewhere, caller-abandoned, agent-paused, agent-logged-out.
+    `reason`: ring-no-answer, answered-elsewhere, caller-abandoned, agent-paused, agent-logged-out,
+    agent-removed, agent-unreachable.
     """
 
     call_id: str
@@ -133,6 +135,17 @@ class AgentStateChanged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AgentReachabilityChanged:
+    """The agent's phone became unreachable (`reachable=False`) or reachable again; the agent's
+    `state` (unchanged by this) is given for the records. Unreachable agents are offered nothing."""
+
+    agent_id: str
+    state: AgentState
+    reachable: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueRemoved:
     """A reconfiguration removed `queue`: it takes no new calls. Its `waiting` callers moved to
     `moved_to` (its overflow queues) when any still exists; otherwise they stay until a former
@@ -153,6 +166,7 @@ Decision = (
     | CallOverflowed
     | CallbackOffered
     | AgentStateChanged
+    | AgentReachabilityChanged
     | QueueRemoved
 )
 
@@ -167,7 +181,13 @@ class CallState:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentView:
-    """A snapshot of one logged-in agent."""
+    """A snapshot of one logged-in agent.
+
+    `missed_offers`: offers the agent let ring out or declined since logging in (what the queue
+    log's RINGNOANSWER lines count); `consecutive_misses`: those since the last answer or ready,
+    which `max_missed_offers` compares. Offers that never reached the phone count in neither.
+    `reachable`: the agent's phone can be rung (an unreachable agent is offered nothing).
+    """
 
     agent_id: str
     state: AgentState
@@ -179,6 +199,8 @@ class AgentView:
     missed_offers: int
     calls_handled: int
     idle_since: float | None
+    reachable: bool = True
+    consecutive_misses: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,7 +226,9 @@ class QueueStats:
     """Live figures for one queue (wallboard, /metrics).
 
     `service_level` = answered within `service_level_seconds` / (answered + abandoned after
-    the grace period), None before the first such call.
+    the grace period), None before the first such call. `agents`: logged-in members by state
+    (available, offered, on_call, wrap_up, paused), those whose phone cannot be reached counted
+    apart under "unreachable", whatever their state.
     """
 
     queue: str

@@ -77,12 +77,15 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
             ev.AgentLoggedOut: self._agent_logged_out,
             ev.AgentPauseRequested: self._agent_pause,
             ev.AgentReadyRequested: self._agent_ready,
+            ev.AgentReachable: self._agent_reachable,
+            ev.AgentUnreachable: self._agent_unreachable,
             ev.CallArrived: self._call_arrived,
             ev.CallEnded: self._call_ended,
             ev.CallbackRequested: self._callback_requested,
             ev.CallChanged: self._call_changed,
             ev.OfferAnswered: self._offer_answered,
             ev.OfferDeclined: self._offer_declined,
+            ev.OfferFailed: self._offer_failed,
         }
 
     # -- the shell's entry points -------------------------------------------------------
@@ -193,9 +196,10 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
         for skill, _level in event.requirements:
             self._check_skill(skill)
         config = index.config
-        logged_in = sum(index.members.values())
-        if logged_in == 0 and config.when_no_agents == "refuse":
+        if index.present == 0 and config.when_no_agents == "refuse":
             reason = f"no agent is logged in to {config.name}"
+            if index.unreachable:
+                reason += f" with a reachable phone ({index.unreachable} logged in, unreachable)"
             out.append(refused(event, "no-agents-logged-in", reason))
             return
         if len(index.line) >= config.max_waiting:
@@ -208,7 +212,8 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
         call = CallRecord(event.call_id, config.name, event.priority, requirements, now, key)
         sticky = config.sticky_seconds if event.sticky_seconds is None else event.sticky_seconds
         preferred = self._agents.get(event.preferred_agent) if event.preferred_agent else None
-        if preferred is not None and sticky > 0 and preferred.qualifies(call.requirements):
+        if (preferred is not None and sticky > 0 and preferred.reachable
+                and preferred.qualifies(call.requirements)):
             call.preferred_agent = preferred.agent_id
             call.sticky_until = now + sticky
             self._timers.schedule(call.sticky_until, "sticky", call)
@@ -307,6 +312,7 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
         if call.preferred_agent == agent.agent_id:
             call.sticky_until = None
         agent.misses += 1
+        agent.missed_offers += 1
         if config.max_missed_offers and agent.misses >= config.max_missed_offers:
             agent.pause_reason = f"auto-pause: {agent.misses} missed offers"
             self._move(agent, Trigger.AUTO_PAUSE, agent.pause_reason, out)
@@ -369,6 +375,11 @@ class RoutingEngine(AgentHandlers, Reconfiguration, EngineViews):
         if not call.offers:
             self._requeue(call, now, out)
         self._serve_agent(agent, now, out)
+
+    def _offer_failed(self, event: ev.OfferFailed, now: float, out: Out) -> None:
+        """The offer never reached the phone: not the agent's miss; the agent is unreachable."""
+        call, agent = self._offer(event.call_id, event.agent_id)
+        self._lose_phone(agent, call, f"phone unreachable: {event.reason}", now, out)  # offered: reachable
 
     def _call_ended(self, event: ev.CallEnded, now: float, out: Out) -> None:
         call = self._call(event.call_id)

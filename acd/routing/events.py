@@ -29,12 +29,15 @@ __all__ = [
     "AgentLoggedOut",
     "AgentPauseRequested",
     "AgentReadyRequested",
+    "AgentReachable",
+    "AgentUnreachable",
     "CallArrived",
     "CallEnded",
     "CallbackRequested",
     "CallChanged",
     "OfferAnswered",
     "OfferDeclined",
+    "OfferFailed",
 ]
 
 MIN_LEVEL = 1
@@ -86,12 +89,15 @@ class AgentLoggedIn:
 
     `queues` maps queue name to penalty (0 best; an agent with a higher penalty in a queue is
     only chosen when no lower-penalty agent qualifies). `paused_reason` logs in paused.
+    `reachable=False`: the agent's phone has no live registration (a login from the API); the
+    agent is logged in but offered nothing until `AgentReachable`.
     """
 
     agent_id: str
     queues: Levels | Mapping[str, int]
     skills: Levels | Mapping[str, int] = field(default_factory=tuple)
     paused_reason: str | None = None
+    reachable: bool = True
 
     def __post_init__(self) -> None:
         _text(self, "agent_id", self.agent_id)
@@ -102,6 +108,8 @@ class AgentLoggedIn:
         )
         if not self.queues:
             raise InvalidEvent("AgentLoggedIn.queues must name at least one queue", field="queues")
+        if not isinstance(self.reachable, bool):
+            raise InvalidEvent("AgentLoggedIn.reachable must be True or False", field="reachable")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +142,35 @@ class AgentReadyRequested:
 
     def __post_init__(self) -> None:
         _text(self, "agent_id", self.agent_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentUnreachable:
+    """The agent's phone can no longer be reached: its last registration was removed or expired.
+
+    The agent stays logged in, in the same state, but is offered nothing (a ringing offer is
+    withdrawn, not counted as missed) until `AgentReachable`. Nothing happens if already so.
+    """
+
+    agent_id: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        _text(self, "agent_id", self.agent_id)
+        _text(self, "reason", self.reason)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentReachable:
+    """The agent's phone registered again: if available, the agent is offered the next call.
+    Nothing happens if the agent was reachable already."""
+
+    agent_id: str
+    reason: str = "registered"
+
+    def __post_init__(self) -> None:
+        _text(self, "agent_id", self.agent_id)
+        _text(self, "reason", self.reason)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,15 +292,34 @@ class OfferDeclined:
         _text(self, "reason", self.reason)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferFailed:
+    """The offer never reached the agent: no registration, no response at all (timeout, transport
+    error), or a 4xx-6xx other than busy/decline (480, 404, 408, 503...). Not a miss: the agent
+    becomes unreachable (as `AgentUnreachable`) and the call goes back to its place in line."""
+
+    call_id: str
+    agent_id: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        _text(self, "call_id", self.call_id)
+        _text(self, "agent_id", self.agent_id)
+        _text(self, "reason", self.reason)
+
+
 Event = (
     AgentLoggedIn
     | AgentLoggedOut
     | AgentPauseRequested
     | AgentReadyRequested
+    | AgentReachable
+    | AgentUnreachable
     | CallArrived
     | CallEnded
     | CallbackRequested
     | CallChanged
     | OfferAnswered
     | OfferDeclined
+    | OfferFailed
 )

@@ -1,6 +1,6 @@
 """Sorted indexes that keep every routing decision to a few binary searches.
 
-Per queue, available agents are kept pre-sorted by their strategy score (see
+Per queue, available agents whose phone is reachable (`AgentRecord.offerable`) are kept pre-sorted by their strategy score (see
 `strategies.py`: a score is constant while the agent is available):
 - `agents_all`: every available member, scored with level 0 (calls without requirements);
 - `agents_by_skill[skill][level]`: members with that skill at that level, scored with that
@@ -51,6 +51,7 @@ class QueueIndex:
         "calls_by_skill",
         "line",
         "members",
+        "unreachable",
         "rotation_counter",
         "offered",
         "answered",
@@ -70,7 +71,11 @@ class QueueIndex:
         self.calls_plain = SortedList()
         self.calls_by_skill: dict[str, dict[int, SortedList]] = {}
         self.line = SortedList()
+        # Logged-in members whose phone can be reached, by state; the others are only counted,
+        # whatever their state: they can take no call, so they neither staff the queue nor keep
+        # a `when_no_agents: refuse` queue open.
         self.members: dict[AgentState, int] = {state: 0 for state in AgentState}
+        self.unreachable = 0
         self.rotation_counter = 0
         self.offered = 0
         self.answered = 0
@@ -114,7 +119,7 @@ class QueueIndex:
 
     @property
     def staffed(self) -> int:
-        """Members logged in and not paused (available, ringing, on a call or wrapping up)."""
+        """Reachable members logged in and not paused (available, ringing, on a call or wrapping up)."""
         members = self.members
         return (
             members[AgentState.AVAILABLE]
@@ -122,6 +127,20 @@ class QueueIndex:
             + members[AgentState.ON_CALL]
             + members[AgentState.WRAP_UP]
         )
+
+    @property
+    def present(self) -> int:
+        """Reachable members logged in, paused ones included (who `when_no_agents` counts)."""
+        return sum(self.members.values())
+
+    def count(self, agent: AgentRecord, state: AgentState, delta: int) -> None:
+        """Count `agent` (a member) in or out (`delta` +1 / -1) as being in `state`."""
+        if state is AgentState.LOGGED_OUT:
+            return
+        if agent.reachable:
+            self.members[state] += delta
+        else:
+            self.unreachable += delta
 
     def average_handle_seconds(self) -> float:
         """Rolling mean of the last `handle_time_window` agent occupations (offer to ready)."""
@@ -150,7 +169,7 @@ def candidate_of(agent: AgentRecord, queue: str, level: int) -> Candidate:
 
 
 def place_agent(agent: AgentRecord, queues: dict[str, QueueIndex]) -> None:
-    """Put an available agent into every bucket of every queue it belongs to."""
+    """Put an available, reachable agent into every bucket of every queue it belongs to."""
     placement = agent.placement
     for name in agent.queues:
         index = queues[name]

@@ -145,7 +145,7 @@ def select_agents(
     preferred = agents.get(call.preferred_agent) if call.preferred_agent else None
     if preferred is not None and call.sticky_until is not None and call.sticky_until > now:
         if (
-            preferred.state is AgentState.AVAILABLE
+            preferred.offerable
             and preferred.qualifies(call.requirements)
             and not call.avoids(preferred.agent_id, now)
         ):
@@ -218,7 +218,9 @@ _BUSY_LABELS = (
 
 
 def describe_unavailable(index: QueueIndex) -> str:
-    """'3 on call, 1 paused' for the members of a queue who could not be chosen now."""
+    """'3 on call, 1 paused, 1 unreachable' for the members of a queue who could not be chosen now."""
     members = index.members
     parts = [f"{members[state]} {label}" for state, label in _BUSY_LABELS if members[state]]
+    if index.unreachable:
+        parts.append(f"{index.unreachable} unreachable")
     return ", ".join(parts) if parts else "no other members"

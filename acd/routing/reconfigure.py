@@ -32,7 +32,6 @@ from .records import AgentRecord
 __all__ = ["Reconfiguration", "carry_over"]
 
 Out = list[Decision]
-AVAILABLE = AgentState.AVAILABLE
 
 
 def carry_over(previous: QueueIndex, config) -> QueueIndex:
@@ -75,7 +74,7 @@ class Reconfiguration:
         for call in waiting:
             unplace(call)
         for agent in self._agents.values():
-            if agent.state is AVAILABLE:
+            if agent.offerable:
                 unplace(agent)
         aging_changed = config.priority_aging_seconds != self._config.priority_aging_seconds
         old_configs = {name: index.config for name, index in self._queues.items()}
@@ -86,7 +85,7 @@ class Reconfiguration:
         for name in removed:
             self._report_removed(name, old_configs[name], moved, out)
         for agent in self._agents.values():
-            if agent.state is AVAILABLE:
+            if agent.offerable:
                 place_agent(agent, self._queues)
         waiting.sort(key=lambda call: call.key)
         for call in waiting:
@@ -171,9 +170,8 @@ class Reconfiguration:
                     rotation[name] = index.rotation_counter
             agent.queues = memberships
             agent.rotation = rotation
-            if agent.state is not AgentState.LOGGED_OUT:
-                for name in memberships:
-                    self._queues[name].members[agent.state] += 1
+            for name in memberships:
+                self._queues[name].count(agent, agent.state, +1)
 
     def _update_calls(
         self, removed: list[str], old_configs: dict, names: set[str], aging_changed: bool
@@ -255,7 +253,7 @@ class Reconfiguration:
                     continue
                 if last:
                     agent.pending, agent.pending_reason = "logout", f"{why} (after the call)"
-                available = agent.state is AVAILABLE
+                available = agent.offerable
                 if available:
                     unplace(agent)
                 del agent.queues[name]

@@ -29,6 +29,8 @@ class AgentRecord:
         "pending",
         "pending_reason",
         "misses",
+        "missed_offers",
+        "reachable",
         "calls_handled",
         "idle_since",
         "busy_since",
@@ -48,7 +50,9 @@ class AgentRecord:
         self.pause_reason: str | None = None
         self.pending: str | None = None  # "pause" or "logout", applied after the call
         self.pending_reason: str | None = None
-        self.misses = 0
+        self.misses = 0  # consecutive: reset by an answer or ready (max_missed_offers)
+        self.missed_offers = 0  # since login (the queue log's RINGNOANSWER lines)
+        self.reachable = True  # the phone can be rung; see `offerable`
         self.calls_handled = 0
         self.idle_since = 0.0
         self.busy_since = 0.0
@@ -57,6 +61,11 @@ class AgentRecord:
         self.placement: Placement = []
         # Calls waiting for this agent in their sticky window, by line key.
         self.reserved = SortedList()
+
+    @property
+    def offerable(self) -> bool:
+        """Available and reachable: the only agents the indexes hold and offers go to."""
+        return self.state is AgentState.AVAILABLE and self.reachable
 
     def qualifies(self, requirements: dict[str, int]) -> bool:
         """Whether the agent meets every minimum level in `requirements`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .agent_states import AgentState
@@ -59,9 +60,21 @@ class EngineViews:
             skills=tuple(agent.skills.items()),
             pause_reason=agent.pause_reason,
             pending=agent.pending,
-            missed_offers=agent.misses,
+            missed_offers=agent.missed_offers,
             calls_handled=agent.calls_handled,
             idle_since=agent.idle_since if agent.state is AgentState.AVAILABLE else None,
+            reachable=agent.reachable,
+            consecutive_misses=agent.misses,
+        )
+
+    def member_skills(self, queue: str) -> Iterator[dict[str, int]]:
+        """Skills of the members of `queue` who are logged in with a reachable phone (paused ones
+        included: they may take the call later), for rules such as "a language is required only
+        when someone who could take the call speaks it". Lazy: `any()` over it stops early."""
+        return (
+            dict(agent.skills)
+            for agent in self._agents.values()
+            if agent.reachable and queue in agent.queues
         )
 
     def explain_position(self, call_id: str, now: float) -> str:
@@ -111,9 +124,12 @@ class EngineViews:
             waiting=len(index.line),
             longest_wait_seconds=longest,
             agents={
-                state.value: count
-                for state, count in index.members.items()
-                if state is not AgentState.LOGGED_OUT
+                **{
+                    state.value: count
+                    for state, count in index.members.items()
+                    if state is not AgentState.LOGGED_OUT
+                },
+                "unreachable": index.unreachable,
             },
             offered=index.offered,
             answered=index.answered,

@@ -161,15 +161,19 @@ def test_auto_pause_after_consecutive_misses():
     assert router.call_view("c1").state == "waiting"
 
 
-def test_answer_resets_the_miss_count():
+def test_answer_resets_the_consecutive_miss_count_not_the_missed_offers():
+    """`consecutive_misses` (what auto-pause compares) starts again at an answer; `missed_offers`
+    counts every miss since login, as the queue log's RINGNOANSWER lines do."""
     router = engine(ring_timeout_seconds=10, max_missed_offers=2, reoffer_after_seconds=0)
     login(router, "a", 0)
     router.handle(CallArrived(call_id="c1", queue="q"), 0)
     router.handle_timers(10)
     router.handle_timers(10)
-    assert router.agent_view("a").missed_offers == 1
+    view = router.agent_view("a")
+    assert (view.missed_offers, view.consecutive_misses) == (1, 1)
     router.handle(OfferAnswered(call_id="c1", agent_id="a"), 12)
-    assert router.agent_view("a").missed_offers == 0
+    view = router.agent_view("a")
+    assert (view.missed_offers, view.consecutive_misses) == (1, 0)
 
 
 def test_decline_counts_as_a_miss_and_moves_on():

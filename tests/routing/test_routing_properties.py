@@ -2,8 +2,9 @@
 
 A shadow model follows the decision stream and checks, after every event:
 no agent holds two calls, no call is lost, every offer honours the call's requirements and
-names the agent, offers go only to available agents, state changes follow the table,
-wrap-up lasts its configured time, and FIFO holds among interchangeable calls.
+names the agent, offers go only to available agents whose phone is reachable, state changes
+follow the table, wrap-up lasts its configured time, FIFO holds among interchangeable calls, and
+each queue's member counts (by state, unreachable apart) match its members.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from acd.routing import (
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPauseRequested,
+    AgentReachabilityChanged,
+    AgentReachable,
     AgentReadyRequested,
     AgentState,
     AgentStateChanged,
+    AgentUnreachable,
     CallArrived,
     CallbackRequested,
     CallChanged,
@@ -31,6 +35,7 @@ from acd.routing import (
     OfferAnswered,
     OfferCancelled,
     OfferDeclined,
+    OfferFailed,
     OverflowStep,
     QueueConfig,
     RoutingConfig,
@@ -86,6 +91,7 @@ class Model:
     order: dict[str, int] = field(default_factory=dict)
     sticky: set[str] = field(default_factory=set)
     missed: set[tuple[str, str]] = field(default_factory=set)
+    reachable: dict[str, bool] = field(default_factory=dict)
 
     def live_calls(self) -> set[str]:
         return {c for c, s in self.status.items() if s != "ended"}
@@ -100,6 +106,7 @@ def snapshot(router: RoutingEngine):
 def check_offer(model: Model, offer: Offer) -> None:
     call, agent = offer.call_id, offer.agent_id
     assert model.agent_state[agent] is AgentState.AVAILABLE, f"offer to {agent} in {model.agent_state[agent]}"
+    assert model.reachable[agent], f"offer to {agent}, whose phone is unreachable"
     assert model.status[call] in ("waiting", "offered"), f"offer for {call} in {model.status[call]}"
     skills = model.agent_skills[agent]
     for skill, minimum in model.requirements[call].items():
@@ -150,6 +157,11 @@ def apply_decisions(model: Model, decisions, now: float, from_timer: bool) -> No
             if decision.state is AgentState.WRAP_UP:
                 model.wrap_started[agent] = now
             model.agent_state[agent] = decision.state
+        elif isinstance(decision, AgentReachabilityChanged):
+            agent = decision.agent_id
+            assert decision.state is model.agent_state[agent], "reachability never changes the state"
+            assert decision.reachable is not model.reachable[agent], "a reachability change changes it"
+            model.reachable[agent] = decision.reachable
 
 
 def check_invariants(model: Model, router: RoutingEngine) -> None:
@@ -171,6 +183,16 @@ def check_invariants(model: Model, router: RoutingEngine) -> None:
             assert holder[agent] == view.call_id
     for agent, state in model.agent_state.items():
         assert (state is AgentState.LOGGED_OUT) == (agent not in router.agent_ids())
+    views = [router.agent_view(agent) for agent in router.agent_ids()]
+    for agent in views:
+        assert agent.reachable is model.reachable[agent.agent_id]
+    for queue in ("front", "back"):
+        members = [agent for agent in views if queue in dict(agent.queues)]
+        expected = {state.value: 0 for state in AgentState if state is not AgentState.LOGGED_OUT}
+        expected["unreachable"] = 0
+        for agent in members:
+            expected[agent.state.value if agent.reachable else "unreachable"] += 1
+        assert router.queue_stats(queue, 0).agents == expected, f"{queue}: member counts"
 
 
 login_op = st.tuples(
@@ -194,9 +216,10 @@ operations = st.one_of(
     login_op,
     login_op,
     st.tuples(st.sampled_from(["logout", "pause", "ready"]), st.sampled_from(AGENTS)),
+    st.tuples(st.sampled_from(["unreachable", "reachable"]), st.sampled_from(AGENTS)),
     arrive_op,
     arrive_op,
-    st.tuples(st.sampled_from(["end", "callback", "decline"]), st.integers(0, 50)),
+    st.tuples(st.sampled_from(["end", "callback", "decline", "fail"]), st.integers(0, 50)),
     st.tuples(st.just("change"), st.integers(0, 50), st.integers(0, 3)),
     answer_op,
     answer_op,
@@ -220,6 +243,10 @@ def make_event(op, model: Model, counter: list[int]):
         return AgentPauseRequested(agent_id=op[1], reason="break")
     if kind == "ready":
         return AgentReadyRequested(agent_id=op[1])
+    if kind == "unreachable":
+        return AgentUnreachable(agent_id=op[1], reason="unregistered")
+    if kind == "reachable":
+        return AgentReachable(agent_id=op[1])
     if kind == "arrive":
         counter[0] += 1
         _, queue, priority, requirements, preferred = op
@@ -246,6 +273,8 @@ def make_event(op, model: Model, counter: list[int]):
     call, agent = pairs[op[1] % len(pairs)]
     if kind == "answer":
         return OfferAnswered(call_id=call, agent_id=agent)
+    if kind == "fail":
+        return OfferFailed(call_id=call, agent_id=agent, reason="480 Temporarily Unavailable")
     return OfferDeclined(call_id=call, agent_id=agent)
 
 
@@ -254,6 +283,7 @@ def record_sent(model: Model, event, router: RoutingEngine, now: float) -> None:
     if isinstance(event, AgentLoggedIn):
         model.agent_skills[event.agent_id] = dict(event.skills)
         model.agent_queues[event.agent_id] = {q for q, _ in event.queues}
+        model.reachable[event.agent_id] = event.reachable
     elif isinstance(event, CallArrived):
         call = event.call_id
         model.status[call] = "waiting"
@@ -267,8 +297,9 @@ def record_sent(model: Model, event, router: RoutingEngine, now: float) -> None:
         model.status[event.call_id] = "ended"
     elif isinstance(event, CallChanged):
         model.priority[event.call_id] = event.priority
-    elif isinstance(event, OfferDeclined):
-        model.missed.add((event.call_id, event.agent_id))
+    elif isinstance(event, (OfferDeclined, OfferFailed)):
+        if isinstance(event, OfferDeclined):
+            model.missed.add((event.call_id, event.agent_id))
         model.offers[event.call_id].discard(event.agent_id)
         if not model.offers[event.call_id]:
             model.status[event.call_id] = "waiting"
@@ -326,12 +357,12 @@ def _random_op(rng):
         return ("login", rng.choice(AGENTS), rng.randrange(len(QUEUE_SETS)),
                 rng.randrange(len(SKILL_SETS)), rng.random() < 0.2)
     if roll < 0.22:
-        return (rng.choice(["logout", "pause", "ready", "ready"]), rng.choice(AGENTS))
+        return (rng.choice(["logout", "pause", "ready", "ready", "unreachable", "reachable"]), rng.choice(AGENTS))
     if roll < 0.37:
         return ("arrive", rng.choice(["front", "back"]), rng.randrange(2),
                 rng.randrange(len(REQUIREMENTS)), rng.choice([None, None, None, AGENTS[0]]))
     if roll < 0.55:
-        return (rng.choice(["end", "end", "end", "callback", "decline"]), rng.randrange(50))
+        return (rng.choice(["end", "end", "end", "callback", "decline", "fail"]), rng.randrange(50))
     if roll < 0.75:
         return ("answer", rng.randrange(50))
     return ("advance", rng.uniform(0.5, 20))

@@ -139,7 +139,8 @@ def test_queue_stats_survive_a_change():
     router.reconfigure(config(QueueConfig(name="q", wrap_up_seconds=0, service_level_seconds=1)), 3)
     stats = router.queue_stats("q", 3)
     assert (stats.offered, stats.answered, stats.agents) == (1, 1, {"available": 0, "offered": 0, "on_call": 1,
-                                                                  "wrap_up": 0, "paused": 0})
+                                                                  "wrap_up": 0, "paused": 0,
+                                                                  "unreachable": 0})
     router.handle(CallEnded(call_id="c1"), 4)  # the connected call ends normally
     assert router.agent_view("a").state is AgentState.AVAILABLE
 

@@ -57,10 +57,10 @@ PROFILES = [
 
 
 def check_nobody_idle_could_serve(model: Model, router, now: float) -> None:
-    """The engine's invariant: no available agent may take a waiting call (sticky calls and
-    agents who missed the call aside)."""
+    """The engine's invariant: no available, reachable agent may take a waiting call (sticky calls
+    and agents who missed the call aside)."""
     available = [router.agent_view(a) for a in router.agent_ids()]
-    available = [a for a in available if a.state is AgentState.AVAILABLE]
+    available = [a for a in available if a.state is AgentState.AVAILABLE and a.reachable]
     for call_id in router.call_ids():
         call = router.call_view(call_id)
         if call.state != "waiting" or (call.sticky_until is not None and call.sticky_until > now):

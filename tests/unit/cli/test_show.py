@@ -32,3 +32,20 @@ def test_queues_agents_and_calls():
                          "ivr_step": "main_menu", "seconds": 8.4}])
     assert calls.splitlines()[1].split() == ["abc", "ivr", "1000", "-", "-", "ivr", "main_menu", "0:08"]
     assert calls.endswith("1 call(s) in progress")
+
+
+def test_an_unreachable_agent_and_queue_members_by_state():
+    """The API's `reachable: false` shows in the agent's state; a queue's members by state (as
+    /api/queues gives them) show as counts, unreachable ones apart."""
+    agents = show_agents([{"id": "1001", "name": "Ann", "state": "available", "pause_reason": None,
+                           "reachable": False, "state_since": 990.0, "registered": False, "queues": {"sales": 0},
+                           "call_id": None, "calls_handled": 0, "missed_offers": 0},
+                          {"id": "1002", "name": "Bo", "state": "paused", "pause_reason": "lunch", "reachable": False,
+                           "state_since": 990.0, "registered": False, "queues": {"sales": 0}, "call_id": None,
+                           "calls_handled": 0, "missed_offers": 0}], now=1000.0)
+    assert "available (unreachable)" in agents.splitlines()[1]
+    assert "paused (lunch, unreachable)" in agents.splitlines()[2]
+    queues = show_queues([{"queue": "sales", "strategy": "longest-idle", "waiting": 0, "agents": {
+        "available": 1, "offered": 0, "on_call": 0, "wrap_up": 0, "paused": 0, "unreachable": 2}, "offered": 0,
+        "answered": 0, "abandoned": 0, "service_level": None, "average_handle_seconds": 0.0, "members": {}}])
+    assert "1 available, 2 unreachable" in queues.splitlines()[1]

@@ -153,6 +153,22 @@ def test_missing_duration_fields_fall_back_to_event_times(tmp_path):
     assert (queue.asa_seconds, queue.aht_seconds, queue.service_level) == (12.0, 48.0, 1.0)
 
 
+def test_a_phone_going_away_during_a_pause_does_not_split_the_pause(tmp_path):
+    """Reachability rows (same state, "phone unreachable: ..." / "phone reachable: ...") keep
+    the pause's own reason; a new pause after them starts its own."""
+    path = tmp_path / "r.db"
+    store = RecordStore(path)
+    for state, reason, at in [("paused", "paused: lunch", 100), ("paused", "phone unreachable: unregistered", 150),
+                              ("paused", "phone reachable: registered", 250), ("available", "ready", 400),
+                              ("available", "phone unreachable: registration expired", 450),
+                              ("paused", "paused: break", 500), ("logged_out", "logged out", 560)]:
+        store.agent_state("alice", state=state, reason=reason, at=at)
+    store.close()
+    report = build_report(path, 0, 1000)
+    assert report.pauses == (PauseTime(agent="alice", reason="paused: break", seconds=60),
+                             PauseTime(agent="alice", reason="paused: lunch", seconds=300))
+
+
 def test_empty_database_gives_an_empty_report(tmp_path):
     RecordStore(tmp_path / "r.db").close()
     report = build_report(tmp_path / "r.db", 0, now=50)
