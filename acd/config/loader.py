@@ -20,6 +20,7 @@ from .agents import load_agents
 from .extras import load_hours, load_incidents, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
 from .model import Config, HttpSettings, Route, RtpSettings, SipSettings, Trunk
+from .sip_limits import parse_sip_limits, parse_timer_t1
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
 
 __all__ = ["load_config", "ConfigError", "ConfigInvalid", "DIRECTORY_SOURCES"]
@@ -141,7 +142,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code", "crm"},
                        "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
-        check.unknown_keys(section, {"listen", "port", "public_address", "transports"}, "sip")
+        check.unknown_keys(section, {"listen", "port", "public_address", "transports", "timer_t1_seconds", "limits"},
+                           "sip")
         listen = str(section.get("listen", sip.listen))
         _check_ip(check, section, "listen", listen)
         port = int(check.number(section, "port", sip.port, "sip", integer=True))
@@ -155,7 +157,10 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
         if not isinstance(transports, list) or not transports or any(t not in ("udp", "tcp") for t in transports):
             check.error(section.line_of("transports"), "sip transports must be a list of udp and/or tcp")
             transports = ["udp", "tcp"]
-        sip = SipSettings(listen=listen, port=port, public_address=public, transports=tuple(transports))
+        limits = parse_sip_limits(check, section["limits"], section.line_of("limits")) if "limits" in section \
+            else sip.limits
+        sip = SipSettings(listen=listen, port=port, public_address=public, transports=tuple(transports),
+                          timer_t1_seconds=parse_timer_t1(check, section, sip.timer_t1_seconds), limits=limits)
     if "rtp" in top and (section := check.mapping(top["rtp"], top.line_of("rtp"), "rtp")) is not None:
         check.unknown_keys(section, {"address", "ports"}, "rtp")
         address = str(section.get("address", rtp.address))
