@@ -81,15 +81,15 @@ def rtp_base() -> int:
 def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
                  flows_from: Path = REPO, extra_files: dict[str, str] | None = None,
                  trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "",
-                 rtp_ports: int = 400) -> None:
+                 rtp_ports: int = 400, sip_extra: str = "") -> None:
     """A config tree for one test server: the shipped demo dialplans, flows, queues and look-ups, on
     test ports, with office hours open around the clock (tests must not depend on the time of day).
-    `extra_files` ({relative path: text}) adds or replaces files."""
+    `extra_files` ({relative path: text}) adds or replaces files; `sip_extra` adds lines to `sip:`."""
     (root / "conf").mkdir(parents=True, exist_ok=True)
     sources = trunk_sources or [LOOPBACK]
     (root / "conf" / "acd.yaml").write_text(
         "sip:\n"
-        f"  listen: {LOOPBACK}\n  port: {sip_port}\n  public_address: {LOOPBACK}\n"
+        f"  listen: {LOOPBACK}\n  port: {sip_port}\n  public_address: {LOOPBACK}\n" + sip_extra +
         "rtp:\n"
         f"  address: {LOOPBACK}\n  ports: {rtp_base}-{rtp_base + rtp_ports - 1}\n"
         f"http:\n  listen: {LOOPBACK}\n  port: {http_port}\n"
@@ -164,11 +164,12 @@ class AcdServer:
 def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
                  log_level: str = "INFO", extra_files: dict[str, str] | None = None,
                  trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "",
-                 rtp_ports: int = 400, serve_args: tuple[str, ...] = ()) -> AcdServer:
+                 rtp_ports: int = 400, serve_args: tuple[str, ...] = (), sip_extra: str = "") -> AcdServer:
     """Write a config under `root` and start the server on it (`serve_args`: more `acd serve`
     options, e.g. ("--drain-seconds", "2")); waits until it listens."""
     write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources, extra_files=extra_files,
-                 trunk_outbound=trunk_outbound, http_port=http_port, main_extra=main_extra, rtp_ports=rtp_ports)
+                 trunk_outbound=trunk_outbound, http_port=http_port, main_extra=main_extra, rtp_ports=rtp_ports,
+                 sip_extra=sip_extra)
     log_path = root / "server.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen([sys.executable, "-m", "acd.cli", "serve", "--root", str(root), "--log-level",
