@@ -3,8 +3,8 @@ and an RTP port bound before we answer; an agent's feature code (*45 log in, *46
 pause, *48 ready) authenticated and confirmed by voice; DTMF sent as SIP INFO.
 
 Refusals answer at once: 403 unknown source, 404 no route, 488 unusable SDP, 503 no RTP port, and
-503 (stateless, once per INVITE) when too many calls from the source, or from everywhere, still
-wait for their ACK (`sip: limits:`, `acd.sip.unconfirmed`). `reactor` provides IReactorTime.
+503 (stateless, once per INVITE) when too many calls from a source that ACKs none, or from
+everywhere, wait for their ACK (`sip: limits:`, `acd.sip.unconfirmed`). `reactor` provides IReactorTime.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class InboundCalls:
     def confirmed(self, session: Any) -> None:
         """The caller's ACK for our 200 OK arrived."""
         session.on_ack()
-        self.unconfirmed.discard(session.call_id)
+        self.unconfirmed.confirm(session.call_id, self.reactor.seconds())
 
     def info(self, session: Any, event: RequestReceived) -> None:
         """SIP INFO inside a caller's dialog: 200, and a DTMF digit to the call when it carries one."""
@@ -185,17 +185,17 @@ class InboundCalls:
         """Refuse (503, stateless) a call that would pass a cap on calls waiting for their ACK."""
         config = self.config.config
         per_source, total = config.sip.limits.unconfirmed_caps(config.rtp)
-        host = event.source[0]
-        cap = self.unconfirmed.refusal(host, max_per_source=per_source, max_total=total)
+        host, now = event.source[0], self.reactor.seconds()
+        cap = self.unconfirmed.refusal(host, now, max_per_source=per_source, max_total=total)
         if cap is None:
             return False
         self.metrics.unconfirmed_refused.labels(cap).inc()
-        refused = self._refusal_reports.report(host, self.reactor.seconds())
+        refused = self._refusal_reports.report(host, now)
         if refused is not None:
             log.warning("call=%s refused 503: %d calls from %s and %d in all wait for their ACK (caps: %d per "
-                        "source, %d in all, sip: limits: in conf/acd.yaml); %d INVITE(s) from %s refused for it "
-                        "since the last such line", event.request.call_id, self.unconfirmed.count(host), host,
-                        self.unconfirmed.total, per_source, total, refused, host)
+                        "source that ACKs none, %d in all; sip: limits: in conf/acd.yaml); %d INVITE(s) from %s "
+                        "refused for it since the last such line", event.request.call_id,
+                        self.unconfirmed.count(host), host, self.unconfirmed.total, per_source, total, refused, host)
         # Stateless: under a flood, no transaction is kept and nothing is retransmitted; a trunk's
         # retransmitted INVITE gets its own 503 (or the call, once there is room again).
         self.signalling.respond(event.transaction_id, 503, to_tag=new_tag(), stateless=True,

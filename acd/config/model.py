@@ -31,12 +31,12 @@ class SipLimits:
     trunk_request_burst: int = 2000
 
     def unconfirmed_caps(self, rtp: "RtpSettings") -> tuple[int, int]:
-        """(per source, in all): as set, or "auto": a half and three quarters of the call legs `rtp` has
+        """(per source, in all): as set, or "auto": a quarter and three quarters of the call legs `rtp` has
         ports for."""
         legs = (rtp.port_max - rtp.port_min) // 2 + 1
         per_source = self.max_unconfirmed_calls_per_source
         total = self.max_unconfirmed_calls
-        return (per_source if per_source is not None else max(1, legs // 2),
+        return (per_source if per_source is not None else max(1, legs // 4),
                 total if total is not None else max(1, legs * 3 // 4))
 
 

@@ -4,8 +4,8 @@ From 127.0.0.2 (a trunk source, like 127.0.0.1): 2,000 malformed INVITEs, cyclin
 of refusal, interleaved with 2,000 valid INVITEs that are never ACKed (a raw UDP socket that ignores
 what comes back). Then a trunk call from 127.0.0.1 (SIPp) is answered with audio, and the server's open
 file descriptors and bound RTP ports (read from /proc, not from the server) are back at their idle
-count. The never-ACKed calls hold at most the per-source cap of ports (auto: half of the RTP legs)
-and are ended at 64*T1; the test config sets T1 to 0.1 s (64*T1 = 6.4 s) to stay short.
+count. The never-ACKed calls hold at most the per-source cap of ports (auto: a quarter of the RTP
+legs) and are ended at 64*T1; the test config sets T1 to 0.1 s (64*T1 = 6.4 s) to stay short.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from .harness import LOOPBACK, RtpSink, free_port, run_sipp, rtp_base, start_ser
 
 FLOODER = "127.0.0.2"
 FLOOD_T1_SECONDS = 0.1
-RTP_PORTS = 400  # 200 legs: auto caps 100 unconfirmed calls per source, 150 in all
-PER_SOURCE_CAP = RTP_PORTS // 2 // 2
+RTP_PORTS = 400  # 200 legs: auto caps 50 unconfirmed calls per silent source, 150 in all
+PER_SOURCE_CAP = RTP_PORTS // 2 // 4
 WINDOW = 100  # INVITEs sent ahead of the answers: the rate is what the server keeps up with
 # Each kind of malformed INVITE and the final status it must get.
 REFUSALS = {"no-contact": 400, "bad-from": 400, "bad-sdp": 488, "unknown-scheme": 416, "require-unknown": 420,

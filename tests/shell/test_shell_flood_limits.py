@@ -28,11 +28,12 @@ def test_a_never_acked_call_ends_at_64_t1_and_releases_its_port_without_waiting_
     assert (record["outcome"], record["end_reason"]) == ("failed", "no ACK for 200 OK")
 
 
-def test_calls_waiting_for_their_ack_are_capped_per_source_with_one_stateless_503(make_harness):
-    """With ports for 10 legs (auto: 5 unconfirmed per source, 7 in all), a 6th unACKed call from one
-    trunk address gets 503 with Retry-After, sent once (no retransmission until an ACK that a flood
-    never sends); another trunk address is still served; an ACK frees a place."""
-    harness = make_harness(rtp_ports=20, trunk_sources=[TRUNK_A, TRUNK_B])
+def test_calls_waiting_for_their_ack_are_capped_per_silent_source_with_one_stateless_503(make_harness):
+    """With ports for 20 legs (auto: 5 unconfirmed per source that ACKs none, 15 in all), a 6th unACKed
+    call from one trunk address gets 503 with Retry-After, sent once (no retransmission until an ACK
+    that a flood never sends); another trunk address is still served. Once the source ACKs a call it
+    is confirming: its late calls are not refused, until it has ACKed nothing for 8 s."""
+    harness = make_harness(rtp_ports=40, trunk_sources=[TRUNK_A, TRUNK_B])
     flooder = harness.caller(host=TRUNK_A, port=5070)
     calls = [flooder.invite("1000") for _ in range(6)]
     for call in calls[:5]:
@@ -42,13 +43,17 @@ def test_calls_waiting_for_their_ack_are_capped_per_source_with_one_stateless_50
     assert len(harness.bound_rtp_ports()) == 5
     harness.advance(10)
     assert [r.status for r in flooder.responses(call_id=calls[5].call_id)] == [503]
+    assert harness.metric("acd_calls_refused_unconfirmed_total", limit="per_source") == 1
 
-    other = harness.caller(host=TRUNK_B, port=5072)
-    other.invite("1000").expect(200)
+    harness.caller(host=TRUNK_B, port=5072).invite("1000").expect(200)
     calls[0].ack()
     harness.advance(0.1)
-    flooder.invite("1000").expect(200)
-    assert harness.metric("acd_calls_refused_unconfirmed_total", limit="per_source") == 1
+    for _ in range(3):  # 7 unconfirmed from a source that is ACKing: late, not refused
+        flooder.invite("1000").expect(200)
+    harness.advance(8)
+    late = flooder.invite("1000")
+    flooder.expect_response(503, call_id=late.call_id)
+    assert harness.metric("acd_calls_refused_unconfirmed_total", limit="per_source") == 2
 
 
 def test_the_total_cap_holds_across_sources_and_is_logged_once_per_source_and_interval(make_harness):

@@ -33,9 +33,9 @@ def test_the_shipped_config_states_the_defaults():
     assert config.sip.timer_t1_seconds == 0.5
 
 
-def test_auto_caps_are_a_half_and_three_quarters_of_the_rtp_legs():
-    """20000-20999 has ports for 500 legs: 250 unconfirmed calls per source, 375 in all."""
-    assert SipLimits().unconfirmed_caps(RtpSettings(port_min=20000, port_max=20999)) == (250, 375)
+def test_auto_caps_are_a_quarter_and_three_quarters_of_the_rtp_legs():
+    """20000-20999 has ports for 500 legs: 125 unconfirmed calls per silent source, 375 in all."""
+    assert SipLimits().unconfirmed_caps(RtpSettings(port_min=20000, port_max=20999)) == (125, 375)
     assert SipLimits().unconfirmed_caps(RtpSettings(port_min=20000, port_max=20003)) == (1, 1)
     assert SipLimits(max_unconfirmed_calls_per_source=7, max_unconfirmed_calls=9).unconfirmed_caps(
         RtpSettings()) == (7, 9)
