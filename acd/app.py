@@ -23,6 +23,7 @@ from .calls.ivr_runner import IvrServices
 from .calls.live_config import LiveConfig
 from .calls.media_ports import MediaPorts
 from .calls.registrar_service import RegistrarService
+from .calls.request_gate import RequestGate
 from .calls.shutdown import DEFAULT_DRAIN_SECONDS, GracefulShutdown
 from .calls.sip_server import SipServer
 from .calls.stream_transports import listen_sip_streams
@@ -35,6 +36,7 @@ from .context.directory import CustomerDirectory
 from .media.prompts import PromptLibrary
 from .metrics import Metrics
 from .sip.endpoint import SipEndpoint
+from .sip.transactions import TimerConfig
 from .speech.recognizer import RecognizerCache
 from .store.presence import PreviousRun
 from .store.records import RecordStore
@@ -178,7 +180,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                        port_max=config.rtp.port_max, prompts=prompts, rng=rng, metrics=metrics)
     calls = CallTable()
     endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port,
-                           transport_ports={"TLS": config.sip.tls.port})
+                           transport_ports={"TLS": config.sip.tls.port},
+                           timers=TimerConfig(t1=config.sip.timer_t1_seconds))
     sip = SipServer(endpoint=endpoint, config=live, reactor=reactor, metrics=metrics, calls=calls)
     registrar = RegistrarService(signalling=sip, config=live, reactor=reactor) if config.agents else None
 
@@ -195,6 +198,15 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     sip.set_handlers(call_setup=inbound, registrar=registrar)
     if registrar is not None:
         registrar.watch_bindings(acd.phone_changed)  # reachability: an agent's phone came or went
+    metrics.unconfirmed_calls.set_function(lambda: inbound.unconfirmed.total)
+    metrics.unconfirmed_peak.set_function(lambda: inbound.unconfirmed.peak)
+
+    def agent_hosts(now: float) -> set[str]:
+        agents = live.config.agents
+        return {destination[0] for agent_id in (agents.agents if agents is not None else ())
+                for _contact, destination, _transport in contacts(agent_id)}
+
+    gate = RequestGate(server=sip, config=live, agent_hosts=agent_hosts, metrics=metrics, reactor=reactor)
     view = LiveView(reactor=reactor, config=live, calls=calls, acd=acd, contacts=contacts,
                     counters=lambda: endpoint.counters,
                     auth_failures=lambda: registrar.auth_failures if registrar is not None else 0)
@@ -203,10 +215,10 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                                 flush_records=records.flush, stop=reactor.stop, drain_seconds=drain_seconds)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
-        udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(sip), interface=config.sip.listen,
+        udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(gate), interface=config.sip.listen,
                                      maxPacketSize=SIP_MAX_DATAGRAM_BYTES)
         _grow_receive_buffer(udp_port)
-    tcp_port, tls_port = listen_sip_streams(config, reactor, sip, in_use=sip.connection_in_use, metrics=metrics)
+    tcp_port, tls_port = listen_sip_streams(config, reactor, gate, in_use=sip.connection_in_use, metrics=metrics)
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))

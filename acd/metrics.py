@@ -59,6 +59,17 @@ class Metrics:
         self.ivr_events = Counter("acd_ivr_events_total", "Named flow events reached", ["flow", "event"], registry=r)
         self.sip_requests = Counter("acd_sip_requests_received_total", "SIP requests received", ["method"], registry=r)
         self.sip_responses = Counter("acd_sip_responses_sent_total", "SIP responses sent", ["code"], registry=r)
+        self.sip_throttled = Counter("acd_sip_requests_throttled_total",
+                                     "SIP requests dropped over their source's rate budget, by kind of source",
+                                     ["source"], registry=r)
+        self.unconfirmed_refused = Counter("acd_calls_refused_unconfirmed_total",
+                                           "INVITEs refused 503 because too many calls wait for their ACK, by cap",
+                                           ["limit"], registry=r)
+        self.unconfirmed_calls = Gauge("acd_calls_unconfirmed", "Calls taken whose ACK has not come yet",
+                                       registry=r)  # read at scrape time: the composition root sets its function
+        self.unconfirmed_peak = Gauge("acd_calls_unconfirmed_peak",
+                                      "The most calls that waited for their ACK at once since start (to size "
+                                      "sip: limits:)", registry=r)
         self.queue_answered = Counter("acd_queue_answered_total", "Queued calls connected to an agent", ["queue"],
                                       registry=r)
         self.queue_answered_in_sl = Counter("acd_queue_answered_within_service_level_total",

@@ -3,7 +3,9 @@ and an RTP port bound before we answer; an agent's feature code (*45 log in, *46
 pause, *48 ready) authenticated and confirmed by voice; DTMF sent as SIP INFO.
 
 Refusals answer at once: 403 unknown source, 404 no route, 488 unusable SDP (or SDP the trunk's or
-agent's SRTP policy refuses), 503 no RTP port. `reactor` provides IReactorTime.
+agent's SRTP policy refuses), 503 no RTP port, and 503 (stateless, once per INVITE) when too many
+calls from a source that ACKs none, or from everywhere, wait for their ACK (`sip: limits:`,
+`acd.sip.unconfirmed`). `reactor` provides IReactorTime.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from ..sip.build import new_tag
 from ..sip.dialog import Dialog, wants_sips
 from ..sip.events import RequestReceived
 from ..sip.headers import NameAddr, SipUri
+from ..sip.rate_limit import ReportThrottle
+from ..sip.unconfirmed import UnconfirmedCalls
 from .call_table import CallTable
 from .ivr_runner import IvrServices
 from .null_records import NullRecords
@@ -37,6 +41,11 @@ FEATURE_PROMPTS = {"logged-in": "agent_logged_in", "already": "agent_logged_in",
                    "not-logged-in": "agent_logged_out", "paused": "agent_paused", "available": "agent_available",
                    "not-paused": "agent_available", "no-queues": "agent_no_queues"}
 DTMF_SYMBOLS = frozenset("0123456789*#ABCD")
+# How long a caller refused for too many unconfirmed calls should wait (RFC 3261 §21.5.4): the calls
+# that fill the cap are ACKed within a round trip, or given up after 64*T1 at the latest.
+UNCONFIRMED_RETRY_AFTER_SECONDS = 5
+# One log line per source and interval for those refusals, however many INVITEs a flood sends.
+REFUSAL_REPORT_SECONDS = 10.0
 
 
 class AgentCommands(Protocol):
@@ -89,6 +98,8 @@ class InboundCalls:
         self.agents = agents
         self.authenticator = authenticator
         self.on_call_ended = on_call_ended
+        self.unconfirmed = UnconfirmedCalls()
+        self._refusal_reports = ReportThrottle(interval_seconds=REFUSAL_REPORT_SECONDS)
 
     def new_call(self, event: RequestReceived) -> None:
         """An INVITE outside any dialog: a feature code, or a trunk call routed by the dialplan."""
@@ -120,6 +131,11 @@ class InboundCalls:
                      "srtp" if session.negotiated.srtp else "rtp")
             session.start(route.answer_after_seconds)
 
+    def confirmed(self, session: Any) -> None:
+        """The caller's ACK for our 200 OK arrived."""
+        session.on_ack()
+        self.unconfirmed.confirm(session.call_id, self.reactor.seconds())
+
     def info(self, session: Any, event: RequestReceived) -> None:
         """SIP INFO inside a caller's dialog: 200, and a DTMF digit to the call when it carries one."""
         content_type = (event.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -150,6 +166,8 @@ class InboundCalls:
                                transport=event.transport)
         from_addr = NameAddr.parse(request.headers.get("From", ""))
         caller = SipUri.parse(from_addr.uri).user or ""
+        if self._over_unconfirmed_cap(event):
+            return None
         holder: list[CallSession] = []
         leg = self.media.new_leg(call_id=call_id, codec="PCMU", payload_type=0, telephone_event_pt=None,
                                  on_digit=lambda digit: holder[0].on_digit(digit) if holder else None,
@@ -168,6 +186,28 @@ class InboundCalls:
             if not holder:
                 leg.transport.stopListening()
             raise
+
+    def _over_unconfirmed_cap(self, event: RequestReceived) -> bool:
+        """Refuse (503, stateless) a call that would pass a cap on calls waiting for their ACK."""
+        config = self.config.config
+        per_source, total = config.sip.limits.unconfirmed_caps(config.rtp)
+        host, now = event.source[0], self.reactor.seconds()
+        cap = self.unconfirmed.refusal(host, now, max_per_source=per_source, max_total=total)
+        if cap is None:
+            return False
+        self.metrics.unconfirmed_refused.labels(cap).inc()
+        refused = self._refusal_reports.report(host, now)
+        if refused is not None:
+            log.warning("call=%s refused 503: %d calls from %s and %d in all wait for their ACK (caps: %d per "
+                        "source that ACKs none, %d in all; sip: limits: in conf/acd.yaml); %d INVITE(s) from %s "
+                        "refused for it since the last such line", event.request.call_id,
+                        self.unconfirmed.count(host), host, self.unconfirmed.total, per_source, total, refused, host)
+        # Stateless: under a flood, no transaction is kept and nothing is retransmitted; a trunk's
+        # retransmitted INVITE gets its own 503 (or the call, once there is room again).
+        self.signalling.respond(event.transaction_id, 503, to_tag=new_tag(), stateless=True,
+                                headers=(("Retry-After", str(UNCONFIRMED_RETRY_AFTER_SECONDS)),
+                                         ("Warning", '399 acd "too many calls wait for their ACK"')))
+        return True
 
     def _session_on_port(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str, route: Route,
                          offer: SessionDescription, dialog: Dialog, caller: str, display_name: str | None,
@@ -201,10 +241,12 @@ class InboundCalls:
                               runner_for=self.ivr.runner, flow=flow, context=context)
         holder.append(session)
         self.calls.add_session(session)
+        self.unconfirmed.add(call_id, event.source[0])
         session.records.call_arrived(call_id, trunk=trunk, caller=caller, dialled=dialled, at=self.reactor.seconds())
         return session
 
     def _ended(self, session: CallSession) -> None:
+        self.unconfirmed.discard(session.call_id)
         self.on_call_ended(session)
         self.calls.forget_session(session)
 

@@ -199,8 +199,11 @@ class CallSession:
             self.hang_up(EndReason.TRANSFER_FAILED, f"{self.transfer_target} refused ({status or 'timeout'})")
 
     def on_ack_timeout(self) -> None:
-        """No ACK for our 200 OK: the caller is gone (RFC 3261 §13.3.1.4), end with BYE."""
+        """No ACK for our 200 OK within 64*T1: the caller is gone. RFC 3261 §13.3.1.4 asks for a BYE, and
+        it is sent; but the call ends now (port released, record written "no ACK for 200 OK") instead
+        of holding its port another 64*T1 for the answer a caller that never ACKed will not send."""
         self.hang_up(EndReason.NO_ACK)
+        self._end(EndReason.NO_ACK)
 
     def hang_up(self, reason: EndReason, detail: str = "") -> None:
         """End the call from our side (BYE, or 480 while still ringing)."""

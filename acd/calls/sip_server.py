@@ -40,9 +40,11 @@ SERVER_NAME = "acd/0.1"
 
 
 class CallSetup(Protocol):
-    """Takes new calls (an INVITE outside any dialog) and a caller's in-dialog INFO."""
+    """Takes new calls (an INVITE outside any dialog), their ACK and a caller's in-dialog INFO."""
 
     def new_call(self, event: RequestReceived) -> None: ...
+
+    def confirmed(self, session: Any) -> None: ...
 
     def info(self, session: Any, event: RequestReceived) -> None: ...
 
@@ -119,7 +121,7 @@ class SipServer:
             elif isinstance(event, AckReceived):
                 session = self.calls.sessions.get(event.request.call_id)
                 if session is not None:
-                    session.on_ack()
+                    self.call_setup.confirmed(session)
             elif isinstance(event, CancelReceived):
                 session = self.calls.sessions.get(event.request.call_id)
                 if session is not None:

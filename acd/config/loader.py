@@ -21,6 +21,7 @@ from .extras import load_hours, load_incidents, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
 from .model import Config, HttpSettings, Route, RtpSettings, SipSettings, Trunk
 from .sip_streams import parse_stream_settings, parse_tls_settings
+from .sip_limits import parse_sip_limits, parse_timer_t1
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
 from .srtp_policy import srtp_policy
 
@@ -143,7 +144,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code", "crm"},
                        "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
-        check.unknown_keys(section, {"listen", "port", "public_address", "transports", "tcp", "tls"}, "sip")
+        check.unknown_keys(section, {"listen", "port", "public_address", "transports", "tcp", "tls",
+                                     "timer_t1_seconds", "limits"}, "sip")
         listen = str(section.get("listen", sip.listen))
         _check_ip(check, section, "listen", listen)
         port = int(check.number(section, "port", sip.port, "sip", integer=True))
@@ -159,8 +161,11 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             transports = ["udp", "tcp"]
         tls = parse_tls_settings(check, section, root, enabled="tls" in transports, sip_port=port,
                                  tcp_enabled="tcp" in transports)
+        limits = parse_sip_limits(check, section["limits"], section.line_of("limits")) if "limits" in section \
+            else sip.limits
         sip = SipSettings(listen=listen, port=port, public_address=public, transports=tuple(transports),
-                          tcp=parse_stream_settings(check, section), tls=tls)
+                          tcp=parse_stream_settings(check, section), tls=tls,
+                          timer_t1_seconds=parse_timer_t1(check, section, sip.timer_t1_seconds), limits=limits)
     if "rtp" in top and (section := check.mapping(top["rtp"], top.line_of("rtp"), "rtp")) is not None:
         check.unknown_keys(section, {"address", "ports"}, "rtp")
         address = str(section.get("address", rtp.address))

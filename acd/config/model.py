@@ -14,7 +14,7 @@ from ..ivr.hours import BusinessHours
 from ..sip import stream_limits
 from ..sip.message import MAX_MESSAGE_SIZE
 
-__all__ = ["SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config"]
+__all__ = ["SipLimits", "SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +40,34 @@ class TlsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SipLimits:
+    """What one source address, and all together, may cost: calls waiting for their ACK (None: "auto",
+    a share of the RTP range), and requests a second by the kind of source (a rate of 0 is no limit).
+    Why the defaults: conf/acd.yaml."""
+
+    max_unconfirmed_calls_per_source: int | None = None
+    max_unconfirmed_calls: int | None = None
+    unknown_source_requests_per_second: float = 10
+    unknown_source_request_burst: int = 40
+    agent_requests_per_second: float = 100
+    agent_request_burst: int = 400
+    trunk_requests_per_second: float = 0
+    trunk_request_burst: int = 2000
+
+    def unconfirmed_caps(self, rtp: "RtpSettings") -> tuple[int, int]:
+        """(per source, in all): as set, or "auto": a quarter and three quarters of the call legs `rtp` has
+        ports for."""
+        legs = (rtp.port_max - rtp.port_min) // 2 + 1
+        per_source = self.max_unconfirmed_calls_per_source
+        total = self.max_unconfirmed_calls
+        return (per_source if per_source is not None else max(1, legs // 4),
+                total if total is not None else max(1, legs * 3 // 4))
+
+
+@dataclass(frozen=True, slots=True)
 class SipSettings:
-    """Where the SIP listener binds and what address it advertises in Contact and Via."""
+    """Where the SIP listener binds and what address it advertises in Contact and Via; RFC 3261's T1
+    (the round-trip estimate all transaction timers derive from) and the flood limits."""
 
     listen: str = "127.0.0.1"
     port: int = 5060
@@ -49,6 +75,8 @@ class SipSettings:
     transports: tuple[str, ...] = ("udp", "tcp")
     tcp: StreamSettings = field(default_factory=StreamSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    timer_t1_seconds: float = 0.5
+    limits: SipLimits = field(default_factory=SipLimits)
 
 
 @dataclass(frozen=True, slots=True)

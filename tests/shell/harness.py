@@ -72,14 +72,16 @@ class ShellHarness:
 
     def __init__(self, root: Path, *, extra_files: dict[str, str] | None = None, trunk_outbound: str | None = None,
                  rtp_ports: int = 400, main_extra: str = "", drain_seconds: float = 30.0,
-                 start_time: float = START_TIME, trunk_extra: str = "") -> None:
+                 start_time: float = START_TIME, trunk_extra: str = "", trunk_sources: list[str] | None = None,
+                 sip_extra: str = "") -> None:
         self.root = Path(root)
         self.sip_address = (LOCAL, SIP_PORT)
         self.options = dict(extra_files=extra_files, trunk_outbound=trunk_outbound, rtp_ports=rtp_ports,
-                            main_extra=main_extra, drain_seconds=drain_seconds, trunk_extra=trunk_extra)
+                            main_extra=main_extra, drain_seconds=drain_seconds, trunk_extra=trunk_extra,
+                            trunk_sources=trunk_sources, sip_extra=sip_extra)
         write_config(self.root, sip_port=SIP_PORT, rtp_base=RTP_BASE, trunk_outbound=trunk_outbound,
                      extra_files=extra_files, http_port=HTTP_PORT, main_extra=main_extra, rtp_ports=rtp_ports,
-                     trunk_extra=trunk_extra)
+                     trunk_extra=trunk_extra, trunk_sources=trunk_sources, sip_extra=sip_extra)
         self.capture = _LogCapture()
         self._logger = logging.getLogger("acd")
         self._old_level = self._logger.level
