@@ -27,6 +27,7 @@ ignored).  Like PJSIP and Asterisk we also honour "best effort" SRTP: an RTP/AVP
 crypto line is answered with one, and both sides then encrypt.
 """
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from .sdes import KEY_SALT_BYTES, SECURE_PROFILES, SRTP_POLICIES, answered_key, choose_offered_key, crypto_value
@@ -272,6 +273,15 @@ def _parse_connection(value: str) -> str:
     nettype, addrtype, address = fields
     if nettype != "IN" or addrtype not in ("IP4", "IP6"):
         raise SdpError(f"SDP connection line (c=) has unsupported type {nettype} {addrtype}")
+    # Media is sent to this address as given (RtpLeg sends on the raw socket): a literal address of
+    # the declared family, never a host name to resolve on the call path, nor a multicast group.
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise SdpError(f"SDP connection address {address!r} is not an IP address (host names are not "
+                       "resolved; multicast is not supported)") from None
+    if (parsed.version == 4) != (addrtype == "IP4") or parsed.is_multicast:
+        raise SdpError(f"SDP connection address {address!r} is not a unicast {addrtype} address")
     return address
 
 

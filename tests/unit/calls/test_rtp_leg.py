@@ -102,3 +102,36 @@ def test_malformed_telephone_event_is_ignored():
     leg = make_leg([], digits)
     leg.datagramReceived(build_rtp_header(101, True, 1, 8000, 42) + b"\x05", ("127.0.0.1", 4000))
     assert digits == []
+
+
+def test_frames_go_out_on_the_port_socket_and_a_send_error_loses_only_that_packet():
+    """Bound by Twisted (makeConnection), the leg sends on the port's socket; an OSError (full
+    buffer, ICMP refused) drops that packet, is counted, and pacing goes on."""
+    class Socket:
+        def __init__(self) -> None:
+            self.sent, self.fail = [], False
+
+        def sendto(self, data, addr):
+            if self.fail:
+                raise BlockingIOError(11, "Resource temporarily unavailable")
+            self.sent.append((data, addr))
+            return len(data)
+
+    class Port:
+        def __init__(self) -> None:
+            self.socket = Socket()
+
+        def write(self, data, addr):
+            raise AssertionError("Port.write is not used once the socket is known")
+
+    leg = RtpLeg(call_id="t", codec="PCMU", payload_type=0, remote=("127.0.0.1", 4000), telephone_event_pt=101,
+                 on_digit=lambda digit: None, on_playback_finished=lambda playback: None, rng=random.Random(1))
+    port = Port()
+    leg.makeConnection(port)
+    leg.tick(0.0)
+    port.socket.fail = True
+    leg.tick(0.02)
+    port.socket.fail = False
+    leg.tick(0.04)
+    assert [addr for _, addr in port.socket.sent] == [("127.0.0.1", 4000)] * 2
+    assert leg.send_errors == 1 and leg.packets_sent == 3

@@ -252,6 +252,18 @@ def test_offer_without_connection_address_is_rejected():
         answer(SIPP_OFFER.replace("c=IN IP4 127.0.0.1\r\n", ""))
 
 
+@pytest.mark.parametrize("connection, problem", [
+    ("c=IN IP4 media.example.com", "is not an IP address"),
+    ("c=IN IP4 224.2.1.1/127", "is not an IP address"),
+    ("c=IN IP4 224.2.1.1", "is not a unicast IP4 address"),
+    ("c=IN IP6 127.0.0.1", "is not a unicast IP6 address"),
+])
+def test_connection_addresses_must_be_unicast_ip_literals(connection, problem):
+    """Media goes to the address as given, on the call path: no name to resolve, no multicast."""
+    with pytest.raises(SdpError, match=problem):
+        answer(SIPP_OFFER.replace("c=IN IP4 127.0.0.1", connection))
+
+
 def test_static_payload_types_need_no_rtpmap_and_names_are_case_insensitive():
     offer = SIPP_OFFER.replace("a=rtpmap:0 PCMU/8000\r\n", "")
     assert answer(offer)[1].codec == "PCMU"
