@@ -21,7 +21,9 @@ from .calls.call_table import CallTable
 from .calls.inbound import InboundCalls
 from .calls.ivr_runner import IvrServices
 from .calls.live_config import LiveConfig
+from .calls.leg_states import EndReason
 from .calls.media_ports import MediaPorts
+from .calls.remote_media import RemoteMediaPorts, worker_count
 from .calls.registrar_service import RegistrarService
 from .calls.request_gate import RequestGate
 from .calls.shutdown import DEFAULT_DRAIN_SECONDS, GracefulShutdown
@@ -52,7 +54,7 @@ class RunningServer:
 
     live: LiveConfig
     sip: SipServer
-    media: MediaPorts
+    media: "MediaPorts | RemoteMediaPorts"
     acd: AcdService
     calls: CallTable
     view: LiveView
@@ -156,11 +158,44 @@ def _restore_agents(previous: PreviousRun, acd: AcdService) -> None:
         acd.restore_agents(previous.agents, ending=previous.ending)
 
 
+def _media_plane(config: Config, reactor, *, prompts: PromptLibrary, rng: random.Random | None,
+                 metrics: Metrics, start_media_worker: Callable | None) -> MediaPorts | RemoteMediaPorts:
+    """RTP in media worker processes (`rtp: workers:`), or in this process when it is 0."""
+    workers = worker_count(config.rtp.workers)
+    rtp = config.rtp
+    if workers == 0:
+        return MediaPorts(reactor, address=rtp.address, port_min=rtp.port_min, port_max=rtp.port_max,
+                          prompts=prompts, rng=rng, metrics=metrics)
+    level = logging.getLevelName(logging.getLogger("acd.media").getEffectiveLevel())
+    media = RemoteMediaPorts(reactor, address=rtp.address, port_min=rtp.port_min, port_max=rtp.port_max,
+                             prompts=prompts, workers=workers, rng=rng, metrics=metrics, log_level=level,
+                             start_worker=start_media_worker)
+    reactor.addSystemEventTrigger("after", "shutdown", media.stop)
+    return media
+
+
+def _end_calls_without_media(calls: CallTable) -> Callable[[list[str], str], None]:
+    """Calls whose media was lost (a worker died, a port could not be bound): each ends (BYE),
+    recorded as failed with `why`, rather than going on in silence."""
+    def end(call_ids: list[str], why: str) -> None:
+        for call_id in call_ids:
+            session = calls.sessions.get(call_id)
+            if session is not None:
+                session.hang_up(EndReason.MEDIA_LOST, why)
+            placed = calls.placed.get(call_id)
+            if placed is not None:
+                placed.hang_up(f"media lost: {why}")
+    return end
+
+
 def build_server(config: Config, reactor, *, rng: random.Random | None = None,
-                 drain_seconds: float = DEFAULT_DRAIN_SECONDS) -> RunningServer:
+                 drain_seconds: float = DEFAULT_DRAIN_SECONDS,
+                 start_media_worker: Callable | None = None) -> RunningServer:
     """Build and wire the whole shell, then bind its SIP transports. `reactor` provides IReactorTime,
-    IReactorUDP, IReactorTCP, IReactorThreads and IReactorCore's stop (tests pass a Clock-based fake).
-    `drain_seconds`: how long a stop lets calls in progress finish (`RunningServer.shutdown`)."""
+    IReactorUDP, IReactorTCP, IReactorThreads and IReactorCore's stop (tests pass a Clock-based fake),
+    and IReactorProcess when `rtp: workers:` asks for media worker processes.
+    `drain_seconds`: how long a stop lets calls in progress finish (`RunningServer.shutdown`).
+    `start_media_worker`: how a media worker is started (tests: one on their fake reactor)."""
     prompts = PromptLibrary(config.prompts)
     count = prompts.preload()
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -176,9 +211,10 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     live = LiveConfig(config, crm=crm_client(config, reactor))
     events = EventHub(reactor)
     webhooks = CrmWebhooks(live, reactor)
-    media = MediaPorts(reactor, address=config.rtp.address, port_min=config.rtp.port_min,
-                       port_max=config.rtp.port_max, prompts=prompts, rng=rng, metrics=metrics)
+    media = _media_plane(config, reactor, prompts=prompts, rng=rng, metrics=metrics,
+                         start_media_worker=start_media_worker)
     calls = CallTable()
+    media.on_media_lost = _end_calls_without_media(calls)
     endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port,
                            transport_ports={"TLS": config.sip.tls.port},
                            timers=TimerConfig(t1=config.sip.timer_t1_seconds))

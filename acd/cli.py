@@ -213,6 +213,10 @@ def _run_server(root: Path, config, drain_seconds: float, clock_start: float | N
         log.warning("the server's clock runs from %s (--clock-start), %+.0f s from the real time",
                     dt.datetime.fromtimestamp(clock_start, dt.timezone.utc).isoformat(), offset)
     write_pid(config.data_dir)
+    # Media worker processes are reaped when they exit (Twisted installs this only with its own
+    # signal handlers, which we do not use: see below).
+    from twisted.internet.process import reapAllProcesses
+    signal.signal(signal.SIGCHLD, lambda number, frame: reactor.callFromThread(reapAllProcesses))
     try:
         try:
             running = build_server(config, reactor, drain_seconds=drain_seconds)

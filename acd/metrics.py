@@ -104,6 +104,9 @@ class Metrics:
         self.srtp_auth_failures = Counter("acd_srtp_auth_failures_total",
                                           "SRTP packets dropped: authentication, replay or length check failed",
                                           registry=r)
+        self.media_workers_lost = Counter("acd_media_workers_lost_total",
+                                          "Media worker processes that exited while the server ran (each is "
+                                          "restarted; its calls end)", registry=r)
         self._view: Any = None
         self.registry.register(_LiveCollector(self))
 

@@ -81,7 +81,8 @@ class AgentLeg:
         """Bind an RTP port and send the INVITE; False when no RTP port is free."""
         self.rtp = self.media.new_leg(call_id=self.call_id, codec=self.codec, payload_type=self.payload_type,
                                       telephone_event_pt=self.telephone_event_pt, on_digit=lambda digit: None,
-                                      on_playback_finished=lambda playback_id: self.on_playback_finished(playback_id))
+                                      on_playback_finished=lambda playback_id: self.on_playback_finished(playback_id),
+                                      near=self.customer_call_id)
         self.local_port = self.media.open(self.rtp)
         if self.local_port is None:
             return False
@@ -252,8 +253,8 @@ class AgentLeg:
         self._move(AgentLegEvent.END)
         self.end_reason = self.end_reason or reason
         self._stop_media()
-        if self.rtp is not None and self.rtp.transport is not None:
-            self.rtp.transport.stopListening()
+        if self.rtp is not None:
+            self.media.release(self.rtp)
         log.info("call=%s agent=%s leg ended: %s", self.customer_call_id, self.agent_id, self.end_reason)
         self.signalling.forget_invite(self, self.invite_transaction)
 

@@ -184,7 +184,7 @@ class InboundCalls:
                                          local_port=local_port, holder=holder, srtp=srtp)
         except BaseException:
             if not holder:
-                leg.transport.stopListening()
+                self.media.release(leg)
             raise
 
     def _over_unconfirmed_cap(self, event: RequestReceived) -> bool:
@@ -220,7 +220,7 @@ class InboundCalls:
                                               session_id=self.media.session_id(), srtp=srtp,
                                               srtp_key=self.media.new_srtp_key() if srtp != "off" else None)
         except SdpError as error:
-            leg.transport.stopListening()
+            self.media.release(leg)
             self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
             return None
         leg.codec = negotiated.codec

@@ -130,6 +130,7 @@ class EndReason(enum.Enum):
     HUNG_UP = ("failed", "hung up")
     SERVER_SHUTDOWN = ("shutdown", "server shutdown")
     SUPERVISOR_HUNG_UP = ("supervisor_hangup", "hung up by {detail}")
+    MEDIA_LOST = ("failed", "media lost: {detail}")
 
     @property
     def result(self) -> str:

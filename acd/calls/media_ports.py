@@ -36,10 +36,12 @@ class MediaPorts:
         self.rng = rng or random.Random()
         self.clock = MediaClock(reactor)
         self.allocator = RtpPortAllocator(reactor, address, port_min, port_max)
+        self.on_media_lost: Callable[[list[str], str], None] = lambda call_ids, why: None  # never: media lives here
 
     def new_leg(self, *, call_id: str, codec: str, payload_type: int, telephone_event_pt: int | None,
-                on_digit: Callable[[str], None], on_playback_finished: Callable[[int], None]) -> RtpLeg:
-        """An unbound leg (no remote yet); `open()` binds it."""
+                on_digit: Callable[[str], None], on_playback_finished: Callable[[int], None],
+                near: str | None = None) -> RtpLeg:
+        """An unbound leg (no remote yet); `open()` binds it. `near` matters only to worker planes."""
         return RtpLeg(call_id=call_id, codec=codec, payload_type=payload_type, remote=("0.0.0.0", 0),
                       telephone_event_pt=telephone_event_pt, on_digit=on_digit,
                       on_playback_finished=on_playback_finished, rng=self.rng, clock=self.reactor.seconds,
@@ -48,6 +50,21 @@ class MediaPorts:
     def open(self, leg: RtpLeg) -> int | None:
         """Bind `leg` to a free port of the range; None when every port is taken."""
         return self.allocator.listen(leg)
+
+    def release(self, leg: RtpLeg) -> None:
+        """The leg ended: unbind its port and count its packets."""
+        if leg.transport is None or leg.released:
+            return
+        leg.released = True
+        self.clock.remove(leg)
+        leg.transport.stopListening()
+        if self.metrics is not None:
+            self.metrics.rtp_sent.inc(leg.packets_sent)
+            self.metrics.rtp_received.inc(leg.packets_received)
+            self.metrics.rtp_late.inc(leg.frames_dropped)
+
+    def stop(self) -> None:
+        """The server is exiting (nothing to stop: the legs live in this process)."""
 
     def start_sending(self, leg: RtpLeg) -> None:
         """Pace `leg`'s prompts (or silence) from the next tick on."""

@@ -85,11 +85,16 @@ class Signalling(Protocol):
 
 
 class Media(Protocol):
-    """RTP legs: ports to bind them to, the 20 ms clock that paces them, prompts encoded for them."""
+    """RTP legs: ports to bind them to, the 20 ms clock that paces them, prompts encoded for them.
+    In this process (`MediaPorts`) or in media worker processes (`RemoteMediaPorts`, whose legs
+    are stand-ins with the same attributes)."""
 
     address: str  # our RTP address, for SDP
 
     def open(self, leg: "RtpLeg") -> int | None: ...
+
+    def release(self, leg: "RtpLeg") -> None:
+        """The leg ended: its port is freed and its packets counted."""
 
     def start_sending(self, leg: "RtpLeg") -> None: ...
 
@@ -98,7 +103,9 @@ class Media(Protocol):
     def encoded(self, prompt: str, codec: str) -> bytes: ...
 
     def new_leg(self, *, call_id: str, codec: str, payload_type: int, telephone_event_pt: int | None,
-                on_digit: Callable[[str], None], on_playback_finished: Callable[[int], None]) -> "RtpLeg": ...
+                on_digit: Callable[[str], None], on_playback_finished: Callable[[int], None],
+                near: str | None = None) -> "RtpLeg":
+        """`near`: the call this leg will be bridged with (both legs on one media worker)."""
 
     def session_id(self) -> int: ...
 

@@ -74,6 +74,7 @@ class RtpLeg(protocol.DatagramProtocol):
         self.clock = clock
         self.on_srtp_failure = on_srtp_failure
         self.send_errors = 0
+        self.released = False  # the media plane let go of the port (it closes on the next reactor turn)
         self._sendto: Callable[[bytes, tuple[str, int]], int] | None = None
         self.protect: Callable[[bytes], bytes] | None = None    # SRTP: our key, for what we send
         self.unprotect: Callable[[bytes], bytes] | None = None  # SRTP: the peer's key, for what we receive

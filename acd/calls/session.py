@@ -416,8 +416,7 @@ class CallSession:
         self._stop_media()
         self.on_ended(self)
         self._close_recording()
-        if self.leg.transport is not None:
-            self.leg.transport.stopListening()
+        self.media.release(self.leg)
         self._write_end(bye_status)
 
     def _close_recording(self) -> None:
@@ -456,13 +455,9 @@ class CallSession:
         metrics = self.metrics
         if not callback_pending:
             metrics.calls.labels(self.trunk if not self.internal else "agents", result).inc()
-        metrics.rtp_sent.inc(self.leg.packets_sent)
-        metrics.rtp_received.inc(self.leg.packets_received)
-        metrics.rtp_late.inc(self.leg.frames_dropped)
         if self.end is EndReason.CALLER_HUNG_UP and self.ivr is not None and queue is None and self.bridged_to is None:
             metrics.ivr_hangups.labels(self.ivr.flow_run.flow.name, self.ivr.flow_run.step_name or "-").inc()
         choices = self.ivr.choices if self.ivr is not None else []
-        log.info("call=%s ended reason=%r duration=%.1fs answered=%s choices=%s rtp_sent=%d rtp_received=%d%s",
+        log.info("call=%s ended reason=%r duration=%.1fs answered=%s choices=%s%s",
                  self.call_id, reason, talk, self.answered_at is not None, ",".join(choices) or "-",
-                 self.leg.packets_sent, self.leg.packets_received,
                  "" if bye_status is None else f" bye_status={bye_status}")

@@ -167,7 +167,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                           tcp=parse_stream_settings(check, section), tls=tls,
                           timer_t1_seconds=parse_timer_t1(check, section, sip.timer_t1_seconds), limits=limits)
     if "rtp" in top and (section := check.mapping(top["rtp"], top.line_of("rtp"), "rtp")) is not None:
-        check.unknown_keys(section, {"address", "ports"}, "rtp")
+        check.unknown_keys(section, {"address", "ports", "workers"}, "rtp")
         address = str(section.get("address", rtp.address))
         _check_ip(check, section, "address", address)
         low, high = rtp.port_min, rtp.port_max
@@ -177,7 +177,12 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             check.error(section.line_of("ports"), f"rtp ports must look like 20000-29999 (1024-65535, low < high), not {ports!r}")
         else:
             low, high = int(match.group(1)), int(match.group(2))
-        rtp = RtpSettings(address=address, port_min=low, port_max=high)
+        workers = section.get("workers", rtp.workers)
+        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 16):
+            check.error(section.line_of("workers"), f"rtp workers must be auto or a number of media worker processes "
+                                                    f"0-16 (0: media in the call process), not {workers!r}")
+            workers = rtp.workers
+        rtp = RtpSettings(address=address, port_min=low, port_max=high, workers=workers)
     if "trunks" in top and (section := check.mapping(top["trunks"], top.line_of("trunks"), "trunks")) is not None:
         for name, body in section.items():
             trunk = check.mapping(body, section.line_of(name), f"trunk {name!r}")

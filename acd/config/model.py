@@ -86,6 +86,9 @@ class RtpSettings:
     address: str = "127.0.0.1"
     port_min: int = 20000
     port_max: int = 29999
+    # Media worker processes carrying the RTP legs: "auto" (one per core beyond the first, at most 4;
+    # none on one core) or a number; 0 keeps media in the call process (acd.calls.remote_media).
+    workers: int | str = "auto"
 
 
 @dataclass(frozen=True, slots=True)

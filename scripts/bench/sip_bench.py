@@ -199,6 +199,29 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def child_pids(pid: int | None) -> list[int]:
+    """The direct children of `pid` (our server's media worker processes)."""
+    if pid is None:
+        return []
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(child) for child in children.read_text().split())
+        except OSError:
+            continue
+    return sorted(set(found))
+
+
+def children_cpu_seconds(pid: int | None) -> dict[int, float]:
+    """utime + stime of each child of `pid`, by child pid."""
+    seconds = {}
+    for child in child_pids(pid):
+        value = cpu_seconds(child)
+        if value is not None:
+            seconds[child] = value
+    return seconds
+
+
 def rss_kib(pid: int | None) -> int | None:
     """Resident set size of `pid` in KiB."""
     if pid is None:
@@ -248,6 +271,7 @@ class CpuWindow:
 
     def start(self) -> "CpuWindow":
         self.t0, self.c0 = time.monotonic(), cpu_seconds(self.pid)
+        self.children0 = children_cpu_seconds(self.pid)
         self.drops0 = socket_drops(self.sip_port)
         self.machine0 = machine_busy()
         if self.pid is not None:
@@ -256,6 +280,7 @@ class CpuWindow:
 
     def stop(self) -> dict:
         t1, c1 = time.monotonic(), cpu_seconds(self.pid)
+        children1 = children_cpu_seconds(self.pid)
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
@@ -266,7 +291,12 @@ class CpuWindow:
         drops = None if drops1 is None or self.drops0 is None else drops1 - self.drops0
         # machine_cpu_percent: every process on every core (100% = one core): server + SIPp + tshark +
         # whatever else runs on this shared machine; a high value beside a low server figure is noise.
+        # media_cpu_percent: the server's media worker processes (rtp: workers:), 100% = one core;
+        # cpu_percent is the call process alone.
+        media = round(100 * sum(c - self.children0.get(child, 0.0) for child, c in children1.items())
+                      / (t1 - self.t0), 1) if children1 else None
         return {"sip_socket_drops": drops, "machine_cpu_percent": machine, "cpu_percent": cpu,
+                "media_cpu_percent": media, "media_rss_kib": sum(rss_kib(c) or 0 for c in children1) or None,
                 "rss_kib": rss_kib(self.pid), "peak_rss_kib": self.peak_rss,
                 "cpu_window_s": round(t1 - self.t0, 2)}
 
@@ -487,7 +517,8 @@ def run_rate(args, workdir: Path, run_index: int) -> dict:
             steps.append(step)
             print(f"  rate {rate:g}/s: {step['successful']}/{step['calls']} ok, {step['failed']} failed, "
                   f"{step['retransmissions']} retrans, {step['sip_socket_drops']} SIP socket drops, "
-                  f"cpu {step['cpu_percent']}% (machine {step['machine_cpu_percent']}%), "
+                  f"cpu {step['cpu_percent']}% + media {step.get('media_cpu_percent')}% "
+                  f"(machine {step['machine_cpu_percent']}%), "
                   f"rss {step['rss_kib']} KiB, "
                   f"sipp {step['sipp_elapsed_s']} s", flush=True)
             if not step["ok"]:

@@ -81,12 +81,13 @@ def rtp_base() -> int:
 def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: list[str] | None = None,
                  flows_from: Path = REPO, extra_files: dict[str, str] | None = None,
                  trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "",
-                 rtp_ports: int = 400, sip_extra: str = "", trunk_extra: str = "") -> None:
+                 rtp_ports: int = 400, sip_extra: str = "", trunk_extra: str = "",
+                 rtp_workers: int | str | None = None) -> None:
     """A config tree for one test server: the shipped demo dialplans, flows, queues and look-ups, on
     test ports, with office hours open around the clock (tests must not depend on the time of day).
     `extra_files` ({relative path: text}) adds or replaces files; `sip_extra` adds lines (indented
     two spaces) to the `sip:` block, e.g. transports, tcp limits, tls; `trunk_extra` adds settings to
-    the trunk `test`, e.g. "srtp: required"."""
+    the trunk `test`, e.g. "srtp: required". `rtp_workers`: `rtp: workers:` (None: the default, auto)."""
     (root / "conf").mkdir(parents=True, exist_ok=True)
     sources = trunk_sources or [LOOPBACK]
     (root / "conf" / "acd.yaml").write_text(
@@ -94,6 +95,7 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
         f"  listen: {LOOPBACK}\n  port: {sip_port}\n  public_address: {LOOPBACK}\n" + sip_extra +
         "rtp:\n"
         f"  address: {LOOPBACK}\n  ports: {rtp_base}-{rtp_base + rtp_ports - 1}\n"
+        + (f"  workers: {rtp_workers}\n" if rtp_workers is not None else "") +
         f"http:\n  listen: {LOOPBACK}\n  port: {http_port}\n"
         "trunks:\n"
         "  test:\n"

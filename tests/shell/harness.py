@@ -13,6 +13,8 @@ them there when the shell's internals move.
 
 from __future__ import annotations
 
+import os
+
 import functools
 import hashlib
 import io
@@ -32,6 +34,7 @@ from acd.config.loader import load_config
 from acd.media.prompts import PromptLibrary
 from acd.reload import ConfigReloader
 from tests.e2e.harness import write_config
+from tests.shell.media_loopback import LoopbackWorkers
 
 from .fake_reactor import FakeReactor
 from .peers import AgentPhone, Caller, SipPeer
@@ -44,6 +47,9 @@ RTP_BASE = 20000
 HTTP_PORT = 8080
 # A real date (2026-06-01 09:00 UTC), not 0: zero times are falsy and would hide `x or now` bugs.
 START_TIME = 1_780_304_400.0
+# ACD_SHELL_MEDIA_WORKERS=1: every harness runs its media on the worker plane (acd.calls.remote_media),
+# with the worker on the fake reactor (tests/shell/media_loopback.py) instead of in the call process.
+MEDIA_WORKERS = os.environ.get("ACD_SHELL_MEDIA_WORKERS", "") == "1"
 FRAME = 0.02
 
 
@@ -73,15 +79,18 @@ class ShellHarness:
     def __init__(self, root: Path, *, extra_files: dict[str, str] | None = None, trunk_outbound: str | None = None,
                  rtp_ports: int = 400, main_extra: str = "", drain_seconds: float = 30.0,
                  start_time: float = START_TIME, trunk_extra: str = "", trunk_sources: list[str] | None = None,
-                 sip_extra: str = "") -> None:
+                 sip_extra: str = "", media_workers: bool | None = None) -> None:
+        """`media_workers`: run media on the worker plane (default: ACD_SHELL_MEDIA_WORKERS)."""
+        media_workers = MEDIA_WORKERS if media_workers is None else media_workers
         self.root = Path(root)
         self.sip_address = (LOCAL, SIP_PORT)
         self.options = dict(extra_files=extra_files, trunk_outbound=trunk_outbound, rtp_ports=rtp_ports,
                             main_extra=main_extra, drain_seconds=drain_seconds, trunk_extra=trunk_extra,
-                            trunk_sources=trunk_sources, sip_extra=sip_extra)
+                            trunk_sources=trunk_sources, sip_extra=sip_extra, media_workers=media_workers)
         write_config(self.root, sip_port=SIP_PORT, rtp_base=RTP_BASE, trunk_outbound=trunk_outbound,
                      extra_files=extra_files, http_port=HTTP_PORT, main_extra=main_extra, rtp_ports=rtp_ports,
-                     trunk_extra=trunk_extra, trunk_sources=trunk_sources, sip_extra=sip_extra)
+                     trunk_extra=trunk_extra, trunk_sources=trunk_sources, sip_extra=sip_extra,
+                     rtp_workers=1 if media_workers else 0)
         self.capture = _LogCapture()
         self._logger = logging.getLogger("acd")
         self._old_level = self._logger.level
@@ -97,7 +106,9 @@ class ShellHarness:
         try:
             self.config = load_config(self.root)
             # Wired as `acd serve` wires it (acd/cli.py): these are the composition root's public APIs.
-            self.running = build_server(self.config, self.reactor, drain_seconds=drain_seconds)
+            self.media_workers = LoopbackWorkers(self.reactor, LOCAL) if media_workers else None
+            self.running = build_server(self.config, self.reactor, drain_seconds=drain_seconds,
+                                        start_media_worker=self.media_workers)
             self.reloader = ConfigReloader(self.root, self.running.live, config_applier(self.running, self.reactor),
                                            self.reactor,
                                            calls_in_progress=lambda: len(self.running.calls.sessions))
@@ -369,16 +380,23 @@ class ShellHarness:
         self.reactor.triggers.clear()
         self.running.records.close()
 
+    def _media_legs(self) -> int:
+        """Legs paced in this process, or (worker plane) legs paced or bound on the worker and ports held."""
+        if self.media_workers is None:
+            return len(self.running.media.clock.legs)
+        return self.running.media.legs_in_use() + sum(len(pipe.media.legs) + len(pipe.media.clock.legs)
+                                                      for pipe in self.media_workers.pipes if not pipe.closed)
+
     def leaks(self) -> dict[str, int]:
         """Per-call state still held by the shell; all zero once every call and offer has ended.
 
         Reads: `calls.{sessions, placed, invites}` (the CallTable), `acd.calls` (one QueuedCall per
-        call the ACD holds) and `media.clock.legs`.
+        call the ACD holds) and `media.clock.legs` (on the worker plane: the worker's legs and ports).
         """
         running = self.running
         held = {"sessions": len(running.calls.sessions), "placed_legs": len(running.calls.placed),
                 "placed_invites": len(running.calls.invites), "queued_calls": len(running.acd.calls),
-                "media_legs": len(running.media.clock.legs)}
+                "media_legs": self._media_legs()}
         return {name: count for name, count in held.items() if count}
 
 
