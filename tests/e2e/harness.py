@@ -171,12 +171,12 @@ def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
                  log_level: str = "INFO", extra_files: dict[str, str] | None = None,
                  trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "",
                  rtp_ports: int = 400, serve_args: tuple[str, ...] = (), sip_extra: str = "",
-                 trunk_extra: str = "") -> AcdServer:
+                 trunk_extra: str = "", rtp_workers: int | str | None = None) -> AcdServer:
     """Write a config under `root` and start the server on it (`serve_args`: more `acd serve`
     options, e.g. ("--drain-seconds", "2")); waits until it listens."""
     write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources, extra_files=extra_files,
                  trunk_outbound=trunk_outbound, http_port=http_port, main_extra=main_extra, rtp_ports=rtp_ports,
-                 sip_extra=sip_extra, trunk_extra=trunk_extra)
+                 sip_extra=sip_extra, trunk_extra=trunk_extra, rtp_workers=rtp_workers)
     log_path = root / "server.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen([sys.executable, "-m", "acd.cli", "serve", "--root", str(root), "--log-level",

@@ -15,6 +15,7 @@ import re
 import socket
 import threading
 import time
+from pathlib import Path
 
 from acd.media.g711 import rms_pcm16, ulaw_decode
 
@@ -100,18 +101,35 @@ class Flooder:
         self.media.close()
 
 
-def held(pid: int, low: int, high: int) -> tuple[int, int]:
-    """(open file descriptors, bound UDP ports in low..high) of process `pid`, from /proc."""
-    inodes = set()
-    fds = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        fds += 1
+def server_pids(pid: int) -> list[int]:
+    """The server's process and its media workers (its children)."""
+    children = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            children += [int(child) for child in path.read_text().split()]
         except OSError:
             continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+    return [pid, *sorted(set(children))]
+
+
+def held(pid: int, low: int, high: int) -> tuple[int, int]:
+    """(open file descriptors, bound UDP ports in low..high) of process `pid` and its media workers,
+    from /proc."""
+    inodes = set()
+    fds = 0
+    for process in server_pids(pid):
+        try:
+            names = os.listdir(f"/proc/{process}/fd")
+        except OSError:
+            continue
+        for fd in names:
+            fds += 1
+            try:
+                target = os.readlink(f"/proc/{process}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
     ports = 0
     with open(f"/proc/{pid}/net/udp") as table:
         for line in table.readlines()[1:]:
