@@ -707,7 +707,8 @@ def run_concurrency(args, workdir: Path, run_index: int) -> dict:
         print(f"  N={n}: {step['successful']}/{n} ok, {step['streams']} streams, lost {step['lost']}, "
               f"mean jitter p50/p99 {step['mean_jitter_p50_ms']}/{step['mean_jitter_p99_ms']} ms, "
               f"max delta p99 {step['max_delta_p99_ms']} ms, "
-              f"cpu {step.get('cpu_percent')}% (machine {step.get('machine_cpu_percent')}%), "
+              f"cpu {step.get('cpu_percent')}% + media {step.get('media_cpu_percent')}% "
+              f"(machine {step.get('machine_cpu_percent')}%), "
               f"rss/call {step['rss_per_call_kib']} KiB" + (f"  FAIL: {'; '.join(step['problems'])}"
                                                               if step["problems"] else ""), flush=True)
         if not step["ok"]:
@@ -740,6 +741,7 @@ def summarize(mode: str, runs: list[dict]) -> dict:
                 "latency_cpu_percent_median": median([x["cpu_percent"] for x in lat]),
                 "per_rate": {str(k): {"runs": len(v), "ok": sum(s["ok"] for s in v),
                                       "cpu_percent_median": median([s["cpu_percent"] for s in v]),
+                                      "media_cpu_percent_median": median([s.get("media_cpu_percent") for s in v]),
                                       "rss_kib_median": median([s["rss_kib"] for s in v]),
                                       "failed_median": median([s["failed"] for s in v]),
                                       "retrans_median": median([s["retransmissions"] for s in v]),
@@ -750,7 +752,7 @@ def summarize(mode: str, runs: list[dict]) -> dict:
         for s in r["steps"]:
             per_n.setdefault(s["n"], []).append(s)
     keys = ["lost", "mean_jitter_p50_ms", "mean_jitter_p99_ms", "max_jitter_p99_ms", "max_delta_p50_ms",
-            "max_delta_p99_ms", "cpu_percent", "rss_per_call_kib", "peak_rss_kib", "pps_per_stream_p50"]
+            "max_delta_p99_ms", "cpu_percent", "media_cpu_percent", "rss_per_call_kib", "peak_rss_kib", "pps_per_stream_p50"]
     return {"best_n": [r["best_n"] for r in runs],
             "per_n": {str(n): {"runs": len(v), "ok": sum(s["ok"] for s in v),
                                **{f"{k}_median": median([s.get(k) for s in v]) for k in keys}}
@@ -759,24 +761,26 @@ def summarize(mode: str, runs: list[dict]) -> dict:
 
 def print_table(mode: str, summary: dict) -> None:
     if mode == "rate":
-        print("\nrate (calls/s) | runs ok | failed (median) | retrans | SIP sock drops | server CPU % | RSS KiB")
+        print("\nrate (calls/s) | runs ok | failed (median) | retrans | SIP sock drops | server CPU % | media CPU % "
+              "| RSS KiB")
         for rate, row in summary["per_rate"].items():
             print(f"{rate:>14} | {row['ok']}/{row['runs']:<5} | {row['failed_median']!s:>15} | "
                   f"{row['retrans_median']!s:>7} | {row['udp_drops_median']!s:>14} | "
-                  f"{row['cpu_percent_median']!s:>12} | {row['rss_kib_median']}")
+                  f"{row['cpu_percent_median']!s:>12} | {row['media_cpu_percent_median']!s:>11} | "
+                  f"{row['rss_kib_median']}")
         print(f"highest rate with 0 failed calls: {summary['best_rates']} (median {summary['best_rate_median']}); "
               f"with 0 retransmissions and 0 SIP socket drops: {summary['best_rates_no_retrans']}")
         print(f"setup latency at {summary['latency_rate']}/s: p50 {summary['setup_p50_ms_median']} ms, "
               f"p99 {summary['setup_p99_ms_median']} ms (medians over runs)")
         return
     print("\n    N | ok | lost | mean jitter p50/p99 ms | max jitter p99 | max delta p50/p99 ms | CPU % | "
-          "RSS/call KiB | pkt/s/stream")
+          "media CPU % | RSS/call KiB | pkt/s/stream")
     for n, row in summary["per_n"].items():
         print(f"{n:>5} | {row['ok']}/{row['runs']} | {row['lost_median']!s:>4} | "
               f"{row['mean_jitter_p50_ms_median']!s:>10} / {row['mean_jitter_p99_ms_median']!s:<9} | "
               f"{row['max_jitter_p99_ms_median']!s:>14} | {row['max_delta_p50_ms_median']!s:>8} / "
               f"{row['max_delta_p99_ms_median']!s:<9} | {row['cpu_percent_median']!s:>5} | "
-              f"{row['rss_per_call_kib_median']!s:>12} | {row['pps_per_stream_p50_median']}")
+              f"{row['media_cpu_percent_median']!s:>11} | {row['rss_per_call_kib_median']!s:>12} | {row['pps_per_stream_p50_median']}")
     print(f"highest N passing: {summary['best_n']}")
 
 
