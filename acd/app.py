@@ -16,6 +16,7 @@ from .api.events import EventHub
 from .api.metrics_page import MetricsResource
 from .api.rest import ApiResource
 from .calls.acd_service import AcdService, routing_config_from
+from .calls.admission_gate import AdmissionGate
 from .calls.call_control import CallControl
 from .calls.call_table import CallTable
 from .calls.inbound import InboundCalls
@@ -65,6 +66,7 @@ class RunningServer:
     tcp_port: object | None
     http_port: object | None = None
     tls_port: object | None = None
+    admission_gate: AdmissionGate | None = None  # its lag timer starts once the reactor runs (acd serve)
 
 
 # The default 208 KiB receive buffer holds ~20 ms of SIP at 800 calls/s: a GC pause or a busy tick
@@ -206,7 +208,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
         return {destination[0] for agent_id in (agents.agents if agents is not None else ())
                 for _contact, destination, _transport in contacts(agent_id)}
 
-    gate = RequestGate(server=sip, config=live, agent_hosts=agent_hosts, metrics=metrics, reactor=reactor)
+    admission = AdmissionGate(server=sip, config=live, calls=calls, metrics=metrics, reactor=reactor)
+    gate = RequestGate(server=admission, config=live, agent_hosts=agent_hosts, metrics=metrics, reactor=reactor)
     view = LiveView(reactor=reactor, config=live, calls=calls, acd=acd, contacts=contacts,
                     counters=lambda: endpoint.counters,
                     auth_failures=lambda: registrar.auth_failures if registrar is not None else 0)
@@ -225,4 +228,4 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     _restore_agents(previous, acd)
     return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, events=events,
                          metrics=metrics, records=records, registrar=registrar, shutdown=shutdown,
-                         udp_port=udp_port, tcp_port=tcp_port, tls_port=tls_port)
+                         udp_port=udp_port, tcp_port=tcp_port, tls_port=tls_port, admission_gate=admission)
