@@ -28,7 +28,7 @@ from .calls.request_gate import RequestGate
 from .calls.shutdown import DEFAULT_DRAIN_SECONDS, GracefulShutdown
 from .calls.sip_server import SipServer
 from .calls.stream_transports import listen_sip_streams
-from .calls.transports import SipUdpProtocol
+from .calls.udp_batch import listen_sip_udp
 from .calls.view import LiveView
 from .calls.webhooks import CrmWebhooks
 from .config.model import Config
@@ -218,8 +218,9 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                                 flush_records=records.flush, stop=reactor.stop, drain_seconds=drain_seconds)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
-        udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(gate), interface=config.sip.listen,
-                                     maxPacketSize=SIP_MAX_DATAGRAM_BYTES)
+        udp_port = listen_sip_udp(reactor, config.sip.port, gate, interface=config.sip.listen,
+                                  max_packet_bytes=SIP_MAX_DATAGRAM_BYTES,
+                                  observe_batch=metrics.sip_receive_batch.observe)
         _grow_receive_buffer(udp_port)
     tcp_port, tls_port = listen_sip_streams(config, reactor, gate, in_use=sip.connection_in_use, metrics=metrics)
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",

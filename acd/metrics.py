@@ -88,6 +88,9 @@ class Metrics:
         self.admission_overloaded = Gauge("acd_admission_overloaded",
                                           "1 while the event loop lags past its limit and new calls are refused",
                                           registry=r)
+        self.sip_receive_batch = Histogram("acd_sip_receive_batch_datagrams",
+                                           "SIP datagrams read from the UDP socket at once (the receive backlog)",
+                                           buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r)
         self.event_loop_lag = Histogram("acd_event_loop_lag_seconds", "How late the event loop ran a 50 ms timer",
                                         buckets=LOOP_LAG_BUCKETS_SECONDS, registry=r)
         self.queue_answered = Counter("acd_queue_answered_total", "Queued calls connected to an agent", ["queue"],

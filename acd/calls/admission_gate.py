@@ -220,8 +220,8 @@ class AdmissionGate:
         rate = f"{ceilings.new_calls_per_second:g}/s" if ceilings.new_calls_per_second else "no limit"
         last = self._last_refused
         log.warning("admission: refused %d new call(s) with 503 in the last %.1f s (%s); %d retransmission(s) of "
-                    "refused INVITEs answered again; %d admitted; %d calls in progress (max_calls %d), rate ceiling %s, "
-                    "event loop %.0f ms late%s%s", summary.refused_total, summary.seconds,
+                    "refused INVITEs answered again; %d admitted; %d calls in progress (max_calls %d), rate ceiling "
+                    "%s, event loop %.0f ms late%s%s", summary.refused_total, summary.seconds,
                     ", ".join(f"{reason} {count}" for reason, count in summary.refused) or "none new",
                     summary.resent, summary.admitted, len(self.calls.sessions), ceilings.max_calls, rate,
                     self.core.lag.last_lag_seconds * 1000, "; OVERLOADED" if self.core.lag.overloaded else "",

@@ -15,7 +15,8 @@ from ..sip import stream_limits
 from ..sip.admission import MEASURED_NEW_CALLS_PER_SECOND, Ceilings, auto_max_calls
 from ..sip.message import MAX_MESSAGE_SIZE
 
-__all__ = ["AdmissionSettings", "SipLimits", "SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config"]
+__all__ = ["SipLimits", "SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config",
+           "AdmissionSettings"]
 
 
 @dataclass(frozen=True, slots=True)

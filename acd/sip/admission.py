@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from .rate_limit import UNLIMITED, Budget, TokenBuckets
 
 __all__ = ["Admission", "Ceilings", "LagSample", "LoopLag", "Summary", "auto_max_calls", "MAX_CALLS", "RATE",
-           "OVERLOAD", "PRIORITY", "REASONS", "MEASURED_MAX_CALLS", "MEASURED_NEW_CALLS_PER_SECOND", "OVERLOAD_TICKS", "TICK_SECONDS"]
+           "OVERLOAD", "PRIORITY", "REASONS", "MEASURED_MAX_CALLS", "MEASURED_NEW_CALLS_PER_SECOND", "OVERLOAD_TICKS",
+           "TICK_SECONDS"]
 
 # Why a new call was refused (the label of acd_admission_refused_total; call set-up adds "no_rtp_port").
 MAX_CALLS, RATE, OVERLOAD, PRIORITY = "max_calls", "rate", "overload", "priority"
