@@ -174,6 +174,8 @@ def server(args, workdir: Path):
     if args.mode == "concurrent":
         settings.append(f"max_calls: {args.max_calls}")
     admission = "{" + ", ".join(settings) + "}" if settings else ""
+    if args.no_admission:
+        admission = bench.ADMISSION_OFF
     own = bench.OwnServer(workdir, args.server_log_level, admission=admission, http=True)
     try:
         yield own
@@ -314,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-rate", default="clean",
                         help="our server's max_new_calls_per_second: clean (rate: --clean-rate; concurrent: auto), "
                              "auto (the shipped default) or a number of calls a second")
+    parser.add_argument("--no-admission", action="store_true",
+                        help="our server without admission control (the A side of an A/B: what overload did before)")
     parser.add_argument("--target", help="host:port of another SIP server (default: start our own)")
     parser.add_argument("--server-pid", type=int, help="pid of a --target server, for CPU and RSS")
     parser.add_argument("--number", help="dialled number (default 1000, the shipped demo IVR)")
