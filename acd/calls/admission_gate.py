@@ -14,7 +14,11 @@ while new calls are being refused for capacity, and the server's own 200 otherwi
 balancer probing us sends new calls elsewhere.
 
 A timer measures the event loop's lag (`start`, called once the reactor runs: `acd serve`), the
-live signal of overload. Refusals are counted in `acd_admission_refused_total{reason}` and
+live signal of overload: a `callLater` re-armed at each tick, whose lateness is the lag (a
+LoopingCall would skip the ticks it missed and re-align to its grid, hiding part of it). The
+receive backlog needs no signal of its own: a batch of datagrams is handled in one turn of the
+loop (acd/calls/udp_batch.py, whose batch sizes are `acd_sip_receive_batch_datagrams`), so a deep
+backlog is a late tick. Refusals are counted in `acd_admission_refused_total{reason}` and
 summarised in the log once a second at most, never one line per INVITE. `reactor` provides
 IReactorTime.
 """
