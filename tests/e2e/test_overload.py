@@ -7,13 +7,19 @@ taken. Raw UDP from 127.0.0.1 (the test trunk): no timing is asserted.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.request
 
-from .harness import LOOPBACK, free_port, rtp_base, start_server, wait_until
+import pytest
+
+from .harness import LOOPBACK, REPO, free_port, rtp_base, start_server, wait_until
 from .test_flood import held
 
 CEILING = 3
@@ -125,3 +131,21 @@ def test_at_the_ceiling_new_calls_get_the_same_503_without_state_while_calls_in_
     finally:
         caller.close()
         server.stop()
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed: run scripts/setup")
+def test_the_overload_benchmark_counts_accepted_and_refused_calls(tmp_path):
+    """scripts/bench/overload_bench.py in a tiny bounded run (2x a 20 calls/s ceiling for 3 s): every
+    call of the capture is answered, 200 or 503, and the JSON has the figures the issue asks for."""
+    out = tmp_path / "overload.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench" / "overload_bench.py"), "rate", "--clean-rate", "20",
+         "--seconds", "3", "--baseline-seconds", "2", "--recovery-seconds", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=90, cwd=REPO)
+    assert out.exists(), f"stdout:\n{completed.stdout[-3000:]}\nstderr:\n{completed.stderr[-3000:]}"
+    result = json.loads(out.read_text())["result"]
+    overload = result["overload"]
+    assert overload["offered"] >= 100 and overload["accepted"] > 0 and overload["refused_503"] > 0
+    assert overload["no_final_answer"] == 0 and overload["other_final"] == 0 and overload["accepted_then_lost"] == 0
+    assert result["server_metrics"]["acd_admission_refused_total{reason=\"rate\"}"] >= overload["refused_503"]
+    assert set(result["verdict"]) and result["sipp_excess"]["failed"] == 0
