@@ -16,6 +16,7 @@ from .api.events import EventHub
 from .api.metrics_page import MetricsResource
 from .api.rest import ApiResource
 from .calls.acd_service import AcdService, routing_config_from
+from .calls.admission_gate import AdmissionGate
 from .calls.call_control import CallControl
 from .calls.call_table import CallTable
 from .calls.inbound import InboundCalls
@@ -29,7 +30,7 @@ from .calls.request_gate import RequestGate
 from .calls.shutdown import DEFAULT_DRAIN_SECONDS, GracefulShutdown
 from .calls.sip_server import SipServer
 from .calls.stream_transports import listen_sip_streams
-from .calls.transports import SipUdpProtocol
+from .calls.udp_batch import listen_sip_udp
 from .calls.view import LiveView
 from .calls.webhooks import CrmWebhooks
 from .config.model import Config
@@ -67,6 +68,7 @@ class RunningServer:
     tcp_port: object | None
     http_port: object | None = None
     tls_port: object | None = None
+    admission_gate: AdmissionGate | None = None  # its lag timer starts once the reactor runs (acd serve)
 
 
 # The default 208 KiB receive buffer holds ~20 ms of SIP at 800 calls/s: a GC pause or a busy tick
@@ -242,7 +244,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
         return {destination[0] for agent_id in (agents.agents if agents is not None else ())
                 for _contact, destination, _transport in contacts(agent_id)}
 
-    gate = RequestGate(server=sip, config=live, agent_hosts=agent_hosts, metrics=metrics, reactor=reactor)
+    admission = AdmissionGate(server=sip, config=live, calls=calls, metrics=metrics, reactor=reactor)
+    gate = RequestGate(server=admission, config=live, agent_hosts=agent_hosts, metrics=metrics, reactor=reactor)
     view = LiveView(reactor=reactor, config=live, calls=calls, acd=acd, contacts=contacts,
                     counters=lambda: endpoint.counters,
                     auth_failures=lambda: registrar.auth_failures if registrar is not None else 0)
@@ -251,8 +254,9 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                                 flush_records=records.flush, stop=reactor.stop, drain_seconds=drain_seconds)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
-        udp_port = reactor.listenUDP(config.sip.port, SipUdpProtocol(gate), interface=config.sip.listen,
-                                     maxPacketSize=SIP_MAX_DATAGRAM_BYTES)
+        udp_port = listen_sip_udp(reactor, config.sip.port, gate, interface=config.sip.listen,
+                                  max_packet_bytes=SIP_MAX_DATAGRAM_BYTES,
+                                  observe_batch=metrics.sip_receive_batch.observe)
         _grow_receive_buffer(udp_port)
     tcp_port, tls_port = listen_sip_streams(config, reactor, gate, in_use=sip.connection_in_use, metrics=metrics)
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",
@@ -261,4 +265,4 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     _restore_agents(previous, acd)
     return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, events=events,
                          metrics=metrics, records=records, registrar=registrar, shutdown=shutdown,
-                         udp_port=udp_port, tcp_port=tcp_port, tls_port=tls_port)
+                         udp_port=udp_port, tcp_port=tcp_port, tls_port=tls_port, admission_gate=admission)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config.admission import capacity_warnings
 from .config.loader import ConfigInvalid, load_config
 
 __all__ = ["main"]
@@ -159,6 +160,8 @@ def _check(root: Path) -> int:
         return 1
     print(f"config OK: {len(config.routes)} routes, {len(config.flows)} flows, {len(config.prompts)} prompts, "
           f"{len(config.trunks)} trunks")
+    for warning in capacity_warnings(config):
+        print(f"warning: {warning}")
     return 0
 
 
@@ -236,6 +239,9 @@ def _run_server(root: Path, config, drain_seconds: float, clock_start: float | N
         except Exception as error:  # binding failures: say which port and stop
             log.error("cannot start the HTTP API: %s", error)
             return 3
+        reactor.callWhenRunning(running.admission_gate.start)  # the event-loop lag timer
+        for warning in capacity_warnings(config):
+            log.warning("config: %s", warning)
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reloader.reload, "SIGHUP"))
         # Twisted's own SIGTERM/SIGINT handlers stop the reactor at once; ours drain first (a second
         # signal ends every call at once). Handlers run between bytecodes: hand over to the reactor.

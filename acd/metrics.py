@@ -30,6 +30,8 @@ HANDLE_BUCKETS_SECONDS = (10, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
 ESTIMATE_ERROR_BUCKETS_SECONDS = (-600, -300, -120, -60, -30, -10, 0, 10, 30, 60, 120, 300, 600)
 # Event to durable commit in the records store: an fsync is ~0.1-10 ms; above 1 s the disk is failing.
 COMMIT_DELAY_BUCKETS_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+# How late the event loop runs (admission control's tick): a few ms is a busy tick, 0.1 s is overload.
+LOOP_LAG_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 def _version() -> str:
@@ -70,6 +72,27 @@ class Metrics:
         self.unconfirmed_peak = Gauge("acd_calls_unconfirmed_peak",
                                       "The most calls that waited for their ACK at once since start (to size "
                                       "sip: limits:)", registry=r)
+        # Admission control (acd/sip/admission.py): the ceilings are read at scrape time (set_function).
+        self.admission_admitted = Counter("acd_admission_admitted_total",
+                                          "New calls (INVITEs outside a dialog) admission control let through",
+                                          registry=r)
+        self.admission_refused = Counter("acd_admission_refused_total",
+                                         "New calls refused 503 for capacity, by reason (max_calls, rate, overload, "
+                                         "priority, no_rtp_port)", ["reason"], registry=r)
+        self.admission_resent = Counter("acd_admission_refusals_resent_total",
+                                        "Retransmitted INVITEs of refused calls answered again from the refusal cache",
+                                        registry=r)
+        self.admission_max_calls = Gauge("acd_admission_max_calls", "The ceiling on calls in progress", registry=r)
+        self.admission_max_rate = Gauge("acd_admission_max_new_calls_per_second",
+                                        "The ceiling on new calls a second (0: none)", registry=r)
+        self.admission_overloaded = Gauge("acd_admission_overloaded",
+                                          "1 while the event loop lags past its limit and new calls are refused",
+                                          registry=r)
+        self.sip_receive_batch = Histogram("acd_sip_receive_batch_datagrams",
+                                           "SIP datagrams read from the UDP socket at once (the receive backlog)",
+                                           buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r)
+        self.event_loop_lag = Histogram("acd_event_loop_lag_seconds", "How late the event loop ran a 50 ms timer",
+                                        buckets=LOOP_LAG_BUCKETS_SECONDS, registry=r)
         self.queue_answered = Counter("acd_queue_answered_total", "Queued calls connected to an agent", ["queue"],
                                       registry=r)
         self.queue_answered_in_sl = Counter("acd_queue_answered_within_service_level_total",

@@ -3,7 +3,8 @@ and an RTP port bound before we answer; an agent's feature code (*45 log in, *46
 pause, *48 ready) authenticated and confirmed by voice; DTMF sent as SIP INFO.
 
 Refusals answer at once: 403 unknown source, 404 no route, 488 unusable SDP (or SDP the trunk's or
-agent's SRTP policy refuses), 503 no RTP port, and 503 (stateless, once per INVITE) when too many
+agent's SRTP policy refuses), 503 no RTP port (stateless; logged once a second at most: admission
+control, acd/calls/admission_gate.py, keeps calls under the range), and 503 (stateless) when too many
 calls from a source that ACKs none, or from everywhere, wait for their ACK (`sip: limits:`,
 `acd.sip.unconfirmed`). `reactor` provides IReactorTime.
 """
@@ -46,6 +47,10 @@ DTMF_SYMBOLS = frozenset("0123456789*#ABCD")
 UNCONFIRMED_RETRY_AFTER_SECONDS = 5
 # One log line per source and interval for those refusals, however many INVITEs a flood sends.
 REFUSAL_REPORT_SECONDS = 10.0
+# At most one line a second for refusals that come in floods: no RTP port, a source that is no trunk.
+CAPACITY_REPORT_SECONDS = 1.0
+# When to try again after "no RTP port": calls end and free ports every second at this load.
+NO_RTP_PORT_RETRY_AFTER_SECONDS = 5
 
 
 class AgentCommands(Protocol):
@@ -100,6 +105,7 @@ class InboundCalls:
         self.on_call_ended = on_call_ended
         self.unconfirmed = UnconfirmedCalls()
         self._refusal_reports = ReportThrottle(interval_seconds=REFUSAL_REPORT_SECONDS)
+        self._capacity_reports = ReportThrottle(interval_seconds=CAPACITY_REPORT_SECONDS)
 
     def new_call(self, event: RequestReceived) -> None:
         """An INVITE outside any dialog: a feature code, or a trunk call routed by the dialplan."""
@@ -114,7 +120,10 @@ class InboundCalls:
             return
         trunk = config.trunk_for(host, port)
         if trunk is None:
-            log.warning("call=%s refused 403: source %s:%s is not a configured trunk", call_id, host, port)
+            refused = self._capacity_reports.report("not_a_trunk", self.reactor.seconds())
+            if refused is not None:
+                log.warning("call=%s refused 403: source %s:%s is not a configured trunk (%d INVITE(s) from "
+                            "sources that are no trunk since the last such line)", call_id, host, port, refused)
             # Stateless: a spoofed source must not get the 403 retransmitted to it until Timer H.
             self.signalling.respond(event.transaction_id, 403, to_tag=new_tag(), stateless=True)
             return
@@ -174,9 +183,7 @@ class InboundCalls:
                                  on_playback_finished=lambda pid: holder[0].on_playback_finished(pid) if holder else None)
         local_port = self.media.open(leg)
         if local_port is None:
-            rtp = self.config.config.rtp
-            log.error("call=%s refused 503: no free RTP port in %s-%s", call_id, rtp.port_min, rtp.port_max)
-            self.signalling.respond(event.transaction_id, 503, to_tag=new_tag(), headers=(("Retry-After", "5"),))
+            self._no_rtp_port(event)
             return None
         try:
             return self._session_on_port(event, dialled, flow, trunk=trunk, route=route, offer=offer, dialog=dialog,
@@ -186,6 +193,19 @@ class InboundCalls:
             if not holder:
                 self.media.release(leg)
             raise
+
+    def _no_rtp_port(self, event: RequestReceived) -> None:
+        """Refuse (503, stateless) a call no RTP port is left for: counted, and logged once a second at
+        most with how many (a flood of them must not become a flood of log lines)."""
+        self.metrics.admission_refused.labels("no_rtp_port").inc()
+        refused = self._capacity_reports.report("no_rtp_port", self.reactor.seconds())
+        if refused is not None:
+            rtp = self.config.config.rtp
+            log.error("call=%s refused 503: no free RTP port in %s-%s (%d call(s) refused for it since the last such "
+                      "line); widen rtp ports or lower sip admission max_calls", event.request.call_id, rtp.port_min,
+                      rtp.port_max, refused)
+        self.signalling.respond(event.transaction_id, 503, to_tag=new_tag(), stateless=True,
+                                headers=(("Retry-After", str(NO_RTP_PORT_RETRY_AFTER_SECONDS)),))
 
     def _over_unconfirmed_cap(self, event: RequestReceived) -> bool:
         """Refuse (503, stateless) a call that would pass a cap on calls waiting for their ACK."""

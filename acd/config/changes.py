@@ -21,7 +21,8 @@ def _settings(name: str, old, new) -> list[str]:
 
 def restart_required(old: Config, new: Config) -> list[str]:
     """The changes only a restart can apply, one line each (empty: the reload can go live)."""
-    changes = [line for line in _settings("sip", old.sip, new.sip) if not line.startswith("sip.limits ")]
+    changes = [line for line in _settings("sip", old.sip, new.sip)
+               if not line.startswith(("sip.limits ", "sip.admission "))]
     changes += _settings("rtp", old.rtp, new.rtp) + _settings("http", old.http, new.http)
     if old.data_dir != new.data_dir:
         changes.append(f"data_dir {str(old.data_dir)!r} -> {str(new.data_dir)!r}")
@@ -77,6 +78,7 @@ def describe_changes(old: Config, new: Config) -> list[str]:
             changes.append(f"agents.priority_aging_seconds {old_agents.priority_aging_seconds!r} -> "
                            f"{new_agents.priority_aging_seconds!r}")
     changes += _settings("sip.limits", old.sip.limits, new.sip.limits)  # read at each use: live
+    changes += _settings("sip.admission", old.sip.admission, new.sip.admission)  # the gate follows reloads
     changes += _named("flow", old.flows, new.flows, lambda a, b: "changed")
     if old.routes != new.routes:
         changes.append(f"routes: {len(old.routes)} -> {len(new.routes)}"

@@ -16,6 +16,7 @@ from ..ivr.flow import Flow
 from ..ivr.spoken import NUMBER_PROMPTS
 from ..media.wav import read_wav_pcm16_8k
 from .checker import Checker, kind_of
+from .admission import parse_admission
 from .agents import load_agents
 from .extras import load_hours, load_incidents, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
@@ -145,7 +146,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                        "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
         check.unknown_keys(section, {"listen", "port", "public_address", "transports", "tcp", "tls",
-                                     "timer_t1_seconds", "limits"}, "sip")
+                                     "timer_t1_seconds", "limits", "admission"}, "sip")
         listen = str(section.get("listen", sip.listen))
         _check_ip(check, section, "listen", listen)
         port = int(check.number(section, "port", sip.port, "sip", integer=True))
@@ -165,7 +166,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             else sip.limits
         sip = SipSettings(listen=listen, port=port, public_address=public, transports=tuple(transports),
                           tcp=parse_stream_settings(check, section), tls=tls,
-                          timer_t1_seconds=parse_timer_t1(check, section, sip.timer_t1_seconds), limits=limits)
+                          timer_t1_seconds=parse_timer_t1(check, section, sip.timer_t1_seconds), limits=limits,
+                          admission=parse_admission(check, section))
     if "rtp" in top and (section := check.mapping(top["rtp"], top.line_of("rtp"), "rtp")) is not None:
         check.unknown_keys(section, {"address", "ports", "workers"}, "rtp")
         address = str(section.get("address", rtp.address))

@@ -12,9 +12,11 @@ from typing import Any
 from ..ivr.flow import Flow
 from ..ivr.hours import BusinessHours
 from ..sip import stream_limits
+from ..sip.admission import MEASURED_NEW_CALLS_PER_SECOND, Ceilings, auto_max_calls
 from ..sip.message import MAX_MESSAGE_SIZE
 
-__all__ = ["SipLimits", "SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config"]
+__all__ = ["SipLimits", "SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config",
+           "AdmissionSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,26 @@ class SipLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmissionSettings:
+    """Admission control of new calls (`sip: admission:`, issue 21; reasons in acd/sip/admission.py):
+    ceilings on calls in progress and on new calls a second (None: "auto"; a rate of 0 is no limit),
+    the event-loop lag that means overload (0: not watched) and the Retry-After of a refusal."""
+
+    max_calls: int | None = None
+    max_new_calls_per_second: float | None = None
+    overload_loop_lag_seconds: float = 0.1
+    retry_after_seconds: int = 2
+
+    def ceilings(self, rtp: "RtpSettings") -> Ceilings:
+        """The limits in force with the RTP range `rtp` ("auto" resolved)."""
+        legs = (rtp.port_max - rtp.port_min) // 2 + 1
+        rate = self.max_new_calls_per_second
+        return Ceilings(max_calls=self.max_calls if self.max_calls is not None else auto_max_calls(legs),
+                        new_calls_per_second=rate if rate is not None else MEASURED_NEW_CALLS_PER_SECOND,
+                        overload_loop_lag_seconds=self.overload_loop_lag_seconds)
+
+
+@dataclass(frozen=True, slots=True)
 class SipSettings:
     """Where the SIP listener binds and what address it advertises in Contact and Via; RFC 3261's T1
     (the round-trip estimate all transaction timers derive from) and the flood limits."""
@@ -77,6 +99,7 @@ class SipSettings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     timer_t1_seconds: float = 0.5
     limits: SipLimits = field(default_factory=SipLimits)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
 
 
 @dataclass(frozen=True, slots=True)

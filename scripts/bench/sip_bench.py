@@ -105,13 +105,20 @@ steps:
 """
 
 
-def bench_acd_yaml(sip_port: int, rtp_base: int) -> str:
+# Admission control (issue 21) refuses calls past the measured capacity by design; the capacity
+# benchmarks measure the server without it (`--admission auto` runs the shipped defaults).
+ADMISSION_OFF = "{max_calls: 1000000, max_new_calls_per_second: 0, overload_loop_lag_seconds: 0}"
+
+
+def bench_acd_yaml(sip_port: int, rtp_base: int, *, admission: str = ADMISSION_OFF, http_port: int = 0) -> str:
+    """conf/acd.yaml of the bench server; `admission`: the `sip: admission:` value (inline YAML, "" for none)."""
     return (
         "sip:\n"
         f"  listen: {LOOPBACK}\n  port: {sip_port}\n  public_address: {LOOPBACK}\n  transports: [udp]\n"
+        + (f"  admission: {admission}\n" if admission else "") +
         "rtp:\n"
         f"  address: {LOOPBACK}\n  ports: {rtp_base}-{rtp_base + RTP_PORTS - 1}\n"
-        f"http:\n  listen: {LOOPBACK}\n  port: 0\n"
+        f"http:\n  listen: {LOOPBACK}\n  port: {http_port}\n"
         "trunks:\n  bench:\n"
         f"    sources: [{LOOPBACK}]\n"
         "data_dir: data\n"
@@ -124,15 +131,17 @@ class OwnServer:
     bench files). Started here rather than by harness.start_server, which waits for an INFO log line
     that --log-level WARNING hides: ready = the SIP UDP port is bound."""
 
-    def __init__(self, workdir: Path, log_level: str) -> None:
+    def __init__(self, workdir: Path, log_level: str, *, admission: str = ADMISSION_OFF, http: bool = False) -> None:
         sys.path.insert(0, str(REPO))
         from tests.e2e.harness import AcdServer, free_port, write_config  # noqa: PLC0415 - only for our server
 
         self.sip_port = free_port()
+        self.http_port = free_port() if http else 0
         self.rtp_base = random.randrange(20000, 60000 - RTP_PORTS, 2)
         root = Path(tempfile.mkdtemp(prefix="acd-", dir=workdir))
         write_config(root, sip_port=self.sip_port, rtp_base=self.rtp_base,
-                     extra_files={"conf/acd.yaml": bench_acd_yaml(self.sip_port, self.rtp_base),
+                     extra_files={"conf/acd.yaml": bench_acd_yaml(self.sip_port, self.rtp_base, admission=admission,
+                                                                  http_port=self.http_port),
                                   "dialplans/bench.yaml": BENCH_DIALPLAN,
                                   "ivr_flows/bench_rate.yaml": BENCH_RATE_FLOW,
                                   "ivr_flows/bench_loop.yaml": BENCH_LOOP_FLOW})
@@ -178,7 +187,7 @@ def server_for(args, workdir: Path):
     if args.target:
         yield None
         return
-    own = OwnServer(workdir, args.server_log_level)
+    own = OwnServer(workdir, args.server_log_level, admission="" if args.admission == "auto" else ADMISSION_OFF)
     try:
         yield own
     finally:
@@ -822,6 +831,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole measurement (medians reported)")
     parser.add_argument("--server-log-level", default="INFO",
                         help="our server's --log-level (default INFO, what `acd serve` runs at)")
+    parser.add_argument("--admission", choices=["off", "auto"], default="off",
+                        help="our server's admission control (sip: admission:): off (default, to measure capacity) "
+                             "or auto (the shipped defaults: calls past them are refused 503 and count as failed)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep SIPp logs etc. here (default: a temp dir, removed)")
     parser.add_argument("--keep", action="store_true", help="keep pcaps")

@@ -88,8 +88,9 @@ def test_unparseable_sdp_is_refused_488(harness):
 
 def test_no_free_rtp_port_is_refused_503_with_retry_after(make_harness):
     """A two-port RTP range holds one call: the second caller gets 503 Service Unavailable and
-    Retry-After, and the first call is not disturbed."""
-    harness = make_harness(rtp_ports=2)
+    Retry-After, and the first call is not disturbed. (Admission control's call ceiling, 3/4 of the
+    legs by default, would refuse it first: raised here to reach the port allocator.)"""
+    harness = make_harness(rtp_ports=2, sip_extra="  admission:\n    max_calls: 10\n")
     first_caller, first = harness.answered_call()
     second = harness.caller(port=5072).invite("1000")
     refused = second.expect(503)

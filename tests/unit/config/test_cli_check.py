@@ -17,7 +17,7 @@ def broken_copy_of_the_demo(tmp_path: Path) -> Path:
     flow = tmp_path / "ivr_flows/main.yaml"
     flow.write_text(flow.read_text().replace("next: check_hours", "next: check_hour"))
     main_conf = tmp_path / "conf/acd.yaml"
-    main_conf.write_text(main_conf.read_text().replace("ports: 20000-20999", "ports: 20999-20000"))
+    main_conf.write_text(main_conf.read_text().replace("ports: 20000-23999", "ports: 23999-20000"))
     return tmp_path
 
 
@@ -38,7 +38,7 @@ def test_check_lists_every_problem_as_file_line_message(tmp_path, capsys):
     problems = lines[:-1]
     assert lines[-1] == "2 problem(s); the config was not accepted"
     assert all(re.fullmatch(r".+\.yaml:\d+: .+", line) for line in problems), problems
-    ports_line = line_of(root / "conf/acd.yaml", "ports: 20999")
+    ports_line = line_of(root / "conf/acd.yaml", "ports: 23999")
     next_line = line_of(root / "ivr_flows/main.yaml", "check_hour")
     assert f"{root.resolve()}/conf/acd.yaml:{ports_line}: rtp ports" in lines[0]
     assert lines[1].startswith(f"{root.resolve()}/ivr_flows/main.yaml:{next_line}: step 'welcome' goes to unknown step")

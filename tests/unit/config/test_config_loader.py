@@ -133,7 +133,7 @@ def test_the_shipped_demo_config_loads():
     assert main.prompts_used() <= set(config.prompts)
     assert config.trunk_for("127.0.0.1", 5062).name == "demo"
     assert config.trunk_for("192.0.2.1", 5060) is None
-    assert (config.rtp.port_min, config.rtp.port_max) == (20000, 20999)
+    assert (config.rtp.port_min, config.rtp.port_max) == (20000, 23999)
 
 
 def test_a_demo_shaped_tree_loads_with_every_field(root):
