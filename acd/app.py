@@ -199,9 +199,14 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     `drain_seconds`: how long a stop lets calls in progress finish (`RunningServer.shutdown`).
     `start_media_worker`: how a media worker is started (tests: one on their fake reactor)."""
     prompts = PromptLibrary(config.prompts)
+    metrics = Metrics()
+    # Media workers first: they start (a Python start-up, ~0.3 s) while the prompts load and the
+    # stores open, so they are ready when SIP listens. Calls made before are not lost either: their
+    # commands wait in the pipe.
+    media = _media_plane(config, reactor, prompts=prompts, rng=rng, metrics=metrics,
+                         start_media_worker=start_media_worker)
     count = prompts.preload()
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    metrics = Metrics()
     records = RecordStore(config.data_dir / "records.db", commit_delay_observer=metrics.records_commit_delay.observe)
     previous = records.start_run(at=reactor.seconds())
     records.close_interrupted(at=reactor.seconds())
@@ -213,8 +218,6 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     live = LiveConfig(config, crm=crm_client(config, reactor))
     events = EventHub(reactor)
     webhooks = CrmWebhooks(live, reactor)
-    media = _media_plane(config, reactor, prompts=prompts, rng=rng, metrics=metrics,
-                         start_media_worker=start_media_worker)
     calls = CallTable()
     media.on_media_lost = _end_calls_without_media(calls)
     endpoint = SipEndpoint(local_host=config.sip.public_address, local_port=config.sip.port,

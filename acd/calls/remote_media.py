@@ -422,7 +422,7 @@ class RemoteMediaPorts:
                             "not used (%s%s); keep the range free for this server", worker.index, len(message[1]),
                             ", ".join(map(str, message[1][:10])), " ..." if len(message[1]) > 10 else "")
         elif kind == wire.HELLO:
-            log.debug("media worker %d ready (pid %s)", worker.index, message[1])
+            log.info("media worker %d ready (pid %s)", worker.index, message[1])
 
     def _closed(self, worker: _Worker, leg_id: int, sent: int, received: int, relayed: int, dropped: int) -> None:
         leg = worker.legs.pop(leg_id, None)

@@ -103,6 +103,8 @@ def test_at_the_ceiling_new_calls_get_the_same_503_without_state_while_calls_in_
         for n, call_id, answer in calls[:-1]:
             caller.in_dialog("ACK", call_id, n, answer, 1)
         wait_until(lambda: call_records(server.root) == CEILING, 10, "a record for each call taken", server=server)
+        wait_until(lambda: held(pid, low, high)[1] == CEILING, 10, "the media worker bound each call's port",
+                   server=server)
         before = held(pid, low, high), call_records(server.root)
         assert before[0][1] == CEILING  # one RTP port per call
 
