@@ -187,7 +187,8 @@ def server_for(args, workdir: Path):
     if args.target:
         yield None
         return
-    own = OwnServer(workdir, args.server_log_level, admission="" if args.admission == "auto" else ADMISSION_OFF)
+    own = OwnServer(workdir, args.server_log_level, admission="" if args.admission == "auto" else ADMISSION_OFF,
+                    http=True)
     try:
         yield own
     finally:
@@ -206,6 +207,28 @@ def cpu_seconds(pid: int | None) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def loop_lag_over(http_port: int | None, threshold_s: float = 0.1) -> dict | None:
+    """From our server's /metrics: how many 50 ms ticks of the event loop ran more than `threshold_s`
+    late (stalls), of how many, and the largest bucket bound reached."""
+    if not http_port:
+        return None
+    import urllib.request  # noqa: PLC0415 - only for our own server
+    try:
+        page = urllib.request.urlopen(f"http://{LOOPBACK}:{http_port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return None
+    buckets = {}
+    for match in re.finditer(r'^acd_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', page, re.M):
+        buckets[float(match.group(1))] = float(match.group(2))
+    if not buckets:
+        return None
+    total = buckets.get(float("inf"), 0.0)
+    within = max((count for bound, count in buckets.items() if bound <= threshold_s), default=0.0)
+    worst = min((bound for bound, count in buckets.items() if count >= total), default=None)
+    return {"ticks": int(total), "over_threshold": int(total - within), "threshold_s": threshold_s,
+            "worst_bucket_s": worst}
 
 
 def child_pids(pid: int | None) -> list[int]:
@@ -269,14 +292,20 @@ class CpuWindow:
         self.pid = pid
         self.sip_port = sip_port
         self.peak_rss = rss_kib(pid)
+        self.rss_timeline: list[tuple[int, int | None]] = []  # (seconds into the window, RSS KiB) every 10 s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        started = time.monotonic()
+        next_mark = 10.0
         while not self._stop.wait(0.5):
             rss = rss_kib(self.pid)
             if rss is not None and (self.peak_rss is None or rss > self.peak_rss):
                 self.peak_rss = rss
+            if time.monotonic() - started >= next_mark:
+                self.rss_timeline.append((round(next_mark), rss))
+                next_mark += 10.0
 
     def start(self) -> "CpuWindow":
         self.t0, self.c0 = time.monotonic(), cpu_seconds(self.pid)
@@ -306,7 +335,7 @@ class CpuWindow:
                       / (t1 - self.t0), 1) if children1 else None
         return {"sip_socket_drops": drops, "machine_cpu_percent": machine, "cpu_percent": cpu,
                 "media_cpu_percent": media, "media_rss_kib": sum(rss_kib(c) or 0 for c in children1) or None,
-                "rss_kib": rss_kib(self.pid), "peak_rss_kib": self.peak_rss,
+                "rss_kib": rss_kib(self.pid), "peak_rss_kib": self.peak_rss, "rss_timeline": self.rss_timeline,
                 "cpu_window_s": round(t1 - self.t0, 2)}
 
 
@@ -522,14 +551,21 @@ def run_rate(args, workdir: Path, run_index: int) -> dict:
         idle_rss = rss_kib(pid)
         for rate in args.rates:
             step_dir = workdir / f"run{run_index}-rate{rate:g}"
+            lag_before = loop_lag_over(own.http_port if own else None)
             step = rate_step(args, target, pid, rate, args.step_seconds, step_dir)
+            lag_after = loop_lag_over(own.http_port if own else None)
+            if lag_before and lag_after:
+                step["loop_stalls_over_100ms"] = lag_after["over_threshold"] - lag_before["over_threshold"]
+                step["loop_lag_worst_bucket_s"] = lag_after["worst_bucket_s"]
             steps.append(step)
             print(f"  rate {rate:g}/s: {step['successful']}/{step['calls']} ok, {step['failed']} failed, "
                   f"{step['retransmissions']} retrans, {step['sip_socket_drops']} SIP socket drops, "
                   f"cpu {step['cpu_percent']}% + media {step.get('media_cpu_percent')}% "
                   f"(machine {step['machine_cpu_percent']}%), "
-                  f"rss {step['rss_kib']} KiB, "
+                  f"rss {step['rss_kib']} KiB, stalls >100 ms {step.get('loop_stalls_over_100ms')}, "
                   f"sipp {step['sipp_elapsed_s']} s", flush=True)
+            if len(step.get("rss_timeline") or []) > 6:
+                print("    rss KiB every 10 s: " + " ".join(str(rss) for _, rss in step["rss_timeline"]), flush=True)
             if not step["ok"]:
                 if own and not own.server.alive():
                     step["server_log_tail"] = own.log_tail()
