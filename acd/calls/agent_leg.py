@@ -202,8 +202,8 @@ class AgentLeg:
             self.negotiation.pending = None
 
     def _offer_request(self, request: Request, transaction: tuple) -> None:
-        if self.negotiation is None:  # a dialog exists only once answered: not reached
-            self.signalling.respond(transaction, 500, headers=(("Retry-After", "1"),))
+        if self.negotiation is None:  # its answer had unusable SDP: we are hanging up
+            self.signalling.respond(transaction, 488, headers=(("Warning", '399 acd "this call is ending"'),))
             return
         # The caller's leg relays packets as they are: the codec cannot change under the bridge.
         reply = self.negotiation.receive(request.method, request.body, keep_codec=True)
