@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..media.sdp import SdpError, SessionDescription, answer_offer, build_offer, srtp_key_of_answer
+from ..media.offer_answer import OfferReply, SessionNegotiation
+from ..media.sdp import ANSWER_DIRECTION, NegotiatedAudio, SdpError, SessionDescription, build_offer, srtp_key_of_answer
 from ..sip.build import REASON_PHRASES, build_cancel, build_invite, new_call_id
 from ..sip.dialog import Dialog
 from ..sip.errors import RemoteProtocolError
@@ -64,8 +65,9 @@ class AgentLeg:
         self.srtp_policy = srtp_policy
         self.srtp_key: bytes | None = None  # ours, offered in the INVITE (None: SRTP off)
         self.held = False
-        self.sdp_version = 1
         self.session_id = 0
+        self.offer: SessionDescription | None = None  # ours, in the INVITE
+        self.negotiation: SessionNegotiation | None = None  # offer/answer state once answered
         self.call_id = new_call_id(sip_address[0])
         self.state = AgentLegState.CALLING
         self.invite: Request | None = None
@@ -88,9 +90,9 @@ class AgentLeg:
             return False
         self.session_id = self.media.session_id()
         self.srtp_key = self.media.new_srtp_key() if self.srtp_policy != "off" else None
-        offer = build_offer(self.media.address, self.local_port, self.session_id,
-                            codecs=(self.codec,), telephone_event_pt=self.telephone_event_pt or 101,
-                            srtp=self.srtp_policy, srtp_key=self.srtp_key)
+        self.offer = offer = build_offer(self.media.address, self.local_port, self.session_id,
+                                         codecs=(self.codec,), telephone_event_pt=self.telephone_event_pt or 101,
+                                         srtp=self.srtp_policy, srtp_key=self.srtp_key)
         self.invite = build_invite(uri=self.contact, call_id=self.call_id, from_user=self.from_user,
                                    to_user=self.agent_id, local=self.sip_address,
                                    extra_headers=self.context_headers, sdp=bytes(offer),
@@ -137,6 +139,12 @@ class AgentLeg:
             return
         self.rtp.remote = remote
         self.rtp.use_srtp(self.srtp_key if remote_key is not None else None, remote_key)
+        self.negotiation = SessionNegotiation(
+            local=self.offer, local_address=self.media.address, local_port=self.local_port, srtp=self.srtp_policy,
+            srtp_key=self.srtp_key, audio=NegotiatedAudio(
+                remote_address=remote[0], remote_port=remote[1], codec=self.codec, payload_type=self.payload_type,
+                telephone_event_pt=self.telephone_event_pt, direction=ANSWER_DIRECTION[media.direction],
+                srtp_local_key=self.srtp_key if remote_key is not None else None, srtp_remote_key=remote_key))
         self._send_ack()
         if self.state is AgentLegState.CANCELLING:
             # CANCEL crossed the 200 (RFC 3261 §9.1): the call is up but no longer wanted.
@@ -171,24 +179,53 @@ class AgentLeg:
             self.on_hangup(self)
 
     def on_reinvite(self, request: Request, transaction: tuple) -> None:
-        """The agent's phone re-INVITEs: hold (sendonly/inactive) or resume (sendrecv) (RFC 3264 §8.4)."""
-        try:
-            offer = SessionDescription.parse(request.body)
-            self.sdp_version += 1
-            answer, negotiated = answer_offer(offer, local_address=self.media.address,
-                                              local_port=self.local_port, session_id=self.session_id,
-                                              session_version=self.session_id + self.sdp_version,
-                                              supported=(self.codec,), srtp=self.srtp_policy, srtp_key=self.srtp_key)
-        except SdpError as error:
-            log.info("call=%s agent=%s re-INVITE refused 488: %s", self.customer_call_id, self.agent_id, error)
-            self.signalling.respond(transaction, 488)
+        """The agent's phone re-INVITEs: hold (sendonly/inactive) or resume (sendrecv) (RFC 3264 §8.4),
+        a new address or key; without SDP, our offer goes in the 200 and its answer in the ACK."""
+        self._offer_request(request, transaction)
+
+    def on_update(self, request: Request, transaction: tuple) -> None:
+        """An UPDATE (RFC 3311): an offer with SDP is answered like a re-INVITE's; without SDP, 200."""
+        self._offer_request(request, transaction)
+
+    def on_ack_body(self, body: bytes) -> None:
+        """An ACK's body: the answer to our offer when it went in a 200 (a re-INVITE without SDP)."""
+        reply = self.negotiation.receive_ack(body) if self.negotiation is not None else None
+        if reply is not None and reply.status != 200:
+            log.warning("call=%s agent=%s the ACK has no usable answer to our offer (%s): media unchanged",
+                        self.customer_call_id, self.agent_id, reply.reason)
+        elif reply is not None and reply.changed:
+            self._media_changed(reply)
+
+    def on_reinvite_ack_timeout(self) -> None:
+        """No ACK for our final response to a re-INVITE: an offer of ours in it is given up."""
+        if self.negotiation is not None:
+            self.negotiation.pending = None
+
+    def _offer_request(self, request: Request, transaction: tuple) -> None:
+        if self.negotiation is None:  # its answer had unusable SDP: we are hanging up
+            self.signalling.respond(transaction, 488, headers=(("Warning", '399 acd "this call is ending"'),))
             return
-        self.signalling.respond(transaction, 200, to_tag=self.dialog.local_tag, body=bytes(answer),
-                            headers=(("Contact", self.invite.headers.get("Contact", "")),))
-        if negotiated.remote_address != "0.0.0.0":
-            self.rtp.remote = (negotiated.remote_address, negotiated.remote_port)
-        self.rtp.use_srtp(negotiated.srtp_local_key, negotiated.srtp_remote_key)
-        held = negotiated.direction in ("recvonly", "inactive") or negotiated.remote_address == "0.0.0.0"
+        # The caller's leg relays packets as they are: the codec cannot change under the bridge.
+        reply = self.negotiation.receive(request.method, request.body, keep_codec=True)
+        if reply.status != 200:
+            log.info("call=%s agent=%s %s refused %d: %s", self.customer_call_id, self.agent_id, request.method,
+                     reply.status, reply.reason)
+            self.signalling.respond(transaction, reply.status,
+                                    headers=(("Warning", f'399 acd "{reply.reason[:100]}"'),))
+            return
+        self.signalling.respond(transaction, 200, to_tag=self.dialog.local_tag, body=reply.body,
+                                headers=(("Contact", self.invite.headers.get("Contact", "")),))
+        if reply.changed:
+            self._media_changed(reply)
+
+    def _media_changed(self, reply: OfferReply) -> None:
+        audio = reply.audio
+        if audio is not None:
+            if audio.remote_address != "0.0.0.0":
+                self.rtp.remote = (audio.remote_address, audio.remote_port)
+            self.rtp.telephone_event_pt = audio.telephone_event_pt
+            self.rtp.use_srtp(audio.srtp_local_key, audio.srtp_remote_key)
+        held = audio is None or audio.direction in ("recvonly", "inactive") or audio.remote_address == "0.0.0.0"
         if held != self.held:
             self.held = held
             log.info("call=%s agent=%s %s the caller", self.customer_call_id, self.agent_id,

@@ -28,7 +28,7 @@ from .call_table import CallTable
 from .ivr_runner import IvrServices
 from .null_records import NullRecords
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
-from .session import CallSession
+from .session import CallSession, configure_leg
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -235,20 +235,16 @@ class InboundCalls:
         """The rest of `_start_session` once the RTP port is bound (the caller releases it if this raises)."""
         request = event.request
         call_id = request.call_id
+        srtp_key = self.media.new_srtp_key() if srtp != "off" else None
         try:
             answer, negotiated = answer_offer(offer, local_address=self.media.address, local_port=local_port,
-                                              session_id=self.media.session_id(), srtp=srtp,
-                                              srtp_key=self.media.new_srtp_key() if srtp != "off" else None)
+                                              session_id=self.media.session_id(), srtp=srtp, srtp_key=srtp_key)
         except SdpError as error:
             self.media.release(leg)
             self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
             return None
-        leg.codec = negotiated.codec
-        leg.payload_type = negotiated.payload_type
-        leg.silence = bytes([0xFF if negotiated.codec == "PCMU" else 0xD5]) * 160
-        leg.telephone_event_pt = negotiated.telephone_event_pt
+        configure_leg(leg, negotiated)
         leg.remote = (negotiated.remote_address, negotiated.remote_port)
-        leg.use_srtp(negotiated.srtp_local_key, negotiated.srtp_remote_key)
         internal = trunk.startswith("agent:")
         context = self.ivr.new_context(caller=caller, caller_name=display_name, dialled=dialled,
                                        trunk=trunk, call_id=call_id)
@@ -258,7 +254,7 @@ class InboundCalls:
                               on_ended=self._ended, call_id=call_id, invite=request,
                               invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk,
                               leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
-                              runner_for=self.ivr.runner, flow=flow, context=context)
+                              runner_for=self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key)
         holder.append(session)
         self.calls.add_session(session)
         self.unconfirmed.add(call_id, event.source[0])

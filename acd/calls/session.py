@@ -9,11 +9,13 @@ IReactorTime.
 from __future__ import annotations
 
 import logging
+import random
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..ivr.events import CallerHungUp, DigitReceived, PlaybackFinished
 from ..media.recorder import CallRecording
-from ..media.sdp import NegotiatedAudio
+from ..media.offer_answer import OfferReply, SessionNegotiation
+from ..media.sdp import NegotiatedAudio, SessionDescription
 from ..sip.dialog import Dialog
 from ..sip.message import Request
 from .leg_states import CallerEvent, CallState, EndReason, next_caller_state
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from ..config.model import Route
     from ..metrics import Metrics
 
-__all__ = ["CallSession", "CallState"]
+__all__ = ["CallSession", "CallState", "configure_leg"]
 
 log = logging.getLogger("acd.call")
 
@@ -51,7 +53,10 @@ class CallSession:
                  metrics: "Metrics", config: ConfigSource, reactor, on_ended: Callable[["CallSession"], None],
                  call_id: str, invite: Request, invite_transaction: tuple, dialog: Dialog, route: "Route",
                  trunk: str, leg: RtpLeg, local_port: int, negotiated: NegotiatedAudio, sdp_answer: bytes,
-                 runner_for: Callable[..., Any], flow: Any, context: Any) -> None:
+                 runner_for: Callable[..., Any], flow: Any, context: Any, srtp: str = "off",
+                 srtp_key: bytes | None = None) -> None:
+        """`srtp` is the caller's SRTP policy (the trunk's or the agent's) and `srtp_key` our key||salt
+        for the call (None when the policy is off), for the offers that come after the first."""
         self.signalling = signalling
         self.media = media
         self.records = records
@@ -70,6 +75,11 @@ class CallSession:
         self.local_port = local_port
         self.negotiated = negotiated
         self.sdp_answer = sdp_answer
+        self.srtp = srtp
+        self.srtp_key = srtp_key
+        self._negotiation: SessionNegotiation | None = None  # made at the first re-INVITE or UPDATE
+        self.audio_enabled = True  # False while the caller's offer has the audio stream at port 0
+        self._playing: tuple[tuple[str, ...], int] | None = None  # the last prompts played, to replay
         self.runner_for = runner_for
         self.state = CallState.RINGING
         self.started_at = reactor.seconds()
@@ -139,7 +149,7 @@ class CallSession:
         log.info("call=%s answered dialled=%s flow=%s codec=%s rtp=%s->%s:%s", self.call_id,
                  self.route.number or (self.route.pattern.pattern if self.route.pattern else "-"), self.route.flow,
                  self.negotiated.codec, self.local_port, self.negotiated.remote_address, self.negotiated.remote_port)
-        if self.negotiated.direction in ("sendrecv", "sendonly") and self.negotiated.remote_address != "0.0.0.0":
+        if self.may_send:
             self.media.start_sending(self.leg)
         if self.route.record:
             self.start_recording("route")
@@ -172,9 +182,107 @@ class CallSession:
             self._end(EndReason.TRANSFERRED, self.transfer_target)
 
     def on_reinvite(self, request: Request, transaction: tuple) -> None:
-        """A re-INVITE (refresh or hold): answer with our unchanged session description."""
-        self.signalling.respond(transaction, 200, to_tag=self.dialog.local_tag, body=self.sdp_answer,
-                                headers=(("Contact", self.dialog.local_contact),))
+        """A re-INVITE: a new offer (hold, resume, a new address, codec or key) answered in the 200
+        (RFC 3264 §8), or, without SDP, our offer in the 200 and its answer in the ACK."""
+        self._offer_request(request, transaction)
+
+    def on_update(self, request: Request, transaction: tuple) -> None:
+        """An UPDATE (RFC 3311): an offer with SDP is answered like a re-INVITE's; without SDP, 200."""
+        self._offer_request(request, transaction)
+
+    def on_ack_body(self, body: bytes) -> None:
+        """An ACK's body: the answer to our offer when it went in a 200 (a re-INVITE without SDP)."""
+        if self._negotiation is None:
+            return
+        reply = self._negotiation.receive_ack(body)
+        if reply is not None and reply.status != 200:
+            log.warning("call=%s the ACK has no usable answer to our offer (%s): media unchanged", self.call_id,
+                        reply.reason)
+        elif reply is not None and reply.changed:
+            self._media_changed(reply, "ACK")
+
+    def on_reinvite_ack_timeout(self) -> None:
+        """No ACK came for our final response to a re-INVITE: an offer of ours in it is given up
+        (the media stays as it was), so the next offer is not refused 491 for ever."""
+        if self._negotiation is not None and self._negotiation.pending is not None:
+            log.warning("call=%s no ACK (with the answer to our offer) for our 200 OK to a re-INVITE within "
+                        "64*T1: media unchanged", self.call_id)
+            self._negotiation.pending = None
+
+    def _offer_request(self, request: Request, transaction: tuple) -> None:
+        method = request.method
+        if self.state is CallState.RINGING and (method == "INVITE" or request.body):
+            # RFC 3261 §14.2 and RFC 3311 §5.2: the INVITE's offer has no answer yet (no final response).
+            self.signalling.respond(transaction, 500, headers=(
+                ("Retry-After", str(random.randint(0, 10))),
+                ("Warning", '399 acd "the call is not answered yet"')))
+            return
+        if self._negotiation is None:
+            self._negotiation = SessionNegotiation(
+                local=SessionDescription.parse(self.sdp_answer), audio=self.negotiated if self.audio_enabled else None,
+                local_address=self.media.address, local_port=self.local_port, srtp=self.srtp, srtp_key=self.srtp_key)
+        reply = self._negotiation.receive(method, request.body, keep_codec=self.codec_pinned)
+        if reply.status != 200:
+            log.info("call=%s %s refused %d: %s", self.call_id, method, reply.status, reply.reason)
+            self.signalling.respond(transaction, reply.status,
+                                    headers=(("Warning", f'399 acd "{reply.reason[:100]}"'),))
+            return
+        self.signalling.respond(transaction, 200, to_tag=self.dialog.local_tag, body=reply.body,
+                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers()))
+        if reply.changed:
+            self._media_changed(reply, method)
+
+    @property
+    def codec_pinned(self) -> bool:
+        """True while the call's codec cannot change: bridged (packets are relayed as they are), queued
+        (agents are offered this codec), recorded or listened to (decoders are set up for it)."""
+        return (self.bridged_to is not None or self.queued is not None or self.recording is not None
+                or self.leg.on_audio is not None)
+
+    @property
+    def may_send(self) -> bool:
+        """True unless the caller's last offer forbids us to send (hold: sendonly or inactive, the
+        RFC 2543 hold address 0.0.0.0, or the audio stream disabled with port 0)."""
+        negotiated = self.negotiated
+        return (self.audio_enabled and negotiated.direction in ("sendrecv", "sendonly")
+                and negotiated.remote_address != "0.0.0.0")
+
+    def _media_changed(self, reply: OfferReply, method: str) -> None:
+        """Apply what a new offer/answer agreed: where to send, codec, keys, and whether we may send."""
+        could_send = self.may_send
+        audio = reply.audio
+        before = self.negotiated
+        if audio is not None:
+            if audio.remote_address != "0.0.0.0":
+                self.leg.remote = (audio.remote_address, audio.remote_port)
+            configure_leg(self.leg, audio)
+            self.negotiated = audio
+            if audio.codec != before.codec and self._playing is not None and self.leg.playing:
+                self.play(*self._playing)  # what was playing, again from its start, in the new codec
+        self.audio_enabled = audio is not None
+        log.info("call=%s %s: media %s", self.call_id, method,
+                 f"{audio.direction} {audio.codec} -> {audio.remote_address}:{audio.remote_port}"
+                 f"{' srtp' if audio.srtp else ''}" if audio is not None else "stream disabled (port 0)")
+        if self.may_send != could_send:
+            self._caller_hold(not self.may_send)
+
+    def _caller_hold(self, held: bool) -> None:
+        """The caller put us on hold (we send nothing: prompts and music pause where they are, the
+        agent's voice is not relayed; the call keeps its place) or took us back (all goes on)."""
+        log.info("call=%s %s", self.call_id, "the caller holds the call: we stop sending" if held
+                 else "the caller resumed the call: we send again")
+        if self.state not in (CallState.ANSWERED, CallState.CONFIRMED, CallState.CLOSING):
+            return
+        relaying = self.bridged_to is not None and not self.on_hold
+        if held:
+            self.media.stop_sending(self.leg)
+            if self.bridged_to is not None:
+                self.bridged_to.relay_to = None
+        elif relaying:
+            self.bridged_to.relay_to = self.leg
+        else:
+            self.leg.next_send = None  # resume the prompt where it stopped, not skip the time on hold
+            self.media.start_sending(self.leg)
 
     def on_notify(self, request: Request, transaction: tuple) -> None:
         """Progress of our REFER (RFC 3515 §2.4.5): a final sipfrag status ends our part of the call."""
@@ -220,7 +328,7 @@ class CallSession:
         """End the call from our side after a last prompt (the server is stopping): the flow and the
         queue's music stop, the caller hears `prompts`, then BYE, `max_seconds` later at the latest.
         A call not answered yet, or with nothing to hear, is hung up at once."""
-        if not self.active or not prompts:
+        if not self.active or not prompts or not self.may_send:
             self.hang_up(reason)
             return
         self._move(CallerEvent.CLOSE)
@@ -259,6 +367,7 @@ class CallSession:
     # ---- media -------------------------------------------------------------------------------
     def play(self, prompts: tuple[str, ...], playback_id: int) -> None:
         """Queue prompts on the leg; a prompt missing since the last reload is skipped and logged."""
+        self._playing = (prompts, playback_id)
         audio = []
         for name in prompts:
             try:
@@ -333,7 +442,7 @@ class CallSession:
         self.media.stop_sending(self.leg)
         self.leg.stop()
         self.leg.relay_to = agent_rtp
-        agent_rtp.relay_to = self.leg
+        agent_rtp.relay_to = self.leg if self.may_send else None
         self.bridged_to = agent_rtp
         if self.recording is not None:
             recording = self.recording
@@ -365,13 +474,14 @@ class CallSession:
         if held:
             self.leg.relay_to = None
             agent_rtp.relay_to = None
-            self.media.start_sending(self.leg)
+            if self.may_send:
+                self.media.start_sending(self.leg)
             self.play(("moh",), HOLD_MUSIC_PLAYBACK)
         else:
             self.media.stop_sending(self.leg)
             self.leg.stop()
             self.leg.relay_to = agent_rtp
-            agent_rtp.relay_to = self.leg
+            agent_rtp.relay_to = self.leg if self.may_send else None
         log.info("call=%s %s", self.call_id, "on hold (music)" if held else "off hold (talking again)")
 
     def unbridge(self) -> None:
@@ -383,7 +493,8 @@ class CallSession:
         self.leg.relay_to = None
         self.leg.stop()
         self.leg.next_send = None
-        self.media.start_sending(self.leg)
+        if self.may_send:
+            self.media.start_sending(self.leg)
 
     def run_flow(self, flow) -> None:
         """Start another flow for this caller (a transfer to a number, a survey), keeping what we know."""
@@ -461,3 +572,12 @@ class CallSession:
         log.info("call=%s ended reason=%r duration=%.1fs answered=%s choices=%s%s",
                  self.call_id, reason, talk, self.answered_at is not None, ",".join(choices) or "-",
                  "" if bye_status is None else f" bye_status={bye_status}")
+
+
+def configure_leg(leg: RtpLeg, negotiated: NegotiatedAudio) -> None:
+    """Set a leg's codec, payload types and SRTP keys from an offer/answer (not its remote address)."""
+    leg.codec = negotiated.codec
+    leg.payload_type = negotiated.payload_type
+    leg.silence = bytes([0xFF if negotiated.codec == "PCMU" else 0xD5]) * 160
+    leg.telephone_event_pt = negotiated.telephone_event_pt
+    leg.use_srtp(negotiated.srtp_local_key, negotiated.srtp_remote_key)

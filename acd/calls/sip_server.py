@@ -122,6 +122,9 @@ class SipServer:
                 session = self.calls.sessions.get(event.request.call_id)
                 if session is not None:
                     self.call_setup.confirmed(session)
+                    session.on_ack_body(event.request.body)
+                elif (leg := self.calls.placed.get(event.request.call_id)) is not None:
+                    leg.on_ack_body(event.request.body)
             elif isinstance(event, CancelReceived):
                 session = self.calls.sessions.get(event.request.call_id)
                 if session is not None:
@@ -188,6 +191,8 @@ class SipServer:
             session.on_bye(event.transaction_id)
         elif method == "INVITE":
             session.on_reinvite(event.request, event.transaction_id)
+        elif method == "UPDATE":
+            session.on_update(event.request, event.transaction_id)
         elif method == "INFO":
             self.call_setup.info(session, event)
         elif method == "NOTIFY":
@@ -209,6 +214,8 @@ class SipServer:
             leg.on_bye(event.transaction_id)
         elif method == "INVITE":
             leg.on_reinvite(event.request, event.transaction_id)
+        elif method == "UPDATE":
+            leg.on_update(event.request, event.transaction_id)
         elif method == "REFER":
             leg.on_refer(event.request, event.transaction_id)
         elif method in ("INFO", "NOTIFY", "OPTIONS"):
@@ -268,6 +275,10 @@ class SipServer:
                 log.warning("call=%s no ACK for 200 OK within 64*T1; hanging up", event.call_id)
                 session.on_ack_timeout()
                 self._flush()
+            elif session is not None:
+                session.on_reinvite_ack_timeout()  # a re-INVITE's: an offer of ours in it is given up
+            elif (leg := self.calls.placed.get(event.call_id)) is not None:
+                leg.on_reinvite_ack_timeout()
             return
         leg = self.calls.invites.pop(event.transaction_id, None)
         if leg is not None:

@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 from .sdes import KEY_SALT_BYTES, SECURE_PROFILES, SRTP_POLICIES, answered_key, choose_offered_key, crypto_value
 
 __all__ = [
-    "DIRECTIONS", "MediaDescription", "NegotiatedAudio", "Origin", "SdpError",
-    "SessionDescription", "answer_offer", "build_offer", "srtp_key_of_answer",
+    "ANSWER_DIRECTION", "DIRECTIONS", "MediaDescription", "NegotiatedAudio", "Origin", "SdpError",
+    "SessionDescription", "answer_offer", "build_offer", "rejected_stream", "srtp_key_of_answer",
 ]
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 # RFC 3264 §6.1: the answerer's direction mirrors the offerer's.
-_ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 
 #: RFC 3551 §6 Table 4: static audio payload types we can name without rtpmap.
 STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 18: ("G729", 8000)}
@@ -453,7 +453,7 @@ def answer_offer(
                     accepted = _answer_audio(offer, offered, supported_upper, local_address, local_port, ptime,
                                              crypto, srtp_key)
         if accepted is None:
-            answer_media.append(_rejected(offered))
+            answer_media.append(rejected_stream(offered))
         else:
             media, negotiated = accepted
             answer_media.append(media)
@@ -502,7 +502,8 @@ def _offered_crypto(offered: MediaDescription, srtp: str) -> tuple[int, bytes] |
         return None
 
 
-def _rejected(offered: MediaDescription) -> MediaDescription:
+def rejected_stream(offered: MediaDescription) -> MediaDescription:
+    """The answer's m= line refusing an offered stream."""
     # RFC 3264 §6: a rejected stream keeps its media, proto and at least one format, port 0.
     return MediaDescription(media=offered.media, port=0, proto=offered.proto, formats=list(offered.formats[:1]) or ["0"])
 
@@ -524,7 +525,7 @@ def _answer_audio(offer, offered, supported_upper, local_address, local_port, pt
     remote_address = offer.address_for(offered)
     if remote_address is None:
         raise SdpError("SDP offer has no connection address (c=) for the audio stream")
-    direction = _ANSWER_DIRECTION[offered.direction]
+    direction = ANSWER_DIRECTION[offered.direction]
     formats = [codec_pt]
     rtpmap = {codec_pt: (codec, 8000)}
     fmtp = {}

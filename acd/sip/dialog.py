@@ -129,8 +129,8 @@ class Dialog:
             raise RemoteProtocolError(f"CSeq {cseq} is lower than the dialog's {self.remote_cseq}", 500)
         self.remote_cseq = cseq
         contacts = request.headers.get_all("Contact")
-        if request.method == "INVITE" and contacts:
-            self.remote_target = NameAddr.parse(contacts[0]).uri  # §12.2.2 target refresh
+        if request.method in ("INVITE", "UPDATE") and contacts:
+            self.remote_target = NameAddr.parse(contacts[0]).uri  # §12.2.2 target refresh (RFC 3311 §5.2)
 
     def create_request(self, method: str, *, body: bytes = b"", content_type: str | None = None,
                        extra_headers: tuple[tuple[str, str], ...] = ()) -> Request:

@@ -229,9 +229,11 @@ class OutgoingCall:
                    ("CSeq", f"{self.invite_cseq} ACK")]
         self.peer.send(build_request("ACK", self.uri, headers))
 
-    def ack(self) -> None:
-        """ACK for the 2xx: a new transaction to the remote target (RFC 3261 §13.2.2.4)."""
-        self._in_dialog("ACK", cseq=self.invite_cseq)
+    def ack(self, sdp: bytes = b"") -> None:
+        """ACK for the 2xx: a new transaction to the remote target (RFC 3261 §13.2.2.4); `sdp` is the
+        answer when the 2xx carried an offer (a re-INVITE without SDP)."""
+        self._in_dialog("ACK", cseq=self.invite_cseq, body=sdp,
+                        headers=[("Content-Type", "application/sdp")] if sdp else [])
 
     def cancel(self) -> None:
         """CANCEL the pending INVITE: same branch and CSeq number (§9.1)."""
@@ -241,12 +243,12 @@ class OutgoingCall:
 
     # ---- in the dialog ---------------------------------------------------------------------------
     def _in_dialog(self, method: str, *, cseq: int | None = None, headers: list[tuple[str, str]] = (),
-                   body: bytes = b"") -> None:
+                   body: bytes = b"", branch: str | None = None) -> None:
         assert self.remote_tag, f"{method} before the call was answered"
         if cseq is None:
             self.cseq += 1
             cseq = self.cseq
-        base = [("Via", self.peer.via()), ("Max-Forwards", "70"), ("From", self.from_value),
+        base = [("Via", self.peer.via(branch)), ("Max-Forwards", "70"), ("From", self.from_value),
                 ("To", f"{self.to_value};tag={self.remote_tag}"), ("Call-ID", self.call_id),
                 ("CSeq", f"{cseq} {method}"), *headers]
         self.peer.send(build_request(method, self.remote_target or self.uri, base, body))
@@ -261,10 +263,19 @@ class OutgoingCall:
                         body=f"Signal={digit}\r\nDuration=160\r\n".encode())
 
     def reinvite(self, sdp: bytes | None = None) -> None:
-        """A re-INVITE (session refresh or hold) with `sdp` (our offer again by default)."""
+        """A re-INVITE (session refresh or hold) with `sdp` (our offer again by default; b"": none, the
+        server's offer then comes in the 200 and our answer goes in the ACK)."""
         self.invite_cseq = self.cseq + 1
-        self._in_dialog("INVITE", headers=[("Contact", self.peer.contact), ("Content-Type", "application/sdp")],
-                        body=sdp or offer_sdp(self.peer.rtp_address, version=2))
+        self.invite_branch = unique("z9hG4bK")  # an error response is ACKed in this transaction
+        body = offer_sdp(self.peer.rtp_address, version=2) if sdp is None else sdp
+        self._in_dialog("INVITE", headers=[("Contact", self.peer.contact),
+                                           *([("Content-Type", "application/sdp")] if body else [])], body=body,
+                        branch=self.invite_branch)
+
+    def update(self, sdp: bytes = b"") -> None:
+        """An UPDATE (RFC 3311) with an SDP offer, or without a body."""
+        self._in_dialog("UPDATE", headers=[("Contact", self.peer.contact),
+                                           *([("Content-Type", "application/sdp")] if sdp else [])], body=sdp)
 
     def notify_transfer(self, status_line: str) -> None:
         """NOTIFY the progress of a REFER the server sent us (RFC 3515 §2.4.4): a sipfrag status line."""
@@ -362,16 +373,29 @@ class IncomingCall:
     def bye(self) -> None:
         self._in_dialog("BYE")
 
-    def reinvite(self, direction: str) -> Response:
-        """Hold (sendonly) or resume (sendrecv) by re-INVITE; waits for the 2xx and ACKs it."""
-        self._in_dialog("INVITE", headers=[("Contact", self.peer.contact), ("Content-Type", "application/sdp")],
-                        body=offer_sdp(self.peer.rtp_address, direction=direction, version=self.cseq))
+    def reinvite(self, direction: str = "sendrecv", *, sdp: bytes | None = None, ack_sdp: bytes = b"",
+                 status: int = 200) -> Response:
+        """Hold (sendonly) or resume (sendrecv) by re-INVITE, or re-INVITE with `sdp` (b"": none);
+        waits for the final response (`status`) and ACKs a 2xx, with `ack_sdp` as the answer to an
+        offer in it."""
+        body = offer_sdp(self.peer.rtp_address, direction=direction, version=self.cseq + 1) if sdp is None else sdp
+        self._in_dialog("INVITE", headers=[("Contact", self.peer.contact),
+                                           *([("Content-Type", "application/sdp")] if body else [])], body=body)
         cseq = self.cseq
-        response = self.peer.expect_response(200, method="INVITE", call_id=self.call_id, timeout=1)
+        response = self.peer.expect_response(status, method="INVITE", call_id=self.call_id, timeout=1)
+        if status >= 300:
+            return response  # not ACKed: the server retransmits it until Timer H
         base = [("Via", self.peer.via()), ("Max-Forwards", "70"), ("From", self.from_value), ("To", self.to_value),
-                ("Call-ID", self.call_id), ("CSeq", f"{cseq} ACK")]
-        self.peer.send(build_request("ACK", self.remote_target or self.invite.uri, base), self.source)
+                ("Call-ID", self.call_id), ("CSeq", f"{cseq} ACK"),
+                *([("Content-Type", "application/sdp")] if ack_sdp else [])]
+        self.peer.send(build_request("ACK", self.remote_target or self.invite.uri, base, ack_sdp), self.source)
         return response
+
+    def update(self, sdp: bytes = b"") -> Response:
+        """An UPDATE (RFC 3311) with an SDP offer or without a body; waits for its final response."""
+        self._in_dialog("UPDATE", headers=[("Contact", self.peer.contact),
+                                           *([("Content-Type", "application/sdp")] if sdp else [])], body=sdp)
+        return self.peer.expect_response(None, method="UPDATE", call_id=self.call_id, timeout=1)
 
     def refer(self, target: str) -> None:
         """Blind transfer (RFC 3515) of the other party to `target` (a queue name or a number)."""

@@ -94,16 +94,18 @@ def test_check_request_rejects_lower_cseq_with_500():
     assert dialog.remote_cseq == 4711
 
 
-def test_check_request_accepts_higher_cseq_and_refreshes_target_on_reinvite():
+def test_check_request_accepts_higher_cseq_and_refreshes_target_on_reinvite_and_update():
     _, dialog = uas_dialog()
     dialog.check_request(in_dialog("INFO", 4712, contact="<sip:alice@198.51.100.3:5070>"))
     assert dialog.remote_cseq == 4712
     assert dialog.remote_target == "sip:alice@192.168.1.20:5062;ob"  # INFO is no target refresh
     dialog.check_request(in_dialog("INVITE", 4713, contact="<sip:alice@198.51.100.3:5070>"))
     assert dialog.remote_target == "sip:alice@198.51.100.3:5070"  # §12.2.2: re-INVITE refreshes it
+    dialog.check_request(in_dialog("UPDATE", 4713 + 1, contact="<sip:alice@198.51.100.4:5070>"))
+    assert dialog.remote_target == "sip:alice@198.51.100.4:5070"  # RFC 3311 §5.2: so does UPDATE
     dialog.check_request(in_dialog("ACK", 4713))
     dialog.check_request(in_dialog("CANCEL", 1))  # ACK and CANCEL are not ordered by the dialog
-    assert dialog.remote_cseq == 4713
+    assert dialog.remote_cseq == 4714
 
 
 def test_check_request_with_malformed_cseq_is_400():
