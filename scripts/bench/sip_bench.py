@@ -576,8 +576,8 @@ def run_rate(args, workdir: Path, run_index: int) -> dict:
             if not dirty:
                 clean = rate
     latency = None
-    if best is not None and not args.no_latency:
-        half = best / 2
+    if (best is not None or args.latency_rate) and not args.no_latency:
+        half = args.latency_rate or best / 2
         # A fresh server for the latency run (ours): the failed step may have left a backlog behind.
         with server_for(args, workdir) as own:
             target = own.target if own else args.target
@@ -859,6 +859,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=30.0, help="seconds of load per rate step")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="seconds of load for the latency run")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency run at half the best rate")
+    parser.add_argument("--latency-rate", type=float, default=None,
+                        help="rate for the latency run (default: half the best clean rate)")
     parser.add_argument("--concurrency", default="100,250,500,1000", help="values of N, comma-separated")
     parser.add_argument("--hold-seconds", type=int, default=60, help="how long each concurrent call lasts")
     parser.add_argument("--capture-seconds", type=float, default=20.0, help="RTP capture window after ramp-up")
