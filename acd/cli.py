@@ -7,13 +7,13 @@ import argparse
 import datetime as dt
 import gc
 import logging
-import logging.handlers
 import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from . import log_output
 from .config.loader import ConfigInvalid, load_config
 
 __all__ = ["main"]
@@ -164,13 +164,7 @@ def _check(root: Path) -> int:
 
 def _serve(root: Path, level: str, drain_seconds: float, clock_start: float | None = None,
            log_file: Path | None = None) -> int:
-    # The line format is read by conf/fail2ban/filter.d/acd-sip.conf: keep the two in step.
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.handlers.WatchedFileHandler(log_file, encoding="utf-8"))
-    logging.basicConfig(level=getattr(logging, level), handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_output.configure(level, log_file)  # the line format fail2ban reads; lines written in batches
     log = logging.getLogger("acd")
     # A stop asked for while we start is kept, and carried out as soon as the reactor runs.
     early_stops: list[str] = []

@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import acd.app  # noqa: E402
+from acd import log_output  # noqa: E402
 from acd.app import build_server  # noqa: E402
 from acd.config.loader import load_config  # noqa: E402
 from acd.media.prompts import PromptLibrary  # noqa: E402
@@ -326,15 +327,8 @@ def thread_cpu(thread: threading.Thread | None) -> float:
 
 
 def configure_logging(level: str, path: Path) -> logging.Handler:
-    """The log as `acd serve` writes it (acd/cli.py), into `path`."""
-    handler = logging.StreamHandler(open(path, "w", encoding="utf-8"))  # noqa: SIM115 - closed by the caller
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(getattr(logging, level))
-    return handler
+    """The log as `acd serve` writes it (acd/cli.py), into `path` instead of stderr."""
+    return log_output.configure(level, stream=open(path, "w", encoding="utf-8"))  # noqa: SIM115 - closed with it
 
 
 class Bench:
@@ -458,6 +452,7 @@ def one_run(args, run_index: int) -> dict:
             probe = Probe()
             gc.callbacks.append(probe.gc_callback)
             writer_before = thread_cpu(bench.writer)
+            main_before, process_before = time.thread_time(), time.process_time()
             profiler = None
             if args.profile:
                 import cProfile
@@ -472,7 +467,9 @@ def one_run(args, run_index: int) -> dict:
                 profiler.dump_stats(args.profile)
             gc.callbacks.remove(probe.gc_callback)
             bench.running.records.flush(timeout=60)
+            bench.log_handler.flush()
             writer = thread_cpu(bench.writer) - writer_before
+            main_thread, process = time.thread_time() - main_before, time.process_time() - process_before
             leaks = {"sessions": len(bench.running.calls.sessions),
                      "transactions": bench.running.sip.endpoint.transaction_count}
             log_lines = sum(1 for _ in open(Path(temp) / "server.log", encoding="utf-8"))
@@ -488,6 +485,8 @@ def one_run(args, run_index: int) -> dict:
             "failed": bench.failed, "reactor_us_per_call": round(reactor, 1),
             "phases_us_per_call": {phase: round(value, 1) for phase, value in per_call.items()},
             "writer_us_per_call": round(writer * 1e6 / calls, 1),
+            "other_threads_us_per_call": round((process - main_thread) * 1e6 / calls, 1),
+            "caller_us_per_call": round((main_thread - sum(probe.cpu.values())) * 1e6 / calls, 1),
             "wall_seconds": round(wall, 2), "slowest_step_ms": round(probe.slowest * 1000, 2),
             "steps_over_50ms": probe.slow_steps, "gc": pauses, "left_over": leaks,
             "log_lines_per_call": round(log_lines / (calls + args.warmup), 2)}
@@ -501,6 +500,7 @@ def summarize(runs: list[dict]) -> dict:
     return {"runs": len(runs), "reactor_us_per_call": median("reactor_us_per_call"),
             "phases_us_per_call": {phase: median("phases_us_per_call", phase) for phase in PHASES},
             "writer_us_per_call": median("writer_us_per_call"),
+            "other_threads_us_per_call": median("other_threads_us_per_call"),
             "slowest_step_ms": max(run["slowest_step_ms"] for run in runs),
             "steps_over_50ms": max(run["steps_over_50ms"] for run in runs)}
 
@@ -542,13 +542,14 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(result)
         phases = "  ".join(f"{phase} {value:.1f}" for phase, value in result["phases_us_per_call"].items())
         print(f"run {index + 1}: {result['reactor_us_per_call']:.1f} us/call on the reactor ({phases}); "
-              f"writer {result['writer_us_per_call']:.1f}; {result['answered']}/{result['calls']} answered, "
+              f"records writer {result['writer_us_per_call']:.1f}, all other threads "
+              f"{result['other_threads_us_per_call']:.1f}; {result['answered']}/{result['calls']} answered, "
               f"{result['failed']} failed; slowest step {result['slowest_step_ms']} ms; gc {result['gc']}",
               flush=True)
     summary = summarize(runs)
     print(f"median of {len(runs)}: {summary['reactor_us_per_call']} us of reactor CPU per call; "
           + ", ".join(f"{phase} {value}" for phase, value in summary["phases_us_per_call"].items())
-          + f"; records writer {summary['writer_us_per_call']}")
+          + f"; records writer {summary['writer_us_per_call']}, all other threads {summary['other_threads_us_per_call']}")
     if args.out:
         args.out.write_text(json.dumps({"code_version": code_version(), "python": platform.python_version(),
                                         "settings": {k: str(v) for k, v in vars(args).items()},
