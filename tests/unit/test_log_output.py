@@ -80,12 +80,12 @@ def test_configure_makes_the_root_logger_write_through_one_batched_handler(tmp_p
     try:
         handler = configure("WARNING", tmp_path / "logs" / "acd.log", stream=stream)
         assert root.handlers == [handler] and root.level == logging.WARNING
-        logging.getLogger("acd.test").warning("agent=%s locked", "1001")
-        logging.getLogger("acd.test").info("not at WARNING")
+        logging.getLogger("log_output_test").warning("agent=%s locked", "1001")
+        logging.getLogger("log_output_test").info("not at WARNING")
         handler.close()
         root.removeHandler(handler)
         for text in (stream.getvalue(), (tmp_path / "logs" / "acd.log").read_text()):
-            assert text.endswith(" WARNING acd.test agent=1001 locked\n") and "not at" not in text
+            assert text.endswith(" WARNING log_output_test agent=1001 locked\n") and "not at" not in text
     finally:
         for old in list(root.handlers):
             root.removeHandler(old)
