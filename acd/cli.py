@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import logging
 import os
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import log_output
+from .heap import settle_heap
 from .config.loader import ConfigInvalid, load_config
 
 __all__ = ["main"]
@@ -213,11 +213,7 @@ def _run_server(root: Path, config, drain_seconds: float, clock_start: float | N
         except Exception as error:  # binding failures: say which port and stop
             log.error("cannot start: %s", error)
             return 3
-        # Garbage-collector pauses were the long tail of call setup: move everything built at start-up
-        # out of the collector's view, and collect the young generation less often (every call makes
-        # a few hundred short-lived objects).
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        settle_heap()  # garbage-collector pauses were the long tail of call setup (acd/heap.py)
         reloader = ConfigReloader(root, running.live, config_applier(running, reactor), reactor,
                                   calls_in_progress=lambda: len(running.calls.sessions))
         reloader.watch()

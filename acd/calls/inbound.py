@@ -169,9 +169,22 @@ class InboundCalls:
         if self._over_unconfirmed_cap(event):
             return None
         holder: list[CallSession] = []
+        # The leg reaches its session through the call table, not by holding it: no reference cycle,
+        # so an ended call's objects are freed at once rather than by the garbage collector.
+        sessions = self.calls.sessions
+
+        def on_digit(digit: str) -> None:
+            session = sessions.get(call_id)
+            if session is not None:
+                session.on_digit(digit)
+
+        def on_playback_finished(playback_id: int) -> None:
+            session = sessions.get(call_id)
+            if session is not None:
+                session.on_playback_finished(playback_id)
+
         leg = self.media.new_leg(call_id=call_id, codec="PCMU", payload_type=0, telephone_event_pt=None,
-                                 on_digit=lambda digit: holder[0].on_digit(digit) if holder else None,
-                                 on_playback_finished=lambda pid: holder[0].on_playback_finished(pid) if holder else None)
+                                 on_digit=on_digit, on_playback_finished=on_playback_finished)
         local_port = self.media.open(leg)
         if local_port is None:
             rtp = self.config.config.rtp

@@ -419,6 +419,8 @@ class CallSession:
         if self.leg.transport is not None:
             self.leg.transport.stopListening()
         self._write_end(bye_status)
+        if self.ivr is not None:
+            self.ivr.release()  # no session <-> runner cycle: the call's objects go now, not at a GC
 
     def _close_recording(self) -> None:
         if self.recording is None:

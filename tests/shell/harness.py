@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -368,6 +369,12 @@ class ShellHarness:
         self.flush_records()
         self.reactor.triggers.clear()
         self.running.records.close()
+
+    def call_objects(self, call_id: str) -> list:
+        """Weak references to a live call's session and its IVR runner (`calls.sessions`), to check
+        they are freed when the call ends."""
+        session = self.running.calls.sessions[call_id]
+        return [weakref.ref(session), weakref.ref(session.ivr)]
 
     def leaks(self) -> dict[str, int]:
         """Per-call state still held by the shell; all zero once every call and offer has ended.
