@@ -127,7 +127,7 @@ class InboundCalls:
                                       srtp=trunk.srtp)
         if session is not None:
             log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s media=%s", call_id,
-                     NameAddr.parse(request.headers.get("From", "")).uri, dialled, trunk.name, host, port, route.source,
+                     session.dialog.remote_uri, dialled, trunk.name, host, port, route.source,  # the From URI
                      "srtp" if session.negotiated.srtp else "rtp")
             session.start(route.answer_after_seconds)
 

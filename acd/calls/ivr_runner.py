@@ -12,6 +12,7 @@ import logging
 import time
 import wave
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import threads
@@ -83,12 +84,17 @@ class IvrRunner:
         self.reactor = services.reactor
         config = services.config.config
         self.lookups = config.lookups
-        self.recordings_dir = config.data_dir / "recordings"
+        self._data_dir = config.data_dir
         self.choices: list[str] = []
         self._timer = None
         self._listen = None
         self._recording = None
         self._masked = False
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where the flow's recordings go (the data directory of the config the call started with)."""
+        return self._data_dir / "recordings"
 
     @property
     def _active(self) -> bool:
