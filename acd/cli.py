@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import logging
-import logging.handlers
 import os
 import signal
 import sys
@@ -15,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .config.admission import capacity_warnings
+from . import log_output
+from .heap import settle_heap
 from .config.loader import ConfigInvalid, load_config
 
 __all__ = ["main"]
@@ -167,13 +167,7 @@ def _check(root: Path) -> int:
 
 def _serve(root: Path, level: str, drain_seconds: float, clock_start: float | None = None,
            log_file: Path | None = None) -> int:
-    # The line format is read by conf/fail2ban/filter.d/acd-sip.conf: keep the two in step.
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.handlers.WatchedFileHandler(log_file, encoding="utf-8"))
-    logging.basicConfig(level=getattr(logging, level), handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_output.configure(level, log_file)  # the line format fail2ban reads; lines written in batches
     log = logging.getLogger("acd")
     # A stop asked for while we start is kept, and carried out as soon as the reactor runs.
     early_stops: list[str] = []
@@ -226,11 +220,7 @@ def _run_server(root: Path, config, drain_seconds: float, clock_start: float | N
         except Exception as error:  # binding failures: say which port and stop
             log.error("cannot start: %s", error)
             return 3
-        # Garbage-collector pauses were the long tail of call setup: move everything built at start-up
-        # out of the collector's view, and collect the young generation less often (every call makes
-        # a few hundred short-lived objects).
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        settle_heap()  # garbage-collector pauses were the long tail of call setup (acd/heap.py)
         reloader = ConfigReloader(root, running.live, config_applier(running, reactor), reactor,
                                   calls_in_progress=lambda: len(running.calls.sessions))
         reloader.watch()

@@ -136,7 +136,7 @@ class InboundCalls:
                                       srtp=trunk.srtp)
         if session is not None:
             log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s media=%s", call_id,
-                     NameAddr.parse(request.headers.get("From", "")).uri, dialled, trunk.name, host, port, route.source,
+                     session.dialog.remote_uri, dialled, trunk.name, host, port, route.source,  # the From URI
                      "srtp" if session.negotiated.srtp else "rtp")
             session.start(route.answer_after_seconds)
 
@@ -178,9 +178,22 @@ class InboundCalls:
         if self._over_unconfirmed_cap(event):
             return None
         holder: list[CallSession] = []
+        # The leg reaches its session through the call table, not by holding it: no reference cycle,
+        # so an ended call's objects are freed at once rather than by the garbage collector.
+        sessions = self.calls.sessions
+
+        def on_digit(digit: str) -> None:
+            session = sessions.get(call_id)
+            if session is not None:
+                session.on_digit(digit)
+
+        def on_playback_finished(playback_id: int) -> None:
+            session = sessions.get(call_id)
+            if session is not None:
+                session.on_playback_finished(playback_id)
+
         leg = self.media.new_leg(call_id=call_id, codec="PCMU", payload_type=0, telephone_event_pt=None,
-                                 on_digit=lambda digit: holder[0].on_digit(digit) if holder else None,
-                                 on_playback_finished=lambda pid: holder[0].on_playback_finished(pid) if holder else None)
+                                 on_digit=on_digit, on_playback_finished=on_playback_finished)
         local_port = self.media.open(leg)
         if local_port is None:
             self._no_rtp_port(event)

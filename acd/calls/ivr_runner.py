@@ -12,6 +12,7 @@ import logging
 import time
 import wave
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import threads
@@ -76,13 +77,14 @@ class IvrRunner:
     """The IVR half of a CallSession."""
 
     def __init__(self, session: "CallSession", flow_run: FlowRun, services: IvrServices) -> None:
-        self.session = session
+        self.session: "CallSession | None" = session
+        self.call_id = session.call_id  # for logs, also after `release`
         self.flow_run = flow_run
         self.services = services
         self.reactor = services.reactor
         config = services.config.config
         self.lookups = config.lookups
-        self.recordings_dir = config.data_dir / "recordings"
+        self._data_dir = config.data_dir
         self.choices: list[str] = []
         self._timer = None
         self._listen = None
@@ -90,9 +92,22 @@ class IvrRunner:
         self._masked = False
 
     @property
-    def call_id(self) -> str:
-        """The call's id, for logs."""
-        return self.session.call_id
+    def recordings_dir(self) -> Path:
+        """Where the flow's recordings go (the data directory of the config the call started with)."""
+        return self._data_dir / "recordings"
+
+    @property
+    def _active(self) -> bool:
+        """The call is up (False once it ended, and after `release`)."""
+        return self.session is not None and self.session.active
+
+    def release(self) -> None:
+        """The call is over and written (`stop` came first): let go of the session. The session holds
+        this runner, so keeping it would make a reference cycle, and every object of the call would
+        wait for the garbage collector (the long GC pauses of issue 16) instead of going at once.
+        A look-up or timer answering later finds the call inactive, as before; events fed after this
+        are ignored."""
+        self.session = None
 
     def start(self) -> None:
         """Enter the flow."""
@@ -123,7 +138,7 @@ class IvrRunner:
                 self.flow_run.context.set("customer", customer.context())
                 log.info("call=%s caller %s is customer %s (tier %s) lookup_ms=%.0f", self.call_id, caller,
                          customer.id, customer.tier, (self.reactor.seconds() - started) * 1000)
-            if self.session.active and not self.flow_run.finished:
+            if self._active and not self.flow_run.finished:
                 self._crm_then_start()
 
         def failed(failure) -> None:
@@ -139,7 +154,9 @@ class IvrRunner:
         deferred.addCallbacks(begin, failed)
 
     def feed(self, event) -> None:
-        """Give the interpreter one event and carry out what it answers."""
+        """Give the interpreter one event and carry out what it answers (nothing after `release`)."""
+        if self.session is None:
+            return
         self.carry_out(self.flow_run.handle(event, self.reactor.seconds()))
 
     def stop(self) -> None:
@@ -220,7 +237,7 @@ class IvrRunner:
         def begin(record) -> None:
             if record:
                 context.set("crm", record)
-            if self.session.active and not self.flow_run.finished:
+            if self._active and not self.flow_run.finished:
                 self._incidents_then_start()
 
         crm.lookup({"caller_id": context.get("caller_id"), "dialled": context.get("dialled"),
@@ -238,14 +255,14 @@ class IvrRunner:
         self.session.play_banner(tuple(p for i in matching for p in i.prompts), then=self.start)
 
     def _enqueue(self, action: EnqueueCall) -> None:
-        if not self.flow_run.finished and self.session.active:
+        if not self.flow_run.finished and self._active:
             self.services.enqueue(self.session, action)
 
     def _later(self, event) -> None:
         self.reactor.callLater(0, self._deliver, event)
 
     def _deliver(self, event) -> None:
-        if not self.flow_run.finished and self.session.active:
+        if not self.flow_run.finished and self._active:
             self.feed(event)
 
     def _rearm(self) -> None:
@@ -253,12 +270,12 @@ class IvrRunner:
             self._timer.cancel()
         self._timer = None
         deadline = self.flow_run.next_deadline()
-        if deadline is not None and self.session.active:
+        if deadline is not None and self._active:
             self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self.session.active:
+        if self._active:
             self.carry_out(self.flow_run.handle_timers(self.reactor.seconds()))
 
     # ---- look-ups ----------------------------------------------------------------------------

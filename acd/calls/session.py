@@ -529,6 +529,8 @@ class CallSession:
         self._close_recording()
         self.media.release(self.leg)
         self._write_end(bye_status)
+        if self.ivr is not None:
+            self.ivr.release()  # no session <-> runner cycle: the call's objects go now, not at a GC
 
     def _close_recording(self) -> None:
         if self.recording is None:

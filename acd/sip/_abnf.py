@@ -26,6 +26,8 @@ STATUS_LINE = re.compile(r"^(?i:SIP)/([0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?$")
 
 # message-header = field-name HCOLON field-value; HCOLON = *( SP / HTAB ) ":" SWS          (§25.1, §7.3.1)
 HEADER_NAME = re.compile(rf"^({TOKEN})[ \t]*:[ \t]*(.*)$")
+# field-name = token (with `fullmatch`: what message.parse_message checks before the colon)
+TOKEN_ONLY = re.compile(TOKEN)
 
 # via-parm = sent-protocol LWS sent-by *( SEMI via-params )                               (§25.1)
 # sent-protocol = protocol-name SLASH protocol-version SLASH transport

@@ -81,7 +81,7 @@ class SipEndpoint:
         self._new_branch = branch_factory
         self._transactions: dict[tuple, Transaction] = {}
         self._accepted_invites: dict[tuple[str, int], ServerInviteTransaction] = {}
-        self._requests: dict[tuple, Request] = {}
+        self._requests: dict[tuple, Request] = {}  # server transactions' requests, until their final response
         self._deadlines: list[tuple[float, int, tuple]] = []
         self._sequence = itertools.count()
         self._events: deque[Event] = deque()
@@ -137,6 +137,7 @@ class SipEndpoint:
             transaction: Transaction = ServerInviteTransaction(key, reliable, self.timers, source, transport)
         else:
             transaction = ServerNonInviteTransaction(key, method, reliable, self.timers, source, transport)
+        transaction.call_id, transaction.cseq_number = request.call_id, cseq.number
         self._transactions[key] = transaction
         self._requests[key] = request
         if method == "CANCEL":
@@ -246,8 +247,11 @@ class SipEndpoint:
         gets its own single answer (no amplification towards a spoofed source)."""
         transaction = self._transactions.get(transaction_id)
         request = self._requests.get(transaction_id)
-        if transaction is None or request is None:
+        if transaction is None:
             raise LocalProtocolError(f"no server transaction {transaction_id!r} to respond on")
+        if request is None:
+            raise LocalProtocolError(f"{transaction.role} {transaction_id!r} already sent its final response "
+                                     f"{transaction.last_status}")
         response = make_response(request, status, reason, to_tag=to_tag, extra_headers=headers, body=body,
                                  content_type=content_type)
         data = bytes(response)
@@ -259,9 +263,12 @@ class SipEndpoint:
             del self._requests[transaction_id]
             return
         self._send_all(transaction.send_response(status, data, now), transaction)  # type: ignore[attr-defined]
-        if isinstance(transaction, ServerInviteTransaction) and 200 <= status < 300:
-            cseq = CSeq.parse(request.headers.get("CSeq", ""))
-            self._accepted_invites[(request.call_id, cseq.number)] = transaction
+        if status >= 200:
+            # Final: the transaction only resends these bytes now. Dropping the request keeps nothing
+            # of it for the 32 s of Timer J/L but the transaction (fewer objects for the GC to scan).
+            del self._requests[transaction_id]
+            if isinstance(transaction, ServerInviteTransaction) and status < 300:
+                self._accepted_invites[(transaction.call_id, transaction.cseq_number)] = transaction
         self._schedule(transaction)
 
     def send_request(self, request: Request, destination: Address, transport: str, now: float) -> tuple:
@@ -292,8 +299,8 @@ class SipEndpoint:
         else:
             transaction = ClientNonInviteTransaction(key, request.method, data, reliable, self.timers,
                                                      destination, transport, now)
+        transaction.call_id = request.call_id
         self._transactions[key] = transaction
-        self._requests[key] = request
         self._outbox.append(Datagram(data, destination, transport))
         self._schedule(transaction)
         invite = self._transactions.get((branch, "INVITE")) if request.method == "CANCEL" else None
@@ -356,14 +363,13 @@ class SipEndpoint:
 
     def _forget(self, transaction: Transaction) -> None:
         self._transactions.pop(transaction.key, None)
-        request = self._requests.pop(transaction.key, None)
+        self._requests.pop(transaction.key, None)
         if transaction.timed_out:
             reason = "no-ack" if isinstance(transaction, ServerInviteTransaction) else "no-response"
             self._events.append(TransactionTimedOut(transaction_id=transaction.key, method=transaction.method,
-                                                    call_id=request.call_id if request else "", reason=reason))
-        if isinstance(transaction, ServerInviteTransaction) and request is not None:
-            cseq_value = request.headers.get("CSeq", "0 INVITE") or "0 INVITE"
-            self._accepted_invites.pop((request.call_id, int(cseq_value.split()[0])), None)
+                                                    call_id=transaction.call_id, reason=reason))
+        if isinstance(transaction, ServerInviteTransaction):
+            self._accepted_invites.pop((transaction.call_id, transaction.cseq_number), None)
 
     def _send_all(self, datagrams: list[bytes], transaction: Transaction) -> None:
         for data in datagrams:

@@ -43,6 +43,8 @@ _CANONICAL = {
         "Min-SE", "RSeq", "RAck", "MIME-Version", "SIP-ETag", "SIP-If-Match",
     )
 }
+# Names that `canonical_name` gives for every spelling of them (so stored headers carry exactly these).
+_KNOWN_NAMES = frozenset(_CANONICAL.values()) | frozenset(COMPACT_FORMS.values())
 # Headers whose value is a comma-separated list (RFC 3261 §7.3.1 allows combining them).
 LIST_HEADERS = frozenset(
     {"Via", "Route", "Record-Route", "Contact", "Allow", "Supported", "Require", "Proxy-Require",
@@ -50,13 +52,33 @@ LIST_HEADERS = frozenset(
 )
 
 
-def canonical_name(name: str) -> str:
-    """The canonical long form of a known header name (compact forms expanded, case fixed); other
-    names keep the spelling they were written with (lookups ignore case anyway)."""
+def _canonical_name(name: str) -> str:
     lower = name.lower()
     if len(lower) == 1 and lower in COMPACT_FORMS:
         return COMPACT_FORMS[lower]
     return _CANONICAL.get(lower, name)
+
+
+# Spellings seen → canonical name: every header of every message and every lookup asks (a dict hit
+# instead of lower() and two look-ups). Bounded: peers choose header names, so past the bound the
+# name is worked out each time instead of remembered.
+_CANONICAL_BY_SPELLING: dict[str, str] = {}
+MAX_REMEMBERED_SPELLINGS = 2048
+
+
+# Field names parse_message found to be tokens → their canonical names (bounded like the above).
+_FIELD_NAMES: dict[str, str] = {}
+
+
+def canonical_name(name: str) -> str:
+    """The canonical long form of a known header name (compact forms expanded, case fixed); other
+    names keep the spelling they were written with (lookups ignore case anyway)."""
+    canonical = _CANONICAL_BY_SPELLING.get(name)
+    if canonical is None:
+        canonical = _canonical_name(name)
+        if len(_CANONICAL_BY_SPELLING) < MAX_REMEMBERED_SPELLINGS:
+            _CANONICAL_BY_SPELLING[name] = canonical
+    return canonical
 
 
 def split_list_value(value: str) -> list[str]:
@@ -104,7 +126,7 @@ class Headers:
         for n, v in self._items:
             if n == name:
                 return v
-        if name.lower() not in _CANONICAL:
+        if name not in _KNOWN_NAMES:  # a known name is stored under its canonical spelling only
             wanted = name.lower()
             for n, v in self._items:
                 if n.lower() == wanted:
@@ -114,8 +136,16 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """Every value of a header, list headers split into their elements."""
         name = canonical_name(name)
-        wanted = name.lower()
         values: list[str] = []
+        if name in _KNOWN_NAMES:  # stored under its canonical spelling only
+            for n, v in self._items:
+                if n == name:
+                    if name in LIST_HEADERS:
+                        values.extend(split_list_value(v))
+                    else:
+                        values.append(v)
+            return values
+        wanted = name.lower()
         for n, v in self._items:
             if n == name or n.lower() == wanted:
                 if name in LIST_HEADERS:
@@ -246,10 +276,20 @@ def parse_message(data: bytes) -> Request | Response:
             name, value = items[-1]
             items[-1] = (name, f"{value} {line.strip()}".strip())
             continue
-        match = _abnf.HEADER_NAME.match(line)
-        if match is None:
+        # message-header = field-name HCOLON field-value (`_abnf.HEADER_NAME`), without a regex per
+        # line: the name is what comes before the first colon, less trailing SP/HTAB, if a token.
+        spelled, colon, value = line.partition(":")
+        spelled = spelled.rstrip(" \t")
+        name = _FIELD_NAMES.get(spelled)
+        if name is None:
+            if not colon or _abnf.TOKEN_ONLY.fullmatch(spelled) is None:
+                raise RemoteProtocolError(f"malformed header line {line[:60]!r}")
+            name = canonical_name(spelled)
+            if len(_FIELD_NAMES) < MAX_REMEMBERED_SPELLINGS:
+                _FIELD_NAMES[spelled] = name
+        elif not colon:
             raise RemoteProtocolError(f"malformed header line {line[:60]!r}")
-        items.append((canonical_name(match.group(1)), match.group(2).strip()))
+        items.append((name, value.strip()))
         if len(items) > MAX_HEADERS:
             raise RemoteProtocolError(f"more than {MAX_HEADERS} headers")
     body = data[head_end + separator_length:]

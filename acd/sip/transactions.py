@@ -109,6 +109,8 @@ class Transaction:
         self.deadlines: dict[str, float] = {}
         self.timed_out = False
         self.last_status = 0
+        self.call_id = ""  # of the request (set by the endpoint): for TransactionTimedOut
+        self.cseq_number = 0
 
     def _step(self, event: str, local: bool) -> bool:
         """Apply one input; return False if it is illegal here (peer input is then absorbed)."""

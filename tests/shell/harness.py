@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -386,6 +387,12 @@ class ShellHarness:
             return len(self.running.media.clock.legs)
         return self.running.media.legs_in_use() + sum(len(pipe.media.legs) + len(pipe.media.clock.legs)
                                                       for pipe in self.media_workers.pipes if not pipe.closed)
+
+    def call_objects(self, call_id: str) -> list:
+        """Weak references to a live call's session and its IVR runner (`calls.sessions`), to check
+        they are freed when the call ends."""
+        session = self.running.calls.sessions[call_id]
+        return [weakref.ref(session), weakref.ref(session.ivr)]
 
     def leaks(self) -> dict[str, int]:
         """Per-call state still held by the shell; all zero once every call and offer has ended.

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from acd.log_output import LineFormatter
 from acd.registrar.auth_log import FAILURE_REASONS, failure_line, retry_line
 
 REPO = Path(__file__).resolve().parents[2]
 FILTER = REPO / "conf" / "fail2ban" / "filter.d" / "acd-sip.conf"
 JAIL = REPO / "conf" / "fail2ban" / "jail.d" / "acd-sip.conf"
-# `acd serve`'s format (acd/cli.py); the record's time is fixed so the lines are reproducible.
-FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+# `acd serve`'s format (acd/log_output.py); the record's time is fixed so the lines are reproducible.
+FORMAT = LineFormatter()
 
 needs_fail2ban = pytest.mark.skipif(shutil.which("fail2ban-regex") is None,
                                     reason="fail2ban-regex (Debian package fail2ban) is installed by scripts/setup")
