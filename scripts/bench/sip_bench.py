@@ -487,7 +487,7 @@ def setup_latencies(pcap: Path, sip_port: int) -> list[float]:
     completed = subprocess.run(["tshark", "-r", str(pcap), "-d", f"udp.port=={sip_port},sip", "-Y", "sip",
                                 "-T", "fields", "-E", "separator=\t", "-e", "frame.time_epoch", "-e", "sip.Call-ID",
                                 "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "sip.CSeq.method"],
-                               capture_output=True, text=True, timeout=120)
+                               capture_output=True, text=True, timeout=900)  # 21,000 calls of SIP at 700/s take tshark minutes
     invites: dict[str, float] = {}
     answers: dict[str, float] = {}
     for line in completed.stdout.splitlines():
