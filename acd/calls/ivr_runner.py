@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -28,6 +28,7 @@ from ..ivr.interpreter import FlowRun
 from ..context.sources import apply_lookup_result, directory_lookup
 from ..media.g711 import alaw_decode, ulaw_decode
 from ..media.silence import QuietTimer
+from .caller_lookups import CallerLookups
 from .leg_states import EndReason
 from .ports import ConfigSource
 
@@ -55,6 +56,11 @@ class IvrServices:
     recognizers: Any
     directory: Any
     enqueue: Callable[["CallSession", EnqueueCall], None]
+    caller_lookups: CallerLookups | None = field(init=False, default=None)  # the directory's, batched
+
+    def __post_init__(self) -> None:
+        if self.directory is not None:
+            object.__setattr__(self, "caller_lookups", CallerLookups(self.reactor, self.directory))
 
     def new_context(self, *, caller: str, caller_name: str | None, dialled: str, trunk: str,
                     call_id: str) -> CallContext:
@@ -149,9 +155,7 @@ class IvrRunner:
         timer = self.reactor.callLater(CALLER_LOOKUP_TIMEOUT_SECONDS, lambda: (
             log.warning("call=%s customer look-up slower than %.1fs; going on without it", self.call_id,
                         CALLER_LOOKUP_TIMEOUT_SECONDS), begin(None)))
-        deferred = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), directory.find_by_phone,
-                                             caller)
-        deferred.addCallbacks(begin, failed)
+        self.services.caller_lookups.find_by_phone(caller).addCallbacks(begin, failed)
 
     def feed(self, event) -> None:
         """Give the interpreter one event and carry out what it answers (nothing after `release`)."""
