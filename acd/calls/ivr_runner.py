@@ -177,7 +177,16 @@ class IvrRunner:
         """Do each action in order, then re-arm the interpreter's timer."""
         session = self.session
         for action in actions:
-            if isinstance(action, PlayPrompts):
+            # Most frequent first (StepEntered and FlowEvent come with nearly every step).
+            if isinstance(action, StepEntered):
+                log.debug("call=%s flow=%s step=%s", self.call_id, action.flow, action.step)
+                self.services.metrics.ivr_steps.labels(action.flow, action.step).inc()
+                session.records.ivr_step(self.call_id, flow=action.flow, step=action.step,
+                                                at=self.reactor.seconds())
+            elif isinstance(action, FlowEvent):
+                log.info("call=%s event=%s flow=%s step=%s", self.call_id, action.name, action.flow, action.step)
+                self.services.metrics.ivr_events.labels(action.flow, action.name).inc()
+            elif isinstance(action, PlayPrompts):
                 session.play(action.prompts, action.playback_id)
             elif isinstance(action, StopPlayback):
                 session.leg.stop()
@@ -210,14 +219,6 @@ class IvrRunner:
                 self._start_recording(action)
             elif isinstance(action, StopRecording):
                 self._finish_recording("caller pressed #")
-            elif isinstance(action, StepEntered):
-                log.debug("call=%s flow=%s step=%s", self.call_id, action.flow, action.step)
-                self.services.metrics.ivr_steps.labels(action.flow, action.step).inc()
-                session.records.ivr_step(self.call_id, flow=action.flow, step=action.step,
-                                                at=self.reactor.seconds())
-            elif isinstance(action, FlowEvent):
-                log.info("call=%s event=%s flow=%s step=%s", self.call_id, action.name, action.flow, action.step)
-                self.services.metrics.ivr_events.labels(action.flow, action.name).inc()
             elif isinstance(action, HangUp):
                 session.hang_up(EndReason.FLOW_COMPLETED if action.completed else EndReason.FLOW_FAILED,
                                 action.reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -137,13 +138,22 @@ class Trunk:
 
     def allows(self, host: str, port: int) -> bool:
         """True if a request from host:port comes from this trunk."""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
+        address = _ip_address(host)
+        if address is None:
             return False
         if self.port is not None and port != self.port:
             return False
         return any(address in network for network in self.sources)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`host` read as an IP address (None if it is none), remembered: every INVITE asks for its
+    source, and ipaddress takes ~3 µs to read one."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
