@@ -6,26 +6,20 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from acd.media.g711 import rms_pcm16, ulaw_decode
 
 from .harness import RtpSink, free_port, rtp_base, run_sipp, sipp_available, start_server, start_sipp, wait_until
+from .test_flood import server_pids
 
 pytestmark = pytest.mark.skipif(not sipp_available(), reason="sipp not installed")
 
 
 def media_workers(pid: int) -> list[int]:
     """The server's children: its media worker processes."""
-    children: list[int] = []
-    for path in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            children += [int(child) for child in path.read_text().split()]
-        except OSError:
-            continue
-    return sorted(set(children))
+    return server_pids(pid)[1:]
 
 
 def alive(pid: int) -> bool:
