@@ -119,6 +119,9 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
         (root / relative).write_text(text)
 
 
+LOG_FLUSH_WAIT_SECONDS = 0.25  # acd.log_output.FLUSH_INTERVAL_SECONDS and a margin
+
+
 @dataclass
 class AcdServer:
     """A running `acd serve` subprocess and its log."""
@@ -135,7 +138,14 @@ class AcdServer:
         return f"{LOOPBACK}:{self.sip_port}"
 
     def log(self) -> str:
-        """Everything the server logged so far."""
+        """Everything the server logged so far. `acd serve` writes its lines in batches every 0.1 s
+        (acd/log_output.py): while it runs, this waits that long first, so a line for what just
+        happened is there."""
+        if self.process.poll() is None:
+            time.sleep(LOG_FLUSH_WAIT_SECONDS)
+        return self._read_log()
+
+    def _read_log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, pattern: str, timeout: float = 10.0, count: int = 1) -> re.Match:
@@ -144,7 +154,7 @@ class AcdServer:
         regex = re.compile(pattern)
 
         def found() -> re.Match | None:
-            matches = list(regex.finditer(self.log()))
+            matches = list(regex.finditer(self._read_log()))
             return matches[count - 1] if len(matches) >= count else None
 
         times = f" {count} times" if count > 1 else ""

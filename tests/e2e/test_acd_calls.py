@@ -142,8 +142,8 @@ def test_callers_reach_sipp_agents_and_every_call_is_recorded(acd_root):
     finally:
         if sipp_agents:
             sipp_agents.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     connected = re.findall(r"call=(\S+) connected to agent=(\S+)", log)
     assert len(connected) == 6, log[-3000:]
     assert {agent for _, agent in connected} <= set(agents)
@@ -171,8 +171,8 @@ def test_load_200_callers_over_60_seconds_against_20_agents(acd_root):
     finally:
         if sipp_agents:
             sipp_agents.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     results["callers"].assert_ok(server)
     assert results["abandoners"] == 0, "every abandoning caller's scenario completed"
     invited = set(re.findall(r"call=(\S+) INVITE from=sip:555", log))
@@ -207,8 +207,8 @@ def test_queue_positions_are_announced_as_the_queue_moves_and_abandoners_leave_i
     finally:
         if sipp_agents:
             sipp_agents.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     callers = re.findall(r"call=(\S+) INVITE from=sip:555", log)
     patient_calls, abandoner_call = callers[:3], callers[3]
     last = patient_calls[-1]
@@ -239,8 +239,8 @@ def test_ring_no_answer_goes_to_the_next_agent_and_pauses_the_first(acd_root):
         for group in (silent, answering):
             if group:
                 group.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
     assert re.search(rf"call={re.escape(call)} offer to agent=2301", log)
     assert re.search(rf"call={re.escape(call)} offer to agent=2301 withdrawn: ring-no-answer|"
@@ -263,8 +263,8 @@ def test_caller_who_hangs_up_while_the_agent_rings_cancels_the_offer(acd_root):
     finally:
         if silent:
             silent.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
     assert re.search(rf"call={re.escape(call)} ended reason='caller hung up'", log)
     assert re.search(rf"call={re.escape(call)} agent=2401 leg ended: caller-abandoned", log), log[-2000:]
@@ -285,8 +285,8 @@ def test_agent_hold_plays_music_to_the_caller_then_resumes(acd_root):
     finally:
         if agents:
             agents.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
     hold = re.search(rf"(\S+ \S+) INFO acd.call call={re.escape(call)} on hold \(music\)", log)
     resume = re.search(rf"(\S+ \S+) INFO acd.call call={re.escape(call)} off hold \(talking again\)", log)
@@ -318,8 +318,8 @@ def test_agent_blind_transfer_to_a_queue_or_a_number(acd_root, target, expect):
         for group in (first, second):
             if group:
                 group.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     call = re.findall(r"call=(\S+) INVITE from=sip:555", log)[0]
     assert re.search(rf"call={re.escape(call)} connected to agent=2701", log)
     assert re.search(expect.format(call=re.escape(call)), log), log[-2500:]
@@ -389,8 +389,8 @@ def test_caller_answers_the_survey_when_the_agent_hangs_up_first(acd_root):
     finally:
         if agents:
             agents.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     assert re.search(rf"call={re.escape(call)} agent=3001 hung up first: survey survey", log)
     assert re.search(rf"call={re.escape(call)} collect=q1 into=q1 digits=4 length=1", log), log[-3000:]
     assert re.search(rf"call={re.escape(call)} collect=q2 into=q2 digits=5 length=1", log)

@@ -65,8 +65,8 @@ def test_known_vip_caller_jumps_ahead_of_earlier_normal_callers(tmp_path):
                 caller.kill()
         if agents:
             agents.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     assert "customer C1001 tier=vip priority=5" in log
     assert connected_order(log, ["5559100", "5559101", "5559102", "5550100"]) == \
         ["5559100", "5550100", "5559101", "5559102"]
@@ -89,8 +89,8 @@ def test_returning_customer_reaches_their_last_agent(tmp_path):
         for group in (first, second):
             if group:
                 group.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     assert "customer C1003 tier=gold priority=3 preferred_agent=1001" in log
     assert re.search(r"connected to agent=1001", log) and not re.search(r"connected to agent=3701", log)
 
@@ -130,8 +130,8 @@ steps:
         stream.close()
         if agents:
             agents.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     customer = offer["context"]["customer"]
     assert customer["id"] == "C1001" and customer["name"] == "Eleanor Whitfield" and customer["verified"] is True
     assert offer["context"]["verified"] is True and offer["context"]["pin"] == "****"

@@ -139,6 +139,6 @@ def test_saved_edits_apply_to_the_next_call(tmp_path):
             waiting.wait(timeout=5)
         if sipp_agents:
             sipp_agents.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     assert "Traceback" not in log and "not configured" not in log

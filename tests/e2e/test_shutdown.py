@@ -128,8 +128,8 @@ def test_sigterm_drains_then_ends_every_leg_properly_and_records_it(tmp_path):
         kill(callers)
         for sipp_agents in agents:
             sipp_agents.stop()
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     assert sorted(records(server)) == sorted([("3001", "shutdown", "server shutdown"),
                                               ("3000", "shutdown", "server shutdown"),
                                               ("3000", "shutdown", "server shutdown"),
@@ -171,8 +171,8 @@ def test_acd_stop_then_a_second_sigterm_ends_a_long_drain_at_once(tmp_path):
         out, err = stopper.communicate(timeout=MARGIN_SECONDS)
     finally:
         kill([p for p in (caller, stopper) if p is not None])
+        server.stop()  # the log is complete once the server exited (lines are written in batches)
         log = server.log()
-        server.stop()
     assert stopper.returncode == 0, (out, err)
     assert f"the server (pid {server.process.pid}) stopped after" in out
     assert records(server) == [("3998", "shutdown", "server shutdown")], log[-3000:]
