@@ -109,15 +109,21 @@ class BatchedLineHandler(logging.Handler):
             self._wake.set()
 
     def flush(self) -> None:
-        """Write every buffered line now (in the order logged)."""
-        with self._write_lock:
-            self.acquire()
-            try:
-                lines, self._lines = self._lines, []
-            finally:
-                self.release()
+        """Write every buffered line now (in the order logged). Locks are taken in one order, the
+        handler's then the writer's: `logging.shutdown` calls this holding the handler's lock, and the
+        writer thread taking them the other way round hung the exit (seen: `acd serve` refusing to start
+        did not exit)."""
+        self.acquire()
+        try:
+            lines, self._lines = self._lines, []
+            self._write_lock.acquire()  # the next flush waits for this write: lines stay in order
+        finally:
+            self.release()
+        try:
             if lines:
                 self._write("".join(lines))
+        finally:
+            self._write_lock.release()
 
     def _write(self, text: str) -> None:
         for target in self.targets:
