@@ -23,7 +23,6 @@ import collections
 import logging
 import os
 import random
-import secrets
 import sys
 import zlib
 from pathlib import Path
@@ -33,7 +32,7 @@ from twisted.internet import protocol
 
 from ..media import worker_wire as wire
 from ..media.prompts import PromptLibrary
-from ..media.sdes import KEY_SALT_BYTES
+from .media_ports import MediaPorts
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -493,9 +492,10 @@ class RemoteMediaPorts:
         """Stop pacing `leg`."""
         leg._send((wire.PAUSE, leg.leg_id))
 
-    def encoded(self, prompt: str, codec: str) -> bytes:
-        """A prompt's audio in `codec` (KeyError when no such prompt)."""
-        return self.prompts.encoded(prompt, codec)
+    # The same as in-process: prompts from the library, keys and session ids made here.
+    encoded = MediaPorts.encoded
+    new_srtp_key = MediaPorts.new_srtp_key
+    session_id = MediaPorts.session_id
 
     def blob_on(self, worker: _Worker, audio: bytes) -> int:
         """The id `worker` knows `audio` by, sending it there first if it does not have it yet."""
@@ -518,14 +518,6 @@ class RemoteMediaPorts:
             worker.blobs.add(blob_id)
             worker.send((wire.BLOB, blob_id, audio))
         return blob_id
-
-    def new_srtp_key(self) -> bytes:
-        """A fresh SRTP master key||salt for one leg (RFC 4568 §6.1: never reused across sessions)."""
-        return secrets.token_bytes(KEY_SALT_BYTES)
-
-    def session_id(self) -> int:
-        """A fresh SDP session id (RFC 4566 §5.2)."""
-        return self.rng.getrandbits(31)
 
     def legs_in_use(self) -> int:
         """Legs the shell holds (opened, not released), on every worker."""
