@@ -182,7 +182,7 @@ class IvrRunner:
                 log.debug("call=%s flow=%s step=%s", self.call_id, action.flow, action.step)
                 self.services.metrics.ivr_steps.labels(action.flow, action.step).inc()
                 session.records.ivr_step(self.call_id, flow=action.flow, step=action.step,
-                                                at=self.reactor.seconds())
+                                         at=self.reactor.seconds())
             elif isinstance(action, FlowEvent):
                 log.info("call=%s event=%s flow=%s step=%s", self.call_id, action.name, action.flow, action.step)
                 self.services.metrics.ivr_events.labels(action.flow, action.name).inc()

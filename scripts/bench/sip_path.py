@@ -52,7 +52,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import acd.app  # noqa: E402
-from acd import log_output  # noqa: E402
+try:
+    from acd import log_output  # noqa: E402
+except ImportError:  # a tree from before acd/log_output.py (A/B runs)
+    log_output = None
 from acd.app import build_server  # noqa: E402
 from acd.config.loader import load_config  # noqa: E402
 try:
@@ -406,7 +409,17 @@ def thread_cpu(thread: threading.Thread | None) -> float:
 
 def configure_logging(level: str, path: Path) -> logging.Handler:
     """The log as `acd serve` writes it (acd/cli.py), into `path` instead of stderr."""
-    return log_output.configure(level, stream=open(path, "w", encoding="utf-8"))  # noqa: SIM115 - closed with it
+    stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed with the handler
+    if log_output is not None:
+        return log_output.configure(level, stream=stream)
+    handler = logging.StreamHandler(stream)  # what acd serve did before acd/log_output.py
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level))
+    return handler
 
 
 class Bench:
