@@ -14,7 +14,7 @@ adding the excess during the overload phase only:
 
     baseline (--baseline-seconds)  |  overload (--seconds): offered = factor x capacity  |  recovery
 
-Every SIP datagram on the server's port is captured (tshark) and read back per Call-ID: first INVITE,
+Every SIP datagram on the server's port is captured (tshark) and read back (sip_pcap.py) per Call-ID: first INVITE,
 first final answer, INVITE retransmissions, the BYE's 200. Reported for the overload phase: offered,
 accepted (200) and refused (503) calls a second, INVITEs with no final answer (retransmission
 timeouts; SIPp's FailedMaxUDPRetrans beside them), INVITE->200 p50/p99 of the accepted calls, calls
@@ -37,7 +37,6 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import sip_bench as bench  # noqa: E402 - the sibling benchmark's processes, capture and server
+from sip_pcap import sip_datagrams  # noqa: E402
 
 SCENARIO = HERE / "scenarios" / "overload_call.xml"
 # The issue's targets (issue 21, "Must show").
@@ -77,27 +77,18 @@ class CallSeen:
 
 def calls_in(pcap: Path, sip_port: int) -> dict[str, CallSeen]:
     """Every call in a SIP capture, by Call-ID."""
-    completed = subprocess.run(["tshark", "-r", str(pcap), "-d", f"udp.port=={sip_port},sip", "-Y", "sip",
-                                "-T", "fields", "-E", "separator=\t", "-e", "frame.time_epoch", "-e", "sip.Call-ID",
-                                "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "sip.CSeq.method"],
-                               capture_output=True, text=True, timeout=900)
     calls: dict[str, CallSeen] = {}
-    for line in completed.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) < 5 or not parts[1]:
-            continue
-        stamp, call_id, method, status, cseq_method = float(parts[0]), parts[1], parts[2], parts[3], parts[4]
-        call = calls.get(call_id)
-        if method == "INVITE":
+    for message in sip_datagrams(pcap, sip_port):
+        call = calls.get(message.call_id)
+        if message.method == "INVITE":
             if call is None:
-                calls[call_id] = CallSeen(invite_at=stamp)
+                calls[message.call_id] = CallSeen(invite_at=message.at)
             else:
                 call.invites += 1
-        elif call is not None and status:
-            code = int(status)
-            if cseq_method == "INVITE" and code >= 200 and call.final is None:
-                call.final, call.final_at = code, stamp
-            elif cseq_method == "BYE" and code == 200:
+        elif call is not None and message.status is not None:
+            if message.cseq_method == "INVITE" and message.status >= 200 and call.final is None:
+                call.final, call.final_at = message.status, message.at
+            elif message.cseq_method == "BYE" and message.status == 200:
                 call.bye_ok = True
     return calls
 

@@ -54,6 +54,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sip_pcap import sip_datagrams  # the sibling reader of SIP captures (scripts/bench/ is the script's path)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SCENARIOS = HERE / "scenarios"
@@ -484,21 +486,13 @@ def r3(value):
 # ----------------------------------------------------------------------------------------------
 def setup_latencies(pcap: Path, sip_port: int) -> list[float]:
     """ms from the first INVITE to the first 200 (CSeq INVITE) per Call-ID, in a SIP capture."""
-    completed = subprocess.run(["tshark", "-r", str(pcap), "-d", f"udp.port=={sip_port},sip", "-Y", "sip",
-                                "-T", "fields", "-E", "separator=\t", "-e", "frame.time_epoch", "-e", "sip.Call-ID",
-                                "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "sip.CSeq.method"],
-                               capture_output=True, text=True, timeout=900)  # 21,000 calls of SIP at 700/s take tshark minutes
     invites: dict[str, float] = {}
     answers: dict[str, float] = {}
-    for line in completed.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) < 5:
-            continue
-        stamp, call_id, method, status, cseq_method = parts[:5]
-        if method == "INVITE":
-            invites.setdefault(call_id, float(stamp))
-        elif status == "200" and cseq_method == "INVITE":
-            answers.setdefault(call_id, float(stamp))
+    for message in sip_datagrams(pcap, sip_port):
+        if message.method == "INVITE":
+            invites.setdefault(message.call_id, message.at)
+        elif message.status == 200 and message.cseq_method == "INVITE":
+            answers.setdefault(message.call_id, message.at)
     return [1000 * (answers[c] - invites[c]) for c in invites if c in answers]
 
 
