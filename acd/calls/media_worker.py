@@ -23,6 +23,7 @@ import ctypes
 import gc
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -34,6 +35,7 @@ from twisted.internet.error import CannotListenError
 from ..media import worker_wire as wire
 from ..media.prompts import FRAME_SAMPLES, SILENCE_BYTE
 from .rtp_leg import MediaClock, RtpLeg
+from .rtp_port import listen_rtp
 
 __all__ = ["WorkerMedia", "main"]
 
@@ -61,6 +63,8 @@ class WorkerMedia:
         self._srtp_report = None
         self.clock = MediaClock(reactor)
         self.legs: dict[int, RtpLeg] = {}
+        self.relayed_to: dict[RtpLeg, set[RtpLeg]] = {}  # a leg -> the legs relaying to it, for a close in O(1)
+        self.rng = random.Random()  # SSRCs and initial sequence numbers (one seeding, not one per leg)
         self.blobs: dict[int, bytes] = {}
         self.srtp_failures = 0
         self._handlers = {
@@ -84,9 +88,9 @@ class WorkerMedia:
                      telephone_event_pt=telephone_event_pt,
                      on_digit=lambda digit: send((wire.DIGIT, leg_id, digit)),
                      on_playback_finished=lambda sequence: send((wire.DONE, leg_id, sequence)),
-                     clock=self.reactor.seconds, on_srtp_failure=self._srtp_failed)
+                     clock=self.reactor.seconds, on_srtp_failure=self._srtp_failed, rng=self.rng)
         try:
-            self.reactor.listenUDP(port, leg, interface=self.address)
+            listen_rtp(self.reactor, port, leg, self.address)
         except CannotListenError as error:
             send((wire.OPEN_FAILED, leg_id, port, str(error.socketError)))
             return
@@ -139,8 +143,23 @@ class WorkerMedia:
 
     def _relay(self, leg_id: int, target_id: int) -> None:
         leg = self.legs.get(leg_id)
-        if leg is not None:
-            leg.relay_to = self.legs.get(target_id) if target_id else None
+        if leg is None:
+            return
+        self._stop_relaying(leg)
+        leg.relay_to = self.legs.get(target_id) if target_id else None
+        if leg.relay_to is not None:
+            self.relayed_to.setdefault(leg.relay_to, set()).add(leg)
+
+    def _stop_relaying(self, leg: RtpLeg) -> None:
+        target = leg.relay_to
+        if target is None:
+            return
+        leg.relay_to = None
+        sources = self.relayed_to.get(target)
+        if sources is not None:
+            sources.discard(leg)
+            if not sources:
+                del self.relayed_to[target]
 
     def _taps(self, leg_id: int, mask: int) -> None:
         leg = self.legs.get(leg_id)
@@ -160,11 +179,10 @@ class WorkerMedia:
             return
         self.clock.remove(leg)
         leg.sending = False
-        leg.relay_to = None
+        self._stop_relaying(leg)
         leg.on_audio = leg.tap_in = leg.tap_out = None
-        for other in self.legs.values():
-            if other.relay_to is leg:
-                other.relay_to = None
+        for other in self.relayed_to.pop(leg, ()):
+            other.relay_to = None
         if leg.transport is not None:
             leg.transport.stopListening()
         self.send((wire.CLOSED, leg_id, leg.packets_sent, leg.packets_received, leg.packets_relayed,

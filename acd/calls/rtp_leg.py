@@ -39,6 +39,8 @@ SRTP_FAILURE_LOG_INTERVAL_SECONDS = 10.0
 class RtpLeg(protocol.DatagramProtocol):
     """The RTP side of one call leg; `play()` queues encoded audio, DTMF digits go to `on_digit`."""
 
+    noisy = False  # no "Starting/Stopping protocol" log line per call leg
+
     def __init__(self, *, call_id: str, codec: str, payload_type: int, remote: tuple[str, int],
                  telephone_event_pt: int | None, on_digit: Callable[[str], None],
                  on_playback_finished: Callable[[int], None], rng: random.Random | None = None,
