@@ -333,22 +333,23 @@ class RecordStore:
             db.close()
 
     def _commit_batch(self, db: sqlite_utils.Database, batch: list) -> bool:
-        """Write `batch` in one transaction (one savepoint per item), then wake the flushers waiting
-        on it. True when the batch held the stop marker."""
+        """Write `batch` in one transaction, then wake the flushers waiting on it. True when the batch
+        held the stop marker. Items go without savepoints (two statements each, a fifth of the
+        writer's time); when one fails, the batch is rolled back and written again item by item,
+        each in its own savepoint, so only the failing item is skipped."""
         waiters = [item for item in batch if isinstance(item, threading.Event)]
         writes = [item for item in batch if isinstance(item, tuple)]
         if writes:
             conn = db.conn
             try:
                 conn.execute("BEGIN")
-                for kind, arguments, _ in writes:
-                    conn.execute("SAVEPOINT item")
-                    try:
+                try:
+                    for kind, arguments, _ in writes:
                         getattr(self, f"_write_{kind}")(**arguments)
-                    except Exception:
-                        conn.execute("ROLLBACK TO item")
-                        log.exception("records: write failed, skipped: %s %r", kind, arguments)
-                    conn.execute("RELEASE item")
+                except Exception:
+                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN")
+                    self._write_one_by_one(conn, writes)
                 conn.execute("COMMIT")
             except Exception:  # the COMMIT itself (disk full, I/O error): the batch is lost, say so loudly
                 if conn.in_transaction:
@@ -361,9 +362,20 @@ class RecordStore:
             waiter.set()
         return any(item is _STOP for item in batch)
 
+    def _write_one_by_one(self, conn, writes: list) -> None:
+        """Each write in its own savepoint: a failing one is logged and skipped, the others kept."""
+        for kind, arguments, _ in writes:
+            conn.execute("SAVEPOINT item")
+            try:
+                getattr(self, f"_write_{kind}")(**arguments)
+            except Exception:
+                conn.execute("ROLLBACK TO item")
+                log.exception("records: write failed, skipped: %s %r", kind, arguments)
+            conn.execute("RELEASE item")
+
     def _update_call(self, call_id: str, kind: str, sql: str, parameters: Mapping[str, Any]) -> bool:
         """Run an UPDATE of one CDR; log and return False when no row matched."""
-        if self._db.execute(sql, {**parameters, "call_id": call_id}).rowcount == 1:
+        if self._db.conn.execute(sql, {**parameters, "call_id": call_id}).rowcount == 1:
             return True
         known = self._db.execute("SELECT 1 FROM calls WHERE call_id = ?", [call_id]).fetchone()
         if known is None:
@@ -381,7 +393,7 @@ class RecordStore:
             columns = ", ".join(f"[{name}]" for name in row)
             values = ", ".join(f":{name}" for name in row)
             sql = self._insert_sql[key] = f"{verb} INTO [{table}] ({columns}) VALUES ({values})"
-        self._db.execute(sql, row)
+        self._db.conn.execute(sql, row)
 
     def _write_call_arrived(self, call_id: str, trunk: str, caller: str, dialled: str, at: float) -> None:
         self._insert("calls", {"call_id": call_id, "trunk": trunk, "caller": caller, "dialled": dialled,
