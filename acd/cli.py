@@ -14,7 +14,7 @@ from typing import Any
 
 from .config.admission import capacity_warnings
 from . import log_output
-from .heap import settle_heap
+from .heap import GcPauses, settle_heap
 from .config.loader import ConfigInvalid, load_config
 
 __all__ = ["main"]
@@ -221,6 +221,8 @@ def _run_server(root: Path, config, drain_seconds: float, clock_start: float | N
             log.error("cannot start: %s", error)
             return 3
         settle_heap()  # garbage-collector pauses were the long tail of call setup (acd/heap.py)
+        gc_pause = running.metrics.gc_pause
+        GcPauses(lambda generation, seconds: gc_pause.labels(str(generation)).observe(seconds)).install()
         reloader = ConfigReloader(root, running.live, config_applier(running, reactor), reactor,
                                   calls_in_progress=lambda: len(running.calls.sessions))
         reloader.watch()

@@ -17,8 +17,10 @@ calls and the lingering transactions: 20-30 ms at 700 calls/s). Generation 1 run
 from __future__ import annotations
 
 import gc
+import time
+from typing import Callable
 
-__all__ = ["GC_THRESHOLDS", "settle_heap"]
+__all__ = ["GC_THRESHOLDS", "GcPauses", "settle_heap"]
 
 # (generation 0, 1, 2), as gc.set_threshold takes them. CPython's default 700 runs the young
 # collection every few calls; its generation 2 then ran every few seconds at 700 calls/s, 100 ms each.
@@ -32,3 +34,31 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+class GcPauses:
+    """Times every garbage collection (a `gc.callbacks` entry) and hands its length in seconds and
+    its generation to `observe`: the reactor thread stops for that long, whichever thread triggered it.
+    `acd serve` feeds `acd_gc_pause_seconds`, so a lag spike can be told from saturation."""
+
+    def __init__(self, observe: Callable[[int, float], None], clock: Callable[[], float] = time.perf_counter) -> None:
+        self._observe = observe
+        self._clock = clock
+        self._started: float | None = None
+
+    def install(self) -> None:
+        """Start timing collections (once)."""
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+
+    def remove(self) -> None:
+        """Stop timing collections."""
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = self._clock()
+        elif self._started is not None:
+            self._observe(info.get("generation", 0), self._clock() - self._started)
+            self._started = None

@@ -123,6 +123,9 @@ class Metrics:
                                            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r)
         self.event_loop_lag = Histogram("acd_event_loop_lag_seconds", "How late the event loop ran a 50 ms timer",
                                         buckets=LOOP_LAG_BUCKETS_SECONDS, registry=r)
+        self.gc_pause = Histogram("acd_gc_pause_seconds", "Garbage collections of the SIP/ACD process (every thread "
+                                  "stops meanwhile), by generation", ["generation"],
+                                  buckets=LOOP_LAG_BUCKETS_SECONDS, registry=r)
         self.queue_answered = _Counter("acd_queue_answered_total", "Queued calls connected to an agent", ["queue"],
                                       registry=r)
         self.queue_answered_in_sl = _Counter("acd_queue_answered_within_service_level_total",

@@ -229,8 +229,10 @@ def loop_lag_over(http_port: int | None, threshold_s: float = 0.1) -> dict | Non
     total = buckets.get(float("inf"), 0.0)
     within = max((count for bound, count in buckets.items() if bound <= threshold_s), default=0.0)
     worst = min((bound for bound, count in buckets.items() if count >= total), default=None)
+    gc_count = sum(float(m.group(1)) for m in re.finditer(r'^acd_gc_pause_seconds_count\{[^}]*\} (\S+)$', page, re.M))
+    gc_seconds = sum(float(m.group(1)) for m in re.finditer(r'^acd_gc_pause_seconds_sum\{[^}]*\} (\S+)$', page, re.M))
     return {"ticks": int(total), "over_threshold": int(total - within), "threshold_s": threshold_s,
-            "worst_bucket_s": worst}
+            "worst_bucket_s": worst, "gc_pauses": int(gc_count), "gc_pause_seconds": gc_seconds}
 
 
 def child_pids(pid: int | None) -> list[int]:
@@ -551,12 +553,15 @@ def run_rate(args, workdir: Path, run_index: int) -> dict:
             if lag_before and lag_after:
                 step["loop_stalls_over_100ms"] = lag_after["over_threshold"] - lag_before["over_threshold"]
                 step["loop_lag_worst_bucket_s"] = lag_after["worst_bucket_s"]
+                step["gc_pauses"] = lag_after["gc_pauses"] - lag_before["gc_pauses"]
+                step["gc_pause_seconds"] = round(lag_after["gc_pause_seconds"] - lag_before["gc_pause_seconds"], 3)
             steps.append(step)
             print(f"  rate {rate:g}/s: {step['successful']}/{step['calls']} ok, {step['failed']} failed, "
                   f"{step['retransmissions']} retrans, {step['sip_socket_drops']} SIP socket drops, "
                   f"cpu {step['cpu_percent']}% + media {step.get('media_cpu_percent')}% "
                   f"(machine {step['machine_cpu_percent']}%), "
                   f"rss {step['rss_kib']} KiB, stalls >100 ms {step.get('loop_stalls_over_100ms')}, "
+                  f"gc {step.get('gc_pauses')} pauses {step.get('gc_pause_seconds')} s, "
                   f"sipp {step['sipp_elapsed_s']} s", flush=True)
             if len(step.get("rss_timeline") or []) > 6:
                 print("    rss KiB every 10 s: " + " ".join(str(rss) for _, rss in step["rss_timeline"]), flush=True)
