@@ -43,6 +43,7 @@ from .sip.transactions import TimerConfig
 from .speech.recognizer import RecognizerCache
 from .store.presence import PreviousRun
 from .store.records import RecordStore
+from .store.records_process import ProcessRecordStore
 
 __all__ = ["RunningServer", "build_server"]
 
@@ -192,12 +193,13 @@ def _end_calls_without_media(calls: CallTable) -> Callable[[list[str], str], Non
 
 def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                  drain_seconds: float = DEFAULT_DRAIN_SECONDS,
-                 start_media_worker: Callable | None = None) -> RunningServer:
+                 start_media_worker: Callable | None = None, records_process: bool = False) -> RunningServer:
     """Build and wire the whole shell, then bind its SIP transports. `reactor` provides IReactorTime,
     IReactorUDP, IReactorTCP, IReactorThreads and IReactorCore's stop (tests pass a Clock-based fake),
     and IReactorProcess when `rtp: workers:` asks for media worker processes.
     `drain_seconds`: how long a stop lets calls in progress finish (`RunningServer.shutdown`).
-    `start_media_worker`: how a media worker is started (tests: one on their fake reactor)."""
+    `start_media_worker`: how a media worker is started (tests: one on their fake reactor).
+    `records_process`: the records writer runs in a child process (`acd serve`), not a thread."""
     prompts = PromptLibrary(config.prompts)
     metrics = Metrics()
     # Media workers first: they start (a Python start-up, ~0.3 s) while the prompts load and the
@@ -207,7 +209,12 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                          start_media_worker=start_media_worker)
     count = prompts.preload()
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    records = RecordStore(config.data_dir / "records.db", commit_delay_observer=metrics.records_commit_delay.observe)
+    records_path = config.data_dir / "records.db"
+    if records_process:
+        records: RecordStore = ProcessRecordStore(records_path, schedule=reactor.callLater,
+                                                  commit_delay_observer=metrics.records_commit_delay.observe)
+    else:
+        records = RecordStore(records_path, commit_delay_observer=metrics.records_commit_delay.observe)
     previous = records.start_run(at=reactor.seconds())
     records.close_interrupted(at=reactor.seconds())
     # "during": after every "before" trigger (a drain of the calls in progress) has finished, so the

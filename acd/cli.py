@@ -216,7 +216,7 @@ def _run_server(root: Path, config, drain_seconds: float, clock_start: float | N
     signal.signal(signal.SIGCHLD, lambda number, frame: reactor.callFromThread(reapAllProcesses))
     try:
         try:
-            running = build_server(config, reactor, drain_seconds=drain_seconds)
+            running = build_server(config, reactor, drain_seconds=drain_seconds, records_process=True)
         except Exception as error:  # binding failures: say which port and stop
             log.error("cannot start: %s", error)
             return 3

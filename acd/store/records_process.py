@@ -1,0 +1,305 @@
+"""The records writer in a process of its own: SQLite's work off the SIP/ACD process (issue 16).
+
+In `acd serve` the writer thread of `RecordStore` took 17 % of a core at 550 calls/s and competed
+with the reactor for the GIL (py-spy: the reactor thread waited for the GIL after a third of its
+sends). `ProcessRecordStore` keeps RecordStore's methods; each write is marshalled into a buffer that
+goes down a pipe at most `SHIP_DELAY_SECONDS` later (one write for many items), to
+`python -m acd.store.records_process`, which runs the same RecordStore (group commit, one
+transaction per batch) and answers flushes, the start-up question about the previous run, commit
+delays and its log lines on its stdout.
+
+Durability: an item is in the writer process within SHIP_DELAY_SECONDS of being written and then
+committed as before (RecordStore's batch). A kill -9 of the server loses at most what it had not
+shipped yet; the writer sees the pipe close, commits everything it read and exits. The writer
+ignores SIGINT and SIGTERM (a Ctrl-C or a stop signal to the process group must not cut it short
+before the server's last records arrive); it exits when its input closes.
+
+Wire format: frames of a 4-byte big-endian length and a `marshal` tuple:
+    to the writer:  ("put", kind, arguments) | ("flush", token) | ("start_run", at, token)
+    from it:        ("ack", token) | ("run", token, pickled PreviousRun) | ("delays", [s, ...])
+                    | ("log", levelno, text)
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import marshal
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from .presence import PreviousRun
+from .records import RecordStore
+
+__all__ = ["ProcessRecordStore", "encode", "read_frame", "main"]
+
+log = logging.getLogger("acd.records")
+
+SHIP_DELAY_SECONDS = 0.002  # how long a write may wait in the server before going down the pipe
+SHIP_BYTES = 64 * 1024  # or go at once when this much is waiting
+PIPE_BYTES = 1024 * 1024  # the pipe's buffer (Linux F_SETPIPE_SZ): ~10,000 items of slack
+DELAY_REPORT_SECONDS = 0.25  # commit delays are sent back at most this often
+_F_SETPIPE_SZ = 1031
+_LENGTH = struct.Struct("!I")
+
+
+def encode(message: tuple) -> bytes:
+    """One frame: length, then the marshalled tuple."""
+    body = marshal.dumps(message)
+    return _LENGTH.pack(len(body)) + body
+
+
+def read_frame(stream: BinaryIO) -> tuple | None:
+    """The next frame from a blocking binary stream; None at its end (a cut frame counts as the end)."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (length,) = _LENGTH.unpack(head)
+    body = stream.read(length)
+    if len(body) < length:
+        return None
+    return marshal.loads(body)
+
+
+class ProcessRecordStore(RecordStore):
+    """RecordStore whose writer is a child process; `schedule(delay, function)` (a reactor's
+    callLater) ships the buffered writes. Without `schedule`, every write ships at once."""
+
+    def __init__(self, path: str | Path, *, schedule: Callable[[float, Callable[[], None]], Any] | None = None,
+                 commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL",
+                 start_timeout: float = 10.0) -> None:
+        if synchronous not in ("FULL", "NORMAL", "OFF", "EXTRA"):
+            raise ValueError(f"records: unknown synchronous setting {synchronous!r}")
+        self.path = Path(path)
+        self._schedule = schedule
+        self._observe_commit_delay = commit_delay_observer
+        self._closed = False
+        self._crashed = False
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._ship_pending = False
+        self._lock = threading.Lock()  # flush() and close() may come from another thread
+        self._answers: dict[int, list] = {}
+        self._next_token = 0
+        self._lost_logged = False
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "acd.store.records_process", str(self.path), "--synchronous", synchronous],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        try:
+            fcntl.fcntl(self._process.stdin.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:  # not Linux, or above /proc/sys/fs/pipe-max-size: the default 64 KiB
+            pass
+        self._reader = threading.Thread(target=self._read_answers, name="acd-records-answers", daemon=True)
+        self._reader.start()
+        if not self._ask(("flush",), start_timeout):
+            self._process.kill()
+            raise RuntimeError(f"records: the writer process for {self.path} did not start "
+                               f"(exit status {self._process.poll()}); see the lines above")
+
+    # -- the server side ---------------------------------------------------------------------
+
+    def _put(self, kind: str, **arguments: Any) -> None:
+        if self._closed:
+            log.warning("records: store closed, dropped %s %r", kind, arguments)
+            return
+        frame = encode(("put", kind, arguments))
+        with self._lock:
+            self._buffer.append(frame)
+            self._buffered += len(frame)
+            if self._schedule is None or self._buffered >= SHIP_BYTES:
+                self._ship_locked()
+            elif not self._ship_pending:
+                self._ship_pending = True
+                self._schedule(SHIP_DELAY_SECONDS, self._ship)
+
+    def _ship(self) -> None:
+        with self._lock:
+            self._ship_locked()
+
+    def _ship_locked(self) -> None:
+        self._ship_pending = False
+        if not self._buffer:
+            return
+        data = b"".join(self._buffer)
+        count = len(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        try:
+            self._process.stdin.write(data)
+            self._process.stdin.flush()
+        except (OSError, ValueError):
+            self._crashed = True
+            if not self._lost_logged:
+                self._lost_logged = True
+                log.critical("records: the writer process is gone (exit status %s); %d item(s) and every later "
+                             "record are lost until the server restarts", self._process.poll(), count)
+
+    def _ask(self, request: tuple, timeout: float | None) -> list | None:
+        """Send `request` + a token and wait for its answer (None: timeout or writer gone)."""
+        done = threading.Event()
+        answer: list = [done]
+        with self._lock:
+            token = self._next_token = self._next_token + 1
+            self._answers[token] = answer
+            self._buffer.append(encode(request + (token,)))
+            self._ship_locked()
+        if not done.wait(timeout):
+            self._answers.pop(token, None)
+            return None
+        return answer[1:] if len(answer) > 1 else None
+
+    def _read_answers(self) -> None:
+        stream = self._process.stdout
+        while True:
+            message = read_frame(stream)
+            if message is None:
+                break
+            what = message[0]
+            if what == "ack" or what == "run":
+                answer = self._answers.pop(message[1], None)
+                if answer is not None:
+                    answer.append(True if what == "ack" else pickle.loads(message[2]))
+                    answer[0].set()
+            elif what == "delays":
+                if self._observe_commit_delay is not None:
+                    for seconds in message[1]:
+                        self._observe_commit_delay(seconds)
+            elif what == "log":
+                log.log(message[1], "%s", message[2])
+        for answer in list(self._answers.values()):  # the writer is gone: nobody waits for ever
+            answer[0].set()
+        self._answers.clear()
+        if not self._closed:
+            self._crashed = True
+            log.critical("records: the writer process exited (status %s); records are lost until the server "
+                         "restarts", self._process.wait())
+
+    def start_run(self, *, at: float, timeout: float = 10.0) -> PreviousRun:
+        """See RecordStore.start_run."""
+        answer = self._ask(("start_run", at), timeout)
+        if not answer or not isinstance(answer[0], PreviousRun):
+            raise RuntimeError(f"records: no answer from the writer about the previous run within {timeout}s")
+        return answer[0]
+
+    @property
+    def backlog(self) -> int:
+        """Items buffered here and not yet shipped to the writer."""
+        return len(self._buffer)
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Wait until everything written before this call is committed; False on timeout or when the
+        writer is gone."""
+        if self._crashed or self._process.poll() is not None:
+            return False
+        return self._ask(("flush",), timeout) is not None
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Ship what is left, let the writer commit it and exit. Later writes are logged and dropped."""
+        if self._closed:
+            return
+        with self._lock:
+            self._ship_locked()
+            self._closed = True
+            try:
+                self._process.stdin.close()
+            except OSError:
+                pass
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("records: writer process still busy after %ss; stopped, what it had not committed is lost",
+                      timeout)
+            self._process.kill()
+            self._process.wait()
+        self._reader.join(timeout)
+
+
+# -- the writer process --------------------------------------------------------------------------
+
+class _Replies:
+    """The writer's stdout: frames written whole from any thread."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._delays: list[float] = []
+        self._delays_sent_at = 0.0
+
+    def send(self, message: tuple) -> None:
+        with self._lock:
+            self._stream.write(encode(message))
+            self._stream.flush()
+
+    def commit_delay(self, seconds: float) -> None:
+        """Note one commit's delay; send the delays noted at most every DELAY_REPORT_SECONDS."""
+        self._delays.append(seconds)
+        if time.monotonic() - self._delays_sent_at >= DELAY_REPORT_SECONDS:
+            self.send_delays()
+
+    def send_delays(self) -> None:
+        """Send the delays noted and not sent yet."""
+        self._delays_sent_at = time.monotonic()
+        delays, self._delays = self._delays, []
+        if delays:
+            self.send(("delays", delays))
+
+
+class _LogToPipe(logging.Handler):
+    def __init__(self, replies: _Replies) -> None:
+        super().__init__()
+        self.replies = replies
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.replies.send(("log", record.levelno, self.format(record)))
+        except Exception:  # the server is gone: nowhere to say it
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the writer: frames on stdin, answers on stdout, until stdin closes."""
+    parser = argparse.ArgumentParser(description="The records writer of acd serve (started by it).")
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--synchronous", default="FULL")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    replies = _Replies(os.fdopen(os.dup(sys.stdout.fileno()), "wb"))
+    sys.stdout = sys.stderr  # nothing else may write into the frames
+    root = logging.getLogger()
+    root.handlers[:] = [_LogToPipe(replies)]
+    root.setLevel(logging.INFO)
+    store = RecordStore(args.path, commit_delay_observer=replies.commit_delay, synchronous=args.synchronous)
+    incoming = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    put = store._put  # noqa: SLF001 - this process is the store's other half
+    while True:
+        message = read_frame(incoming)
+        if message is None:
+            break
+        what = message[0]
+        if what == "put":
+            put(message[1], **message[2])
+        elif what == "flush":
+            store.flush(None)
+            replies.send(("ack", message[1]))
+        elif what == "start_run":
+            previous = store.start_run(at=message[1])
+            replies.send(("run", message[2], pickle.dumps(previous)))
+        else:
+            log.error("records writer: unknown request %r ignored", what)
+    store.close(timeout=None)
+    replies.send_delays()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

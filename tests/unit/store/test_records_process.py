@@ -1,0 +1,98 @@
+"""ProcessRecordStore: the records writer as a child process (issue 16), with RecordStore's methods."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import pytest
+
+from acd.store.records_process import ProcessRecordStore
+
+
+def _rows(path, sql: str) -> list[tuple]:
+    reader = sqlite3.connect(path)
+    try:
+        return reader.execute(sql).fetchall()
+    finally:
+        reader.close()
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = ProcessRecordStore(tmp_path / "r.db")
+    yield opened
+    opened.close()
+
+
+def test_writes_reach_the_database_once_flushed(store):
+    store.call_arrived("c1", trunk="t", caller="+331", dialled="1000", at=1.0)
+    store.ivr_step("c1", flow="main", step="welcome", at=1.5)
+    store.call_ended("c1", outcome="caller_hangup", reason="caller hung up", at=3.0)
+    assert store.flush(5)
+    assert _rows(store.path, "SELECT call_id, ivr_path, outcome, ended_at FROM calls") == [
+        ("c1", "welcome", "caller_hangup", 3.0)]
+
+
+def test_the_previous_run_is_answered_across_the_pipe(tmp_path):
+    first = ProcessRecordStore(tmp_path / "r.db")
+    try:
+        assert first.start_run(at=10.0).ending == "the first start"
+        first.call_arrived("open", trunk="t", caller="1", dialled="2", at=11.0)
+        first.stop_run(at=12.0)
+    finally:
+        first.close()
+    second = ProcessRecordStore(tmp_path / "r.db")
+    try:
+        previous = second.start_run(at=20.0)
+        assert (previous.stopped_cleanly, previous.stopped_at, previous.open_calls) == (True, 12.0, 1)
+    finally:
+        second.close()
+
+
+def test_with_a_schedule_writes_wait_for_one_ship(tmp_path):
+    scheduled = []
+    store = ProcessRecordStore(tmp_path / "r.db", schedule=lambda delay, function: scheduled.append((delay, function)))
+    try:
+        for index in range(50):
+            store.call_arrived(f"c{index}", trunk="t", caller="1", dialled="2", at=float(index))
+        assert len(scheduled) == 1 and 0 < scheduled[0][0] <= 0.01
+        assert store.backlog == 50
+        scheduled[0][1]()
+        assert store.backlog == 0
+        assert store.flush(5)
+        assert _rows(store.path, "SELECT COUNT(*) FROM calls") == [(50,)]
+    finally:
+        store.close()
+
+
+def test_when_the_server_vanishes_the_writer_commits_what_it_read_and_exits(tmp_path):
+    store = ProcessRecordStore(tmp_path / "r.db")
+    store.call_arrived("c1", trunk="t", caller="1", dialled="2", at=1.0)
+    store._process.stdin.close()  # what a kill -9 of the server does to the pipe
+    assert store._process.wait(10) == 0
+    store._closed = True
+    assert _rows(store.path, "SELECT call_id FROM calls") == [("c1",)]
+
+
+def test_a_dead_writer_is_reported_once_and_writes_do_not_raise(tmp_path, caplog):
+    store = ProcessRecordStore(tmp_path / "r.db")
+    store._process.kill()
+    store._process.wait(10)
+    with caplog.at_level(logging.CRITICAL, logger="acd.records"):
+        for index in range(3):
+            store.call_arrived(f"c{index}", trunk="t", caller="1", dialled="2", at=1.0)
+        assert not store.flush(1)
+    store.close(timeout=1)
+    assert "records: the writer" in caplog.text
+
+
+def test_commit_delays_and_log_lines_come_back(tmp_path, caplog):
+    delays: list[float] = []
+    store = ProcessRecordStore(tmp_path / "r.db", commit_delay_observer=delays.append)
+    with caplog.at_level(logging.WARNING, logger="acd.records"):
+        store.call_answered("nobody", at=1.0)  # an update for a call never recorded: the writer warns
+        assert store.flush(5)
+        store.close()
+    assert "call_answered for unknown call 'nobody'" in caplog.text
+    assert delays and all(0 <= delay < 5 for delay in delays)
