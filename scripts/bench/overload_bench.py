@@ -155,7 +155,8 @@ def server_metrics(http_port: int) -> dict[str, float]:
     except OSError as error:
         return {"error": str(error)}
     wanted = re.compile(r"^(acd_admission_\S+|acd_event_loop_lag_seconds_(?:count|sum|bucket\{le=\"0\.1\"\})|"
-                        r"acd_sip_receive_batch_datagrams_(?:count|sum)|acd_calls_refused_total\S*) (\S+)$", re.M)
+                        r"acd_sip_receive_batch_datagrams_(?:count|sum)|acd_calls_refused_total\S*|"
+                        r"acd_gc_pause_seconds_(?:count|sum)\S*) (\S+)$", re.M)
     return {name: float(value) for name, value in wanted.findall(page)}
 
 

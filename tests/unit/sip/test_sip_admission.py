@@ -39,14 +39,22 @@ def test_calls_are_admitted_up_to_the_ceiling_of_calls_in_progress():
 
 
 def test_the_rate_ceiling_admits_a_burst_then_the_rate():
-    """10 calls/s: a burst of half a second (5), then one call per 0.1 s."""
+    """400 calls/s: a burst of 50 ms (20 calls), then one call per 2.5 ms."""
+    core = admission(max_calls=1000, rate=400)
+    first = [core.decide(T0, active_calls=0, trunk=True) for _ in range(22)]
+    assert first == [None] * 20 + [RATE] * 2
+    assert core.decide(T0 + 0.001, active_calls=0, trunk=True) == RATE
+    assert core.decide(T0 + 0.0025, active_calls=0, trunk=True) is None
+    admitted = sum(core.decide(T0 + 0.0025 + n * 0.001, active_calls=0, trunk=True) is None for n in range(1, 1001))
+    assert admitted == 400  # one more second at 1,000 offered a second: 400 admitted
+
+
+def test_a_low_rate_ceiling_still_admits_one_call_at_once():
+    """10 calls/s: the burst (0.5 of a call) is rounded up to one call, then one per 0.1 s."""
     core = admission(max_calls=1000, rate=10)
-    first = [core.decide(T0, active_calls=0, trunk=True) for _ in range(7)]
-    assert first == [None] * 5 + [RATE] * 2
+    assert [core.decide(T0, active_calls=0, trunk=True) for _ in range(2)] == [None, RATE]
     assert core.decide(T0 + 0.05, active_calls=0, trunk=True) == RATE
     assert core.decide(T0 + 0.1, active_calls=0, trunk=True) is None
-    admitted = sum(core.decide(T0 + 0.1 + n * 0.01, active_calls=0, trunk=True) is None for n in range(1, 101))
-    assert admitted == 10  # one more second at 100 offered a second: 10 admitted
 
 
 def test_a_refusal_for_calls_in_progress_spends_no_rate_token():
