@@ -20,15 +20,18 @@ from ..ivr.flow import Flow, PlayStep
 from ..media.sdp import SdpError, SessionDescription, answer_offer
 from ..sip.build import new_tag
 from ..sip.dialog import Dialog, wants_sips
+from ..sip.errors import RemoteProtocolError
 from ..sip.events import RequestReceived
 from ..sip.headers import NameAddr, SipUri
 from ..sip.rate_limit import ReportThrottle
+from ..sip.session_timer import TimerTerms, negotiate, peer_allows_update
 from ..sip.unconfirmed import UnconfirmedCalls
 from .call_table import CallTable
 from .ivr_runner import IvrServices
 from .null_records import NullRecords
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
 from .session import CallSession, configure_leg
+from .session_timers import refusal_headers
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -175,6 +178,13 @@ class InboundCalls:
                                transport=event.transport)
         from_addr = NameAddr.parse(request.headers.get("From", ""))
         caller = SipUri.parse(from_addr.uri).user or ""
+        timer_settings = self.config.config.sip.session_timer
+        try:  # RFC 4028 §9: an interval below our minimum gets 422 with our Min-SE
+            session_timer = negotiate(request, min_seconds=timer_settings.min_seconds,
+                                      default_seconds=timer_settings.default_seconds)
+        except RemoteProtocolError as error:
+            self._refuse(event, error.status, error.reason, headers=refusal_headers(error))
+            return None
         if self._over_unconfirmed_cap(event):
             return None
         holder: list[CallSession] = []
@@ -201,7 +211,8 @@ class InboundCalls:
         try:
             return self._session_on_port(event, dialled, flow, trunk=trunk, route=route, offer=offer, dialog=dialog,
                                          caller=caller, display_name=from_addr.display_name, leg=leg,
-                                         local_port=local_port, holder=holder, srtp=srtp)
+                                         local_port=local_port, holder=holder, srtp=srtp,
+                                         session_timer=session_timer)
         except BaseException:
             if not holder:
                 self.media.release(leg)
@@ -244,7 +255,8 @@ class InboundCalls:
 
     def _session_on_port(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str, route: Route,
                          offer: SessionDescription, dialog: Dialog, caller: str, display_name: str | None,
-                         leg, local_port: int, holder: list, srtp: str) -> CallSession | None:
+                         leg, local_port: int, holder: list, srtp: str,
+                         session_timer: TimerTerms | None = None) -> CallSession | None:
         """The rest of `_start_session` once the RTP port is bound (the caller releases it if this raises)."""
         request = event.request
         call_id = request.call_id
@@ -267,7 +279,8 @@ class InboundCalls:
                               on_ended=self._ended, call_id=call_id, invite=request,
                               invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk,
                               leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
-                              runner_for=self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key)
+                              runner_for=self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key,
+                              session_timer=session_timer, refresh_with_update=peer_allows_update(request))
         holder.append(session)
         self.calls.add_session(session)
         self.unconfirmed.add(call_id, event.source[0])

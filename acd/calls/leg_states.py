@@ -131,6 +131,7 @@ class EndReason(enum.Enum):
     SERVER_SHUTDOWN = ("shutdown", "server shutdown")
     SUPERVISOR_HUNG_UP = ("supervisor_hangup", "hung up by {detail}")
     MEDIA_LOST = ("failed", "media lost: {detail}")
+    SESSION_EXPIRED = ("failed", "session expired: {detail}")  # RFC 4028: no refresh in time
 
     @property
     def result(self) -> str:

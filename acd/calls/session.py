@@ -17,11 +17,14 @@ from ..media.recorder import CallRecording
 from ..media.offer_answer import OfferReply, SessionNegotiation
 from ..media.sdp import NegotiatedAudio, SessionDescription
 from ..sip.dialog import Dialog
+from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
+from ..sip.session_timer import TimerTerms
 from .leg_states import CallerEvent, CallState, EndReason, next_caller_state
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
 from .queued_call import QueuedCall
 from .rtp_leg import RtpLeg
+from .session_timers import SessionTimers, refusal_headers
 
 if TYPE_CHECKING:
     from ..config.model import Route
@@ -54,9 +57,12 @@ class CallSession:
                  call_id: str, invite: Request, invite_transaction: tuple, dialog: Dialog, route: "Route",
                  trunk: str, leg: RtpLeg, local_port: int, negotiated: NegotiatedAudio, sdp_answer: bytes,
                  runner_for: Callable[..., Any], flow: Any, context: Any, srtp: str = "off",
-                 srtp_key: bytes | None = None) -> None:
+                 srtp_key: bytes | None = None, session_timer: TimerTerms | None = None,
+                 refresh_with_update: bool = False) -> None:
         """`srtp` is the caller's SRTP policy (the trunk's or the agent's) and `srtp_key` our key||salt
-        for the call (None when the policy is off), for the offers that come after the first."""
+        for the call (None when the policy is off), for the offers that come after the first.
+        `session_timer`: the RFC 4028 terms agreed with the INVITE (None: none asked for);
+        `refresh_with_update`: the caller allows UPDATE, so our refreshes are UPDATEs."""
         self.signalling = signalling
         self.media = media
         self.records = records
@@ -96,6 +102,8 @@ class CallSession:
         self._hang_up_after_confirmation = False
         self._answer_timer = None
         self._close_timer = None
+        self.session_timers = SessionTimers(session=self, terms=session_timer, reactor=reactor,
+                                            use_update=refresh_with_update, metrics=metrics)
         self.ivr = runner_for(self, flow, context, None)
 
     @property
@@ -140,8 +148,10 @@ class CallSession:
         if self.state is not CallState.RINGING:
             return
         self.signalling.respond(self.invite_transaction, 200, to_tag=self.dialog.local_tag, body=self.sdp_answer,
-                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers()))
+                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers(),
+                                         *self.session_timers.response_headers()))
         self._move(CallerEvent.ANSWER)
+        self.session_timers.start()
         self.answered_at = self.reactor.seconds()
         self.records.call_answered(self.call_id, at=self.answered_at)
         self.webhooks.call_event("call-started", call_id=self.call_id, context=self.context, internal=self.internal,
@@ -217,6 +227,12 @@ class CallSession:
                 ("Retry-After", str(random.randint(0, 10))),
                 ("Warning", '399 acd "the call is not answered yet"')))
             return
+        try:
+            terms = self.session_timers.terms_for(request, self.config.config.sip.session_timer)
+        except RemoteProtocolError as error:
+            log.info("call=%s %s refused %d: %s", self.call_id, method, error.status, error.reason)
+            self.signalling.respond(transaction, error.status, headers=refusal_headers(error))
+            return
         if self._negotiation is None:
             self._negotiation = SessionNegotiation(
                 local=SessionDescription.parse(self.sdp_answer), audio=self.negotiated if self.audio_enabled else None,
@@ -228,9 +244,17 @@ class CallSession:
                                     headers=(("Warning", f'399 acd "{reply.reason[:100]}"'),))
             return
         self.signalling.respond(transaction, 200, to_tag=self.dialog.local_tag, body=reply.body,
-                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers()))
+                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers(),
+                                         *self.session_timers.headers_for(terms)))
+        if self.active:
+            self.session_timers.refreshed(terms)  # RFC 4028 §10: a 2xx to a re-INVITE or UPDATE refreshes
         if reply.changed:
             self._media_changed(reply, method)
+
+    @property
+    def current_sdp(self) -> bytes:
+        """Our SDP as last agreed (the offer of our session refresh re-INVITE: the same, so nothing changes)."""
+        return bytes(self._negotiation.local) if self._negotiation is not None else self.sdp_answer
 
     @property
     def codec_pinned(self) -> bool:
@@ -301,6 +325,8 @@ class CallSession:
         """A final response (None: timeout) to an in-dialog request we sent."""
         if method == "BYE":
             self._end(self.end or EndReason.HUNG_UP, self.end_detail, bye_status=status)
+        elif method in ("INVITE", "UPDATE"):
+            self.session_timers.refresh_answered(status)
         elif method == "REFER" and (status is None or status >= 300) and self.active:
             log.warning("call=%s transfer to %s refused by the caller's side (%s)", self.call_id,
                         self.transfer_target, status or "no answer")
@@ -519,6 +545,7 @@ class CallSession:
         for timer in (self._answer_timer, self._close_timer):
             if timer is not None and timer.active():
                 timer.cancel()
+        self.session_timers.release()
         if self.ivr is not None:
             self.ivr.stop()
         wait = self.queued.wait if self.queued is not None else None
