@@ -58,11 +58,12 @@ class CallSession:
                  trunk: str, leg: RtpLeg, local_port: int, negotiated: NegotiatedAudio, sdp_answer: bytes,
                  runner_for: Callable[..., Any], flow: Any, context: Any, srtp: str = "off",
                  srtp_key: bytes | None = None, session_timer: TimerTerms | None = None,
-                 refresh_with_update: bool = False) -> None:
+                 refresh_with_update: bool = False, offer_in_200: bool = False) -> None:
         """`srtp` is the caller's SRTP policy (the trunk's or the agent's) and `srtp_key` our key||salt
         for the call (None when the policy is off), for the offers that come after the first.
         `session_timer`: the RFC 4028 terms agreed with the INVITE (None: none asked for);
-        `refresh_with_update`: the caller allows UPDATE, so our refreshes are UPDATEs."""
+        `refresh_with_update`: the caller allows UPDATE, so our refreshes are UPDATEs. `offer_in_200`:
+        the INVITE had no SDP (RFC 3261 §13.2.1), `sdp_answer` is our offer and the ACK brings the answer."""
         self.signalling = signalling
         self.media = media
         self.records = records
@@ -84,6 +85,11 @@ class CallSession:
         self.srtp = srtp
         self.srtp_key = srtp_key
         self._negotiation: SessionNegotiation | None = None  # made at the first re-INVITE or UPDATE
+        self._awaiting_answer = offer_in_200
+        if offer_in_200:
+            offer = SessionDescription.parse(sdp_answer)
+            self._negotiation = SessionNegotiation(local=offer, audio=None, local_address=media.address,
+                                                   local_port=local_port, srtp=srtp, srtp_key=srtp_key, pending=offer)
         self.audio_enabled = True  # False while the caller's offer has the audio stream at port 0
         self._playing: tuple[tuple[str, ...], int] | None = None  # the last prompts played, to replay
         self.runner_for = runner_for
@@ -205,11 +211,35 @@ class CallSession:
         if self._negotiation is None:
             return
         reply = self._negotiation.receive_ack(body)
-        if reply is not None and reply.status != 200:
+        if self._awaiting_answer and reply is not None:
+            self._first_answer(reply)
+        elif reply is not None and reply.status != 200:
             log.warning("call=%s the ACK has no usable answer to our offer (%s): media unchanged", self.call_id,
                         reply.reason)
         elif reply is not None and reply.changed:
             self._media_changed(reply, "ACK")
+
+    def _first_answer(self, reply: OfferReply) -> None:
+        """The ACK's answer to our offer in the 200 to an INVITE without SDP: media starts, or, with no
+        usable answer, the call ends (BYE; RFC 3261 §13.3.1.4 leaves us nothing else to do)."""
+        self._awaiting_answer = False
+        audio = reply.audio
+        if reply.status != 200 or audio is None:
+            why = reply.reason or "it rejects our audio stream (port 0)"
+            log.warning("call=%s no usable answer in the ACK to our offer in the 200 OK (%s): hanging up",
+                        self.call_id, why)
+            self.hang_up(EndReason.NO_USABLE_ANSWER, why)
+            return
+        before = self.negotiated
+        self.leg.remote = (audio.remote_address, audio.remote_port)
+        configure_leg(self.leg, audio)
+        self.negotiated = audio
+        log.info("call=%s ACK answers our offer: %s %s -> %s:%s%s", self.call_id, audio.direction, audio.codec,
+                 audio.remote_address, audio.remote_port, " srtp" if audio.srtp else "")
+        if audio.codec != before.codec and self._playing is not None and self.leg.playing:
+            self.play(*self._playing)  # what plays, again from its start, in the codec agreed
+        if self.may_send and self.active and not self.on_hold and self.bridged_to is None:
+            self.media.start_sending(self.leg)
 
     def on_reinvite_ack_timeout(self) -> None:
         """No ACK came for our final response to a re-INVITE: an offer of ours in it is given up

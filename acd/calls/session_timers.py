@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
 from ..sip.session_timer import SessionTimer, TimerAction, TimerTerms, negotiate
-from .leg_states import EndReason
+from .leg_states import CallState, EndReason
 
 if TYPE_CHECKING:
     from ..config.model import SessionTimerSettings
@@ -140,8 +140,8 @@ class SessionTimers:
 
     def _expire(self, why: str) -> None:
         session = self.session
-        if session is None:
-            return
+        if session is None or not (session.active or session.state is CallState.CLOSING):
+            return  # our BYE is already on its way
         log.warning("call=%s session expired (RFC 4028): %s; sending BYE", session.call_id, why)
         self.metrics.calls_session_expired.inc()
         self.release()
