@@ -2,11 +2,14 @@
 
 from pathlib import Path
 
+from acd.config.changes import describe_changes, restart_required
 from acd.config.checker import Checker
 from acd.config.loader import load_config
 from acd.config.model import SessionTimerSettings
 from acd.config.session_timers import parse_session_timer
 from acd.config.yaml_lines import load_yaml_with_lines
+
+from tests.e2e.harness import write_config
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -39,3 +42,13 @@ def test_bad_values_are_reported_at_their_line(tmp_path):
     assert errors and errors[0][0] == 2 and "min_seconds must be between 1 and 86400" in errors[0][1]
     _, errors = parse(tmp_path, "  default_seconds: half\n")
     assert errors == [(2, "sip session_timer default_seconds must be an integer, not 'half'")]
+
+
+def test_a_reload_changes_the_timer_settings_live(tmp_path):
+    """Read at each new call: no restart needed, and the reload says what changed."""
+    write_config(tmp_path, sip_port=5060, rtp_base=20000)
+    old = load_config(tmp_path)
+    write_config(tmp_path, sip_port=5060, rtp_base=20000, sip_extra="  session_timer: {min_seconds: 120}\n")
+    new = load_config(tmp_path)
+    assert restart_required(old, new) == []
+    assert describe_changes(old, new) == ["sip.session_timer.min_seconds 90 -> 120"]
