@@ -83,6 +83,9 @@ class Metrics:
         Info("acd_build", "The server's version and the Python it runs on", registry=r).info(
             {"version": _version(), "python": platform.python_version()})
         self.calls = _Counter("acd_calls_total", "Calls ended, by trunk and result", ["trunk", "result"], registry=r)
+        self.calls_session_expired = _Counter("acd_calls_session_expired_total",
+                                              "Calls ended by their RFC 4028 session timer (no refresh in time, or "
+                                              "our refresh failed)", registry=r)
         self.calls_refused = _Counter("acd_calls_refused_total", "INVITEs refused before answer, by SIP status",
                                      ["status"], registry=r)
         self.ivr_steps = _Counter("acd_ivr_steps_total", "IVR steps entered", ["flow", "step"], registry=r)

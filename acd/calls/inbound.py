@@ -17,18 +17,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..config.model import Route
 from ..config.srtp_policy import DEFAULT_SRTP_POLICY
 from ..ivr.flow import Flow, PlayStep
-from ..media.sdp import SdpError, SessionDescription, answer_offer
+from ..media.sdp import NegotiatedAudio, SdpError, SessionDescription, answer_offer, build_offer
 from ..sip.build import new_tag
 from ..sip.dialog import Dialog, wants_sips
+from ..sip.errors import RemoteProtocolError
 from ..sip.events import RequestReceived
 from ..sip.headers import NameAddr, SipUri
 from ..sip.rate_limit import ReportThrottle
+from ..sip.session_timer import TimerTerms, negotiate, peer_allows_update
 from ..sip.unconfirmed import UnconfirmedCalls
 from .call_table import CallTable
 from .ivr_runner import IvrServices
 from .null_records import NullRecords
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
 from .session import CallSession, configure_leg
+from .session_timers import refusal_headers
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -51,6 +54,10 @@ REFUSAL_REPORT_SECONDS = 10.0
 CAPACITY_REPORT_SECONDS = 1.0
 # When to try again after "no RTP port": calls end and free ports every second at this load.
 NO_RTP_PORT_RETRY_AFTER_SECONDS = 5
+# The media of a call whose INVITE had no SDP (delayed offer, RFC 3261 §13.2.1) until the ACK brings
+# the answer to our offer in the 200: nowhere to send yet (0.0.0.0, as RFC 3264 §8.4 hold), PCMU.
+AWAITING_ANSWER = NegotiatedAudio(remote_address="0.0.0.0", remote_port=9, payload_type=0, codec="PCMU",
+                                  telephone_event_pt=None, direction="sendrecv")
 
 
 class AgentCommands(Protocol):
@@ -163,8 +170,8 @@ class InboundCalls:
         with its IVR; None if refused."""
         request = event.request
         call_id = request.call_id
-        try:
-            offer = SessionDescription.parse(request.body)
+        try:  # no body: a delayed offer (RFC 3261 §13.2.1), ours goes in the 200
+            offer = SessionDescription.parse(request.body) if request.body.strip() else None
         except SdpError as error:
             self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
             return None
@@ -175,6 +182,13 @@ class InboundCalls:
                                transport=event.transport)
         from_addr = NameAddr.parse(request.headers.get("From", ""))
         caller = SipUri.parse(from_addr.uri).user or ""
+        timer_settings = self.config.config.sip.session_timer
+        try:  # RFC 4028 §9: an interval below our minimum gets 422 with our Min-SE
+            session_timer = negotiate(request, min_seconds=timer_settings.min_seconds,
+                                      default_seconds=timer_settings.default_seconds)
+        except RemoteProtocolError as error:
+            self._refuse(event, error.status, error.reason, headers=refusal_headers(error))
+            return None
         if self._over_unconfirmed_cap(event):
             return None
         holder: list[CallSession] = []
@@ -201,7 +215,8 @@ class InboundCalls:
         try:
             return self._session_on_port(event, dialled, flow, trunk=trunk, route=route, offer=offer, dialog=dialog,
                                          caller=caller, display_name=from_addr.display_name, leg=leg,
-                                         local_port=local_port, holder=holder, srtp=srtp)
+                                         local_port=local_port, holder=holder, srtp=srtp,
+                                         session_timer=session_timer)
         except BaseException:
             if not holder:
                 self.media.release(leg)
@@ -243,19 +258,25 @@ class InboundCalls:
         return True
 
     def _session_on_port(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str, route: Route,
-                         offer: SessionDescription, dialog: Dialog, caller: str, display_name: str | None,
-                         leg, local_port: int, holder: list, srtp: str) -> CallSession | None:
+                         offer: SessionDescription | None, dialog: Dialog, caller: str, display_name: str | None,
+                         leg, local_port: int, holder: list, srtp: str,
+                         session_timer: TimerTerms | None = None) -> CallSession | None:
         """The rest of `_start_session` once the RTP port is bound (the caller releases it if this raises)."""
         request = event.request
         call_id = request.call_id
         srtp_key = self.media.new_srtp_key() if srtp != "off" else None
-        try:
-            answer, negotiated = answer_offer(offer, local_address=self.media.address, local_port=local_port,
-                                              session_id=self.media.session_id(), srtp=srtp, srtp_key=srtp_key)
-        except SdpError as error:
-            self.media.release(leg)
-            self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
-            return None
+        if offer is None:
+            answer = build_offer(self.media.address, local_port, self.media.session_id(), srtp=srtp,
+                                 srtp_key=srtp_key)
+            negotiated = AWAITING_ANSWER
+        else:
+            try:
+                answer, negotiated = answer_offer(offer, local_address=self.media.address, local_port=local_port,
+                                                  session_id=self.media.session_id(), srtp=srtp, srtp_key=srtp_key)
+            except SdpError as error:
+                self.media.release(leg)
+                self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
+                return None
         configure_leg(leg, negotiated)
         leg.remote = (negotiated.remote_address, negotiated.remote_port)
         internal = trunk.startswith("agent:")
@@ -267,7 +288,9 @@ class InboundCalls:
                               on_ended=self._ended, call_id=call_id, invite=request,
                               invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk,
                               leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
-                              runner_for=self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key)
+                              runner_for=self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key,
+                              session_timer=session_timer, refresh_with_update=peer_allows_update(request),
+                              offer_in_200=offer is None)
         holder.append(session)
         self.calls.add_session(session)
         self.unconfirmed.add(call_id, event.source[0])

@@ -131,6 +131,8 @@ class EndReason(enum.Enum):
     SERVER_SHUTDOWN = ("shutdown", "server shutdown")
     SUPERVISOR_HUNG_UP = ("supervisor_hangup", "hung up by {detail}")
     MEDIA_LOST = ("failed", "media lost: {detail}")
+    SESSION_EXPIRED = ("failed", "session expired: {detail}")  # RFC 4028: no refresh in time
+    NO_USABLE_ANSWER = ("failed", "no usable answer in the ACK: {detail}")  # to our offer in the 200
 
     @property
     def result(self) -> str:

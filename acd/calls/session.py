@@ -17,11 +17,14 @@ from ..media.recorder import CallRecording
 from ..media.offer_answer import OfferReply, SessionNegotiation
 from ..media.sdp import NegotiatedAudio, SessionDescription
 from ..sip.dialog import Dialog
+from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
+from ..sip.session_timer import TimerTerms
 from .leg_states import CallerEvent, CallState, EndReason, next_caller_state
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
 from .queued_call import QueuedCall
 from .rtp_leg import RtpLeg
+from .session_timers import SessionTimers, refusal_headers
 
 if TYPE_CHECKING:
     from ..config.model import Route
@@ -54,9 +57,13 @@ class CallSession:
                  call_id: str, invite: Request, invite_transaction: tuple, dialog: Dialog, route: "Route",
                  trunk: str, leg: RtpLeg, local_port: int, negotiated: NegotiatedAudio, sdp_answer: bytes,
                  runner_for: Callable[..., Any], flow: Any, context: Any, srtp: str = "off",
-                 srtp_key: bytes | None = None) -> None:
+                 srtp_key: bytes | None = None, session_timer: TimerTerms | None = None,
+                 refresh_with_update: bool = False, offer_in_200: bool = False) -> None:
         """`srtp` is the caller's SRTP policy (the trunk's or the agent's) and `srtp_key` our key||salt
-        for the call (None when the policy is off), for the offers that come after the first."""
+        for the call (None when the policy is off), for the offers that come after the first.
+        `session_timer`: the RFC 4028 terms agreed with the INVITE (None: none asked for);
+        `refresh_with_update`: the caller allows UPDATE, so our refreshes are UPDATEs. `offer_in_200`:
+        the INVITE had no SDP (RFC 3261 §13.2.1), `sdp_answer` is our offer and the ACK brings the answer."""
         self.signalling = signalling
         self.media = media
         self.records = records
@@ -78,6 +85,11 @@ class CallSession:
         self.srtp = srtp
         self.srtp_key = srtp_key
         self._negotiation: SessionNegotiation | None = None  # made at the first re-INVITE or UPDATE
+        self._awaiting_answer = offer_in_200
+        if offer_in_200:
+            offer = SessionDescription.parse(sdp_answer)
+            self._negotiation = SessionNegotiation(local=offer, audio=None, local_address=media.address,
+                                                   local_port=local_port, srtp=srtp, srtp_key=srtp_key, pending=offer)
         self.audio_enabled = True  # False while the caller's offer has the audio stream at port 0
         self._playing: tuple[tuple[str, ...], int] | None = None  # the last prompts played, to replay
         self.runner_for = runner_for
@@ -96,6 +108,8 @@ class CallSession:
         self._hang_up_after_confirmation = False
         self._answer_timer = None
         self._close_timer = None
+        self.session_timers = SessionTimers(session=self, terms=session_timer, reactor=reactor,
+                                            use_update=refresh_with_update, metrics=metrics)
         self.ivr = runner_for(self, flow, context, None)
 
     @property
@@ -140,8 +154,10 @@ class CallSession:
         if self.state is not CallState.RINGING:
             return
         self.signalling.respond(self.invite_transaction, 200, to_tag=self.dialog.local_tag, body=self.sdp_answer,
-                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers()))
+                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers(),
+                                         *self.session_timers.response_headers()))
         self._move(CallerEvent.ANSWER)
+        self.session_timers.start()
         self.answered_at = self.reactor.seconds()
         self.records.call_answered(self.call_id, at=self.answered_at)
         self.webhooks.call_event("call-started", call_id=self.call_id, context=self.context, internal=self.internal,
@@ -195,11 +211,35 @@ class CallSession:
         if self._negotiation is None:
             return
         reply = self._negotiation.receive_ack(body)
-        if reply is not None and reply.status != 200:
+        if self._awaiting_answer and reply is not None:
+            self._first_answer(reply)
+        elif reply is not None and reply.status != 200:
             log.warning("call=%s the ACK has no usable answer to our offer (%s): media unchanged", self.call_id,
                         reply.reason)
         elif reply is not None and reply.changed:
             self._media_changed(reply, "ACK")
+
+    def _first_answer(self, reply: OfferReply) -> None:
+        """The ACK's answer to our offer in the 200 to an INVITE without SDP: media starts, or, with no
+        usable answer, the call ends (BYE; RFC 3261 §13.3.1.4 leaves us nothing else to do)."""
+        self._awaiting_answer = False
+        audio = reply.audio
+        if reply.status != 200 or audio is None:
+            why = reply.reason or "it rejects our audio stream (port 0)"
+            log.warning("call=%s no usable answer in the ACK to our offer in the 200 OK (%s): hanging up",
+                        self.call_id, why)
+            self.hang_up(EndReason.NO_USABLE_ANSWER, why)
+            return
+        before = self.negotiated
+        self.leg.remote = (audio.remote_address, audio.remote_port)
+        configure_leg(self.leg, audio)
+        self.negotiated = audio
+        log.info("call=%s ACK answers our offer: %s %s -> %s:%s%s", self.call_id, audio.direction, audio.codec,
+                 audio.remote_address, audio.remote_port, " srtp" if audio.srtp else "")
+        if audio.codec != before.codec and self._playing is not None and self.leg.playing:
+            self.play(*self._playing)  # what plays, again from its start, in the codec agreed
+        if self.may_send and self.active and not self.on_hold and self.bridged_to is None:
+            self.media.start_sending(self.leg)
 
     def on_reinvite_ack_timeout(self) -> None:
         """No ACK came for our final response to a re-INVITE: an offer of ours in it is given up
@@ -217,6 +257,12 @@ class CallSession:
                 ("Retry-After", str(random.randint(0, 10))),
                 ("Warning", '399 acd "the call is not answered yet"')))
             return
+        try:
+            terms = self.session_timers.terms_for(request, self.config.config.sip.session_timer)
+        except RemoteProtocolError as error:
+            log.info("call=%s %s refused %d: %s", self.call_id, method, error.status, error.reason)
+            self.signalling.respond(transaction, error.status, headers=refusal_headers(error))
+            return
         if self._negotiation is None:
             self._negotiation = SessionNegotiation(
                 local=SessionDescription.parse(self.sdp_answer), audio=self.negotiated if self.audio_enabled else None,
@@ -228,9 +274,17 @@ class CallSession:
                                     headers=(("Warning", f'399 acd "{reply.reason[:100]}"'),))
             return
         self.signalling.respond(transaction, 200, to_tag=self.dialog.local_tag, body=reply.body,
-                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers()))
+                                headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers(),
+                                         *self.session_timers.headers_for(terms)))
+        if self.active:
+            self.session_timers.refreshed(terms)  # RFC 4028 §10: a 2xx to a re-INVITE or UPDATE refreshes
         if reply.changed:
             self._media_changed(reply, method)
+
+    @property
+    def current_sdp(self) -> bytes:
+        """Our SDP as last agreed (the offer of our session refresh re-INVITE: the same, so nothing changes)."""
+        return bytes(self._negotiation.local) if self._negotiation is not None else self.sdp_answer
 
     @property
     def codec_pinned(self) -> bool:
@@ -301,6 +355,8 @@ class CallSession:
         """A final response (None: timeout) to an in-dialog request we sent."""
         if method == "BYE":
             self._end(self.end or EndReason.HUNG_UP, self.end_detail, bye_status=status)
+        elif method in ("INVITE", "UPDATE"):
+            self.session_timers.refresh_answered(status)
         elif method == "REFER" and (status is None or status >= 300) and self.active:
             log.warning("call=%s transfer to %s refused by the caller's side (%s)", self.call_id,
                         self.transfer_target, status or "no answer")
@@ -519,6 +575,7 @@ class CallSession:
         for timer in (self._answer_timer, self._close_timer):
             if timer is not None and timer.active():
                 timer.cancel()
+        self.session_timers.release()
         if self.ivr is not None:
             self.ivr.stop()
         wait = self.queued.wait if self.queued is not None else None

@@ -20,7 +20,7 @@ from ..sip.errors import RemoteProtocolError
 from ..sip.events import (AckReceived, CancelReceived, Datagram, MessageDropped, MessageRejected, RequestReceived,
                           ResponseReceived, TransactionTimedOut)
 from ..sip.dialog import Dialog
-from ..sip.headers import NameAddr
+from ..sip.headers import CSeq, NameAddr
 from ..sip.message import Request
 from .call_table import CallTable
 from .leg_states import CallState
@@ -230,6 +230,8 @@ class SipServer:
                 leg = self.calls.placed.get(event.response.call_id)  # a 2xx retransmitted after Timer M
             if leg is not None:
                 leg.on_invite_response(event.response)
+            elif (session := self.calls.sessions.get(event.response.call_id)) is not None:
+                self._on_reinvite_response(session, event)
             elif 200 <= event.response.status < 300:
                 self._end_stray_dialog(event.response)
             return
@@ -244,6 +246,20 @@ class SipServer:
         if owner is not None and event.response.status >= 200:
             del self._request_owner[event.transaction_id]
             owner[0].on_response(owner[1], event.response.status)
+
+    def _on_reinvite_response(self, session: Any, event: ResponseReceived) -> None:
+        """A response to a re-INVITE we sent in a caller's dialog (a session refresh, RFC 4028): every
+        2xx, retransmissions too, is ACKed with the re-INVITE's CSeq (§13.2.2.4; the transaction ACKs
+        the others); the first final response goes to its owner."""
+        response = event.response
+        if 200 <= response.status < 300:
+            ack = session.dialog.create_request("ACK")
+            ack.headers.set("CSeq", f"{CSeq.parse(response.headers.get('CSeq', '')).number} ACK")
+            self.send_ack(ack, session.dialog.destination(), session.dialog.transport)
+        owner = self._request_owner.get(event.transaction_id) if event.transaction_id is not None else None
+        if owner is not None and response.status >= 200:
+            del self._request_owner[event.transaction_id]
+            owner[0].on_response(owner[1], response.status)
 
     def _end_stray_dialog(self, response) -> None:
         """A 2xx to an INVITE no leg owns (an offer placed before a restart, answered after it): ACK

@@ -2,7 +2,8 @@
 
 Pure functions of two `Config`s, for the reload log line, the API's answer and the refusal
 message. Listener settings (SIP, RTP, HTTP), the data directory and turning agents on or off
-(the registrar is built at start) need a restart; everything else applies live, `sip: limits:` too.
+(the registrar is built at start) need a restart; everything else applies live, `sip: limits:` and
+`sip: session_timer:` (read at each new call) too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def _settings(name: str, old, new) -> list[str]:
 def restart_required(old: Config, new: Config) -> list[str]:
     """The changes only a restart can apply, one line each (empty: the reload can go live)."""
     changes = [line for line in _settings("sip", old.sip, new.sip)
-               if not line.startswith(("sip.limits ", "sip.admission "))]
+               if not line.startswith(("sip.limits ", "sip.admission ", "sip.session_timer "))]
     changes += _settings("rtp", old.rtp, new.rtp) + _settings("http", old.http, new.http)
     if old.data_dir != new.data_dir:
         changes.append(f"data_dir {str(old.data_dir)!r} -> {str(new.data_dir)!r}")
@@ -79,6 +80,7 @@ def describe_changes(old: Config, new: Config) -> list[str]:
                            f"{new_agents.priority_aging_seconds!r}")
     changes += _settings("sip.limits", old.sip.limits, new.sip.limits)  # read at each use: live
     changes += _settings("sip.admission", old.sip.admission, new.sip.admission)  # the gate follows reloads
+    changes += _settings("sip.session_timer", old.sip.session_timer, new.sip.session_timer)  # new calls: live
     changes += _named("flow", old.flows, new.flows, lambda a, b: "changed")
     if old.routes != new.routes:
         changes.append(f"routes: {len(old.routes)} -> {len(new.routes)}"

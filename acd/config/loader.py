@@ -21,6 +21,7 @@ from .agents import load_agents
 from .extras import load_hours, load_incidents, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
 from .model import Config, HttpSettings, Route, RtpSettings, SipSettings, Trunk
+from .session_timers import parse_session_timer
 from .sip_streams import parse_stream_settings, parse_tls_settings
 from .sip_limits import parse_sip_limits, parse_timer_t1
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
@@ -146,7 +147,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                        "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
         check.unknown_keys(section, {"listen", "port", "public_address", "transports", "tcp", "tls",
-                                     "timer_t1_seconds", "limits", "admission"}, "sip")
+                                     "timer_t1_seconds", "limits", "admission", "session_timer"}, "sip")
         listen = str(section.get("listen", sip.listen))
         _check_ip(check, section, "listen", listen)
         port = int(check.number(section, "port", sip.port, "sip", integer=True))
@@ -167,7 +168,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
         sip = SipSettings(listen=listen, port=port, public_address=public, transports=tuple(transports),
                           tcp=parse_stream_settings(check, section), tls=tls,
                           timer_t1_seconds=parse_timer_t1(check, section, sip.timer_t1_seconds), limits=limits,
-                          admission=parse_admission(check, section))
+                          admission=parse_admission(check, section),
+                          session_timer=parse_session_timer(check, section))
     if "rtp" in top and (section := check.mapping(top["rtp"], top.line_of("rtp"), "rtp")) is not None:
         check.unknown_keys(section, {"address", "ports", "workers"}, "rtp")
         address = str(section.get("address", rtp.address))

@@ -15,9 +15,10 @@ from ..ivr.hours import BusinessHours
 from ..sip import stream_limits
 from ..sip.admission import MEASURED_NEW_CALLS_PER_SECOND, Ceilings, auto_max_calls
 from ..sip.message import MAX_MESSAGE_SIZE
+from ..sip.session_timer import DEFAULT_INTERVAL_SECONDS, MIN_SE_SECONDS
 
 __all__ = ["SipLimits", "SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config",
-           "AdmissionSettings"]
+           "AdmissionSettings", "SessionTimerSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,15 @@ class AdmissionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionTimerSettings:
+    """RFC 4028 session timers on calls we answer (`sip: session_timer:`; rules in acd/sip/session_timer.py):
+    the interval we use when a caller supports timers but names none, and the shortest we accept (422 below)."""
+
+    default_seconds: int = DEFAULT_INTERVAL_SECONDS
+    min_seconds: int = MIN_SE_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
 class SipSettings:
     """Where the SIP listener binds and what address it advertises in Contact and Via; RFC 3261's T1
     (the round-trip estimate all transaction timers derive from) and the flood limits."""
@@ -101,6 +111,7 @@ class SipSettings:
     timer_t1_seconds: float = 0.5
     limits: SipLimits = field(default_factory=SipLimits)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    session_timer: SessionTimerSettings = field(default_factory=SessionTimerSettings)
 
 
 @dataclass(frozen=True, slots=True)

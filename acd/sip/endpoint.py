@@ -37,10 +37,11 @@ REQUIRED_REQUEST_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 # stateless refusal (which keeps no transaction), so the shell logs it quietly.
 UNMATCHED_ACK = "ACK matches no transaction"
 
-# URI schemes we can route (RFC 3261 §8.2.2.1: others get 416) and option tags we implement (none yet:
-# §8.2.2.3, a Require naming any other gets 420 listing it in Unsupported).
+# URI schemes we can route (RFC 3261 §8.2.2.1: others get 416) and option tags we implement (timer:
+# RFC 4028 session timers, acd/sip/session_timer.py; §8.2.2.3, a Require naming any other gets 420
+# listing it in Unsupported).
 SUPPORTED_URI_SCHEMES = frozenset({"sip", "sips"})
-SUPPORTED_OPTION_TAGS: frozenset[str] = frozenset()
+SUPPORTED_OPTION_TAGS: frozenset[str] = frozenset({"timer"})
 # What an INVITE body may be (§8.2.3: others get 415 with Accept).
 INVITE_BODY_TYPES = frozenset({"application/sdp"})
 

@@ -262,19 +262,19 @@ class OutgoingCall:
         self._in_dialog("INFO", headers=[("Content-Type", "application/dtmf-relay")],
                         body=f"Signal={digit}\r\nDuration=160\r\n".encode())
 
-    def reinvite(self, sdp: bytes | None = None) -> None:
+    def reinvite(self, sdp: bytes | None = None, *, headers: list[tuple[str, str]] = ()) -> None:
         """A re-INVITE (session refresh or hold) with `sdp` (our offer again by default; b"": none, the
-        server's offer then comes in the 200 and our answer goes in the ACK)."""
+        server's offer then comes in the 200 and our answer goes in the ACK) and more `headers`."""
         self.invite_cseq = self.cseq + 1
         self.invite_branch = unique("z9hG4bK")  # an error response is ACKed in this transaction
         body = offer_sdp(self.peer.rtp_address, version=2) if sdp is None else sdp
-        self._in_dialog("INVITE", headers=[("Contact", self.peer.contact),
+        self._in_dialog("INVITE", headers=[("Contact", self.peer.contact), *headers,
                                            *([("Content-Type", "application/sdp")] if body else [])], body=body,
                         branch=self.invite_branch)
 
-    def update(self, sdp: bytes = b"") -> None:
-        """An UPDATE (RFC 3311) with an SDP offer, or without a body."""
-        self._in_dialog("UPDATE", headers=[("Contact", self.peer.contact),
+    def update(self, sdp: bytes = b"", *, headers: list[tuple[str, str]] = ()) -> None:
+        """An UPDATE (RFC 3311) with an SDP offer, or without a body, and more `headers`."""
+        self._in_dialog("UPDATE", headers=[("Contact", self.peer.contact), *headers,
                                            *([("Content-Type", "application/sdp")] if sdp else [])], body=sdp)
 
     def notify_transfer(self, status_line: str) -> None:

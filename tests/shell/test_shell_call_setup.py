@@ -176,15 +176,51 @@ def test_caller_reinvite_with_a_new_media_port_moves_our_media_there(harness):
     assert len(moved) >= 20
 
 
-@pytest.mark.xfail(reason="an INVITE without SDP (delayed offer, RFC 3261 §13.2.1) is refused 488 'SDP is "
-                          "empty'; the UAS should put its offer in the 200 and take the answer from the ACK",
-                   strict=True)
 def test_invite_without_sdp_gets_our_offer_in_the_200(harness):
-    """Delayed offer, as some trunks send by default: our offer in the 200 OK."""
+    """Delayed offer, as some trunks send by default (RFC 3261 §13.2.1): our offer in the 200 OK,
+    nothing sent until the ACK brings the answer, then the welcome prompt in the codec answered."""
     caller = harness.caller()
     call = caller.invite("1000", sdp=b"")
     call.expect(200)
     assert call.answer.formats[0] in (0, 8)
+    harness.advance(0.5)
+    assert call.rtp_received() == []
+    call.ack(offer_sdp(caller.rtp_address, codecs=(0,)))
+    since = harness.reactor.seconds()
+    harness.advance(0.5)
+    packets = call.rtp_received(since=since)
+    assert len(packets) >= 20 and {packet.payload_type for packet in packets} == {0}
+    assert harness.prompts_heard(packets) == ["welcome"]
+    assert harness.logged(rf"call={call.call_id} ACK answers our offer: sendrecv PCMU -> 127\.0\.0\.1:")
+
+
+def test_a_delayed_offer_answered_in_pcma_sends_pcma(harness):
+    caller = harness.caller()
+    call = caller.invite("1000", sdp=b"")
+    call.expect(200)
+    call.ack(offer_sdp(caller.rtp_address, codecs=(8,)))
+    since = harness.reactor.seconds()
+    harness.advance(0.5)
+    packets = call.rtp_received(since=since)
+    assert len(packets) >= 20 and {packet.payload_type for packet in packets} == {8}
+
+
+@pytest.mark.parametrize("ack_body, why", [
+    (b"", "the ACK carries no answer to our offer in the 200 OK"),
+    (offer_sdp(("127.0.0.1", 41070), codecs=(18,), telephone_event=None),
+     "the answer takes none of the codecs we offered (0 8 101)"),
+])
+def test_a_delayed_offer_call_whose_ack_has_no_usable_answer_ends_with_bye(harness, ack_body, why):
+    caller = harness.caller()
+    call = caller.invite("1000", sdp=b"")
+    call.expect(200)
+    call.ack(ack_body)
+    bye = caller.expect_request("BYE", call_id=call.call_id, timeout=0.5)
+    call.respond(bye)
+    harness.advance(0.1)
+    assert harness.active_call_ids() == [] and harness.bound_rtp_ports() == []
+    record = harness.call_record(call.call_id)
+    assert record["outcome"] == "failed" and record["end_reason"] == f"no usable answer in the ACK: {why}"
 
 
 def test_options_inside_a_dialog_is_answered_200(harness):
