@@ -58,7 +58,8 @@ def test_calls_waiting_for_their_ack_are_capped_per_silent_source_with_one_state
 
 def test_the_total_cap_holds_across_sources_and_is_logged_once_per_source_and_interval(make_harness):
     harness = make_harness(rtp_ports=40, trunk_sources=[TRUNK_A, TRUNK_B],
-                           sip_extra="  limits: {max_unconfirmed_calls_per_source: 8, max_unconfirmed_calls: 8}\n")
+                           sip_extra="  limits: {max_unconfirmed_calls_per_source: 8, max_unconfirmed_calls: 8}\n"
+                                     "  admission: {max_new_calls_per_second: 0}\n")  # 38 at once: past its burst
     a = harness.caller(host=TRUNK_A, port=5070)
     b = harness.caller(host=TRUNK_B, port=5072)
     for _ in range(8):
