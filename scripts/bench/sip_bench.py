@@ -112,14 +112,16 @@ steps:
 ADMISSION_OFF = "{max_calls: 1000000, max_new_calls_per_second: 0, overload_loop_lag_seconds: 0}"
 
 
-def bench_acd_yaml(sip_port: int, rtp_base: int, *, admission: str = ADMISSION_OFF, http_port: int = 0) -> str:
-    """conf/acd.yaml of the bench server; `admission`: the `sip: admission:` value (inline YAML, "" for none)."""
+def bench_acd_yaml(sip_port: int, rtp_base: int, *, admission: str = ADMISSION_OFF, http_port: int = 0,
+                   rtp_workers: str = "auto") -> str:
+    """conf/acd.yaml of the bench server; `admission`: the `sip: admission:` value (inline YAML, "" for none);
+    `rtp_workers`: `rtp: workers:` (auto, the shipped default, or a number; 0 = media in the call process)."""
     return (
         "sip:\n"
         f"  listen: {LOOPBACK}\n  port: {sip_port}\n  public_address: {LOOPBACK}\n  transports: [udp]\n"
         + (f"  admission: {admission}\n" if admission else "") +
         "rtp:\n"
-        f"  address: {LOOPBACK}\n  ports: {rtp_base}-{rtp_base + RTP_PORTS - 1}\n"
+        f"  address: {LOOPBACK}\n  ports: {rtp_base}-{rtp_base + RTP_PORTS - 1}\n  workers: {rtp_workers}\n"
         f"http:\n  listen: {LOOPBACK}\n  port: {http_port}\n"
         "trunks:\n  bench:\n"
         f"    sources: [{LOOPBACK}]\n"
@@ -133,7 +135,8 @@ class OwnServer:
     bench files). Started here rather than by harness.start_server, which waits for an INFO log line
     that --log-level WARNING hides: ready = the SIP UDP port is bound."""
 
-    def __init__(self, workdir: Path, log_level: str, *, admission: str = ADMISSION_OFF, http: bool = False) -> None:
+    def __init__(self, workdir: Path, log_level: str, *, admission: str = ADMISSION_OFF, http: bool = False,
+                 rtp_workers: str = "auto") -> None:
         sys.path.insert(0, str(REPO))
         from tests.e2e.harness import AcdServer, free_port, write_config  # noqa: PLC0415 - only for our server
 
@@ -143,7 +146,7 @@ class OwnServer:
         root = Path(tempfile.mkdtemp(prefix="acd-", dir=workdir))
         write_config(root, sip_port=self.sip_port, rtp_base=self.rtp_base,
                      extra_files={"conf/acd.yaml": bench_acd_yaml(self.sip_port, self.rtp_base, admission=admission,
-                                                                  http_port=self.http_port),
+                                                                  http_port=self.http_port, rtp_workers=rtp_workers),
                                   "dialplans/bench.yaml": BENCH_DIALPLAN,
                                   "ivr_flows/bench_rate.yaml": BENCH_RATE_FLOW,
                                   "ivr_flows/bench_loop.yaml": BENCH_LOOP_FLOW})
@@ -190,7 +193,7 @@ def server_for(args, workdir: Path):
         yield None
         return
     own = OwnServer(workdir, args.server_log_level, admission="" if args.admission == "auto" else ADMISSION_OFF,
-                    http=True)
+                    http=True, rtp_workers=args.rtp_workers)
     try:
         yield own
     finally:
@@ -880,6 +883,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole measurement (medians reported)")
     parser.add_argument("--server-log-level", default="INFO",
                         help="our server's --log-level (default INFO, what `acd serve` runs at)")
+    parser.add_argument("--rtp-workers", default="auto",
+                        help="our server's rtp: workers: (auto, the shipped default; 0: media in the call process)")
     parser.add_argument("--admission", choices=["off", "auto"], default="off",
                         help="our server's admission control (sip: admission:): off (default, to measure capacity) "
                              "or auto (the shipped defaults: calls past them are refused 503 and count as failed)")
