@@ -251,12 +251,22 @@ def child_pids(pid: int | None) -> list[int]:
     return sorted(set(found))
 
 
-def children_cpu_seconds(pid: int | None) -> dict[int, float]:
-    """utime + stime of each child of `pid`, by child pid."""
+def child_kind(pid: int) -> str:
+    """"records" for our server's records writer (acd.store.records_process), "media" for the rest
+    (its media workers)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "media"
+    return "records" if b"acd.store.records_process" in command else "media"
+
+
+def children_cpu_seconds(pid: int | None, kind: str = "media") -> dict[int, float]:
+    """utime + stime of each child of `pid` of `kind` (see child_kind), by child pid."""
     seconds = {}
     for child in child_pids(pid):
         value = cpu_seconds(child)
-        if value is not None:
+        if value is not None and child_kind(child) == kind:
             seconds[child] = value
     return seconds
 
@@ -317,6 +327,7 @@ class CpuWindow:
     def start(self) -> "CpuWindow":
         self.t0, self.c0 = time.monotonic(), cpu_seconds(self.pid)
         self.children0 = children_cpu_seconds(self.pid)
+        self.records0 = children_cpu_seconds(self.pid, "records")
         self.drops0 = socket_drops(self.sip_port)
         self.machine0 = machine_busy()
         if self.pid is not None:
@@ -326,6 +337,7 @@ class CpuWindow:
     def stop(self) -> dict:
         t1, c1 = time.monotonic(), cpu_seconds(self.pid)
         children1 = children_cpu_seconds(self.pid)
+        records1 = children_cpu_seconds(self.pid, "records")
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
@@ -338,10 +350,14 @@ class CpuWindow:
         # whatever else runs on this shared machine; a high value beside a low server figure is noise.
         # media_cpu_percent: the server's media worker processes (rtp: workers:), 100% = one core;
         # cpu_percent is the call process alone.
+        # records_cpu_percent: the records writer process (acd serve runs one).
         media = round(100 * sum(c - self.children0.get(child, 0.0) for child, c in children1.items())
                       / (t1 - self.t0), 1) if children1 else None
+        records = round(100 * sum(c - self.records0.get(child, 0.0) for child, c in records1.items())
+                        / (t1 - self.t0), 1) if records1 else None
         return {"sip_socket_drops": drops, "machine_cpu_percent": machine, "cpu_percent": cpu,
-                "media_cpu_percent": media, "media_rss_kib": sum(rss_kib(c) or 0 for c in children1) or None,
+                "media_cpu_percent": media, "records_cpu_percent": records,
+                "media_rss_kib": sum(rss_kib(c) or 0 for c in children1) or None,
                 "rss_kib": rss_kib(self.pid), "peak_rss_kib": self.peak_rss, "rss_timeline": self.rss_timeline,
                 "cpu_window_s": round(t1 - self.t0, 2)}
 
@@ -574,6 +590,7 @@ def run_rate(args, workdir: Path, run_index: int) -> dict:
             print(f"  rate {rate:g}/s: {step['successful']}/{step['calls']} ok, {step['failed']} failed, "
                   f"{step['retransmissions']} retrans, {step['sip_socket_drops']} SIP socket drops, "
                   f"cpu {step['cpu_percent']}% + media {step.get('media_cpu_percent')}% "
+                  f"+ records {step.get('records_cpu_percent')}% "
                   f"(machine {step['machine_cpu_percent']}%), "
                   f"rss {step['rss_kib']} KiB, stalls >100 ms {step.get('loop_stalls_over_100ms')}, "
                   f"gc {step.get('gc_pauses')} pauses {step.get('gc_pause_seconds')} s, "
