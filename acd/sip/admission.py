@@ -39,9 +39,11 @@ MAX_CALLS, RATE, OVERLOAD, PRIORITY = "max_calls", "rate", "overload", "priority
 REASONS = (MAX_CALLS, RATE, OVERLOAD, PRIORITY)
 
 # What one process was measured to carry (scripts/bench/README.md, quiet 2-vCPU machine): 500
-# concurrent media calls clean at 45-50 % of a core (so about 1,000 per core), and the demo IVR clean
-# at 400 new calls a second at the INFO log level (700/s failed). Measure your own box and set
-# `sip: admission:` when it differs; these are only what "auto" means.
+# concurrent media calls clean at 45-50 % of a core (so about 1,000 per core; not reproduced on
+# 2026-12-07, see the README), and the demo IVR clean at 550 new calls a second at the INFO log level
+# (700/s: 2 runs of 3). 400/s leaves room for refusing as many again: at twice 400 offered, every
+# overload target held (overload_bench.py). Measure your own box and set `sip: admission:` when it
+# differs; these are only what "auto" means.
 MEASURED_MAX_CALLS = 1000
 MEASURED_NEW_CALLS_PER_SECOND = 400.0
 # The rate ceiling's burst: 50 ms of calls may arrive at once. Half a second (the first choice) let
