@@ -134,6 +134,13 @@ def open_for_reading(path: str | Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(path)
 
 
+def check_synchronous(setting: str) -> str:
+    """`setting` when it is one of SQLite's synchronous levels; ValueError otherwise."""
+    if setting not in ("FULL", "NORMAL", "OFF", "EXTRA"):
+        raise ValueError(f"records: unknown synchronous setting {setting!r}")
+    return setting
+
+
 class RecordStore:
     """The records database at `path` (created with its tables if missing), written by one thread.
 
@@ -145,9 +152,7 @@ class RecordStore:
         """`commit_delay_observer`, when given, is called from the writer thread after each commit with
         the seconds its oldest item waited between being enqueued and being committed. `synchronous`
         is SQLite's setting (FULL, the server's; NORMAL or OFF only to measure what FULL costs)."""
-        if synchronous not in ("FULL", "NORMAL", "OFF", "EXTRA"):
-            raise ValueError(f"records: unknown synchronous setting {synchronous!r}")
-        self._synchronous = synchronous
+        self._synchronous = check_synchronous(synchronous)
         self.path = Path(path)
         self._observe_commit_delay = commit_delay_observer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from .presence import PreviousRun
-from .records import RecordStore
+from .records import RecordStore, check_synchronous
 
 __all__ = ["ProcessRecordStore", "encode", "read_frame", "main"]
 
@@ -77,8 +77,7 @@ class ProcessRecordStore(RecordStore):
     def __init__(self, path: str | Path, *, schedule: Callable[[float, Callable[[], None]], Any] | None = None,
                  commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL",
                  start_timeout: float = 10.0) -> None:
-        if synchronous not in ("FULL", "NORMAL", "OFF", "EXTRA"):
-            raise ValueError(f"records: unknown synchronous setting {synchronous!r}")
+        check_synchronous(synchronous)
         self.path = Path(path)
         self._schedule = schedule
         self._observe_commit_delay = commit_delay_observer

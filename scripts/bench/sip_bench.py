@@ -239,7 +239,7 @@ def loop_lag_over(http_port: int | None, threshold_s: float = 0.1) -> dict | Non
 
 
 def child_pids(pid: int | None) -> list[int]:
-    """The direct children of `pid` (our server's media worker processes)."""
+    """The direct children of `pid` (our server's media workers and records writer; see child_kind)."""
     if pid is None:
         return []
     found: list[int] = []
