@@ -648,6 +648,14 @@ def write_pcmu_pcap(path: Path, seconds: float) -> None:
     path.write_bytes(bytes(out))
 
 
+def write_pcmu_wav(path: Path, seconds: float) -> None:
+    """A mu-law WAV (8 kHz mono) of a 440 Hz tone, for SIPp's rtp_stream (it loops the file)."""
+    samples = bytes(_ulaw(int(8000 * math.sin(2 * math.pi * 440 * n / 8000))) for n in range(int(8000 * seconds)))
+    fmt = struct.pack("<HHIIHHH", 7, 1, 8000, 8000, 1, 8, 0)  # WAVE_FORMAT_MULAW, extension size 0
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(samples)) + samples
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
 def _ip_checksum(header: bytes) -> int:
     total = sum(struct.unpack("!10H", header))
     while total >> 16:
@@ -694,11 +702,20 @@ def concurrency_step(args, n: int, workdir: Path, run_index: int) -> dict:
     step_dir.mkdir(parents=True, exist_ok=True)
     hold = args.hold_seconds
     ramp = n / args.ramp_rate
-    pcap_audio = workdir / f"pcmu-{hold}s.pcap"
-    if not pcap_audio.exists():
-        write_pcmu_pcap(pcap_audio, hold + 1)
     scenario = step_dir / "hold_call.xml"
-    scenario.write_text((SCENARIOS / "hold_call.xml").read_text().replace("@PCAP@", str(pcap_audio)))
+    template = (SCENARIOS / "hold_call.xml").read_text()
+    if args.media_source == "rtpstream":
+        tone = workdir / "pcmu-tone.wav"
+        if not tone.exists():
+            write_pcmu_wav(tone, 10.0)
+        # SIPp's rtp_stream: one sending thread per -rtp_threadtasks calls instead of one per call.
+        template = template.replace('<exec play_pcap_audio="@PCAP@"/>', f'<exec rtp_stream="{tone},-1,0"/>')
+    else:
+        pcap_audio = workdir / f"pcmu-{hold}s.pcap"
+        if not pcap_audio.exists():
+            write_pcmu_pcap(pcap_audio, hold + 1)
+        template = template.replace("@PCAP@", str(pcap_audio))
+    scenario.write_text(template)
     with server_for(args, workdir) as own:
         target = own.target if own else args.target
         pid = own.pid if own else args.server_pid
@@ -896,6 +913,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold-seconds", type=int, default=60, help="how long each concurrent call lasts")
     parser.add_argument("--capture-seconds", type=float, default=20.0, help="RTP capture window after ramp-up")
     parser.add_argument("--ramp-rate", type=float, default=100.0, help="calls/s while ramping up concurrency")
+    parser.add_argument("--media-source", choices=["pcap", "rtpstream"], default="pcap",
+                        help="how SIPp callers send their audio: play_pcap_audio (one thread per call, the "
+                             "peer harness) or rtp_stream (a thread per -rtp_threadtasks calls)")
     parser.add_argument("--max-jitter-ms", type=float, default=5.0, help="fail a step above this mean-jitter p99")
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole measurement (medians reported)")
     parser.add_argument("--server-log-level", default="INFO",
