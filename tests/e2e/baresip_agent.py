@@ -60,10 +60,11 @@ class BaresipAgent:
     """A running baresip with one account; see the module docstring."""
 
     def __init__(self, workdir: Path, *, account: str, listen: str, play: Path,
-                 command_prefix: tuple[str, ...] = (), lifetime_seconds: int = 60) -> None:
+                 command_prefix: tuple[str, ...] = (), lifetime_seconds: int = 60, sip_trace: bool = True) -> None:
         """`account`: one line of baresip's accounts file (`<sip:user@host:port>;auth_pass=...`);
         `listen`: the SIP address:port it binds; `play`: the 8 kHz mono WAV it sends as its voice;
-        `lifetime_seconds`: baresip quits by itself after this long (`-t`), whatever happens."""
+        `lifetime_seconds`: baresip quits by itself after this long (`-t`), whatever happens;
+        `sip_trace`: every SIP message sent and received is in the output too (`-s`)."""
         self.log_path = workdir / "baresip.log"
         self.sound_dir = workdir / "sound"
         self.sound_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +77,7 @@ class BaresipAgent:
         self._output = bytearray()
         self._lock = threading.Lock()
         self.process = subprocess.Popen([*command_prefix, "baresip", "-4", "-f", str(config_dir),
-                                         "-t", str(int(lifetime_seconds))],
+                                         "-t", str(int(lifetime_seconds)), *(["-s"] if sip_trace else [])],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)

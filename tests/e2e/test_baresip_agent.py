@@ -105,6 +105,12 @@ def test_baresip_agent_logs_in_and_takes_a_queued_call_with_audio_both_ways(net,
     finally:
         phone.stop()
     assert report["answered"] and report["hung_up_by"] == "remote", report
+    trace = phone.output  # baresip's SIP trace: what its own stack received
+    assert re.search(r"SIP/2.0 401 Unauthorized\s.*?CSeq: \d+ REGISTER.*?SIP/2.0 200 OK\s.*?CSeq: \d+ REGISTER",
+                     trace, re.S), "baresip registered after a Digest challenge"
+    offer = re.search(r"INVITE sip:1001-\S+ SIP/2.0\s(.*?)\r?\n\r?\n", trace, re.S)
+    assert offer and "X-ACD-Queue: sales" in offer.group(1) and "X-ACD-Caller: 5559101" in offer.group(1), \
+        "the offer carries the call's context"
     call_id = re.findall(r"call=(\S+) INVITE from=sip:5559101@", server.log())[-1]
     server.wait_for_log(rf"call={re.escape(call_id)} connected to agent=1001")
     server.wait_for_log(rf"call={re.escape(call_id)} ended reason='agent hung up'")
