@@ -22,14 +22,15 @@ from pathlib import Path
 SOFTPHONE = Path(__file__).resolve().parents[2] / "scripts" / "softphone.py"
 
 
-def run_softphone(*args: str, timeout: float = 40) -> dict:
+def run_softphone(*args: str, timeout: float = 40, command_prefix: tuple[str, ...] = ()) -> dict:
     """Run `softphone.py *args`; return its JSON report plus "exit_code" and "stderr".
+    `command_prefix` runs it through another command, e.g. ("ip", "netns", "exec", name).
 
     Raises AssertionError (with the process's stderr) if it printed no JSON, and when it outlives
     `timeout` seconds (it is killed first). Give the softphone its own `--timeout` well below this
     one so it can hang up cleanly and still report.
     """
-    cmd = [sys.executable, str(SOFTPHONE), *args]
+    cmd = [*command_prefix, sys.executable, str(SOFTPHONE), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -94,13 +95,14 @@ class SoftphoneProcess:
     """`softphone.py *args` running in the background (e.g. `agent`, which must be up before the
     call reaches it). Its stderr is collected by a thread; `wait_for_stderr` waits for a line
     such as "REGISTERED 200" and `result()` waits for the end and returns what `run_softphone`
-    returns. Always call `result()` or `kill()` (a `with` block does the latter on error)."""
+    returns. Always call `result()` or `kill()` (a `with` block does the latter on error).
+    `command_prefix` as for `run_softphone`."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, command_prefix: tuple[str, ...] = ()) -> None:
         import threading
 
         self.args = args
-        self.proc = subprocess.Popen([sys.executable, str(SOFTPHONE), *args],
+        self.proc = subprocess.Popen([*command_prefix, sys.executable, str(SOFTPHONE), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         self._err = bytearray()
