@@ -72,6 +72,12 @@ def wait_until(predicate, timeout: float, what: str, *, interval: float = 0.05, 
     raise AssertionError(f"{what} ({why}){tail}")
 
 
+def log_shows_secret(log: str, digits: str) -> bool:
+    """True when `digits` (a PIN, an account number) stand as a number of their own in a server log.
+    Process ids, port numbers and Call-IDs may hold the same digits by chance and do not count."""
+    return re.search(rf"\b{re.escape(digits)}\b", re.sub(r"pid \d+|ports? [\d-]+|:\d+", "", log)) is not None
+
+
 def rtp_base() -> int:
     """A random even base for a 400-port RTP range below the kernel's ephemeral range (32768+), so
     SIPp's and the softphones' own sockets never fill it; the server skips ports already taken."""

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from .harness import LOOPBACK, REPO, SCENARIOS, free_port, run_sipp, start_sipp, wait_until
+from .harness import LOOPBACK, REPO, SCENARIOS, free_port, log_shows_secret, run_sipp, start_sipp, wait_until
 from .softphone_driver import run_softphone
 from .test_acd_calls import EventStream, SippAgents, start_acd_server
 
@@ -136,7 +136,7 @@ steps:
     assert customer["id"] == "C1001" and customer["name"] == "Eleanor Whitfield" and customer["verified"] is True
     assert offer["context"]["verified"] is True and offer["context"]["pin"] == "****"
     assert re.search(r"whisper to agent=3801: whisper/vip whisper/verified", log), log[-2000:]
-    assert "4821" not in log
+    assert not log_shows_secret(log, "4821"), "the PIN is in the log"
 
 
 def test_self_service_caller_hears_the_order_status_and_never_reaches_a_queue(tmp_path):

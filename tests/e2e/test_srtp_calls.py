@@ -26,7 +26,7 @@ import pytest
 from acd.media.g711 import ulaw_decode
 from acd.media.prompts import PromptLibrary
 
-from .harness import REPO, free_port, rtp_base, start_server
+from .harness import REPO, free_port, log_shows_secret, rtp_base, start_server
 from .softphone_driver import SoftphoneProcess, run_softphone
 from .test_softphone_agents import AGENT_TONE_HZ, CALLER_TONE_HZ, write_tone
 
@@ -207,7 +207,7 @@ def test_srtp_caller_types_a_pin_and_talks_to_an_srtp_agent_with_nothing_in_clea
     call_id = re.search(r"call=(\S+) INVITE from=sip:5559200@.* media=srtp", log).group(1)
     assert len(re.findall(rf"call={re.escape(call_id)} dtmf digit=\* via=rfc4733 step=pin", log)) == 4, \
         "the PIN arrived as four masked RFC 4733 digits"
-    assert PIN not in log
+    assert not log_shows_secret(log, PIN), "the PIN is in the log"
     srtp_server.wait_for_log(rf"call={re.escape(call_id)} agent=1001 answered \(srtp ")
     srtp_server.wait_for_log(rf"call={re.escape(call_id)} ended reason='agent hung up'")
     assert "SRTP: dropped" not in srtp_server.log()
