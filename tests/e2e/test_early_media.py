@@ -1,5 +1,5 @@
 """RFC 3262 (PRACK / 100rel) and early media against `acd serve`, with SIPp as a caller that requires
-100rel: number 1002 answers with a reliable 183 (RSeq), plays "calls may be recorded" on RTP before
+100rel: number 1010 answers with a reliable 183 (RSeq), plays "calls may be recorded" on RTP before
 the 200, and sends the 200 after the PRACK; a caller that never PRACKs gets 500 after 64*T1 (T1 is
 0.1 s here, so 6.4 s) and the call's record says why."""
 
@@ -16,7 +16,7 @@ from acd.media.prompts import PromptLibrary
 
 from .harness import REPO, RtpSink, free_port, rtp_base, run_sipp, start_server, wait_until
 
-EARLY_MEDIA_NUMBER = "1002"  # ivr_flows/recorded_line.yaml: announce_before_answer: calls_recorded
+EARLY_MEDIA_NUMBER = "1010"  # ivr_flows/recorded_line.yaml: announce_before_answer: calls_recorded
 SHORT_T1 = "  timer_t1_seconds: 0.1\n"  # 64*T1 = 6.4 s without PRACK
 
 

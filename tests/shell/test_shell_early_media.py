@@ -1,4 +1,4 @@
-"""RFC 3262 (PRACK / 100rel) and early media on the calls we answer, on the wire: number 1002's flow
+"""RFC 3262 (PRACK / 100rel) and early media on the calls we answer, on the wire: number 1010's flow
 announces "calls may be recorded" before the answer (183 with SDP, the prompt on RTP, then 200 with
 the same SDP); the 183 is reliable when the caller requires or supports 100rel (RSeq, retransmitted
 T1 doubling, the 200 held until its PRACK, 500 and a failed record when no PRACK ever comes), and a
@@ -6,14 +6,16 @@ CANCEL or BYE during early media ends the call with 487 to the INVITE."""
 
 from __future__ import annotations
 
-ANNOUNCED = "1002"  # ivr_flows/recorded_line.yaml: announce_before_answer: calls_recorded
+from .wire import offer_sdp
+
+ANNOUNCED = "1010"  # ivr_flows/recorded_line.yaml: announce_before_answer: calls_recorded
 REQUIRE = ("Require", "100rel")
 SUPPORTED = ("Supported", "100rel")
 ANNOUNCEMENT_SECONDS = 4.2  # sounds/calls_recorded.wav is 4.13 s
 
 
 def early_call(harness, *headers: tuple[str, str], port: int = 5070):
-    """A caller on `port` whose INVITE to 1002 carries `headers`; (caller, call, its first 183)."""
+    """A caller on `port` whose INVITE to 1010 carries `headers`; (caller, call, its first 183)."""
     caller = harness.caller(port=port)
     call = caller.invite(ANNOUNCED, headers=list(headers))
     progress = call.expect(183, timeout=0.2)
@@ -156,3 +158,25 @@ def test_options_lists_100rel_and_an_unknown_required_extension_still_gets_420(h
     ok = answered.peer.expect_response(200, method="INVITE", call_id=answered.call_id, timeout=0.2)
     answered.ack()
     assert "PRACK" in ok.headers.get("Allow") and ok.headers.get("Supported") == "100rel, timer"
+
+
+def test_a_route_that_answers_later_than_the_announcement_ends_waits_for_its_answer_after_seconds(make_harness):
+    harness = make_harness(extra_files={"dialplans/later.yaml": (
+        "routes:\n  - number: \"1011\"\n    flow: recorded_line\n    answer_after_seconds: 6\n")})
+    caller = harness.caller()
+    invited = harness.reactor.seconds()
+    call = caller.invite("1011")
+    call.expect(183, timeout=0.2)
+    call.expect(200, timeout=6.5)
+    assert 6.0 <= harness.reactor.seconds() - invited < 6.1
+
+
+def test_an_invite_without_sdp_skips_the_announcement_and_gets_our_offer_in_the_200(harness):
+    caller = harness.caller()
+    call = caller.invite(ANNOUNCED, sdp=b"", headers=[REQUIRE])
+    ok = call.expect(200, timeout=0.2)
+    assert ok.body and not [r for r in caller.responses(call_id=call.call_id) if r.status == 183]
+    assert harness.logged(rf"call={call.call_id} no early media announcement: the INVITE has no SDP offer")
+    call.ack(sdp=offer_sdp(caller.rtp_address))
+    harness.advance(1.0)
+    assert harness.active_call_ids() == [call.call_id]
