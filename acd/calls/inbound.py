@@ -24,6 +24,7 @@ from ..sip.errors import RemoteProtocolError
 from ..sip.events import RequestReceived
 from ..sip.headers import NameAddr, SipUri
 from ..sip.rate_limit import ReportThrottle
+from ..sip.reliable_provisional import peer_reliability
 from ..sip.session_timer import TimerTerms, negotiate, peer_allows_update
 from ..sip.unconfirmed import UnconfirmedCalls
 from .call_table import CallTable
@@ -290,12 +291,22 @@ class InboundCalls:
                               leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
                               runner_for=self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key,
                               session_timer=session_timer, refresh_with_update=peer_allows_update(request),
-                              offer_in_200=offer is None)
+                              offer_in_200=offer is None, reliability=peer_reliability(request),
+                              announcement=self._announcement(call_id, flow, offer))
         holder.append(session)
         self.calls.add_session(session)
         self.unconfirmed.add(call_id, event.source[0])
         session.records.call_arrived(call_id, trunk=trunk, caller=caller, dialled=dialled, at=self.reactor.seconds())
         return session
+
+    @staticmethod
+    def _announcement(call_id: str, flow: Flow, offer: SessionDescription | None) -> tuple[str, ...]:
+        """The flow's announce_before_answer, unless the INVITE had no SDP: early media needs the
+        caller's offer to answer in the 183 (our offer there is not supported), so it is skipped."""
+        if flow.announce_before_answer and offer is None:
+            log.info("call=%s no early media announcement: the INVITE has no SDP offer", call_id)
+            return ()
+        return flow.announce_before_answer
 
     def _ended(self, session: CallSession) -> None:
         self.unconfirmed.discard(session.call_id)

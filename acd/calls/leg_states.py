@@ -30,7 +30,7 @@ class LegStateError(Exception):
 class CallState(enum.Enum):
     """Where an inbound call is."""
 
-    RINGING = "ringing"        # 180 sent (or about to answer), answer pending
+    RINGING = "ringing"        # 180 or 183 sent (early media may play), or about to answer; answer pending
     ANSWERED = "answered"      # 200 sent, waiting for ACK (media already runs)
     CONFIRMED = "confirmed"    # ACK received
     CLOSING = "closing"        # the server is stopping: a last prompt, then our BYE (no flow, no queue)
@@ -133,6 +133,7 @@ class EndReason(enum.Enum):
     MEDIA_LOST = ("failed", "media lost: {detail}")
     SESSION_EXPIRED = ("failed", "session expired: {detail}")  # RFC 4028: no refresh in time
     NO_USABLE_ANSWER = ("failed", "no usable answer in the ACK: {detail}")  # to our offer in the 200
+    NO_PRACK = ("failed", "no PRACK for our reliable {detail}")  # RFC 3262 §3: the INVITE got 500
 
     @property
     def result(self) -> str:

@@ -19,9 +19,11 @@ from ..media.sdp import NegotiatedAudio, SessionDescription
 from ..sip.dialog import Dialog
 from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
+from ..sip.reliable_provisional import Reliability
 from ..sip.session_timer import TimerTerms
 from .leg_states import CallerEvent, CallState, EndReason, next_caller_state
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
+from .provisionals import ProvisionalResponses
 from .queued_call import QueuedCall
 from .rtp_leg import RtpLeg
 from .session_timers import SessionTimers, refusal_headers
@@ -40,6 +42,7 @@ HOLD_MUSIC_PLAYBACK = -1
 BANNER_PLAYBACK = -4
 CALLBACK_CONFIRM_PLAYBACK = -3
 GOODBYE_PLAYBACK = -5
+EARLY_MEDIA_PLAYBACK = -6  # the flow's announce_before_answer, played in the 183's early media
 
 
 class CallSession:
@@ -58,12 +61,15 @@ class CallSession:
                  trunk: str, leg: RtpLeg, local_port: int, negotiated: NegotiatedAudio, sdp_answer: bytes,
                  runner_for: Callable[..., Any], flow: Any, context: Any, srtp: str = "off",
                  srtp_key: bytes | None = None, session_timer: TimerTerms | None = None,
-                 refresh_with_update: bool = False, offer_in_200: bool = False) -> None:
+                 refresh_with_update: bool = False, offer_in_200: bool = False,
+                 reliability: Reliability = Reliability.NONE, announcement: tuple[str, ...] = ()) -> None:
         """`srtp` is the caller's SRTP policy (the trunk's or the agent's) and `srtp_key` our key||salt
         for the call (None when the policy is off), for the offers that come after the first.
         `session_timer`: the RFC 4028 terms agreed with the INVITE (None: none asked for);
         `refresh_with_update`: the caller allows UPDATE, so our refreshes are UPDATEs. `offer_in_200`:
-        the INVITE had no SDP (RFC 3261 §13.2.1), `sdp_answer` is our offer and the ACK brings the answer."""
+        the INVITE had no SDP (RFC 3261 §13.2.1), `sdp_answer` is our offer and the ACK brings the answer.
+        `reliability`: what the INVITE said of 100rel (RFC 3262); `announcement`: prompts played as early
+        media (183 with our SDP) before the 200."""
         self.signalling = signalling
         self.media = media
         self.records = records
@@ -110,6 +116,11 @@ class CallSession:
         self._close_timer = None
         self.session_timers = SessionTimers(session=self, terms=session_timer, reactor=reactor,
                                             use_update=refresh_with_update, metrics=metrics)
+        self.provisionals = ProvisionalResponses(session=self, reliability=reliability, reactor=reactor,
+                                                 t1_seconds=config.config.sip.timer_t1_seconds,
+                                                 retransmit=dialog.transport == "UDP")
+        self.announcement = announcement
+        self._answer_not_before = self.started_at
         self.ivr = runner_for(self, flow, context, None)
 
     @property
@@ -137,25 +148,60 @@ class CallSession:
 
     # ---- signalling --------------------------------------------------------------------------
     def start(self, answer_after: float) -> None:
-        """Answer now, or ring first for `answer_after` seconds."""
-        if answer_after > 0:
+        """Answer now, or ring first for `answer_after` seconds, or play the announcement first."""
+        if self.announcement:
+            self.announce_then_answer(answer_after)
+        elif answer_after > 0:
             self.ring_then_answer(answer_after)
         else:
             self.answer()
 
     def ring_then_answer(self, delay: float) -> None:
         """Send 180 Ringing, answer after `delay` seconds (a CANCEL may come first)."""
-        self.signalling.respond(self.invite_transaction, 180, to_tag=self.dialog.local_tag)
+        self.provisionals.send(180)
         self._answer_timer = self.reactor.callLater(delay, self.answer)
+
+    def announce_then_answer(self, answer_after: float) -> None:
+        """183 Session Progress with our SDP (reliable when the caller requires or supports 100rel), the
+        announcement on the RTP leg, then the 200 once it has played and `answer_after` seconds passed
+        since the INVITE (a CANCEL may come first)."""
+        self._answer_not_before = self.started_at + answer_after
+        reliable = self.provisionals.send(183, body=self.sdp_answer)
+        if self.may_send:
+            self.media.start_sending(self.leg)
+        self.play(self.announcement, EARLY_MEDIA_PLAYBACK)
+        log.info("call=%s early media: 183 Session Progress%s, playing %s before answer", self.call_id,
+                 f" (reliable, RSeq {reliable.rseq})" if reliable is not None else "", " ".join(self.announcement))
+
+    def _announced(self) -> None:
+        """The announcement before answer has played: answer now, or when `answer_after_seconds` is up."""
+        wait = self._answer_not_before - self.reactor.seconds()
+        if wait > 0:
+            self._answer_timer = self.reactor.callLater(wait, self.answer)
+        else:
+            self.answer()
+
+    def on_no_prack(self, detail: str) -> None:
+        """No PRACK for our reliable provisional within 64*T1: RFC 3262 §3 rejects the INVITE with a
+        5xx (500), and the call fails with that reason on its record."""
+        if self.state is not CallState.RINGING:
+            return
+        self.signalling.respond(self.invite_transaction, 500, to_tag=self.dialog.local_tag,
+                                headers=(("Warning", '399 acd "no PRACK for our reliable provisional response"'),))
+        self._end(EndReason.NO_PRACK, detail)
 
     def answer(self) -> None:
         """Send 200 OK with our SDP answer, start media and the flow."""
         self._answer_timer = None
         if self.state is not CallState.RINGING:
             return
+        if not self.provisionals.may_answer():
+            log.info("call=%s 200 OK held until the PRACK of our reliable 183 (RFC 3262 §3)", self.call_id)
+            return
         self.signalling.respond(self.invite_transaction, 200, to_tag=self.dialog.local_tag, body=self.sdp_answer,
                                 headers=(("Contact", self.dialog.local_contact), *self.signalling.capability_headers(),
                                          *self.session_timers.response_headers()))
+        self.provisionals.final_sent()
         self._move(CallerEvent.ANSWER)
         self.session_timers.start()
         self.answered_at = self.reactor.seconds()
@@ -185,8 +231,13 @@ class CallSession:
         self._end(EndReason.CALLER_CANCELLED)
 
     def on_bye(self, transaction: tuple) -> None:
-        """The caller hung up."""
+        """The caller hung up (before the answer: a BYE in the early dialog, whose INVITE then gets 487,
+        RFC 3261 §15.1.2)."""
         self.signalling.respond(transaction, 200)
+        if self.state is CallState.RINGING:
+            self.signalling.respond(self.invite_transaction, 487, to_tag=self.dialog.local_tag)
+            self._end(EndReason.CALLER_CANCELLED)
+            return
         if self.state is CallState.CLOSING:
             self._end(self.end, self.end_detail)  # hung up during our goodbye: still ended by us
             return
@@ -477,6 +528,10 @@ class CallSession:
         if self.state is CallState.CLOSING and playback_id == GOODBYE_PLAYBACK:
             self._closed()
             return
+        if playback_id == EARLY_MEDIA_PLAYBACK:
+            if self.state is CallState.RINGING:
+                self._announced()
+            return
         if not self.active:
             return
         if playback_id < 0:
@@ -576,6 +631,7 @@ class CallSession:
             if timer is not None and timer.active():
                 timer.cancel()
         self.session_timers.release()
+        self.provisionals.release()
         if self.ivr is not None:
             self.ivr.stop()
         wait = self.queued.wait if self.queued is not None else None

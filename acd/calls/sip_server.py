@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..metrics import SIP_METHODS
 from ..sip.build import ALLOWED_METHODS, new_tag
-from ..sip.endpoint import UNMATCHED_ACK, SipEndpoint
+from ..sip.endpoint import SUPPORTED_OPTION_TAGS, UNMATCHED_ACK, SipEndpoint
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import (AckReceived, CancelReceived, Datagram, MessageDropped, MessageRejected, RequestReceived,
                           ResponseReceived, TransactionTimedOut)
@@ -37,6 +37,8 @@ STRAY_DIALOGS_REMEMBERED = 1024
 log = logging.getLogger("acd.sip")
 
 SERVER_NAME = "acd/0.1"
+# The option tags we implement (RFC 3261 §20.37), in every Supported header of ours: "100rel, timer".
+SUPPORTED_OPTION_TAGS_TEXT = ", ".join(sorted(SUPPORTED_OPTION_TAGS))
 
 
 class CallSetup(Protocol):
@@ -178,10 +180,10 @@ class SipServer:
             session.dialog.check_request(request)
             self._on_caller_request(session, event)
             return
-        if method in ("BYE", "INFO", "NOTIFY"):
+        if method in ("BYE", "INFO", "NOTIFY", "PRACK"):
             raise RemoteProtocolError(f"{method} outside a dialog", 481)
-        self.respond(event.transaction_id, 405 if method in ("SUBSCRIBE", "MESSAGE", "NOTIFY", "REFER", "PRACK",
-                                                             "UPDATE", "PUBLISH") else 501,
+        self.respond(event.transaction_id, 405 if method in ("SUBSCRIBE", "MESSAGE", "NOTIFY", "REFER", "UPDATE",
+                                                             "PUBLISH") else 501,
                      to_tag=new_tag(), headers=(("Allow", ALLOWED_METHODS),))
 
     def _on_caller_request(self, session: Any, event: RequestReceived) -> None:
@@ -193,6 +195,8 @@ class SipServer:
             session.on_reinvite(event.request, event.transaction_id)
         elif method == "UPDATE":
             session.on_update(event.request, event.transaction_id)
+        elif method == "PRACK":
+            session.provisionals.on_prack(event.request, event.transaction_id)
         elif method == "INFO":
             self.call_setup.info(session, event)
         elif method == "NOTIFY":
@@ -368,8 +372,9 @@ class SipServer:
         self.calls.forget_placed(owner, transaction)
 
     def capability_headers(self) -> Headers:
-        """Allow/Accept, for 200 OK to INVITE and OPTIONS."""
-        return (("Allow", ALLOWED_METHODS), ("Accept", "application/sdp, application/dtmf-relay"))
+        """Allow/Accept/Supported, for responses to INVITE and OPTIONS."""
+        return (("Allow", ALLOWED_METHODS), ("Accept", "application/sdp, application/dtmf-relay"),
+                ("Supported", SUPPORTED_OPTION_TAGS_TEXT))
 
     def contact(self, transport: str, secure: bool = False) -> str:
         """Our Contact for dialogs on `transport`; `secure` (the peer used a sips: URI, RFC 3261

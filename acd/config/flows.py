@@ -40,8 +40,9 @@ def parse_flow(path: Path, document: Any, errors: list[ConfigError], prompt_uses
     top = check.mapping(document, 1, "a flow file")
     if top is None:
         return path.stem, None
-    check.unknown_keys(top, {"name", "start", "steps", "description"}, "flow")
+    check.unknown_keys(top, {"name", "start", "steps", "description", "announce_before_answer"}, "flow")
     name = str(top.get("name", path.stem))
+    announcement = _announcement(check, top, name, prompt_uses)
     steps_doc = check.mapping(top.get("steps"), top.line_of("steps"), f"flow {name!r} steps")
     if steps_doc is None:
         return name, None
@@ -75,7 +76,28 @@ def parse_flow(path: Path, document: Any, errors: list[ConfigError], prompt_uses
                                 "would be stuck; add a menu, collect or speech_menu step to the loop, or end it")
     if len(errors) > before:
         return name, None
-    return name, Flow(name=name, start=start, steps=steps, source=str(path))
+    return name, Flow(name=name, start=start, steps=steps, source=str(path), announce_before_answer=announcement)
+
+
+def _announcement(check: Checker, top: LineDict, name: str, prompt_uses: list[PromptUse]) -> tuple[str, ...]:
+    """`announce_before_answer: prompt` or `[prompts]`: file prompts only (early media plays before the
+    flow, so there is no context to speak values from)."""
+    if "announce_before_answer" not in top:
+        return ()
+    value, line = top["announce_before_answer"], top.line_of("announce_before_answer")
+    items = list(value) if isinstance(value, LineList) else [value]
+    lines = value.lines if isinstance(value, LineList) else [line]
+    prompts = []
+    for item, at in zip(items, lines):
+        if isinstance(item, str) and item:
+            prompts.append(item)
+            prompt_uses.append((str(check.path), at, "announce_before_answer", item))
+        else:
+            check.error(at, f"flow {name!r} announce_before_answer: each item is a prompt name (a WAV file in "
+                            f"sounds/ without .wav), not {kind_of(item)}")
+    if not items:
+        check.error(line, f"flow {name!r} announce_before_answer names no prompt: give a prompt name or a list of them")
+    return tuple(prompts)
 
 
 class _StepParser:

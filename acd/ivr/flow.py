@@ -250,12 +250,15 @@ INPUT_STEPS = (MenuStep, CollectStep, SpeechMenuStep, RecordStep)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Flow:
-    """A named IVR flow: its steps by name and the step it starts at."""
+    """A named IVR flow: its steps by name and the step it starts at. `announce_before_answer`: file
+    prompts a call routed to this flow hears before it is answered, as early media (183 Session
+    Progress with SDP, RFC 3262 reliable when the caller supports it), e.g. "calls may be recorded"."""
 
     name: str
     start: str
     steps: dict[str, Step]
     source: str = ""
+    announce_before_answer: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.start not in self.steps:
@@ -263,7 +266,7 @@ class Flow:
 
     def prompts_used(self) -> set[str]:
         """Every file prompt any step may play (spoken values excluded)."""
-        used: set[str] = set()
+        used: set[str] = set(self.announce_before_answer)
         for step in self.steps.values():
             for attribute in ("prompts", "timeout_prompts", "invalid_prompts", "no_input_prompts", "no_match_prompts"):
                 used.update(p for p in getattr(step, attribute, ()) if isinstance(p, str))

@@ -136,7 +136,7 @@ def build_cancel(invite: Request) -> Request:
 
 
 # Methods we accept, in every Allow header we send (§20.5): one list for OPTIONS, 200 OK, 405 and offers.
-ALLOWED_METHODS = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER, UPDATE"
+ALLOWED_METHODS = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER, UPDATE, PRACK"
 
 
 def build_invite(*, uri: str, call_id: str, from_user: str, to_user: str, local: tuple[str, int],

@@ -24,7 +24,7 @@ from .message import Headers, Request, Response, parse_message
 from .transactions import (ClientInviteTransaction, ClientNonInviteTransaction, ServerInviteTransaction,
                            ServerNonInviteTransaction, State, TimerConfig, Transaction)
 
-__all__ = ["SipEndpoint", "REQUIRED_REQUEST_HEADERS", "UNMATCHED_ACK"]
+__all__ = ["SipEndpoint", "REQUIRED_REQUEST_HEADERS", "SUPPORTED_OPTION_TAGS", "UNMATCHED_ACK"]
 
 Address = tuple[str, int]
 
@@ -38,10 +38,10 @@ REQUIRED_REQUEST_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 UNMATCHED_ACK = "ACK matches no transaction"
 
 # URI schemes we can route (RFC 3261 §8.2.2.1: others get 416) and option tags we implement (timer:
-# RFC 4028 session timers, acd/sip/session_timer.py; §8.2.2.3, a Require naming any other gets 420
-# listing it in Unsupported).
+# RFC 4028 session timers, acd/sip/session_timer.py; 100rel: RFC 3262 reliable provisional responses,
+# acd/sip/reliable_provisional.py; §8.2.2.3, a Require naming any other gets 420 listing it in Unsupported).
 SUPPORTED_URI_SCHEMES = frozenset({"sip", "sips"})
-SUPPORTED_OPTION_TAGS: frozenset[str] = frozenset({"timer"})
+SUPPORTED_OPTION_TAGS: frozenset[str] = frozenset({"100rel", "timer"})
 # What an INVITE body may be (§8.2.3: others get 415 with Accept).
 INVITE_BODY_TYPES = frozenset({"application/sdp"})
 

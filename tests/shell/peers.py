@@ -241,6 +241,21 @@ class OutgoingCall:
                    ("To", self.to_value), ("Call-ID", self.call_id), ("CSeq", f"{self.invite_cseq} CANCEL")]
         self.peer.send(build_request("CANCEL", self.uri, headers))
 
+    def early_dialog(self, provisional: Response) -> None:
+        """Enter the early dialog a tagged provisional response made (its To tag, its Contact as target)."""
+        self.remote_tag = self.remote_tag or tag_of(provisional.headers.get("To", ""))
+        contact = provisional.headers.get("Contact")
+        if contact:
+            self.remote_target = uri_of(contact)
+        if provisional.body:
+            self.answer = Sdp.parse(provisional.body)
+
+    def prack(self, provisional: Response, *, rseq: str | None = None) -> None:
+        """PRACK a reliable provisional response (RFC 3262 §7.2): `RAck: RSeq CSeq INVITE` in the early
+        dialog (`rseq` overrides the RSeq acknowledged)."""
+        self.early_dialog(provisional)
+        self._in_dialog("PRACK", headers=[("RAck", f"{rseq or provisional.headers.get('RSeq')} {self.invite_cseq} INVITE")])
+
     # ---- in the dialog ---------------------------------------------------------------------------
     def _in_dialog(self, method: str, *, cseq: int | None = None, headers: list[tuple[str, str]] = (),
                    body: bytes = b"", branch: str | None = None) -> None:

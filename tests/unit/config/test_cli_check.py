@@ -28,7 +28,7 @@ def line_of(path: Path, needle: str) -> int:
 def test_check_accepts_the_demo_config(capsys):
     assert main(["check", "--root", str(REPO)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("config OK: 2 routes, 3 flows,")
+    assert out.startswith("config OK: 3 routes, 4 flows,")
 
 
 def test_check_lists_every_problem_as_file_line_message(tmp_path, capsys):

@@ -557,3 +557,25 @@ def test_lookup_table_record_that_is_not_a_mapping_names_its_line(root):
     path = edit(root, "conf/lookups/orders.yaml", '"12345": {status: shipped, days: 3}', '"12345": shipped')
     errors = errors_of(root)
     assert ("conf/lookups/orders.yaml", line_of(path, "12345")) == errors[0][:2], errors
+
+
+# ---- announce_before_answer (early media before the answer) ------------------------------------
+
+def test_announce_before_answer_takes_a_prompt_or_a_list_of_them(root):
+    assert load_config(root).flows["main"].announce_before_answer == ()
+    edit(root, "ivr_flows/main.yaml", "start: welcome\n", "start: welcome\nannounce_before_answer: goodbye\n")
+    assert load_config(root).flows["main"].announce_before_answer == ("goodbye",)
+    edit(root, "ivr_flows/main.yaml", "announce_before_answer: goodbye\n",
+         "announce_before_answer: [goodbye, closed]\n")
+    assert load_config(root).flows["main"].announce_before_answer == ("goodbye", "closed")
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("nope", "prompt 'nope' has no file sounds/nope.wav"),
+    ("[goodbye, {say_digits: \"{caller_id}\"}]", "each item is a prompt name"),
+    ("[]", "names no prompt"),
+    ("12", "each item is a prompt name (a WAV file in sounds/ without .wav), not a number"),
+])
+def test_a_bad_announce_before_answer_is_an_error_at_its_line(root, value, problem):
+    flow_error(root, "start: welcome\n", f"start: welcome\nannounce_before_answer: {value}\n",
+               "announce_before_answer", problem)

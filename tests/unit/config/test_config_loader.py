@@ -125,9 +125,11 @@ def edit(root: Path, name: str, old: str, new: str) -> Path:
 
 def test_the_shipped_demo_config_loads():
     config = load_config(REPO)
-    assert [(r.number, r.flow) for r in config.routes] == [("1000", "main"), ("1001", "main")]
+    assert [(r.number, r.flow) for r in config.routes] == [("1000", "main"), ("1001", "main"),
+                                                           ("1010", "recorded_line")]
     assert config.routes[1].answer_after_seconds == 3
-    assert sorted(config.flows) == ["billing", "main", "survey"]
+    assert sorted(config.flows) == ["billing", "main", "recorded_line", "survey"]
+    assert config.flows["recorded_line"].announce_before_answer == ("calls_recorded",)
     main = config.flows["main"]
     assert main.start == "welcome"
     assert main.prompts_used() <= set(config.prompts)
