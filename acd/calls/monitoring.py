@@ -19,7 +19,7 @@ One supervisor per call at a time. `reactor` provides IReactorTime.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.internet import task
@@ -32,13 +32,16 @@ from .monitor_states import (HEARING, MODE_DIGITS, MonitorEvent, MonitorState, n
 from .ports import ConfigSource, EventSink, Media, Records, Signalling
 from .queued_call import QueuedCall
 
-__all__ = ["Monitoring", "MonitorRunner", "MonitorSession", "WATCH_SECONDS"]
+__all__ = ["Monitoring", "MonitorRunner", "MonitorSession", "RING_SECONDS", "WATCH_SECONDS"]
 
 log = logging.getLogger("acd.monitor")
 
 # How often sessions are checked against their call: a supervisor stays on at most this long after
 # the call ended or was transferred (hearing silence meanwhile).
 WATCH_SECONDS = 0.5
+# How long the API lets a supervisor's phone ring: as long as an agent's offer may (the demo queues'
+# ring_timeout is 15 s), twice over, for a supervisor who has to reach for it.
+RING_SECONDS = 30.0
 
 
 @dataclass(eq=False)
@@ -56,7 +59,13 @@ class MonitorSession:
     caller_rtp: Any = None
     agent_rtp: Any = None
     end_call: Callable[[str], None] = lambda why: None  # hangs up the supervisor's phone
-    changes: list[tuple[float, str]] = field(default_factory=list)
+    ring_timer: Any = None        # the API's call to the supervisor gives up when it fires
+
+    def stop_ringing(self) -> None:
+        """The phone answered, or the session is over: the ring timer goes."""
+        if self.ring_timer is not None and self.ring_timer.active():
+            self.ring_timer.cancel()
+        self.ring_timer = None
 
     def describe(self) -> dict[str, Any]:
         """As the API and the wallboard show it."""
@@ -238,15 +247,24 @@ class Monitoring:
                           from_user="acd-monitor", srtp_policy=account.srtp)
         if not placed.start():
             return "no-rtp-port"
-        placed.rtp.on_digit = lambda digit: self.switch(monitor, MODE_DIGITS[digit], by=f"supervisor {supervisor_id} "
-                                                                                        f"key {digit}") \
-            if digit in MODE_DIGITS and monitor.state is not MonitorState.RINGING else None
+        placed.rtp.on_digit = lambda digit: self.key(monitor, digit)
         monitor.leg = placed.rtp
         monitor.end_call = lambda why: placed.cancel(why)
         self.sessions[call_id] = monitor
         log.info("call=%s calling supervisor=%s to %s (%s, by %s)", call_id, supervisor_id, mode, uri, by)
         self._record(monitor, "calling", mode)
+        monitor.ring_timer = self.reactor.callLater(RING_SECONDS, self._ring_over, monitor)
         return "calling"
+
+    def _ring_over(self, monitor: MonitorSession) -> None:
+        monitor.ring_timer = None
+        if monitor.state is MonitorState.RINGING:
+            self._ended(monitor, MonitorEvent.FAILED, f"the supervisor's phone did not answer in {RING_SECONDS:.0f} s")
+
+    def key(self, monitor: MonitorSession, digit: str) -> None:
+        """A key on the supervisor's phone (API path): 4/5/6 switch the mode; others are ignored."""
+        if digit in MODE_DIGITS:
+            self.switch(monitor, MODE_DIGITS[digit], by=f"supervisor {monitor.supervisor_id} key {digit}")
 
     def change(self, call_id: str, mode: str, *, by: str = "API") -> str:
         """Switch the session on `call_id` to `mode`: "changed", "unchanged", "not-monitored" or "ringing"."""
@@ -272,6 +290,7 @@ class Monitoring:
 
     # ---- moves -------------------------------------------------------------------------------
     def _answered(self, monitor: MonitorSession, mode: str) -> None:
+        monitor.stop_ringing()
         queued = self.acd_calls.get(monitor.call_id)
         legs = self._bridged_legs(queued) if queued is not None else None
         if legs is None:
@@ -307,6 +326,7 @@ class Monitoring:
     def _ended(self, monitor: MonitorSession, event: MonitorEvent, why: str) -> None:
         if monitor.state is MonitorState.ENDED:
             return
+        monitor.stop_ringing()
         was_mixing = monitor.state is not MonitorState.RINGING
         monitor.state = next_monitor_state(monitor.state, event, monitor.call_id)
         if self.sessions.get(monitor.call_id) is monitor:
@@ -337,7 +357,6 @@ class Monitoring:
 
     def _record(self, monitor: MonitorSession, event: str, mode: str, detail: str = "") -> None:
         now = self.reactor.seconds()
-        monitor.changes.append((now, f"{event} {mode}".strip()))
         self.records.monitoring(monitor.call_id, supervisor=monitor.supervisor_id, agent=monitor.agent_id,
                                 event=event, mode=mode, via=monitor.via, detail=detail, at=now)
         self.events.publish("wallboard", {"type": "monitoring", "event": event, **monitor.describe()})

@@ -172,3 +172,25 @@ def test_the_call_ending_hangs_up_the_supervisor(make_harness):
     spy.respond(bye, 200)
     harness.advance(1)
     assert harness.logged(rf"call={call.call_id} supervisor=2001 monitoring ended: the call ended")
+
+
+def test_api_gives_up_when_the_supervisors_phone_does_not_answer(make_harness):
+    """The supervisor's phone rings and rings: after RING_SECONDS the INVITE is cancelled, the session
+    is gone and the call goes on unmonitored."""
+    from acd.calls.monitoring import RING_SECONDS
+
+    harness = monitoring_harness(make_harness)
+    call, offer = bridged_call(harness)
+    supervisor = harness.agent("2001", port=50200)
+    assert supervisor.register().status == 200
+    assert harness.api("POST", f"/api/calls/{call.call_id}/monitor", {"supervisor": "2001"})[0] == 200
+    ring = supervisor.incoming(timeout=1)
+    ring.ring()
+    harness.advance(RING_SECONDS + 0.5, step=0.5)
+    cancel = ring.expect_request("CANCEL", timeout=1)
+    ring.respond(cancel, 200)
+    ring.decline(487)
+    harness.advance(1)
+    assert harness.api("GET", "/api/monitoring")[1] == []
+    assert harness.logged(rf"call={call.call_id} supervisor=2001 monitoring ended: the supervisor's phone did not "
+                          "answer in 30 s")
