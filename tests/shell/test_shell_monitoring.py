@@ -194,3 +194,45 @@ def test_api_gives_up_when_the_supervisors_phone_does_not_answer(make_harness):
     assert harness.api("GET", "/api/monitoring")[1] == []
     assert harness.logged(rf"call={call.call_id} supervisor=2001 monitoring ended: the supervisor's phone did not "
                           "answer in 30 s")
+
+
+def test_srtp_caller_and_agent_are_mixed_decrypted_and_each_hears_under_its_own_key(make_harness):
+    """SRTP caller, agent with `srtp: required`, supervisor on plain RTP barging (*62): each party's
+    packets decrypt, under its own leg's key, to the mix of the other two; nothing crosses in clear."""
+    from .test_shell_srtp import AGENT_KEY, SrtpEnd, crypto_in, srtp_call, with_crypto
+    from .wire import offer_sdp
+
+    files = queue_files({"q": Q}, {"1001": "{q: 0}"})
+    files["conf/agents.yaml"] = files["conf/agents.yaml"].replace("    queues: {q: 0}",
+                                                                  "    srtp: required\n    queues: {q: 0}")
+    files["conf/agents.yaml"] += supervisor_entry("2001").replace("    role: supervisor\n",
+                                                                  "    role: supervisor\n    srtp: \"off\"\n")
+    harness = make_harness(extra_files=files)
+    phone = harness.agent("1001")
+    assert phone.register().status == 200
+    assert harness.api("POST", "/api/agents/1001/login")[0] == 200
+    call, caller_srtp = srtp_call(harness, "3000")
+    offer = phone.offer()
+    _, _, agent_leg_key = crypto_in(offer.invite.body)
+    offer.ring()
+    offer.answer(with_crypto(offer_sdp(phone.rtp_address), AGENT_KEY))
+    offer.expect_ack(timeout=1)
+    agent_srtp = SrtpEnd(AGENT_KEY, agent_leg_key)
+    supervisor = harness.agent("2001", port=50200)
+    spy = supervisor.dial("*621001")
+    spy.expect(200)
+    spy.ack()
+    since = harness.reactor.seconds() + 0.001
+    for _ in range(4):
+        caller_srtp.send_audio(call, 1, CALLER)
+        agent_srtp.send_audio(offer, 1, AGENT)
+        spy.send_audio(1, payload=SUPERVISOR)
+        harness.advance(0.02)
+    to_caller, to_agent = call.rtp_received(since=since), offer.rtp_received(since=since)
+    assert all(CALLER[:16] not in p.data and AGENT[:16] not in p.data for p in to_caller + to_agent)
+    assert hears([p.payload for p in caller_srtp.clear(to_caller)], mixed(AGENT, SUPERVISOR))
+    assert hears([p.payload for p in agent_srtp.clear(to_agent)], mixed(CALLER, SUPERVISOR))
+    assert hears([p.payload for p in spy.rtp_received(since=since)], mixed(CALLER, AGENT))
+    assert harness.metric("acd_srtp_auth_failures_total") == 0
+    spy.bye()
+    spy.expect(200, method="BYE")
