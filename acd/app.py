@@ -24,6 +24,7 @@ from .calls.ivr_runner import IvrServices
 from .calls.live_config import LiveConfig
 from .calls.leg_states import EndReason
 from .calls.media_ports import MediaPorts
+from .calls.monitoring import Monitoring
 from .calls.remote_media import RemoteMediaPorts, worker_count
 from .calls.registrar_service import RegistrarService
 from .calls.request_gate import RequestGate
@@ -70,6 +71,7 @@ class RunningServer:
     http_port: object | None = None
     tls_port: object | None = None
     admission_gate: AdmissionGate | None = None  # its lag timer starts once the reactor runs (acd serve)
+    monitoring: Monitoring | None = None  # supervisors on calls (listen, whisper, barge)
 
 
 # The default 208 KiB receive buffer holds ~20 ms of SIP at 800 calls/s: a GC pause or a busy tick
@@ -109,6 +111,7 @@ def start_http(running: RunningServer, reload, reactor):
     control = CallControl(calls=running.calls, acd=running.acd, config=running.live)
     root.putChild(b"api", ApiResource(view=running.view, desk=running.acd, events=running.events,
                                       token=api_token(config), reload=reload, control=control,
+                                      monitor=running.monitoring,
                                       unlock=running.registrar.unlock if running.registrar is not None else None))
     root.putChild(b"metrics", MetricsResource(running.metrics.registry))
     root.putChild(b"wallboard", static.File(str(Path(__file__).parent / "api" / "wallboard.html"),
@@ -240,9 +243,11 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                      webhooks=webhooks, metrics=metrics, contacts=contacts, directory=directory)
     ivr = IvrServices(reactor=reactor, config=live, metrics=metrics, recognizers=RecognizerCache(),
                       directory=directory, enqueue=acd.enqueue)
+    monitoring = Monitoring(reactor=reactor, config=live, media=media, signalling=sip, records=records, events=events,
+                            acd_calls=acd.calls, contacts=contacts)
     inbound = InboundCalls(signalling=sip, media=media, config=live, records=records, webhooks=webhooks,
                            metrics=metrics, reactor=reactor, calls=calls, ivr=ivr, agents=acd,
-                           authenticator=registrar, on_call_ended=acd.caller_left)
+                           authenticator=registrar, on_call_ended=acd.caller_left, monitoring=monitoring)
     sip.set_handlers(call_setup=inbound, registrar=registrar)
     if registrar is not None:
         registrar.watch_bindings(acd.phone_changed)  # reachability: an agent's phone came or went
@@ -275,4 +280,5 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     _restore_agents(previous, acd)
     return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, events=events,
                          metrics=metrics, records=records, registrar=registrar, shutdown=shutdown,
-                         udp_port=udp_port, tcp_port=tcp_port, tls_port=tls_port, admission_gate=admission)
+                         udp_port=udp_port, tcp_port=tcp_port, tls_port=tls_port, admission_gate=admission,
+                         monitoring=monitoring)

@@ -3,7 +3,7 @@
 Merges, in time order, what the records database holds about one call: its arrival and answer
 (calls table), each IVR step (ivr_steps), its queue events (queue_log: entry, offers rung and not
 answered, callback, connection, completion), each routing decision with its reason (routing_events,
-when the server wrote them) and its end (outcome and reason). Times are printed in local time.
+when the server wrote them), each supervisor's monitoring (start, mode changes, end) and its end (outcome and reason). Times are printed in local time.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ def call_story(db_path: str | Path, call_id: str) -> list[tuple[float, str]] | N
         if "routing_events" in db.table_names():
             for row in _rows(db, "SELECT at, what FROM routing_events WHERE call_id = ? ORDER BY id", call_id):
                 story.append((row["at"], f"routing: {row['what']}"))
+        if "monitoring" in db.table_names():
+            for row in _rows(db, "SELECT * FROM monitoring WHERE call_id = ? ORDER BY id", call_id):
+                story.append((row["at"], _monitoring_line(row)))
         if record.get("ended_at") is not None:
             agent = f", agent {record['agent']}" if record.get("agent") else ""
             story.append((record["ended_at"], f"ended {record['outcome']}: {record['end_reason'] or '-'}{agent}"))
@@ -48,6 +51,19 @@ def call_story(db_path: str | Path, call_id: str) -> list[tuple[float, str]] | N
         return story
     finally:
         db.close()
+
+
+def _monitoring_line(row: dict) -> str:
+    """One monitoring event as the story tells it."""
+    who = f"supervisor {row['supervisor']}"
+    event, mode = row["event"], row["mode"]
+    if event == "calling":
+        return f"{who}: calling their phone to {mode} (agent {row['agent']}, via {row['via']})"
+    if event == "start":
+        return f"{who}: {mode} started (agent {row['agent']}, via {row['via']})"
+    if event == "mode":
+        return f"{who}: switched to {mode}"
+    return f"{who}: monitoring ended ({row['detail'] or '-'})"
 
 
 def format_story(call_id: str, story: list[tuple[float, str]]) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["ApiError", "Unauthorized", "NotFound", "NoSuchAgent", "InvalidRequest", "Conflict"]
+__all__ = ["ApiError", "Unauthorized", "NotFound", "NoSuchAgent", "InvalidRequest", "Conflict", "NotASupervisor",
+           "MonitorRefused"]
 
 
 class ApiError(Exception):
@@ -49,4 +50,18 @@ class Conflict(ApiError):
     """The agent's state does not allow this change (e.g. pausing a logged-out agent)."""
 
     error_id = "invalid-agent-state"
+    status = 409
+
+
+class NotASupervisor(ApiError):
+    """Only accounts with `role: supervisor` may listen to, whisper on or barge into calls."""
+
+    error_id = "not-a-supervisor"
+    status = 403
+
+
+class MonitorRefused(ApiError):
+    """The call cannot be monitored now (already monitored, supervisor's phone not registered...)."""
+
+    error_id = "monitor-refused"
     status = 409

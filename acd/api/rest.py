@@ -1,5 +1,5 @@
 """The REST API: `GET /api/agents`, `POST /api/agents/{id}/{login,logout,pause,ready}`, `GET /api/queues`,
-`GET /api/calls`, `POST /api/reload`. JSON in and out; every request needs `Authorization: Bearer TOKEN`.
+`GET /api/calls`, `POST|PATCH|DELETE /api/calls/{id}/monitor`, `GET /api/monitoring`, `POST /api/reload`. JSON in and out; every request needs `Authorization: Bearer TOKEN`.
 
 Handlers parse the request, `_check_*` preconditions raise ApiErrors with stable ids, and the action
 goes through the AgentDesk (the ACD: the same path feature codes use). Reads come from the LiveView
@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from twisted.web import resource, server
 
-from ..calls.view import AgentDesk, CallCommands, LiveView
-from .errors import ApiError, Conflict, InvalidRequest, NoSuchAgent, NotFound, Unauthorized
+from ..calls.view import AgentDesk, CallCommands, LiveView, MonitorCommands
+from .errors import ApiError, Conflict, InvalidRequest, MonitorRefused, NoSuchAgent, NotASupervisor, NotFound, Unauthorized
 from .events import EventHub
 
 __all__ = ["ApiResource", "MAX_BODY_BYTES"]
@@ -36,7 +36,7 @@ class ApiResource(resource.Resource):
 
     def __init__(self, *, view: LiveView, desk: AgentDesk, events: EventHub, token: str,
                  reload: Callable[[str], Any], unlock: Callable[[str], bool] | None = None,
-                 control: CallCommands | None = None) -> None:
+                 control: CallCommands | None = None, monitor: MonitorCommands | None = None) -> None:
         super().__init__()
         self.view = view
         self.desk = desk
@@ -45,6 +45,7 @@ class ApiResource(resource.Resource):
         self.reload = reload
         self.unlock = unlock  # clears a user's authentication lock (None without agents)
         self.control = control  # hang-up and transfer of calls in progress
+        self.monitor = monitor  # supervisors listening, whispering, barging
 
     def render(self, request: server.Request) -> bytes | int:  # noqa: D401 - Twisted API
         """Dispatch, answer JSON; ApiErrors become their status and error_id. Event streams stay open."""
@@ -102,6 +103,10 @@ class ApiResource(resource.Resource):
             return 200, self._calls()
         if len(parts) == 3 and parts[0] == "calls" and parts[2] == "explanation" and method == "GET":
             return 200, self._call_explanation(parts[1])
+        if len(parts) == 3 and parts[0] == "calls" and parts[2] == "monitor" and method in ("POST", "PATCH", "DELETE"):
+            return 200, self._monitor(parts[1], method, self._body(request))
+        if parts == ["monitoring"] and method == "GET":
+            return 200, self.monitor.describe() if self.monitor is not None else []
         if len(parts) == 3 and parts[0] == "calls" and parts[2] in ("hangup", "transfer") and method == "POST":
             return 200, self._call_command(parts[1], parts[2], self._body(request))
         if len(parts) == 2 and parts[0] == "calls" and method == "PATCH":
@@ -246,6 +251,37 @@ class ApiResource(resource.Resource):
         if result == "unknown-call":
             raise NotFound(f"no call {call_id!r} in progress")
         return {"call_id": call_id, "result": result}
+
+    def _monitor(self, call_id: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST {supervisor, mode}: call the supervisor's phone and join it to the call; PATCH {mode}:
+        switch; DELETE: leave."""
+        if self.monitor is None:
+            raise NotFound("monitoring is not available on this server")
+        mode = body.get("mode", "listen" if method == "POST" else None)
+        if method != "DELETE" and mode not in ("listen", "whisper", "barge"):
+            raise InvalidRequest('monitor with {"mode": "listen" | "whisper" | "barge"}' +
+                                 (', "supervisor": "extension"' if method == "POST" else ""))
+        if method == "POST":
+            supervisor = body.get("supervisor")
+            if not isinstance(supervisor, str) or not supervisor or set(body) - {"supervisor", "mode"}:
+                raise InvalidRequest('POST {"supervisor": "2001", "mode": "listen" | "whisper" | "barge"}')
+            result = self.monitor.start(call_id, supervisor, mode, by="API")
+            if result == "not-a-supervisor":
+                raise NotASupervisor(f"{supervisor} is no supervisor account (role: supervisor in conf/agents.yaml)",
+                                     supervisor=supervisor)
+            if result == "not-bridged":
+                raise NotFound(f"no call {call_id!r} talking to an agent now", call_id=call_id)
+            if result != "calling":
+                raise MonitorRefused(f"cannot monitor call {call_id} now: {result}", call_id=call_id, result=result)
+            log.info("call=%s monitoring by supervisor=%s (%s) via API", call_id, supervisor, mode)
+            return {"call_id": call_id, "supervisor": supervisor, "mode": mode, "result": result}
+        result = self.monitor.change(call_id, mode, by="API") if method == "PATCH" else self.monitor.stop(call_id, by="API")
+        if result == "not-monitored":
+            raise NotFound(f"no supervisor monitors call {call_id!r}", call_id=call_id)
+        if result == "ringing":
+            raise MonitorRefused(f"the supervisor's phone has not answered yet (call {call_id})", call_id=call_id,
+                                 result=result)
+        return {"call_id": call_id, "mode": mode, "result": result}
 
     def _calls(self) -> list[dict[str, Any]]:
         return [{"call_id": call.call_id, "state": call.state, "dialled": call.dialled, "queue": call.queue,

@@ -1,6 +1,8 @@
 """InboundCalls: a new INVITE becomes a call. Which trunk, which route, which flow; media negotiated
 and an RTP port bound before we answer; an agent's feature code (*45 log in, *46 log out, *47
-pause, *48 ready) authenticated and confirmed by voice; DTMF sent as SIP INFO.
+pause, *48 ready) authenticated and confirmed by voice; a supervisor's monitor code (*60 listen,
+*61 whisper, *62 barge + the agent's extension: acd.calls.monitoring; 403 for anyone else); DTMF
+sent as SIP INFO.
 
 Refusals answer at once: 403 unknown source, 404 no route, 488 unusable SDP (or SDP the trunk's or
 agent's SRTP policy refuses), 503 no RTP port (stateless; logged once a second at most: admission
@@ -97,8 +99,10 @@ class InboundCalls:
 
     def __init__(self, *, signalling: Signalling, media: Media, config: ConfigSource, records: Records,
                  webhooks: Webhooks, metrics: "Metrics", reactor, calls: CallTable, ivr: IvrServices,
-                 agents: AgentCommands, authenticator: Authenticator | None, on_call_ended) -> None:
-        """`on_call_ended(session)` lets the ACD release what it holds for the call."""
+                 agents: AgentCommands, authenticator: Authenticator | None, on_call_ended,
+                 monitoring: Any = None) -> None:
+        """`on_call_ended(session)` lets the ACD release what it holds for the call; `monitoring`
+        (acd.calls.monitoring.Monitoring) takes supervisors' monitor codes (None: no such codes)."""
         self.signalling = signalling
         self.media = media
         self.config = config
@@ -111,6 +115,7 @@ class InboundCalls:
         self.agents = agents
         self.authenticator = authenticator
         self.on_call_ended = on_call_ended
+        self.monitoring = monitoring
         self.unconfirmed = UnconfirmedCalls()
         self._refusal_reports = ReportThrottle(interval_seconds=REFUSAL_REPORT_SECONDS)
         self._capacity_reports = ReportThrottle(interval_seconds=CAPACITY_REPORT_SECONDS)
@@ -125,6 +130,10 @@ class InboundCalls:
         feature = self._feature_code(dialled)
         if feature is not None:
             self._feature_call(event, feature, dialled)
+            return
+        monitor = self._monitor_code(dialled) if self.monitoring is not None else None
+        if monitor is not None:
+            self._monitor_call(event, *monitor, dialled)
             return
         trunk = config.trunk_for(host, port)
         if trunk is None:
@@ -166,9 +175,10 @@ class InboundCalls:
         self.signalling.respond(event.transaction_id, status, to_tag=new_tag(), headers=headers)
 
     def _start_session(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str,
-                       route: Route, srtp: str) -> CallSession | None:
+                       route: Route, srtp: str, near: str | None = None, runner_for=None) -> CallSession | None:
         """Negotiate media (under the SRTP policy `srtp`), bind an RTP port and build the CallSession
-        with its IVR; None if refused."""
+        with its IVR (or what `runner_for` builds); None if refused. `near`: a call whose media this
+        one's will be mixed with (one media worker)."""
         request = event.request
         call_id = request.call_id
         try:  # no body: a delayed offer (RFC 3261 §13.2.1), ours goes in the 200
@@ -208,7 +218,7 @@ class InboundCalls:
                 session.on_playback_finished(playback_id)
 
         leg = self.media.new_leg(call_id=call_id, codec="PCMU", payload_type=0, telephone_event_pt=None,
-                                 on_digit=on_digit, on_playback_finished=on_playback_finished)
+                                 on_digit=on_digit, on_playback_finished=on_playback_finished, near=near)
         local_port = self.media.open(leg)
         if local_port is None:
             self._no_rtp_port(event)
@@ -217,7 +227,7 @@ class InboundCalls:
             return self._session_on_port(event, dialled, flow, trunk=trunk, route=route, offer=offer, dialog=dialog,
                                          caller=caller, display_name=from_addr.display_name, leg=leg,
                                          local_port=local_port, holder=holder, srtp=srtp,
-                                         session_timer=session_timer)
+                                         session_timer=session_timer, runner_for=runner_for)
         except BaseException:
             if not holder:
                 self.media.release(leg)
@@ -261,7 +271,7 @@ class InboundCalls:
     def _session_on_port(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str, route: Route,
                          offer: SessionDescription | None, dialog: Dialog, caller: str, display_name: str | None,
                          leg, local_port: int, holder: list, srtp: str,
-                         session_timer: TimerTerms | None = None) -> CallSession | None:
+                         session_timer: TimerTerms | None = None, runner_for=None) -> CallSession | None:
         """The rest of `_start_session` once the RTP port is bound (the caller releases it if this raises)."""
         request = event.request
         call_id = request.call_id
@@ -289,7 +299,7 @@ class InboundCalls:
                               on_ended=self._ended, call_id=call_id, invite=request,
                               invite_transaction=event.transaction_id, dialog=dialog, route=route, trunk=trunk,
                               leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
-                              runner_for=self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key,
+                              runner_for=runner_for or self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key,
                               session_timer=session_timer, refresh_with_update=peer_allows_update(request),
                               offer_in_200=offer is None, reliability=peer_reliability(request),
                               announcement=self._announcement(call_id, flow, offer))
@@ -326,6 +336,51 @@ class InboundCalls:
         if pause and dialled.startswith(pause) and dialled[len(pause):] in agents.pause_reasons:
             return "pause"
         return None
+
+    def _monitor_code(self, dialled: str) -> tuple[str, str] | None:
+        """(mode, agent extension) when `dialled` is a monitor code followed by an extension."""
+        agents = self.config.config.agents
+        if agents is None:
+            return None
+        for mode, code in agents.monitor_codes.items():
+            if dialled.startswith(code) and len(dialled) > len(code):
+                return mode, dialled[len(code):]
+        return None
+
+    def _monitor_call(self, event: RequestReceived, mode: str, agent_id: str, dialled: str) -> None:
+        """A monitor code: authenticate, refuse (403) anyone but a supervisor, find the agent's call,
+        answer and join it (acd.calls.monitoring)."""
+        if self.authenticator is None:
+            self.signalling.respond(event.transaction_id, 404, to_tag=new_tag())
+            return
+        user = self.authenticator.authenticate(event, f"monitor code {mode}")
+        if user is None:
+            return
+        monitoring = self.monitoring
+        call_id = monitoring.call_of_agent(agent_id)
+        why = monitoring.refusal(call_id, user)
+        if why == "not-a-supervisor":
+            log.warning("user=%s refused 403: not a supervisor, may not %s agent=%s (add role: supervisor in "
+                        "conf/agents.yaml to allow it)", user, mode, agent_id)
+            self._refuse(event, 403, f"{user} is not a supervisor", headers=(
+                ("Warning", '399 acd "only supervisors may listen to calls"'),))
+            return
+        if why is not None:
+            status, text = (486, "someone already monitors this call") if why == "already-monitored" \
+                else (404, f"agent {agent_id} is on no call now")
+            self._refuse(event, status, f"supervisor {user} cannot {mode} agent {agent_id}: {text}",
+                         headers=(("Warning", f'399 acd "{text}"'),))
+            return
+        flow = Flow(name=f"monitor-{mode}", start="monitor",
+                    steps={"monitor": PlayStep(name="monitor", prompts=(), next=None)})
+        account = self.config.config.agents.agents.get(user)
+        session = self._start_session(event, dialled, flow, trunk=f"agent:{user}", route=Route(flow=flow.name,
+                                      number=dialled), srtp=account.srtp if account is not None else DEFAULT_SRTP_POLICY,
+                                      near=call_id, runner_for=monitoring.runner_for(user, call_id, agent_id, mode))
+        if session is not None:
+            log.info("call=%s supervisor=%s dialled %s: %s agent=%s on call=%s", session.call_id, user, dialled,
+                     mode, agent_id, call_id)
+            session.start(0.0)
 
     def _feature_call(self, event: RequestReceived, feature: str, dialled: str) -> None:
         """An agent dialled a feature code: authenticate, change their state, confirm by voice, hang up."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..media.prompts import PromptLibrary
 from ..media.sdes import KEY_SALT_BYTES
+from .mix_room import MixRoom
 from .rtp_leg import MediaClock, RtpLeg, RtpPortAllocator
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class MediaPorts:
         self.clock = MediaClock(reactor)
         self.allocator = RtpPortAllocator(reactor, address, port_min, port_max)
         self.on_media_lost: Callable[[list[str], str], None] = lambda call_ids, why: None  # never: media lives here
+        self.rooms: dict[str, MixRoom] = {}
 
     def new_leg(self, *, call_id: str, codec: str, payload_type: int, telephone_event_pt: int | None,
                 on_digit: Callable[[str], None], on_playback_finished: Callable[[int], None],
@@ -57,6 +59,8 @@ class MediaPorts:
             return
         leg.released = True
         self.clock.remove(leg)
+        if leg.mix_room is not None:
+            leg.mix_room.discard(leg)
         leg.transport.stopListening()
         if self.metrics is not None:
             self.metrics.rtp_sent.inc(leg.packets_sent)
@@ -73,6 +77,22 @@ class MediaPorts:
     def stop_sending(self, leg: RtpLeg) -> None:
         """Stop pacing `leg` (bridged legs relay instead; ended legs are silent)."""
         self.clock.remove(leg)
+
+    def set_mix(self, call_id: str, hearing: dict[RtpLeg, tuple[RtpLeg, ...]] | None,
+                bridged: tuple[RtpLeg, ...] = ()) -> None:
+        """Mix `call_id`'s legs by `hearing` (listener -> sources) from the next tick; None: stop mixing
+        (the bridged legs relay again). `bridged`: the call's two relayed legs (acd.calls.mix_room)."""
+        room = self.rooms.get(call_id)
+        if not hearing:
+            if room is not None:
+                del self.rooms[call_id]
+                room.dissolve()
+                self.clock.remove(room)
+            return
+        if room is None:
+            room = self.rooms[call_id] = MixRoom(call_id=call_id, is_paced=self.clock.legs.__contains__)
+            self.clock.add(room)
+        room.set_plan(hearing, bridged)
 
     def encoded(self, prompt: str, codec: str) -> bytes:
         """A prompt's audio in `codec` (KeyError when no such prompt)."""

@@ -34,6 +34,7 @@ from twisted.internet.error import CannotListenError
 
 from ..media import worker_wire as wire
 from ..media.prompts import FRAME_SAMPLES, SILENCE_BYTE
+from .mix_room import MixRoom
 from .rtp_leg import MediaClock, RtpLeg
 from .rtp_port import listen_rtp
 
@@ -66,11 +67,13 @@ class WorkerMedia:
         self.relayed_to: dict[RtpLeg, set[RtpLeg]] = {}  # a leg -> the legs relaying to it, for a close in O(1)
         self.rng = random.Random()  # SSRCs and initial sequence numbers (one seeding, not one per leg)
         self.blobs: dict[int, bytes] = {}
+        self.rooms: dict[int, MixRoom] = {}
         self.srtp_failures = 0
         self._handlers = {
             wire.OPEN: self._open, wire.SET: self._set, wire.SRTP: self._srtp, wire.BLOB: self._blob,
             wire.FORGET: self._forget, wire.PLAY: self._play, wire.STOP: self._stop, wire.START: self._start,
-            wire.PAUSE: self._pause, wire.RELAY: self._relay, wire.TAPS: self._taps, wire.CLOSE: self._close,
+            wire.PAUSE: self._pause, wire.RELAY: self._relay, wire.TAPS: self._taps, wire.MIX: self._mix,
+            wire.CLOSE: self._close,
         }
 
     def handle(self, message: tuple) -> None:
@@ -173,11 +176,30 @@ class WorkerMedia:
         leg.tap_out = (lambda payload: send((wire.AUDIO, leg_id, wire.TAP_OUT, payload))) \
             if mask & wire.TAP_OUT else None
 
+    def _mix(self, room_id: int, plan: tuple, bridged: tuple) -> None:
+        room = self.rooms.get(room_id)
+        legs = self.legs
+        hearing = {legs[listener]: tuple(legs[source] for source in sources if source in legs)
+                   for listener, sources in plan if listener in legs}
+        if not hearing:
+            if room is not None:
+                del self.rooms[room_id]
+                room.dissolve()
+                self.clock.remove(room)
+            return
+        if room is None:
+            room = self.rooms[room_id] = MixRoom(call_id=next(iter(hearing)).call_id,
+                                                 is_paced=self.clock.legs.__contains__)
+            self.clock.add(room)
+        room.set_plan(hearing, tuple(legs[leg_id] for leg_id in bridged if leg_id in legs))
+
     def _close(self, leg_id: int) -> None:
         leg = self.legs.pop(leg_id, None)
         if leg is None:
             return
         self.clock.remove(leg)
+        if leg.mix_room is not None:
+            leg.mix_room.discard(leg)
         leg.sending = False
         self._stop_relaying(leg)
         leg.on_audio = leg.tap_in = leg.tap_out = None

@@ -102,6 +102,11 @@ class Media(Protocol):
 
     def encoded(self, prompt: str, codec: str) -> bytes: ...
 
+    def set_mix(self, call_id: str, hearing: "dict[RtpLeg, tuple[RtpLeg, ...]] | None",
+                bridged: "tuple[RtpLeg, ...]" = ()) -> None:
+        """Mix a monitored call's legs (listener -> sources heard); None: the bridge relays again.
+        All the legs must be `near` one call (one media worker)."""
+
     def new_leg(self, *, call_id: str, codec: str, payload_type: int, telephone_event_pt: int | None,
                 on_digit: Callable[[str], None], on_playback_finished: Callable[[int], None],
                 near: str | None = None) -> "RtpLeg":
@@ -134,6 +139,9 @@ class Records(Protocol):
     def call_priority(self, call_id: str, *, priority: int, source: str) -> None: ...
 
     def routing_event(self, call_id: str, *, at: float, what: str) -> None: ...
+
+    def monitoring(self, call_id: str, *, supervisor: str, agent: str, event: str, mode: str, via: str,
+                   at: float, detail: str = "") -> None: ...
 
     def callback_requested(self, call_id: str, *, at: float) -> None: ...
 

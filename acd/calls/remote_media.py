@@ -338,6 +338,8 @@ class RemoteMediaPorts:
         self._blobs: collections.OrderedDict[bytes, int] = collections.OrderedDict()
         self._blob_bytes = 0
         self._next_blob = 0
+        self._rooms: dict[str, tuple[_Worker, int]] = {}  # a monitored call -> its worker and room id
+        self._next_room = 0
         self.stopping = False
         self._start_worker = start_worker or self._spawn_process
         for worker in self.workers:
@@ -376,6 +378,7 @@ class RemoteMediaPorts:
         worker.decoder = wire.FrameDecoder()
         for leg in lost:
             leg.transport = None
+        self._rooms = {call_id: room for call_id, room in self._rooms.items() if room[0] is not worker}
         if self.stopping:
             return
         log.error("media worker %d (pid %s) exited (%s): %d media leg(s) lost; their calls end; starting a new "
@@ -491,6 +494,28 @@ class RemoteMediaPorts:
     def stop_sending(self, leg: RemoteLeg) -> None:
         """Stop pacing `leg`."""
         leg._send((wire.PAUSE, leg.leg_id))
+
+    def set_mix(self, call_id: str, hearing: "dict[RemoteLeg, tuple[RemoteLeg, ...]] | None",
+                bridged: "tuple[RemoteLeg, ...]" = ()) -> None:
+        """Mix a monitored call's legs on their worker (see MediaPorts.set_mix); legs on another worker
+        than the first listener's are left out, and logged."""
+        known = self._rooms.get(call_id)
+        if not hearing:
+            if known is not None:
+                del self._rooms[call_id]
+                known[0].send((wire.MIX, known[1], (), ()))
+            return
+        worker = next(iter(hearing)).worker
+        strays = {leg.call_id for leg in (*hearing, *(s for sources in hearing.values() for s in sources))
+                  if leg.worker is not worker}
+        if strays:
+            log.error("call=%s cannot mix legs of %s: they are on another media worker", call_id, ", ".join(strays))
+        if known is None:
+            self._next_room += 1
+            known = self._rooms[call_id] = (worker, self._next_room)
+        plan = tuple((listener.leg_id, tuple(s.leg_id for s in sources if s.worker is worker))
+                     for listener, sources in hearing.items() if listener.worker is worker)
+        worker.send((wire.MIX, known[1], plan, tuple(leg.leg_id for leg in bridged if leg.worker is worker)))
 
     # The same as in-process: prompts from the library, keys and session ids made here.
     encoded = MediaPorts.encoded

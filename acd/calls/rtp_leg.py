@@ -8,6 +8,10 @@ With SRTP (`use_srtp`), everything leaving the leg is protected with our key and
 is checked and decrypted with the peer's before anything else looks at it (DTMF, recording, relay);
 a packet that fails is dropped, counted (`on_srtp_failure`) and logged at most every 10 seconds.
 A bridge between two legs decrypts with one leg's key and encrypts with the other's.
+
+A leg in a `MixRoom` (acd.calls.mix_room: a supervisor on the call) hands its decrypted audio to
+the room instead of relaying it, and the room sends each member its mix (`send_audio`); without a
+room the bridged path is the relay, as cheap as before (one attribute test per packet).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class RtpLeg(protocol.DatagramProtocol):
         self._playback_id: int | None = None
         self.on_audio: Callable[[bytes], None] | None = None
         self.relay_to: RtpLeg | None = None
+        self.mix_room = None  # a MixRoom while a supervisor is on the call (acd.calls.mix_room)
         self.tap_in: Callable[[bytes], None] | None = None   # a recording: audio received on this leg
         self.tap_out: Callable[[bytes], None] | None = None  # a recording: audio we send on this leg
         self.packets_sent = 0
@@ -190,6 +195,15 @@ class RtpLeg(protocol.DatagramProtocol):
         if finished is not None:
             self.on_playback_finished(finished)
 
+    def send_audio(self, payload: bytes) -> None:
+        """Send one frame of audio made elsewhere (a mix room's), in this leg's own RTP stream."""
+        header = build_rtp_header(self.payload_type, self.marker, self.sequence, self.timestamp, self.ssrc)
+        self.marker = False
+        self.send_packet(header + payload)
+        self.packets_sent += 1
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
+
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802 - Twisted API
         """Count media; hand audio to `on_audio` (when set); telephone-event packets become digits."""
         self.packets_received += 1
@@ -206,6 +220,12 @@ class RtpLeg(protocol.DatagramProtocol):
         payload_type = data[1] & 0x7F
         if self.tap_in is not None and payload_type == self.payload_type:
             self.tap_in(data[12 + 4 * (data[0] & 0x0F):])
+        if self.mix_room is not None and payload_type == self.payload_type:
+            try:
+                self.mix_room.heard(self, RtpPacket.parse(data).payload)
+            except ValueError:
+                pass
+            return
         target = self.relay_to
         if target is not None:
             # Bridged: pass the packet to the other leg's peer. Same codec on both legs (the agent

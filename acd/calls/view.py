@@ -47,6 +47,19 @@ class CallCommands(Protocol):
     def transfer(self, call_id: str, target: str, *, by: str = "API") -> str: ...
 
 
+class MonitorCommands(Protocol):
+    """Supervisors on calls: listen, whisper, barge (acd.calls.monitoring.Monitoring). Each returns a
+    short result id ("calling", "changed", "left", or why not)."""
+
+    def start(self, call_id: str, supervisor_id: str, mode: str, *, by: str = "API") -> str: ...
+
+    def change(self, call_id: str, mode: str, *, by: str = "API") -> str: ...
+
+    def stop(self, call_id: str, *, by: str = "API") -> str: ...
+
+    def describe(self) -> list[dict[str, Any]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CallSnapshot:
     """One call in progress."""

@@ -21,11 +21,14 @@ from .queue_overflow import check_overflow_targets, parse_overflow
 from .srtp_policy import srtp_policy
 from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
 
-__all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAULT_FEATURE_CODES",
+__all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAULT_FEATURE_CODES", "DEFAULT_MONITOR_CODES",
            "ANNOUNCE_POSITION_MODES", "DEFAULT_HOLD_MESSAGES", "DEFAULT_PRIORITY_AGING_SECONDS"]
 
 # Asterisk's app_queue habit (*45 toggles queue membership) extended to a small set.
 DEFAULT_FEATURE_CODES = {"login": "*45", "logout": "*46", "pause": "*47", "unpause": "*48"}
+# A supervisor dials these followed by an agent's extension (*601001): ChanSpy's habit, in a free range.
+DEFAULT_MONITOR_CODES = {"listen": "*60", "whisper": "*61", "barge": "*62"}
+ROLES = ("agent", "supervisor")
 DEFAULT_REALM = "acd"
 DEFAULT_NONCE_LIFETIME_SECONDS = 30.0
 # One priority level is worth a minute of waiting: a VIP (+5) goes ahead of standard callers who
@@ -80,6 +83,8 @@ class AgentConfig:
     queues: dict[str, int] = field(default_factory=dict)
     # SDES-SRTP media with this agent's phone: "required", "optional" or "off" (srtp_policy.py).
     srtp: str = "optional"
+    # "agent", or "supervisor": may also listen to, whisper on and barge into calls (acd.calls.monitoring).
+    role: str = "agent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,8 @@ class AgentsConfig:
     pause_reasons: dict[str, str] = field(default_factory=dict)
     language_skills: dict[str, str] = field(default_factory=dict)
     feature_codes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FEATURE_CODES))
+    # mode ("listen", "whisper", "barge") -> the code a supervisor dials before the agent's extension.
+    monitor_codes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MONITOR_CODES))
     # None: strict priority tiers (see RoutingConfig.priority_aging_seconds).
     priority_aging_seconds: float | None = DEFAULT_PRIORITY_AGING_SECONDS
     tier_priority: dict[str, int] = field(default_factory=lambda: dict(TIER_PRIORITY_BONUS))
@@ -118,7 +125,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
         return AgentsConfig()
     check.unknown_keys(top, {"realm", "digest_algorithms", "digest_nonce_lifetime_seconds", "feature_codes",
                              "pause_reasons", "language_skills", "priority_aging_seconds", "tier_priority", "queues",
-                             "agents"}, "agents.yaml")
+                             "agents", "monitor_codes"}, "agents.yaml")
     language_skills: dict[str, str] = {}
     if "language_skills" in top and (section := check.mapping(top["language_skills"], top.line_of("language_skills"),
                                                               "language_skills")):
@@ -150,6 +157,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
                 check.error(section.line_of(name), f"feature code {name} must be 2-8 of * # 0-9, not {code!r}")
             else:
                 codes[str(name)] = str(code)
+    monitor_codes = _monitor_codes(check, top, codes)
     queues: dict[str, QueueSettings] = {}
     overflow: dict[str, tuple] = {}  # queue -> its overflow steps, to check the queues they add
     section = check.mapping(top.get("queues", LineDict()), top.line_of("queues"), "queues")
@@ -192,7 +200,11 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
         if item is None:
             continue
         where = f"agent {agent_id!r}"
-        check.unknown_keys(item, {"name", "password_ha1", "skills", "queues", "srtp"}, where)
+        check.unknown_keys(item, {"name", "password_ha1", "skills", "queues", "srtp", "role"}, where)
+        role = str(item.get("role", "agent"))
+        if role not in ROLES:
+            check.error(item.line_of("role"), f"{where}: role must be agent or supervisor, not {role!r}")
+            role = "agent"
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(agent_id)):
             check.error(section.line_of(agent_id), f"{where}: the id is the SIP user name: letters, digits, _ . -")
         ha1 = check.mapping(item.get("password_ha1"), item.line_of("password_ha1"), f"{where} password_ha1")
@@ -210,11 +222,35 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
             if queue not in queues:
                 check.error(item.line_of("queues"), f"{where}: unknown queue {queue!r} (known: {', '.join(queues) or 'none'})")
         agents[str(agent_id)] = AgentConfig(agent_id=str(agent_id), name=str(item.get("name", agent_id)), ha1=hashes,
-                                            skills=skills, queues=memberships, srtp=srtp_policy(check, item, where))
+                                            skills=skills, queues=memberships, srtp=srtp_policy(check, item, where),
+                                            role=role)
     return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), digest_nonce_lifetime_seconds=nonce_lifetime,
-                        pause_reasons=reasons, feature_codes=codes,
+                        pause_reasons=reasons, feature_codes=codes, monitor_codes=monitor_codes,
                         queues=queues, agents=agents, language_skills=language_skills,
                         priority_aging_seconds=_priority_aging(check, top), tier_priority=_tier_priority(check, top))
+
+
+def _monitor_codes(check: Checker, top: LineDict, feature_codes: dict[str, str]) -> dict[str, str]:
+    """`monitor_codes`: {listen, whisper, barge} -> a code of 2-8 of * # 0-9 that is no prefix of (nor
+    prefixed by) another code: the agent's extension follows it."""
+    codes = dict(DEFAULT_MONITOR_CODES)
+    if "monitor_codes" in top and (section := check.mapping(top["monitor_codes"], top.line_of("monitor_codes"),
+                                                            "monitor_codes")):
+        check.unknown_keys(section, set(DEFAULT_MONITOR_CODES), "monitor_codes")
+        for name, code in section.items():
+            if not re.fullmatch(r"[*#0-9]{2,8}", str(code)):
+                check.error(section.line_of(name), f"monitor code {name} must be 2-8 of * # 0-9, not {code!r}")
+            else:
+                codes[str(name)] = str(code)
+    others = list(feature_codes.values())
+    for name, code in codes.items():
+        clash = [other for other in others + [c for n, c in codes.items() if n != name]
+                 if other.startswith(code) or code.startswith(other)]
+        if clash:
+            check.error(top.line_of("monitor_codes") if "monitor_codes" in top else top.line,
+                        f"monitor code {name} {code!r} overlaps {clash[0]!r}: a code and what follows it must "
+                        "read one way only; pick codes that are no prefix of another")
+    return codes
 
 
 def _priority_aging(check: Checker, top: LineDict) -> float | None:

@@ -61,6 +61,8 @@ def _agent_change(old, new) -> str:
         parts.append(f"name {old.name!r} -> {new.name!r}")
     if old.srtp != new.srtp:
         parts.append(f"srtp {old.srtp} -> {new.srtp}")
+    if old.role != new.role:
+        parts.append(f"role {old.role} -> {new.role}")
     return ", ".join(parts) or "changed"
 
 
@@ -71,7 +73,7 @@ def describe_changes(old: Config, new: Config) -> list[str]:
     if old_agents is not None and new_agents is not None:
         changes += _named("queue", old_agents.queues, new_agents.queues, _queue_change)
         changes += _named("agent", old_agents.agents, new_agents.agents, _agent_change)
-        for name in ("pause_reasons", "language_skills", "feature_codes", "realm", "digest_algorithms",
+        for name in ("pause_reasons", "language_skills", "feature_codes", "monitor_codes", "realm", "digest_algorithms",
                      "digest_nonce_lifetime_seconds", "tier_priority"):
             if getattr(old_agents, name) != getattr(new_agents, name):
                 changes.append(f"agents.{name} changed")

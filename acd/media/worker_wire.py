@@ -17,7 +17,7 @@ import marshal
 import struct
 
 __all__ = ["encode", "FrameDecoder", "WireError", "MAX_FRAME_BYTES",
-           "OPEN", "SET", "SRTP", "PLAY", "BLOB", "FORGET", "STOP", "START", "PAUSE", "RELAY", "TAPS", "CLOSE",
+           "OPEN", "SET", "SRTP", "PLAY", "BLOB", "FORGET", "STOP", "START", "PAUSE", "RELAY", "TAPS", "MIX", "CLOSE",
            "HELLO", "HELD_ELSEWHERE", "OPEN_FAILED", "DIGIT", "DONE", "AUDIO", "CLOSED", "SRTP_FAILURES", "LOG",
            "TAP_AUDIO", "TAP_IN", "TAP_OUT"]
 
@@ -36,6 +36,8 @@ START = "start"          # (START, leg): pace the leg's prompts or silence on th
 PAUSE = "pause"          # (PAUSE, leg): stop pacing (a bridged leg relays instead)
 RELAY = "relay"          # (RELAY, leg, target_leg | 0): pass received packets to the target's peer
 TAPS = "taps"            # (TAPS, leg, mask): which audio to copy back (TAP_AUDIO | TAP_IN | TAP_OUT)
+MIX = "mix"              # (MIX, room, ((listener_leg, (source_leg, ...)), ...), (bridged_leg, ...)): mix a
+                         # monitored call's legs every 20 ms (acd.calls.mix_room); an empty plan ends the room
 CLOSE = "close"          # (CLOSE, leg): release the port; answered by CLOSED
 
 # Reports: worker -> call process.

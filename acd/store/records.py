@@ -41,11 +41,11 @@ import sqlite_utils
 
 from .presence import PRESENCE_COLUMNS, RUNS_COLUMNS, PreviousRun, read_previous_run, seed_presence_from_history
 
-__all__ = ["RecordStore", "QUEUE_LOG_EVENTS", "SETTABLE_FIELDS", "SCHEMA_VERSION", "open_for_reading"]
+__all__ = ["RecordStore", "QUEUE_LOG_EVENTS", "MONITORING_EVENTS", "SETTABLE_FIELDS", "SCHEMA_VERSION", "open_for_reading"]
 
 log = logging.getLogger("acd.store.records")
 
-SCHEMA_VERSION = 4  # 2: agent_presence and server_runs; 3: calls.served_queue ... transfer_target (`_ADDED_CALLS_COLUMNS`); 4: routing_events
+SCHEMA_VERSION = 5  # 2: agent_presence and server_runs; 3: calls.served_queue ... transfer_target (`_ADDED_CALLS_COLUMNS`); 4: routing_events; 5: monitoring
 
 # Asterisk's event names; CALLBACK is ours (the caller left the queue asking to be called back).
 # Value: (data1, data2, data3). Durations in seconds, as decimal text; "" where a field is unused.
@@ -91,6 +91,11 @@ _QUEUE_LOG_COLUMNS = {"id": int, "at": float, "call_id": str, "queue": str, "age
                       "data1": str, "data2": str, "data3": str}
 _ROUTING_EVENTS_COLUMNS = {"id": int, "call_id": str, "at": float, "what": str}
 _AGENT_STATES_COLUMNS = {"id": int, "agent_id": str, "state": str, "reason": str, "at": float}
+# A supervisor on a call: event "calling" (the API rings the supervisor), "start", "mode" (a switch),
+# "end"; mode listen, whisper or barge; via "phone" (feature code) or "api"; detail: why it ended.
+_MONITORING_COLUMNS = {"id": int, "call_id": str, "at": float, "supervisor": str, "agent": str, "event": str,
+                       "mode": str, "via": str, "detail": str}
+MONITORING_EVENTS = ("calling", "start", "mode", "end")
 
 _STOP = object()
 MAX_BATCH_ITEMS = 1000  # items per transaction at most; bounds one commit's time and memory
@@ -110,6 +115,7 @@ def create_schema(db: sqlite_utils.Database) -> None:
         ("queue_log", _QUEUE_LOG_COLUMNS, (["at"], ["call_id"])),
         ("agent_states", _AGENT_STATES_COLUMNS, (["agent_id", "at"], ["at"])),
         ("routing_events", _ROUTING_EVENTS_COLUMNS, (["call_id"], ["at"])),
+        ("monitoring", _MONITORING_COLUMNS, (["call_id"], ["at"])),
     ):
         if not db[name].exists():
             db[name].create(columns, pk="id", not_null=set(columns) - {"id"})
@@ -197,6 +203,14 @@ class RecordStore:
     def routing_event(self, call_id: str, *, at: float, what: str) -> None:
         """One routing decision about a queued call and its reason (`acd report --call` prints them)."""
         self._put("routing_event", call_id=call_id, at=at, what=what)
+
+    def monitoring(self, call_id: str, *, supervisor: str, agent: str, event: str, mode: str, via: str,
+                   at: float, detail: str = "") -> None:
+        """A supervisor's monitoring of a call: `event` one of MONITORING_EVENTS (`acd report --call` prints them)."""
+        if event not in MONITORING_EVENTS:
+            raise ValueError(f"monitoring: unknown event {event!r} (one of {', '.join(MONITORING_EVENTS)})")
+        self._put("monitoring", call_id=call_id, at=at, supervisor=supervisor, agent=agent, event=event, mode=mode,
+                  via=via, detail=detail)
 
     def call_priority(self, call_id: str, *, priority: int, source: str) -> None:
         """The call's priority in line and what set it ("flow", "customer tier", "api")."""
@@ -428,6 +442,9 @@ class RecordStore:
 
     def _write_routing_event(self, call_id: str, at: float, what: str) -> None:
         self._insert("routing_events", {"call_id": call_id, "at": at, "what": what})
+
+    def _write_monitoring(self, **row: Any) -> None:
+        self._insert("monitoring", row)
 
     def _write_call_priority(self, call_id: str, priority: int, source: str) -> None:
         self._update_call(call_id, "call_priority", "UPDATE calls SET priority = :priority, priority_source = "

@@ -76,4 +76,4 @@ def test_a_schema_2_database_gets_the_new_columns_and_keeps_its_rows(tmp_path):
         store.close()
     assert row["outcome"] == "caller_hangup" and row["served_queue"] is None
     with sqlite3.connect(path) as reader:
-        assert reader.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert reader.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
