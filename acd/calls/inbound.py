@@ -27,6 +27,7 @@ from ..sip.rate_limit import ReportThrottle
 from ..sip.session_timer import TimerTerms, negotiate, peer_allows_update
 from ..sip.unconfirmed import UnconfirmedCalls
 from .call_table import CallTable
+from .dtmf_sources import inband_setting
 from .ivr_runner import IvrServices
 from .null_records import NullRecords
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
@@ -140,7 +141,7 @@ class InboundCalls:
             self.signalling.respond(event.transaction_id, 404, to_tag=new_tag())
             return
         session = self._start_session(event, dialled, config.flows[route.flow], trunk=trunk.name, route=route,
-                                      srtp=trunk.srtp)
+                                      srtp=trunk.srtp, dtmf=trunk.dtmf)
         if session is not None:
             log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s media=%s", call_id,
                      session.dialog.remote_uri, dialled, trunk.name, host, port, route.source,  # the From URI
@@ -165,9 +166,9 @@ class InboundCalls:
         self.signalling.respond(event.transaction_id, status, to_tag=new_tag(), headers=headers)
 
     def _start_session(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str,
-                       route: Route, srtp: str) -> CallSession | None:
+                       route: Route, srtp: str, dtmf: str = "auto") -> CallSession | None:
         """Negotiate media (under the SRTP policy `srtp`), bind an RTP port and build the CallSession
-        with its IVR; None if refused."""
+        with its IVR (digits by the trunk's `dtmf` mode); None if refused."""
         request = event.request
         call_id = request.call_id
         try:  # no body: a delayed offer (RFC 3261 §13.2.1), ours goes in the 200
@@ -196,10 +197,10 @@ class InboundCalls:
         # so an ended call's objects are freed at once rather than by the garbage collector.
         sessions = self.calls.sessions
 
-        def on_digit(digit: str) -> None:
+        def on_digit(digit: str, method: str = "rfc4733") -> None:
             session = sessions.get(call_id)
             if session is not None:
-                session.on_digit(digit)
+                session.on_digit(digit, method)
 
         def on_playback_finished(playback_id: int) -> None:
             session = sessions.get(call_id)
@@ -216,7 +217,7 @@ class InboundCalls:
             return self._session_on_port(event, dialled, flow, trunk=trunk, route=route, offer=offer, dialog=dialog,
                                          caller=caller, display_name=from_addr.display_name, leg=leg,
                                          local_port=local_port, holder=holder, srtp=srtp,
-                                         session_timer=session_timer)
+                                         session_timer=session_timer, dtmf=dtmf)
         except BaseException:
             if not holder:
                 self.media.release(leg)
@@ -260,7 +261,7 @@ class InboundCalls:
     def _session_on_port(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str, route: Route,
                          offer: SessionDescription | None, dialog: Dialog, caller: str, display_name: str | None,
                          leg, local_port: int, holder: list, srtp: str,
-                         session_timer: TimerTerms | None = None) -> CallSession | None:
+                         session_timer: TimerTerms | None = None, dtmf: str = "auto") -> CallSession | None:
         """The rest of `_start_session` once the RTP port is bound (the caller releases it if this raises)."""
         request = event.request
         call_id = request.call_id
@@ -278,6 +279,7 @@ class InboundCalls:
                 self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
                 return None
         configure_leg(leg, negotiated)
+        leg.inband_dtmf = inband_setting(dtmf)
         leg.remote = (negotiated.remote_address, negotiated.remote_port)
         internal = trunk.startswith("agent:")
         context = self.ivr.new_context(caller=caller, caller_name=display_name, dialled=dialled,
@@ -290,7 +292,7 @@ class InboundCalls:
                               leg=leg, local_port=local_port, negotiated=negotiated, sdp_answer=bytes(answer),
                               runner_for=self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key,
                               session_timer=session_timer, refresh_with_update=peer_allows_update(request),
-                              offer_in_200=offer is None)
+                              offer_in_200=offer is None, dtmf=dtmf)
         holder.append(session)
         self.calls.add_session(session)
         self.unconfirmed.add(call_id, event.source[0])

@@ -20,6 +20,7 @@ from ..sip.dialog import Dialog
 from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
 from ..sip.session_timer import TimerTerms
+from .dtmf_sources import digit_accepted
 from .leg_states import CallerEvent, CallState, EndReason, next_caller_state
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
 from .queued_call import QueuedCall
@@ -58,12 +59,13 @@ class CallSession:
                  trunk: str, leg: RtpLeg, local_port: int, negotiated: NegotiatedAudio, sdp_answer: bytes,
                  runner_for: Callable[..., Any], flow: Any, context: Any, srtp: str = "off",
                  srtp_key: bytes | None = None, session_timer: TimerTerms | None = None,
-                 refresh_with_update: bool = False, offer_in_200: bool = False) -> None:
+                 refresh_with_update: bool = False, offer_in_200: bool = False, dtmf: str = "auto") -> None:
         """`srtp` is the caller's SRTP policy (the trunk's or the agent's) and `srtp_key` our key||salt
         for the call (None when the policy is off), for the offers that come after the first.
         `session_timer`: the RFC 4028 terms agreed with the INVITE (None: none asked for);
         `refresh_with_update`: the caller allows UPDATE, so our refreshes are UPDATEs. `offer_in_200`:
-        the INVITE had no SDP (RFC 3261 §13.2.1), `sdp_answer` is our offer and the ACK brings the answer."""
+        the INVITE had no SDP (RFC 3261 §13.2.1), `sdp_answer` is our offer and the ACK brings the answer.
+        `dtmf`: the trunk's DTMF mode (acd/calls/dtmf_sources.py)."""
         self.signalling = signalling
         self.media = media
         self.records = records
@@ -84,6 +86,7 @@ class CallSession:
         self.sdp_answer = sdp_answer
         self.srtp = srtp
         self.srtp_key = srtp_key
+        self.dtmf = dtmf
         self._negotiation: SessionNegotiation | None = None  # made at the first re-INVITE or UPDATE
         self._awaiting_answer = offer_in_200
         if offer_in_200:
@@ -447,8 +450,9 @@ class CallSession:
         self.play(("callback_confirm",), CALLBACK_CONFIRM_PLAYBACK)
 
     def on_digit(self, digit: str, method: str = "rfc4733") -> None:
-        """A DTMF digit from RTP or SIP INFO; never logged while masked digits are collected."""
-        if not self.active or self.ivr is None:
+        """A DTMF digit from RTP (RFC 4733 or in-band) or SIP INFO; never logged while masked digits are
+        collected."""
+        if not self.active or self.ivr is None or not digit_accepted(self.dtmf, method, self.leg, self.call_id):
             return
         wait = self.queued.wait if self.queued is not None else None
         if wait is not None:
