@@ -13,8 +13,8 @@ How (the checks of ITU-T Q.24 and of the usual telephony detectors, spandsp's `d
   joined by one phase rotation, so the overlap costs nothing extra. 20 ms resolves the low group
   (697/770/852/941 Hz are 73-89 Hz apart, more than one 50 Hz bin). Half windows below the noise
   floor skip the recursion: a silent caller costs a table look-up per sample.
-  Cost per 20 ms frame (Python 3.11, `scripts/bench/inband_dtmf_frame.py`): ~85-95 µs of sound,
-  ~5 µs of silence; a textbook Goertzel loop per frequency, without the overlap, ~90-115 µs.
+  Cost per 20 ms frame (Python 3.11, `scripts/bench/inband_dtmf_frame.py`): ~80-110 µs of sound,
+  ~5 µs of silence.
 - **Level**: each tone at least `MIN_TONE_DBM0` (Q.24 asks to accept -25 dBm0 per tone).
 - **Twist**: the high tone at most `NORMAL_TWIST_DB` weaker than the low one, at most
   `REVERSE_TWIST_DB` stronger.
@@ -117,11 +117,12 @@ _QUIET_MAGNITUDE = 8  # x8: |sample| < 64, so a half window's energy < 80 * 64^2
 
 def half_window_spectrum(samples: Iterable[float]) -> tuple[complex, ...]:
     """The DFT terms sum x[n] e^(-jwn) at the eight DTMF frequencies of one half window (Goertzel,
-    the eight recursions unrolled in one pass: a Python loop per frequency costs twice as much)."""
+    the eight recursions unrolled in one pass over the samples: in the detector, 10-15% less CPU
+    than a loop per frequency, measured A/B in one process)."""
     c0, c1, c2, c3, c4, c5, c6, c7 = _COEFFICIENTS
     a0 = b0 = a1 = b1 = a2 = b2 = a3 = b3 = a4 = b4 = a5 = b5 = a6 = b6 = a7 = b7 = 0.0
     # Two samples a turn, the states swapping roles (a: s[n-1], b: s[n-2], then the other way):
-    # no tuple packing per step (17% faster than `a, b = x + c * a - b, a`).
+    # no tuple packing per step (~12% faster than `a, b = x + c * a - b, a`).
     pairs = iter(samples)
     for x, y in zip(pairs, pairs):
         b0 = x + c0 * a0 - b0

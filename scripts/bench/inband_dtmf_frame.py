@@ -8,8 +8,8 @@ bytes per call of `feed_payload` (decode included), for three kinds of audio:
 - `silence`: digital silence (the spectrum is skipped below the noise floor);
 - `speech-like`: noise shaped like speech, loud enough that every window is analysed;
 - `tone`: a held DTMF key (every window analysed and classified).
-For comparison, `goertzel-loop` is the textbook per-sample Goertzel recursion in pure Python over the
-same 8 frequencies and 160 samples (no overlap), the design the detector does not use.
+For comparison, `goertzel-loop` is the textbook Goertzel: one loop per frequency over the frame's 160
+decoded int samples (no overlapping windows, no skipping of silence, no classification).
 The best of `--runs` runs is printed as a table and written as JSON with `--out`.
 """
 from __future__ import annotations
