@@ -27,7 +27,6 @@ from ..sip.rate_limit import ReportThrottle
 from ..sip.session_timer import TimerTerms, negotiate, peer_allows_update
 from ..sip.unconfirmed import UnconfirmedCalls
 from .call_table import CallTable
-from .dtmf_sources import inband_setting
 from .ivr_runner import IvrServices
 from .null_records import NullRecords
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
@@ -279,7 +278,6 @@ class InboundCalls:
                 self._refuse(event, 488, str(error), headers=(("Warning", f'399 acd "{error}"'),))
                 return None
         configure_leg(leg, negotiated)
-        leg.inband_dtmf = inband_setting(dtmf)
         leg.remote = (negotiated.remote_address, negotiated.remote_port)
         internal = trunk.startswith("agent:")
         context = self.ivr.new_context(caller=caller, caller_name=display_name, dialled=dialled,

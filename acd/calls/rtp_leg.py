@@ -11,9 +11,9 @@ a packet that fails is dropped, counted (`on_srtp_failure`) and logged at most e
 A bridge between two legs decrypts with one leg's key and encrypts with the other's.
 
 In-band DTMF (`inband_dtmf`: "off", "on", or "auto": on until the first telephone-event packet
-arrives) runs acd.media.inband_dtmf on the received audio while the leg is not bridged, that is
-while the caller is in the IVR or queued: ~80 µs per 20 ms frame of sound, ~5 µs of silence
-(scripts/bench/inband_dtmf_frame.py). Its digits go to `on_digit(digit, "inband")`; RFC 4733 digits
+arrives; the call sets it, acd/calls/dtmf_sources.py) runs acd.media.inband_dtmf on the received
+audio while the leg is not bridged, that is while the caller is in the IVR or queued: ~100 µs of
+CPU per 20 ms frame of sound, ~5 µs of silence (scripts/bench/inband_dtmf_frame.py). Its digits go to `on_digit(digit, "inband")`; RFC 4733 digits
 to `on_digit(digit)`.
 """
 

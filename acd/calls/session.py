@@ -20,7 +20,7 @@ from ..sip.dialog import Dialog
 from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
 from ..sip.session_timer import TimerTerms
-from .dtmf_sources import digit_accepted
+from .dtmf_sources import DtmfSources
 from .leg_states import CallerEvent, CallState, EndReason, next_caller_state
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
 from .queued_call import QueuedCall
@@ -86,7 +86,8 @@ class CallSession:
         self.sdp_answer = sdp_answer
         self.srtp = srtp
         self.srtp_key = srtp_key
-        self.dtmf = dtmf
+        self.dtmf = DtmfSources(dtmf, call_id)
+        leg.inband_dtmf = self.dtmf.leg_setting(negotiated.telephone_event_pt)
         self._negotiation: SessionNegotiation | None = None  # made at the first re-INVITE or UPDATE
         self._awaiting_answer = offer_in_200
         if offer_in_200:
@@ -236,6 +237,7 @@ class CallSession:
         before = self.negotiated
         self.leg.remote = (audio.remote_address, audio.remote_port)
         configure_leg(self.leg, audio)
+        self.leg.inband_dtmf = self.dtmf.leg_setting(audio.telephone_event_pt)
         self.negotiated = audio
         log.info("call=%s ACK answers our offer: %s %s -> %s:%s%s", self.call_id, audio.direction, audio.codec,
                  audio.remote_address, audio.remote_port, " srtp" if audio.srtp else "")
@@ -313,6 +315,7 @@ class CallSession:
             if audio.remote_address != "0.0.0.0":
                 self.leg.remote = (audio.remote_address, audio.remote_port)
             configure_leg(self.leg, audio)
+            self.leg.inband_dtmf = self.dtmf.leg_setting(audio.telephone_event_pt)
             self.negotiated = audio
             if audio.codec != before.codec and self._playing is not None and self.leg.playing:
                 self.play(*self._playing)  # what was playing, again from its start, in the new codec
@@ -452,7 +455,7 @@ class CallSession:
     def on_digit(self, digit: str, method: str = "rfc4733") -> None:
         """A DTMF digit from RTP (RFC 4733 or in-band) or SIP INFO; never logged while masked digits are
         collected."""
-        if not self.active or self.ivr is None or not digit_accepted(self.dtmf, method, self.leg, self.call_id):
+        if not self.active or self.ivr is None or not self.dtmf.accepts(method, self.leg):
             return
         wait = self.queued.wait if self.queued is not None else None
         if wait is not None:

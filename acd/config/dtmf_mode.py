@@ -1,9 +1,9 @@
 """The `dtmf:` setting of a trunk (conf/acd.yaml): where the callers' key presses come from.
 
 `auto` (the default): RFC 4733 telephone-events and SIP INFO as they come, and tones detected in the
-audio until a digit arrives by either (acd/media/inband_dtmf.py). `rfc4733`, `info`, `inband`: that
-source only; the others are ignored, so a trunk that sends both a tone and an event for one press
-never gives two digits.
+audio (acd/media/inband_dtmf.py) when the caller's SDP has no telephone-event, until a digit comes by
+RFC 4733 or INFO. `rfc4733`, `info`, `inband`: that source only; the others are ignored, so a trunk
+that sends both a tone and an event for one press never gives two digits.
 """
 
 from __future__ import annotations

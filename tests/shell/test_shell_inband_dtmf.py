@@ -91,19 +91,17 @@ def test_a_trunk_set_to_inband_ignores_events_and_info(make_harness):
     assert harness.logged(rf"call={call.call_id} menu=main_menu choice=2 next=support")
 
 
-def test_in_auto_a_telephone_event_turns_tone_detection_off(harness):
-    """auto: tones count until the caller's phone shows it signals keys (RFC 4733); then only events do."""
+def test_in_auto_a_caller_offering_telephone_events_is_not_listened_to_for_tones(harness):
+    """auto, telephone-event in the SDP: RFC 4733 carries the keys; tones are not even listened for."""
     caller, call = tone_caller(harness, telephone_event=101)
-    harness.advance(0.5)
+    harness.advance(3.5)
     send_keys(harness, call, "3")
-    harness.advance(0.5)
-    call.rfc4733_digit("4")
     harness.advance(0.3)
-    send_keys(harness, call, "5")
+    assert digits_logged(harness, call) == []
+    call.rfc4733_digit("2")
     harness.advance(0.3)
-    assert digits_logged(harness, call) == ["3", "4"]
-    assert digits_logged(harness, call, "inband") == ["3"]
-    assert harness.logged(rf"call={call.call_id} RFC 4733 telephone-event from \S+: in-band DTMF detection off")
+    assert digits_logged(harness, call, "rfc4733") == ["2"]
+    assert harness.logged(rf"call={call.call_id} menu=main_menu choice=2 next=support")
 
 
 def test_in_auto_an_info_digit_turns_tone_detection_off(harness):
