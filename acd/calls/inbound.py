@@ -150,7 +150,7 @@ class InboundCalls:
             self.signalling.respond(event.transaction_id, 404, to_tag=new_tag())
             return
         session = self._start_session(event, dialled, config.flows[route.flow], trunk=trunk.name, route=route,
-                                      srtp=trunk.srtp)
+                                      srtp=trunk.srtp, dtmf=trunk.dtmf)
         if session is not None:
             log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s media=%s", call_id,
                      session.dialog.remote_uri, dialled, trunk.name, host, port, route.source,  # the From URI
@@ -175,10 +175,11 @@ class InboundCalls:
         self.signalling.respond(event.transaction_id, status, to_tag=new_tag(), headers=headers)
 
     def _start_session(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str,
-                       route: Route, srtp: str, near: str | None = None, runner_for=None) -> CallSession | None:
+                       route: Route, srtp: str, near: str | None = None, runner_for=None,
+                       dtmf: str = "auto") -> CallSession | None:
         """Negotiate media (under the SRTP policy `srtp`), bind an RTP port and build the CallSession
-        with its IVR (or what `runner_for` builds); None if refused. `near`: a call whose media this
-        one's will be mixed with (one media worker)."""
+        with its IVR (or what `runner_for` builds; digits by the trunk's `dtmf` mode); None if refused.
+        `near`: a call whose media this one's will be mixed with (one media worker)."""
         request = event.request
         call_id = request.call_id
         try:  # no body: a delayed offer (RFC 3261 §13.2.1), ours goes in the 200
@@ -207,10 +208,10 @@ class InboundCalls:
         # so an ended call's objects are freed at once rather than by the garbage collector.
         sessions = self.calls.sessions
 
-        def on_digit(digit: str) -> None:
+        def on_digit(digit: str, method: str = "rfc4733") -> None:
             session = sessions.get(call_id)
             if session is not None:
-                session.on_digit(digit)
+                session.on_digit(digit, method)
 
         def on_playback_finished(playback_id: int) -> None:
             session = sessions.get(call_id)
@@ -227,7 +228,7 @@ class InboundCalls:
             return self._session_on_port(event, dialled, flow, trunk=trunk, route=route, offer=offer, dialog=dialog,
                                          caller=caller, display_name=from_addr.display_name, leg=leg,
                                          local_port=local_port, holder=holder, srtp=srtp,
-                                         session_timer=session_timer, runner_for=runner_for)
+                                         session_timer=session_timer, runner_for=runner_for, dtmf=dtmf)
         except BaseException:
             if not holder:
                 self.media.release(leg)
@@ -271,7 +272,8 @@ class InboundCalls:
     def _session_on_port(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str, route: Route,
                          offer: SessionDescription | None, dialog: Dialog, caller: str, display_name: str | None,
                          leg, local_port: int, holder: list, srtp: str,
-                         session_timer: TimerTerms | None = None, runner_for=None) -> CallSession | None:
+                         session_timer: TimerTerms | None = None, runner_for=None,
+                         dtmf: str = "auto") -> CallSession | None:
         """The rest of `_start_session` once the RTP port is bound (the caller releases it if this raises)."""
         request = event.request
         call_id = request.call_id
@@ -302,7 +304,7 @@ class InboundCalls:
                               runner_for=runner_for or self.ivr.runner, flow=flow, context=context, srtp=srtp, srtp_key=srtp_key,
                               session_timer=session_timer, refresh_with_update=peer_allows_update(request),
                               offer_in_200=offer is None, reliability=peer_reliability(request),
-                              announcement=self._announcement(call_id, flow, offer))
+                              announcement=self._announcement(call_id, flow, offer), dtmf=dtmf)
         holder.append(session)
         self.calls.add_session(session)
         self.unconfirmed.add(call_id, event.source[0])

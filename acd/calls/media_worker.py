@@ -3,8 +3,8 @@
 `python -m acd.calls.media_worker --address IP` is started by the call process
 (acd.calls.remote_media), which writes commands to its standard input and reads its reports from its
 standard output, in the frames of acd.media.worker_wire. The legs are the same `RtpLeg`s the
-in-process media plane uses (pacing on one 20 ms clock, prompts, RFC 4733 DTMF, SRTP, relay between
-two legs), so media behaves the same whichever plane carries it.
+in-process media plane uses (pacing on one 20 ms clock, prompts, RFC 4733 and in-band DTMF, SRTP,
+relay between two legs), so media behaves the same whichever plane carries it.
 
 The worker binds the ports it is told to (the call process owns the allocation, so it can write the
 port into its SDP answer without waiting), and reports what the call process must know: digits,
@@ -44,7 +44,8 @@ log = logging.getLogger("acd.media")
 
 SRTP_FAILURE_REPORT_SECONDS = 0.25  # failures are summed this long before one report goes
 PORT_PROBE_SECONDS = 60.0  # how often ports found held by another program are tried again
-_SETTABLE = frozenset({"codec", "payload_type", "telephone_event_pt", "remote", "next_send", "sending"})
+_SETTABLE = frozenset({"codec", "payload_type", "telephone_event_pt", "remote", "next_send", "sending",
+                       "inband_dtmf"})
 
 
 class WorkerMedia:
@@ -89,7 +90,7 @@ class WorkerMedia:
         send = self.send
         leg = RtpLeg(call_id=call_id, codec=codec, payload_type=payload_type, remote=("0.0.0.0", 0),
                      telephone_event_pt=telephone_event_pt,
-                     on_digit=lambda digit: send((wire.DIGIT, leg_id, digit)),
+                     on_digit=lambda digit, method="rfc4733": send((wire.DIGIT, leg_id, digit, method)),
                      on_playback_finished=lambda sequence: send((wire.DONE, leg_id, sequence)),
                      clock=self.reactor.seconds, on_srtp_failure=self._srtp_failed, rng=self.rng)
         try:

@@ -108,9 +108,10 @@ class Media(Protocol):
         All the legs must be `near` one call (one media worker)."""
 
     def new_leg(self, *, call_id: str, codec: str, payload_type: int, telephone_event_pt: int | None,
-                on_digit: Callable[[str], None], on_playback_finished: Callable[[int], None],
+                on_digit: Callable[..., None], on_playback_finished: Callable[[int], None],
                 near: str | None = None) -> "RtpLeg":
-        """`near`: the call this leg will be bridged with (both legs on one media worker)."""
+        """`near`: the call this leg will be bridged with (both legs on one media worker).
+        `on_digit(digit)` for RFC 4733, `on_digit(digit, "inband")` when the leg's `inband_dtmf` is on."""
 
     def session_id(self) -> int: ...
 

@@ -112,6 +112,7 @@ class RemoteLeg:
         self._codec = codec
         self._payload_type = payload_type
         self._telephone_event_pt = telephone_event_pt
+        self._inband_dtmf = "off"
         self._remote: tuple[str, int] = ("0.0.0.0", 0)
         self.on_digit = on_digit
         self.on_playback_finished = on_playback_finished
@@ -136,6 +137,9 @@ class RemoteLeg:
     codec = _Forwarded()
     payload_type = _Forwarded()
     telephone_event_pt = _Forwarded()
+    # "off", "on" or "auto" (RtpLeg.inband_dtmf); in auto the worker turns detection off by itself
+    # when a telephone-event arrives, and this copy keeps saying "auto".
+    inband_dtmf = _Forwarded()
 
     @property
     def remote(self) -> tuple[str, int]:
@@ -403,7 +407,10 @@ class RemoteMediaPorts:
         elif kind == wire.DIGIT:
             leg = worker.legs.get(message[1])
             if leg is not None:
-                leg.on_digit(message[2])
+                if message[3] == "rfc4733":
+                    leg.on_digit(message[2])
+                else:
+                    leg.on_digit(message[2], message[3])
         elif kind == wire.AUDIO:
             leg = worker.legs.get(message[1])
             if leg is not None:

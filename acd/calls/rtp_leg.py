@@ -1,4 +1,5 @@
-"""One media leg: a UDP port that sends paced G.711 prompts and receives RFC 4733 DTMF.
+"""One media leg: a UDP port that sends paced G.711 prompts and receives DTMF: RFC 4733
+telephone-events, and (`inband_dtmf`) key tones heard in the received audio.
 
 Sending is driven by `MediaClock`, one shared 20 ms tick for every leg (PEERS.md: one tick for
 1000 streams costs ~30% of a core, one timer per stream 70%). Between prompts the leg sends
@@ -12,6 +13,12 @@ A bridge between two legs decrypts with one leg's key and encrypts with the othe
 A leg in a `MixRoom` (acd.calls.mix_room: a supervisor on the call) hands its decrypted audio to
 the room instead of relaying it, and the room sends each member its mix (`send_audio`); without a
 room the bridged path is the relay, as cheap as before (one attribute test per packet).
+
+In-band DTMF (`inband_dtmf`: "off", "on", or "auto": on until the first telephone-event packet
+arrives; the call sets it, acd/calls/dtmf_sources.py) runs acd.media.inband_dtmf on the received
+audio while the leg is not bridged, that is while the caller is in the IVR or queued: ~100 µs of
+CPU per 20 ms frame of sound, ~5 µs of silence (scripts/bench/inband_dtmf_frame.py). Its digits go to `on_digit(digit, "inband")`; RFC 4733 digits
+to `on_digit(digit)`.
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ from typing import Callable
 from twisted.internet import protocol, task
 from twisted.internet.error import CannotListenError
 
+from ..media.inband_dtmf import InbandDtmfDetector
 from ..media.prompts import FRAME_SAMPLES, FRAME_SECONDS, SILENCE_BYTE
 from ..media.rfc4733 import DtmfReceiver
 from ..media.rtp import RtpPacket, build_rtp_header, is_rtcp
 from ..media.srtp import SrtpRefused, SrtpStream
 
-__all__ = ["RtpLeg", "MediaClock", "RtpPortAllocator"]
+__all__ = ["RtpLeg", "MediaClock", "RtpPortAllocator", "INBAND_DTMF_SETTINGS"]
 
 log = logging.getLogger("acd.media")
 
@@ -38,6 +46,8 @@ MAX_CATCH_UP_SECONDS = 0.06
 # SRTP failures are logged once, then as one summary line at most this often per leg: a flood of
 # forged packets must not become a flood of log lines.
 SRTP_FAILURE_LOG_INTERVAL_SECONDS = 10.0
+INBAND_DTMF_SETTINGS = ("off", "on", "auto")
+_INBAND_CODECS = frozenset({"PCMU", "PCMA"})  # what acd.media.inband_dtmf decodes
 
 
 class RtpLeg(protocol.DatagramProtocol):
@@ -63,6 +73,8 @@ class RtpLeg(protocol.DatagramProtocol):
         self.timestamp = rng.getrandbits(32)
         self.silence = bytes([SILENCE_BYTE[codec]]) * FRAME_SAMPLES
         self.dtmf = DtmfReceiver()
+        self.inband_dtmf = "off"  # one of INBAND_DTMF_SETTINGS
+        self._inband: InbandDtmfDetector | None = None
         self.next_send: float | None = None
         self.marker = True
         self.sending = True
@@ -236,15 +248,22 @@ class RtpLeg(protocol.DatagramProtocol):
                 target.packets_relayed += 1
             return
         if payload_type == self.payload_type:
-            if self.on_audio is not None:
+            if self.on_audio is not None or self.inband_dtmf != "off":
                 try:
                     packet = RtpPacket.parse(data)
                 except ValueError:
                     return
-                self.on_audio(packet.payload)
+                if self.on_audio is not None:
+                    self.on_audio(packet.payload)
+                if self.inband_dtmf != "off" and self.codec in _INBAND_CODECS:
+                    self._listen_for_tones(packet.payload)
             return
         if payload_type != self.telephone_event_pt:
             return
+        if self.inband_dtmf == "auto":
+            log.info("call=%s RFC 4733 telephone-event from %s:%s: in-band DTMF detection off", self.call_id,
+                     addr[0], addr[1])
+            self.inband_dtmf = "off"
         try:
             packet = RtpPacket.parse(data)
             digit = self.dtmf.receive(packet.timestamp, packet.payload)
@@ -253,6 +272,14 @@ class RtpLeg(protocol.DatagramProtocol):
             return
         if digit is not None:
             self.on_digit(digit)
+
+    def _listen_for_tones(self, payload: bytes) -> None:
+        """Run the in-band DTMF detector over one received audio payload; its key presses to on_digit."""
+        detector = self._inband
+        if detector is None:
+            detector = self._inband = InbandDtmfDetector()
+        for press in detector.feed_payload(payload, self.codec):
+            self.on_digit(press.digit, "inband")
 
     def _srtp_failed(self, addr: tuple[str, int], error: Exception) -> None:
         """Count a packet that failed SRTP checks; log the first, then a summary every interval."""

@@ -21,6 +21,7 @@ from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
 from ..sip.reliable_provisional import Reliability
 from ..sip.session_timer import TimerTerms
+from .dtmf_sources import DtmfSources
 from .leg_states import CallerEvent, CallState, EndReason, next_caller_state
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
 from .provisionals import ProvisionalResponses
@@ -62,14 +63,15 @@ class CallSession:
                  runner_for: Callable[..., Any], flow: Any, context: Any, srtp: str = "off",
                  srtp_key: bytes | None = None, session_timer: TimerTerms | None = None,
                  refresh_with_update: bool = False, offer_in_200: bool = False,
-                 reliability: Reliability = Reliability.NONE, announcement: tuple[str, ...] = ()) -> None:
+                 reliability: Reliability = Reliability.NONE, announcement: tuple[str, ...] = (),
+                 dtmf: str = "auto") -> None:
         """`srtp` is the caller's SRTP policy (the trunk's or the agent's) and `srtp_key` our key||salt
         for the call (None when the policy is off), for the offers that come after the first.
         `session_timer`: the RFC 4028 terms agreed with the INVITE (None: none asked for);
         `refresh_with_update`: the caller allows UPDATE, so our refreshes are UPDATEs. `offer_in_200`:
         the INVITE had no SDP (RFC 3261 §13.2.1), `sdp_answer` is our offer and the ACK brings the answer.
         `reliability`: what the INVITE said of 100rel (RFC 3262); `announcement`: prompts played as early
-        media (183 with our SDP) before the 200."""
+        media (183 with our SDP) before the 200. `dtmf`: the trunk's DTMF mode (acd/calls/dtmf_sources.py)."""
         self.signalling = signalling
         self.media = media
         self.records = records
@@ -90,6 +92,8 @@ class CallSession:
         self.sdp_answer = sdp_answer
         self.srtp = srtp
         self.srtp_key = srtp_key
+        self.dtmf = DtmfSources(dtmf, call_id)
+        leg.inband_dtmf = self.dtmf.leg_setting(negotiated.telephone_event_pt)
         self._negotiation: SessionNegotiation | None = None  # made at the first re-INVITE or UPDATE
         self._awaiting_answer = offer_in_200
         if offer_in_200:
@@ -284,6 +288,7 @@ class CallSession:
         before = self.negotiated
         self.leg.remote = (audio.remote_address, audio.remote_port)
         configure_leg(self.leg, audio)
+        self.leg.inband_dtmf = self.dtmf.leg_setting(audio.telephone_event_pt)
         self.negotiated = audio
         log.info("call=%s ACK answers our offer: %s %s -> %s:%s%s", self.call_id, audio.direction, audio.codec,
                  audio.remote_address, audio.remote_port, " srtp" if audio.srtp else "")
@@ -361,6 +366,7 @@ class CallSession:
             if audio.remote_address != "0.0.0.0":
                 self.leg.remote = (audio.remote_address, audio.remote_port)
             configure_leg(self.leg, audio)
+            self.leg.inband_dtmf = self.dtmf.leg_setting(audio.telephone_event_pt)
             self.negotiated = audio
             if audio.codec != before.codec and self._playing is not None and self.leg.playing:
                 self.play(*self._playing)  # what was playing, again from its start, in the new codec
@@ -498,8 +504,9 @@ class CallSession:
         self.play(("callback_confirm",), CALLBACK_CONFIRM_PLAYBACK)
 
     def on_digit(self, digit: str, method: str = "rfc4733") -> None:
-        """A DTMF digit from RTP or SIP INFO; never logged while masked digits are collected."""
-        if not self.active or self.ivr is None:
+        """A DTMF digit from RTP (RFC 4733 or in-band) or SIP INFO; never logged while masked digits are
+        collected."""
+        if not self.active or self.ivr is None or not self.dtmf.accepts(method, self.leg):
             return
         wait = self.queued.wait if self.queued is not None else None
         if wait is not None:

@@ -20,6 +20,7 @@ from .admission import parse_admission
 from .agents import load_agents
 from .extras import load_hours, load_incidents, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
+from .dtmf_mode import dtmf_mode
 from .model import Config, HttpSettings, Route, RtpSettings, SipSettings, Trunk
 from .session_timers import parse_session_timer
 from .sip_streams import parse_stream_settings, parse_tls_settings
@@ -192,7 +193,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             trunk = check.mapping(body, section.line_of(name), f"trunk {name!r}")
             if trunk is None:
                 continue
-            check.unknown_keys(trunk, {"sources", "port", "outbound", "srtp"}, f"trunk {name!r}")
+            check.unknown_keys(trunk, {"sources", "port", "outbound", "srtp", "dtmf"}, f"trunk {name!r}")
             sources = trunk.get("sources")
             if not isinstance(sources, list) or not sources:
                 check.error(trunk.line_of("sources"), f"trunk {name!r} needs 'sources': a list of IP addresses or networks")
@@ -216,7 +217,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                 else:
                     outbound = (match.group(1).strip("[]"), int(match.group(2)))
             trunks.append(Trunk(name=str(name), sources=tuple(networks), port=port, outbound=outbound,
-                                srtp=srtp_policy(check, trunk, f"trunk {name!r}")))
+                                srtp=srtp_policy(check, trunk, f"trunk {name!r}"),
+                                dtmf=dtmf_mode(check, trunk, f"trunk {name!r}")))
     if not trunks:
         check.error(top.line_of("trunks"), "no trunks: add 'trunks:' with at least one trunk and its 'sources' (nobody could call in)")
     data_dir = (root / str(top.get("data_dir", "data"))).resolve()

@@ -146,6 +146,8 @@ class Trunk:
     outbound: tuple[str, int] | None = None
     # SDES-SRTP media: "required", "optional" or "off" (acd/config/srtp_policy.py).
     srtp: str = "optional"
+    # Where callers' key presses come from: auto, rfc4733, info or inband (acd/config/dtmf_mode.py).
+    dtmf: str = "auto"
 
     def allows(self, host: str, port: int) -> bool:
         """True if a request from host:port comes from this trunk."""

@@ -26,7 +26,8 @@ _LENGTH = struct.Struct(">I")
 
 # Commands: call process -> worker. `leg` is an int the call process chose, unique per worker.
 OPEN = "open"            # (OPEN, leg, port, call_id, codec, payload_type, telephone_event_pt)
-SET = "set"              # (SET, leg, field, value): codec, payload_type, telephone_event_pt, remote, next_send, sending
+SET = "set"              # (SET, leg, field, value): codec, payload_type, telephone_event_pt, remote, next_send,
+#                          sending, inband_dtmf
 SRTP = "srtp"            # (SRTP, leg, local_key | None, remote_key | None)
 BLOB = "blob"            # (BLOB, blob_id, audio): encoded audio the call process will refer to by id
 FORGET = "forget"        # (FORGET, blob_id): the blob will not be played again
@@ -43,7 +44,7 @@ CLOSE = "close"          # (CLOSE, leg): release the port; answered by CLOSED
 # Reports: worker -> call process.
 HELLO = "hello"          # (HELLO, pid)
 OPEN_FAILED = "open_failed"  # (OPEN_FAILED, leg, port, reason)
-DIGIT = "digit"          # (DIGIT, leg, digit)
+DIGIT = "digit"          # (DIGIT, leg, digit, method): method "rfc4733" or "inband" (heard in the audio)
 DONE = "done"            # (DONE, leg, sequence): the playback `sequence` finished
 AUDIO = "audio"          # (AUDIO, leg, tap, payload): one frame's payload for a tap the call process asked for
 CLOSED = "closed"        # (CLOSED, leg, packets_sent, packets_received, packets_relayed, frames_dropped)
