@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["ApiError", "Unauthorized", "NotFound", "NoSuchAgent", "InvalidRequest", "Conflict"]
+__all__ = ["ApiError", "Unauthorized", "NotFound", "NoSuchAgent", "InvalidRequest", "Conflict", "Forbidden",
+           "NotYourAgent", "SupervisorsOnly", "CsrfRefused"]
 
 
 class ApiError(Exception):
@@ -50,3 +51,28 @@ class Conflict(ApiError):
 
     error_id = "invalid-agent-state"
     status = 409
+
+
+class Forbidden(ApiError):
+    """Signed in, but this account may not do that."""
+
+    error_id = "forbidden"
+    status = 403
+
+
+class NotYourAgent(Forbidden):
+    """A signed-in agent asked for another agent's calls, state or events."""
+
+    error_id = "not-your-agent"
+
+
+class SupervisorsOnly(Forbidden):
+    """A signed-in agent asked for an endpoint outside their desk."""
+
+    error_id = "supervisors-only"
+
+
+class CsrfRefused(Forbidden):
+    """A change from a web session without its X-CSRF-Token header (or with a wrong one)."""
+
+    error_id = "csrf-token-refused"

@@ -19,6 +19,7 @@ from ..routing.errors import InvalidConfig
 from .checker import Checker
 from .queue_overflow import check_overflow_targets, parse_overflow
 from .srtp_policy import srtp_policy
+from .web_accounts import SupervisorConfig, parse_dispositions, parse_supervisors
 from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
 
 __all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAULT_FEATURE_CODES",
@@ -98,6 +99,9 @@ class AgentsConfig:
     tier_priority: dict[str, int] = field(default_factory=lambda: dict(TIER_PRIORITY_BONUS))
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
+    # Web accounts and wrap-up codes (web_accounts.py): supervisors sign in to the web only.
+    supervisors: dict[str, SupervisorConfig] = field(default_factory=dict)
+    dispositions: tuple[str, ...] = ()
 
 
 def load_agents(path: Path, errors: list[ConfigError], files: list[str],
@@ -118,7 +122,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
         return AgentsConfig()
     check.unknown_keys(top, {"realm", "digest_algorithms", "digest_nonce_lifetime_seconds", "feature_codes",
                              "pause_reasons", "language_skills", "priority_aging_seconds", "tier_priority", "queues",
-                             "agents"}, "agents.yaml")
+                             "agents", "supervisors", "dispositions"}, "agents.yaml")
     language_skills: dict[str, str] = {}
     if "language_skills" in top and (section := check.mapping(top["language_skills"], top.line_of("language_skills"),
                                                               "language_skills")):
@@ -214,7 +218,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
     return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), digest_nonce_lifetime_seconds=nonce_lifetime,
                         pause_reasons=reasons, feature_codes=codes,
                         queues=queues, agents=agents, language_skills=language_skills,
-                        priority_aging_seconds=_priority_aging(check, top), tier_priority=_tier_priority(check, top))
+                        priority_aging_seconds=_priority_aging(check, top), tier_priority=_tier_priority(check, top),
+                        supervisors=parse_supervisors(check, top, set(agents)), dispositions=parse_dispositions(check, top))
 
 
 def _priority_aging(check: Checker, top: LineDict) -> float | None:
