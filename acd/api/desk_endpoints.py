@@ -13,16 +13,26 @@ from typing import Any, Callable
 from twisted.internet.defer import Deferred
 from twisted.web import server
 
-from ..calls.view import LiveView
+from ..calls.view import AgentSnapshot, LiveView
 from .access import Principal
 from .errors import InvalidRequest, NoSuchAgent, NotFound
 
-__all__ = ["DeskEndpoints", "MAX_NOTES_CHARACTERS", "DEFAULT_HISTORY_SECONDS"]
+__all__ = ["DeskEndpoints", "MAX_NOTES_CHARACTERS", "DEFAULT_HISTORY_SECONDS", "agent_entry"]
 
 # Wrap-up notes are a few sentences; a CDR column is not a document store.
 MAX_NOTES_CHARACTERS = 2000
 # Without ?since= the calls of the last day (the desktop sends the start of its local day).
 DEFAULT_HISTORY_SECONDS = 86400.0
+
+
+def agent_entry(agent: AgentSnapshot) -> dict[str, Any]:
+    """One agent as `GET /api/agents` and `GET /api/agents/{id}` answer (figures only when logged in)."""
+    entry: dict[str, Any] = {"id": agent.agent_id, "name": agent.name, "queues": agent.queues,
+                             "skills": agent.skills, "registered": agent.registered, "state": agent.state}
+    if agent.state != "logged_out":
+        entry.update(pause_reason=agent.pause_reason, call_id=agent.call_id, calls_handled=agent.calls_handled,
+                     missed_offers=agent.missed_offers, state_since=agent.state_since, reachable=agent.reachable)
+    return entry
 
 
 class DeskEndpoints:
@@ -79,8 +89,7 @@ class DeskEndpoints:
                 "dispositions": list(self._dispositions()), "server_time": self.view.now()}
 
     def _agent(self, agent_id: str) -> dict[str, Any]:
-        agent = next(agent for agent in self.view.agents() if agent.agent_id == agent_id)
-        return asdict(agent)
+        return agent_entry(next(agent for agent in self.view.agents() if agent.agent_id == agent_id))
 
     def _callbacks(self, agent_id: str) -> list[dict[str, Any]]:
         """Callbacks waiting in the agent's queues, and the ones the agent is calling back."""

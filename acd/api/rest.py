@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred
 
 from ..calls.view import AgentDesk, CallCommands, LiveView
 from .access import Principal, check_access
-from .desk_endpoints import DeskEndpoints
+from .desk_endpoints import DeskEndpoints, agent_entry
 from .errors import ApiError, Conflict, CsrfRefused, InvalidRequest, NoSuchAgent, NotFound, Unauthorized
 from .events import EventHub
 from .sign_in import SignIn
@@ -167,16 +167,7 @@ class ApiResource(resource.Resource):
 
     # ---- agents ------------------------------------------------------------------------------
     def _agents(self) -> list[dict[str, Any]]:
-        agents = []
-        for agent in self.view.agents():
-            entry: dict[str, Any] = {"id": agent.agent_id, "name": agent.name, "queues": agent.queues,
-                                     "skills": agent.skills, "registered": agent.registered, "state": agent.state}
-            if agent.state != "logged_out":
-                entry.update(pause_reason=agent.pause_reason, call_id=agent.call_id,
-                             calls_handled=agent.calls_handled, missed_offers=agent.missed_offers,
-                             state_since=agent.state_since, reachable=agent.reachable)
-            agents.append(entry)
-        return agents
+        return [agent_entry(agent) for agent in self.view.agents()]
 
     def _check_agent(self, agent_id: str) -> None:
         if not self.view.is_agent(agent_id):
