@@ -10,11 +10,15 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
+from twisted.internet import threads
 from twisted.web import resource, server, static
 
 from .api.events import EventHub
 from .api.metrics_page import MetricsResource
 from .api.rest import ApiResource
+from .api.sign_in import SignIn
+from .api.web_pages import LoginResource, LogoutResource, page
+from .api.web_sessions import SessionTable
 from .calls.acd_service import AcdService, routing_config_from
 from .calls.admission_gate import AdmissionGate
 from .calls.call_control import CallControl
@@ -45,6 +49,7 @@ from .speech.recognizer import RecognizerCache
 from .store.presence import PreviousRun
 from .store.records import RecordStore
 from .store.records_process import ProcessRecordStore
+from .store.agent_calls import agent_calls_since
 
 __all__ = ["RunningServer", "build_server"]
 
@@ -109,15 +114,32 @@ def start_http(running: RunningServer, reload, reactor):
         return None
     root = resource.Resource()
     control = CallControl(calls=running.calls, acd=running.acd, config=running.live)
+    # Web sign-in (agent desktop, supervisors): sessions in memory, the calls of the day read off the reactor.
+    sign_in = SignIn(sessions=SessionTable(idle_seconds=config.http.web_session_idle_seconds,
+                                           max_seconds=config.http.web_session_max_seconds),
+                     accounts=running.view.agents_config)
+    records_path = config.data_dir / "records.db"
+
+    def history(agent_id: str, since: float):
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), agent_calls_since, records_path,
+                                         agent_id, since)
+
+    def unlock(user: str) -> bool:
+        return sign_in.unlock(user) | (running.registrar is not None and running.registrar.unlock(user))
+
     root.putChild(b"api", ApiResource(view=running.view, desk=running.acd, events=running.events,
                                       token=api_token(config), reload=reload, control=control,
                                       monitor=running.monitoring,
-                                      unlock=running.registrar.unlock if running.registrar is not None else None))
+                                      unlock=unlock, sign_in=sign_in, history=history))
+    root.putChild(b"login", LoginResource(sign_in, reactor))
+    root.putChild(b"logout", LogoutResource(sign_in, reactor))
+    root.putChild(b"agent", page("agent.html"))
     root.putChild(b"metrics", MetricsResource(running.metrics.registry))
     root.putChild(b"wallboard", static.File(str(Path(__file__).parent / "api" / "wallboard.html"),
                                             defaultType="text/html"))
     port = reactor.listenTCP(config.http.port, server.Site(root), interface=config.http.listen)
-    log.info("HTTP API on http://%s:%s/api (token in %s), metrics on /metrics, wallboard on /wallboard?token=...",
+    log.info("HTTP API on http://%s:%s/api (token in %s), metrics on /metrics, wallboard on /wallboard?token=..., "
+             "agent desktop on /agent (sign in at /login)",
              config.http.listen, config.http.port,
              config.data_dir / config.http.token_file)
     running.http_port = port

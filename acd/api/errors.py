@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["ApiError", "Unauthorized", "NotFound", "NoSuchAgent", "InvalidRequest", "Conflict", "NotASupervisor",
-           "MonitorRefused"]
+           "MonitorRefused", "Forbidden", "NotYourAgent", "SupervisorsOnly", "CsrfRefused"]
 
 
 class ApiError(Exception):
@@ -65,3 +65,28 @@ class MonitorRefused(ApiError):
 
     error_id = "monitor-refused"
     status = 409
+
+
+class Forbidden(ApiError):
+    """Signed in, but this account may not do that."""
+
+    error_id = "forbidden"
+    status = 403
+
+
+class NotYourAgent(Forbidden):
+    """A signed-in agent asked for another agent's calls, state or events."""
+
+    error_id = "not-your-agent"
+
+
+class SupervisorsOnly(Forbidden):
+    """A signed-in agent asked for an endpoint outside their desk."""
+
+    error_id = "supervisors-only"
+
+
+class CsrfRefused(Forbidden):
+    """A change from a web session without its X-CSRF-Token header (or with a wrong one)."""
+
+    error_id = "csrf-token-refused"

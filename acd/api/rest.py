@@ -1,5 +1,8 @@
 """The REST API: `GET /api/agents`, `POST /api/agents/{id}/{login,logout,pause,ready}`, `GET /api/queues`,
-`GET /api/calls`, `POST|PATCH|DELETE /api/calls/{id}/monitor`, `GET /api/monitoring`, `POST /api/reload`. JSON in and out; every request needs `Authorization: Bearer TOKEN`.
+`GET /api/calls`, `POST|PATCH|DELETE /api/calls/{id}/monitor`, `GET /api/monitoring`, `POST /api/reload`.
+JSON in and out; every request needs `Authorization: Bearer TOKEN`, or a web session's cookie
+(`/login`; `access.py` says what an agent's session may do, and every change from a session needs
+its `X-CSRF-Token` header; the token, for automation, needs none).
 
 Handlers parse the request, `_check_*` preconditions raise ApiErrors with stable ids, and the action
 goes through the AgentDesk (the ACD: the same path feature codes use). Reads come from the LiveView
@@ -16,9 +19,16 @@ from typing import Any, Callable
 
 from twisted.web import resource, server
 
+from twisted.internet.defer import Deferred
+
 from ..calls.view import AgentDesk, CallCommands, LiveView, MonitorCommands
-from .errors import ApiError, Conflict, InvalidRequest, MonitorRefused, NoSuchAgent, NotASupervisor, NotFound, Unauthorized
+from .access import Principal, check_access
+from .desk_endpoints import DeskEndpoints, agent_entry
+from .errors import (ApiError, Conflict, CsrfRefused, InvalidRequest, MonitorRefused, NoSuchAgent, NotASupervisor,
+                     NotFound, Unauthorized)
 from .events import EventHub
+from .sign_in import SignIn
+from .web_sessions import CSRF_HEADER, SESSION_COOKIE
 
 __all__ = ["ApiResource", "MAX_BODY_BYTES"]
 
@@ -36,7 +46,10 @@ class ApiResource(resource.Resource):
 
     def __init__(self, *, view: LiveView, desk: AgentDesk, events: EventHub, token: str,
                  reload: Callable[[str], Any], unlock: Callable[[str], bool] | None = None,
-                 control: CallCommands | None = None, monitor: MonitorCommands | None = None) -> None:
+                 control: CallCommands | None = None, monitor: MonitorCommands | None = None,
+                 sign_in: SignIn | None = None, history: Callable[[str, float], Deferred] | None = None) -> None:
+        """`sign_in`: web sessions (None: the token only). `history(agent, since)`: a Deferred firing
+        with the agent's calls since then, read from the records off the reactor thread."""
         super().__init__()
         self.view = view
         self.desk = desk
@@ -46,32 +59,53 @@ class ApiResource(resource.Resource):
         self.unlock = unlock  # clears a user's authentication lock (None without agents)
         self.control = control  # hang-up and transfer of calls in progress
         self.monitor = monitor  # supervisors listening, whispering, barging
+        self.sign_in = sign_in
+        self.desk_endpoints = DeskEndpoints(view=view, history=history)
 
     def render(self, request: server.Request) -> bytes | int:  # noqa: D401 - Twisted API
         """Dispatch, answer JSON; ApiErrors become their status and error_id. Event streams stay open."""
         request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
         try:
-            self._check_token(request)
+            principal = self._principal(request)
             parts = [p.decode() for p in request.postpath if p]
+            check_access(principal, request.method.decode(), parts[1:] if parts[:1] == ["api"] else parts)
             if len(parts) == 2 and parts[0] == "events" and request.method == b"GET":
                 self._check_topic(parts[1])
                 if not self.events.subscribe(parts[1], request):
                     raise Conflict("too many event streams open", topic=parts[1])
                 return server.NOT_DONE_YET
-            status, body = self._dispatch(request)
+            status, body = self._dispatch(request, principal)
         except ApiError as error:
-            status, body = error.status, {"error_id": error.error_id, "message": error.message,
-                                          "details": error.details}
+            status, body = _error_body(error)
+        if isinstance(body, Deferred):
+            body.addCallbacks(lambda result: (200, result), _deferred_error)
+            body.addCallback(lambda answer: _finish(request, *answer))
+            return server.NOT_DONE_YET
         request.setResponseCode(status)
         return json.dumps(body).encode() + b"\n"
 
-    def _check_token(self, request: server.Request) -> None:
+    def _principal(self, request: server.Request) -> Principal:
+        """Who sent the request: the API token (header or ?token=), else a web session's cookie; a
+        change from a session must carry the session's CSRF token."""
         header = (request.getHeader(b"authorization") or b"").decode("latin-1")
         # Browsers' EventSource cannot send headers: streams and the wallboard may pass ?token=.
         query = (request.args.get(b"token") or [b""])[0].decode("latin-1")
         given = header[7:].strip() if header.startswith("Bearer ") else query
-        if not given or not hmac.compare_digest(given, self.token):
-            raise Unauthorized("send Authorization: Bearer <token> (the token is in the api token file)")
+        if given:
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                raise Unauthorized("send Authorization: Bearer <token> (the token is in the api token file)")
+            return Principal(user="api-token", role="automation")
+        cookie = (request.getCookie(SESSION_COOKIE) or b"").decode("latin-1")
+        session = self.sign_in.sessions.find(cookie, self.view.now()) if self.sign_in and cookie else None
+        if session is None:
+            raise Unauthorized("sign in at /login, or send Authorization: Bearer <token> (the token is in the "
+                               "api token file)")
+        if request.method not in (b"GET", b"HEAD") and \
+                not session.csrf_matches((request.getHeader(CSRF_HEADER) or b"").decode("latin-1")):
+            raise CsrfRefused("a change from a web session needs its X-CSRF-Token header (GET /api/me gives it)")
+        request.web_session = session
+        return Principal(user=session.user, role=session.role, name=session.name)
 
     def _check_topic(self, topic: str) -> None:
         if topic == "wallboard":
@@ -80,11 +114,14 @@ class ApiResource(resource.Resource):
             return
         raise NotFound(f"no event stream {topic!r} (wallboard, or agent-<id> of a configured agent)")
 
-    def _dispatch(self, request: server.Request) -> tuple[int, Any]:
+    def _dispatch(self, request: server.Request, principal: Principal) -> tuple[int, Any]:
         method = request.method.decode()
         parts = [p.decode() for p in request.postpath if p]
         if parts and parts[0] == "api":
             parts = parts[1:]
+        desk = self.desk_endpoints.dispatch(method, parts, request, principal)
+        if desk is not None:
+            return 200, desk
         if parts == ["agents"] and method == "GET":
             return 200, self._agents()
         if len(parts) == 3 and parts[0] == "agents" and parts[2] == "unlock" and method == "POST":
@@ -100,7 +137,7 @@ class ApiResource(resource.Resource):
         if parts == ["queues"] and method == "GET":
             return 200, self._queues()
         if parts == ["calls"] and method == "GET":
-            return 200, self._calls()
+            return 200, self._calls(principal)
         if len(parts) == 3 and parts[0] == "calls" and parts[2] == "explanation" and method == "GET":
             return 200, self._call_explanation(parts[1])
         if len(parts) == 3 and parts[0] == "calls" and parts[2] == "monitor" and method in ("POST", "PATCH", "DELETE"):
@@ -112,7 +149,7 @@ class ApiResource(resource.Resource):
         if len(parts) == 2 and parts[0] == "calls" and method == "PATCH":
             return 200, self._change_call(parts[1], self._body(request))
         if parts == ["reload"] and method == "POST":
-            outcome = self.reload("API")
+            outcome = self.reload("API" if principal.role == "automation" else f"API ({principal.user})")
             body = {"reloaded": outcome.applied, "generation": outcome.generation}
             body.update({"changes": list(outcome.changes)} if outcome.applied else {"problems": list(outcome.problems)})
             return (200 if outcome.applied else 422), body
@@ -137,16 +174,7 @@ class ApiResource(resource.Resource):
 
     # ---- agents ------------------------------------------------------------------------------
     def _agents(self) -> list[dict[str, Any]]:
-        agents = []
-        for agent in self.view.agents():
-            entry: dict[str, Any] = {"id": agent.agent_id, "name": agent.name, "queues": agent.queues,
-                                     "skills": agent.skills, "registered": agent.registered, "state": agent.state}
-            if agent.state != "logged_out":
-                entry.update(pause_reason=agent.pause_reason, call_id=agent.call_id,
-                             calls_handled=agent.calls_handled, missed_offers=agent.missed_offers,
-                             state_since=agent.state_since, reachable=agent.reachable)
-            agents.append(entry)
-        return agents
+        return [agent_entry(agent) for agent in self.view.agents()]
 
     def _check_agent(self, agent_id: str) -> None:
         if not self.view.is_agent(agent_id):
@@ -162,10 +190,8 @@ class ApiResource(resource.Resource):
         elif action == "ready":
             result = desk.unpause(agent_id)
         elif action == "disposition":
-            code = body.get("code")
-            if not isinstance(code, str) or not code.strip() or len(code) > 64:
-                raise InvalidRequest("disposition needs {\"code\": \"sale\"} (1-64 characters)")
-            call_id = desk.set_disposition(agent_id, code.strip())
+            code, notes = self.desk_endpoints.check_disposition(body)
+            call_id = desk.set_disposition(agent_id, code, notes)
             if call_id is None:
                 raise Conflict(f"agent {agent_id} has no call to set a disposition on", agent_id=agent_id)
             return {"id": agent_id, "result": "disposition-set", "call_id": call_id}
@@ -283,8 +309,32 @@ class ApiResource(resource.Resource):
                                  result=result)
         return {"call_id": call_id, "mode": mode, "result": result}
 
-    def _calls(self) -> list[dict[str, Any]]:
+    def _calls(self, principal: Principal) -> list[dict[str, Any]]:
+        """Every call in progress; a signed-in agent's own calls only."""
+        mine = principal.user if principal.role == "agent" else None
         return [{"call_id": call.call_id, "state": call.state, "dialled": call.dialled, "queue": call.queue,
                  "seconds": call.seconds, "agent": call.agent, "ivr_step": call.ivr_step,
                  "routing_explanation": call.routing_explanation, "customer": call.customer,
-                 "waited_seconds": call.waited_seconds} for call in self.view.calls()]
+                 "waited_seconds": call.waited_seconds} for call in self.view.calls()
+                if mine is None or call.agent == mine]
+
+
+def _error_body(error: ApiError) -> tuple[int, dict[str, Any]]:
+    return error.status, {"error_id": error.error_id, "message": error.message, "details": error.details}
+
+
+def _deferred_error(failure) -> tuple[int, dict[str, Any]]:
+    """An ApiError from a Deferred answer becomes its status; anything else is a bug: logged, 500."""
+    if failure.check(ApiError):
+        return _error_body(failure.value)
+    log.error("API request failed: %s", failure.getTraceback())
+    return 500, {"error_id": "api-error", "message": "internal error (see the server log)", "details": {}}
+
+
+def _finish(request: server.Request, status: int, body: Any) -> None:
+    """Answer a request whose body came later (a read off the reactor thread), unless it went away."""
+    if request.finished or getattr(request, "_disconnected", False):
+        return
+    request.setResponseCode(status)
+    request.write(json.dumps(body).encode() + b"\n")
+    request.finish()

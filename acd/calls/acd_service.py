@@ -348,12 +348,15 @@ class AcdService:
         self._save_pending(agent_id, None)
         return "available"
 
-    def set_disposition(self, agent_id: str, code: str) -> str | None:
-        """Store a wrap-up disposition on the agent's last call; that call's id, or None if none."""
+    def set_disposition(self, agent_id: str, code: str, notes: str | None = None) -> str | None:
+        """Store a wrap-up disposition (and the agent's notes, when given) on the agent's last call;
+        that call's id, or None if none."""
         call_id = self.last_call.get(agent_id)
         if call_id is not None:
             self.records.set_field(call_id, "disposition", code)
-            log.info("call=%s agent=%s disposition=%s", call_id, agent_id, code)
+            if notes is not None:
+                self.records.set_field(call_id, "notes", notes)
+            log.info("call=%s agent=%s disposition=%s%s", call_id, agent_id, code, " with notes" if notes else "")
         return call_id
 
     def restore_agents(self, agents: Iterable["AgentPresence"], *, ending: str) -> list[RestoredAgent]:

@@ -269,10 +269,12 @@ class Connections:
             return
         queued.offers[offer.agent_id] = leg
         if queued.callback is None:
+            ivr = queued.session.ivr if queued.session is not None else None
             self.events.publish(f"agent-{offer.agent_id}", {
                 "type": "offer", "call_id": offer.call_id, "queue": offer.queue,
                 "wait_seconds": round(queued.waited(self.reactor.seconds()), 1), "context": queued.context,
-                "explanation": offer.explanation})
+                "explanation": offer.explanation, "ivr_path": list(ivr.path) if ivr is not None else [],
+                "ivr_choices": list(ivr.choices) if ivr is not None else []})
 
     def connect(self, connected: CallConnected) -> None:
         """The engine connected a call to an agent who answered: whisper if asked, then bridge."""

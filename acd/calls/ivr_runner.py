@@ -43,6 +43,8 @@ CALLER_LOOKUP_TIMEOUT_SECONDS = 0.5
 
 log = logging.getLogger("acd.ivr")
 _DECODERS = {"PCMU": ulaw_decode, "PCMA": alaw_decode}
+# A flow that loops (a menu replayed) keeps only its first steps for the screen pop; the records keep all.
+MAX_PATH_STEPS = 50
 SILENCE_CHECK_SECONDS = 0.25  # how often a recording looks at how long the caller has been quiet
 
 
@@ -76,6 +78,7 @@ class IvrServices:
         runner = IvrRunner(session, run, self)
         if previous is not None:
             runner.choices = previous.choices
+            runner.path = previous.path
         return runner
 
 
@@ -92,6 +95,7 @@ class IvrRunner:
         self.lookups = config.lookups
         self._data_dir = config.data_dir
         self.choices: list[str] = []
+        self.path: list[str] = []  # the steps entered, in order (the agent's screen pop shows them)
         self._timer = None
         self._listen = None
         self._recording = None
@@ -181,6 +185,8 @@ class IvrRunner:
             if isinstance(action, StepEntered):
                 log.debug("call=%s flow=%s step=%s", self.call_id, action.flow, action.step)
                 self.services.metrics.ivr_steps.labels(action.flow, action.step).inc()
+                if len(self.path) < MAX_PATH_STEPS:
+                    self.path.append(action.step)
                 session.records.ivr_step(self.call_id, flow=action.flow, step=action.step,
                                          at=self.reactor.seconds())
             elif isinstance(action, FlowEvent):

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from .call_table import CallTable
     from .ports import ConfigSource
 
-__all__ = ["AgentDesk", "CallCommands", "AgentSnapshot", "CallSnapshot", "LiveView", "QueueSnapshot"]
+__all__ = ["AgentDesk", "CallCommands", "AgentSnapshot", "CallSnapshot", "CallbackSnapshot", "LiveView",
+           "QueueSnapshot"]
 
 
 class AgentDesk(Protocol):
@@ -31,7 +32,7 @@ class AgentDesk(Protocol):
 
     def unpause(self, agent_id: str) -> str: ...
 
-    def set_disposition(self, agent_id: str, code: str) -> str | None: ...
+    def set_disposition(self, agent_id: str, code: str, notes: str | None = None) -> str | None: ...
 
     def change_call(self, call_id: str, *, priority: int | None = None, queue: str | None = None,
                     requirements: dict[str, int] | None = None, by: str = "API") -> str: ...
@@ -75,6 +76,17 @@ class CallSnapshot:
     routing_explanation: str | None
     customer: str | None = None          # the matched customer's name, when the caller was recognised
     waited_seconds: float | None = None  # time in the queue so far (until an agent answered)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSnapshot:
+    """A caller waiting to be called back (their place in the queue kept), or being called back."""
+
+    call_id: str
+    queue: str
+    number: str
+    requested_at: float
+    agent: str | None = None     # the agent calling them back, once one took it
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +287,17 @@ class LiveView:
                 customer=_customer_name(session),
                 waited_seconds=round(queued.waited(now), 1) if queued is not None else None))
         return out
+
+    def callbacks(self) -> list[CallbackSnapshot]:
+        """Every callback the ACD holds, oldest request first."""
+        out = [CallbackSnapshot(call_id=call_id, queue=queued.queue, number=queued.callback.number,
+                                requested_at=queued.callback.requested_at, agent=queued.agent_id)
+               for call_id, queued in self._acd.calls.items() if queued.callback is not None]
+        return sorted(out, key=lambda callback: callback.requested_at)
+
+    def agents_config(self) -> Any:
+        """The AgentsConfig in force (None without conf/agents.yaml): accounts, pause reasons, dispositions."""
+        return self._config.config.agents
 
     def sip_parse_errors(self) -> int:
         """Malformed SIP messages so far."""

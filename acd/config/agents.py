@@ -19,6 +19,7 @@ from ..routing.errors import InvalidConfig
 from .checker import Checker
 from .queue_overflow import check_overflow_targets, parse_overflow
 from .srtp_policy import srtp_policy
+from .web_accounts import parse_dispositions
 from .yaml_lines import ConfigError, LineDict, LineList, load_yaml_with_lines
 
 __all__ = ["AgentConfig", "QueueSettings", "AgentsConfig", "load_agents", "DEFAULT_FEATURE_CODES", "DEFAULT_MONITOR_CODES",
@@ -105,6 +106,8 @@ class AgentsConfig:
     tier_priority: dict[str, int] = field(default_factory=lambda: dict(TIER_PRIORITY_BONUS))
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
+    # Wrap-up codes the agent desktop offers (web_accounts.py); empty: free text.
+    dispositions: tuple[str, ...] = ()
 
 
 def load_agents(path: Path, errors: list[ConfigError], files: list[str],
@@ -125,7 +128,7 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
         return AgentsConfig()
     check.unknown_keys(top, {"realm", "digest_algorithms", "digest_nonce_lifetime_seconds", "feature_codes",
                              "pause_reasons", "language_skills", "priority_aging_seconds", "tier_priority", "queues",
-                             "agents", "monitor_codes"}, "agents.yaml")
+                             "agents", "monitor_codes", "dispositions"}, "agents.yaml")
     language_skills: dict[str, str] = {}
     if "language_skills" in top and (section := check.mapping(top["language_skills"], top.line_of("language_skills"),
                                                               "language_skills")):
@@ -227,7 +230,8 @@ def load_agents(path: Path, errors: list[ConfigError], files: list[str],
     return AgentsConfig(realm=realm, digest_algorithms=tuple(algorithms), digest_nonce_lifetime_seconds=nonce_lifetime,
                         pause_reasons=reasons, feature_codes=codes, monitor_codes=monitor_codes,
                         queues=queues, agents=agents, language_skills=language_skills,
-                        priority_aging_seconds=_priority_aging(check, top), tier_priority=_tier_priority(check, top))
+                        priority_aging_seconds=_priority_aging(check, top), tier_priority=_tier_priority(check, top),
+                        dispositions=parse_dispositions(check, top))
 
 
 def _monitor_codes(check: Checker, top: LineDict, feature_codes: dict[str, str]) -> dict[str, str]:

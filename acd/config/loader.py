@@ -235,11 +235,15 @@ def _parse_http(path: Path, document: Any, errors: list[ConfigError]) -> HttpSet
     section = check.mapping(document["http"], document.line_of("http"), "http")
     if section is None:
         return HttpSettings()
-    check.unknown_keys(section, {"listen", "port", "token_file"}, "http")
+    check.unknown_keys(section, {"listen", "port", "token_file", "web_session_idle_seconds",
+                                 "web_session_max_seconds"}, "http")
     listen = str(section.get("listen", "127.0.0.1"))
     _check_ip(check, section, "listen", listen)
     port = int(check.number(section, "port", 8080, "http", maximum=65535, integer=True))
-    return HttpSettings(listen=listen, port=port, token_file=str(section.get("token_file", "api.token")))
+    idle = float(check.number(section, "web_session_idle_seconds", 1800, "http", minimum=60, maximum=86400))
+    longest = float(check.number(section, "web_session_max_seconds", 43200, "http", minimum=60, maximum=7 * 86400))
+    return HttpSettings(listen=listen, port=port, token_file=str(section.get("token_file", "api.token")),
+                        web_session_idle_seconds=idle, web_session_max_seconds=longest)
 
 
 def _parse_crm(path: Path, document: Any, errors: list[ConfigError]) -> dict[str, Any]:

@@ -133,6 +133,10 @@ class HttpSettings:
     listen: str = "127.0.0.1"
     port: int = 8080
     token_file: str = "api.token"
+    # Web sign-in sessions (agent desktop, supervisors): ended after this long without a request,
+    # and after this long in all (a shift), whatever the activity.
+    web_session_idle_seconds: float = 1800.0
+    web_session_max_seconds: float = 43200.0
 
 
 @dataclass(frozen=True, slots=True)

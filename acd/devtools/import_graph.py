@@ -20,7 +20,8 @@ ROOT_ONLY = {
     "acd.calls.sip_server": {"acd.app"},
 }
 # The API and metrics see the shell only through the live view.
-VIEW_ONLY = {"acd.api.rest", "acd.api.events", "acd.api.metrics_page", "acd.metrics"}
+VIEW_ONLY = {"acd.api.rest", "acd.api.events", "acd.api.metrics_page", "acd.metrics", "acd.api.desk_endpoints",
+             "acd.api.web_pages"}
 VIEW_MODULE = "acd.calls.view"
 
 

@@ -45,7 +45,7 @@ __all__ = ["RecordStore", "QUEUE_LOG_EVENTS", "MONITORING_EVENTS", "SETTABLE_FIE
 
 log = logging.getLogger("acd.store.records")
 
-SCHEMA_VERSION = 5  # 2: agent_presence and server_runs; 3: calls.served_queue ... transfer_target (`_ADDED_CALLS_COLUMNS`); 4: routing_events; 5: monitoring
+SCHEMA_VERSION = 6  # 2: agent_presence and server_runs; 3: calls.served_queue ... transfer_target (`_ADDED_CALLS_COLUMNS`); 4: routing_events; 5: monitoring; 6: calls.notes
 
 # Asterisk's event names; CALLBACK is ours (the caller left the queue asking to be called back).
 # Value: (data1, data2, data3). Durations in seconds, as decimal text; "" where a field is unused.
@@ -67,7 +67,7 @@ QUEUE_LOG_EVENTS: dict[str, tuple[str, str, str]] = {
 
 # `set_field` may write these CDR columns, nothing else (the name ends up in SQL), converted by type.
 _FIELD_TYPES: dict[str, type] = {"recording_path": str, "survey": str, "disposition": str, "wrap_up_seconds": float,
-                                 "entry_position": int, "transfer_target": str, "agent": str}
+                                 "entry_position": int, "transfer_target": str, "agent": str, "notes": str}
 SETTABLE_FIELDS = frozenset(_FIELD_TYPES)
 
 _CALLS_COLUMNS = {
@@ -81,9 +81,10 @@ _CALLS_COLUMNS = {
 # entry_position: place in line on entering (1 = first); priority and priority_source ("flow", "customer tier",
 # "api"): as the routing engine got it; callback_requested_at: when the caller asked to be called back (the
 # outbound leg's times are this row's connected_at/ended_at); transfer_target: where an agent sent the caller.
+# Schema 6: notes, the agent's wrap-up notes from the desktop (free text, next to `disposition`).
 _ADDED_CALLS_COLUMNS = {
     "served_queue": str, "entry_position": int, "priority": int, "priority_source": str,
-    "callback_requested_at": float, "transfer_target": str,
+    "callback_requested_at": float, "transfer_target": str, "notes": str,
 }
 _CALLS_COLUMNS.update(_ADDED_CALLS_COLUMNS)
 _IVR_STEPS_COLUMNS = {"id": int, "call_id": str, "flow": str, "step": str, "at": float}

@@ -74,6 +74,6 @@ def test_a_schema_2_database_gets_the_new_columns_and_keeps_its_rows(tmp_path):
         row = cdr(store, "old")
     finally:
         store.close()
-    assert row["outcome"] == "caller_hangup" and row["served_queue"] is None
+    assert row["outcome"] == "caller_hangup" and row["served_queue"] is None and row["notes"] is None
     with sqlite3.connect(path) as reader:
-        assert reader.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert reader.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
