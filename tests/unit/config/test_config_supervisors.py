@@ -27,7 +27,7 @@ def test_accounts_are_agents_unless_they_say_supervisor_and_codes_default_to_60_
     demo_tree(tmp_path, role="supervisor")
     agents = load_config(tmp_path).agents
     assert {agent_id: agent.role for agent_id, agent in agents.agents.items()} == \
-        {"1001": "supervisor", "1002": "agent", "1003": "agent"}
+        {"1001": "supervisor", "1002": "agent", "1003": "agent", "9001": "supervisor"}
     assert agents.monitor_codes == {"listen": "*60", "whisper": "*61", "barge": "*62"}
 
 
