@@ -36,7 +36,8 @@ class ApiResource(resource.Resource):
 
     def __init__(self, *, view: LiveView, desk: AgentDesk, events: EventHub, token: str,
                  reload: Callable[[str], Any], unlock: Callable[[str], bool] | None = None,
-                 control: CallCommands | None = None) -> None:
+                 control: CallCommands | None = None,
+                 trunks: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         super().__init__()
         self.view = view
         self.desk = desk
@@ -45,6 +46,7 @@ class ApiResource(resource.Resource):
         self.reload = reload
         self.unlock = unlock  # clears a user's authentication lock (None without agents)
         self.control = control  # hang-up and transfer of calls in progress
+        self.trunks = trunks  # the trunks and their registrations at carriers
 
     def render(self, request: server.Request) -> bytes | int:  # noqa: D401 - Twisted API
         """Dispatch, answer JSON; ApiErrors become their status and error_id. Event streams stay open."""
@@ -96,6 +98,8 @@ class ApiResource(resource.Resource):
             return 200, self._membership_result(parts[1], parts[3], None)
         if len(parts) == 3 and parts[0] == "agents" and method == "POST":
             return 200, self._agent_action(parts[1], parts[2], self._body(request))
+        if parts == ["trunks"] and method == "GET":
+            return 200, self.trunks() if self.trunks is not None else []
         if parts == ["queues"] and method == "GET":
             return 200, self._queues()
         if parts == ["calls"] and method == "GET":

@@ -16,6 +16,7 @@ from ..sip import stream_limits
 from ..sip.admission import MEASURED_NEW_CALLS_PER_SECOND, Ceilings, auto_max_calls
 from ..sip.message import MAX_MESSAGE_SIZE
 from ..sip.session_timer import DEFAULT_INTERVAL_SECONDS, MIN_SE_SECONDS
+from .trunk_accounts import TrunkRegistration
 
 __all__ = ["SipLimits", "SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config",
            "AdmissionSettings", "SessionTimerSettings"]
@@ -146,6 +147,12 @@ class Trunk:
     outbound: tuple[str, int] | None = None
     # SDES-SRTP media: "required", "optional" or "off" (acd/config/srtp_policy.py).
     srtp: str = "optional"
+    # Our account at the carrier: registration and answers to its challenges (acd/config/trunk_accounts.py).
+    register: TrunkRegistration | None = None
+    # The From user of calls we place through this trunk (None: the queue's name).
+    caller_id: str | None = None
+    # True: the caller's number is taken from P-Asserted-Identity when the trunk sends one (RFC 3325).
+    trusted: bool = False
 
     def allows(self, host: str, port: int) -> bool:
         """True if a request from host:port comes from this trunk."""
