@@ -23,6 +23,7 @@ from ..sip.dialog import Dialog, wants_sips
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import RequestReceived
 from ..sip.headers import NameAddr, SipUri
+from ..sip.identity import asserted_caller, diverted_from
 from ..sip.rate_limit import ReportThrottle
 from ..sip.session_timer import TimerTerms, negotiate, peer_allows_update
 from ..sip.unconfirmed import UnconfirmedCalls
@@ -140,7 +141,7 @@ class InboundCalls:
             self.signalling.respond(event.transaction_id, 404, to_tag=new_tag())
             return
         session = self._start_session(event, dialled, config.flows[route.flow], trunk=trunk.name, route=route,
-                                      srtp=trunk.srtp)
+                                      srtp=trunk.srtp, trusted=trunk.trusted)
         if session is not None:
             log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s media=%s", call_id,
                      session.dialog.remote_uri, dialled, trunk.name, host, port, route.source,  # the From URI
@@ -165,9 +166,9 @@ class InboundCalls:
         self.signalling.respond(event.transaction_id, status, to_tag=new_tag(), headers=headers)
 
     def _start_session(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str,
-                       route: Route, srtp: str) -> CallSession | None:
+                       route: Route, srtp: str, trusted: bool = False) -> CallSession | None:
         """Negotiate media (under the SRTP policy `srtp`), bind an RTP port and build the CallSession
-        with its IVR; None if refused."""
+        with its IVR; None if refused. `trusted`: the trunk's P-Asserted-Identity names the caller."""
         request = event.request
         call_id = request.call_id
         try:  # no body: a delayed offer (RFC 3261 §13.2.1), ours goes in the 200
@@ -182,6 +183,8 @@ class InboundCalls:
                                transport=event.transport)
         from_addr = NameAddr.parse(request.headers.get("From", ""))
         caller = SipUri.parse(from_addr.uri).user or ""
+        if trusted:
+            caller = self._asserted_caller(request, trunk, caller)
         timer_settings = self.config.config.sip.session_timer
         try:  # RFC 4028 §9: an interval below our minimum gets 422 with our Min-SE
             session_timer = negotiate(request, min_seconds=timer_settings.min_seconds,
@@ -221,6 +224,15 @@ class InboundCalls:
             if not holder:
                 self.media.release(leg)
             raise
+
+    @staticmethod
+    def _asserted_caller(request, trunk: str, caller: str) -> str:
+        """The number a trusted trunk asserts (RFC 3325), else the From user; logs where it differs."""
+        asserted, diverted = asserted_caller(request.headers), diverted_from(request.headers)
+        if (asserted is not None and asserted != caller) or diverted is not None:
+            log.info("call=%s trusted trunk %s asserts caller=%s (From user %r) diverted_from=%s", request.call_id,
+                     trunk, asserted or caller, caller, diverted or "-")
+        return asserted or caller
 
     def _no_rtp_port(self, event: RequestReceived) -> None:
         """Refuse (503, stateless) a call no RTP port is left for: counted, and logged once a second at
