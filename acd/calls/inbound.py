@@ -33,6 +33,7 @@ from .null_records import NullRecords
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
 from .session import CallSession, configure_leg
 from .session_timers import refusal_headers
+from .trunk_auth import TrunkAuthenticator
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -112,6 +113,7 @@ class InboundCalls:
         self.authenticator = authenticator
         self.on_call_ended = on_call_ended
         self.unconfirmed = UnconfirmedCalls()
+        self.trunk_auth = TrunkAuthenticator(signalling=signalling, reactor=reactor)
         self._refusal_reports = ReportThrottle(interval_seconds=REFUSAL_REPORT_SECONDS)
         self._capacity_reports = ReportThrottle(interval_seconds=CAPACITY_REPORT_SECONDS)
 
@@ -127,6 +129,10 @@ class InboundCalls:
             self._feature_call(event, feature, dialled)
             return
         trunk = config.trunk_for(host, port)
+        if trunk is None and any(t.auth is not None for t in config.trunks):
+            trunk = self.trunk_auth.identify(event, config.trunks)  # 407 until a trunk's credentials come
+            if trunk is None:
+                return
         if trunk is None:
             refused = self._capacity_reports.report("not_a_trunk", self.reactor.seconds())
             if refused is not None:

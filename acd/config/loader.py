@@ -26,7 +26,7 @@ from .sip_streams import parse_stream_settings, parse_tls_settings
 from .sip_limits import parse_sip_limits, parse_timer_t1
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
 from .srtp_policy import srtp_policy
-from .trunk_accounts import parse_caller_id, parse_register
+from .trunk_accounts import parse_caller_id, parse_register, parse_trunk_auth
 
 __all__ = ["load_config", "ConfigError", "ConfigInvalid", "DIRECTORY_SOURCES"]
 
@@ -193,11 +193,12 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             trunk = check.mapping(body, section.line_of(name), f"trunk {name!r}")
             if trunk is None:
                 continue
-            check.unknown_keys(trunk, {"sources", "port", "outbound", "srtp", "register", "caller_id", "trusted"},
-                               f"trunk {name!r}")
-            sources = trunk.get("sources")
-            if not isinstance(sources, list) or not sources:
-                check.error(trunk.line_of("sources"), f"trunk {name!r} needs 'sources': a list of IP addresses or networks")
+            check.unknown_keys(trunk, {"sources", "port", "outbound", "srtp", "register", "caller_id", "trusted",
+                                       "auth"}, f"trunk {name!r}")
+            sources = trunk.get("sources", LineList() if "auth" in trunk else None)
+            if not isinstance(sources, list) or not (sources or "auth" in trunk):
+                check.error(trunk.line_of("sources"), f"trunk {name!r} needs 'sources': a list of IP addresses or networks, "
+                                                        f"or 'auth:' (Digest credentials)")
                 continue
             networks = []
             for index, source in enumerate(sources):
@@ -223,7 +224,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             trunks.append(Trunk(name=str(name), sources=tuple(networks), port=port, outbound=outbound,
                                 srtp=srtp_policy(check, trunk, f"trunk {name!r}"), register=register,
                                 caller_id=parse_caller_id(check, trunk, str(name)),
-                                trusted=check.boolean(trunk, "trusted", False, f"trunk {name!r}")))
+                                trusted=check.boolean(trunk, "trusted", False, f"trunk {name!r}"),
+                                auth=parse_trunk_auth(check, trunk, str(name), sip.public_address)))
     if not trunks:
         check.error(top.line_of("trunks"), "no trunks: add 'trunks:' with at least one trunk and its 'sources' (nobody could call in)")
     data_dir = (root / str(top.get("data_dir", "data"))).resolve()

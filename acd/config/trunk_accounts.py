@@ -11,6 +11,14 @@ caller identity settings (`caller_id`, `trusted`).
       expires_seconds: 600             # asked for; the registrar may grant less
 
 The same credentials answer the carrier's 401/407 on calls we place through the trunk (callbacks).
+
+A trunk may also prove itself by Digest instead of (or besides) its source address: INVITEs from an
+address no trunk lists are challenged with 407 when some trunk has
+
+    auth:
+      user: pbx-london
+      password: secret                 # or ha1 (see above), computed with realm
+      realm: acd.example               # default: the server's sip public_address
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from ..sip.digest_client import DigestCredentials
 from .checker import Checker
 from .yaml_lines import LineDict, LineList
 
-__all__ = ["TrunkRegistration", "parse_address", "parse_register", "parse_caller_id"]
+__all__ = ["TrunkRegistration", "parse_address", "parse_register", "parse_caller_id", "parse_trunk_auth"]
 
 Address = tuple[str, int]
 
@@ -61,6 +69,36 @@ def _address(check: Checker, value: object, line: int, what: str) -> Address | N
     return address
 
 
+def _secret(check: Checker, section: LineDict, what: str, line: int) -> tuple[str | None, str | None] | None:
+    """(password, ha1) with exactly one set, or None after an error."""
+    password, ha1 = check.text(section, "password", what), check.text(section, "ha1", what)
+    if (password is None) == (ha1 is None):
+        check.error(line, f"{what} needs 'password' or 'ha1' (one of them): the account's secret")
+        return None
+    if ha1 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{64}", ha1):
+        check.error(section.line_of("ha1"), f"{what} ha1 must be 32 hex digits (MD5) or 64 (SHA-256) "
+                                            f"of H(user:realm:password)")
+        return None
+    return password, ha1
+
+
+def parse_trunk_auth(check: Checker, trunk: LineDict, name: str, default_realm: str) -> DigestCredentials | None:
+    """The trunk's `auth:` block (how it proves itself by Digest), or None."""
+    if "auth" not in trunk:
+        return None
+    what = f"trunk {name!r} auth"
+    section = check.mapping(trunk["auth"], trunk.line_of("auth"), what)
+    if section is None:
+        return None
+    check.unknown_keys(section, {"user", "password", "ha1", "realm"}, what)
+    user = check.text(section, "user", what, required=True)
+    secret = _secret(check, section, what, trunk.line_of("auth"))
+    if user is None or secret is None:
+        return None
+    return DigestCredentials(username=user, password=secret[0], ha1=secret[1],
+                             realm=check.text(section, "realm", what) or default_realm)
+
+
 def parse_register(check: Checker, trunk: LineDict, name: str) -> TrunkRegistration | None:
     """The trunk's `register:` block, or None (absent, or wrong: then errors are recorded)."""
     if "register" not in trunk:
@@ -72,15 +110,11 @@ def parse_register(check: Checker, trunk: LineDict, name: str) -> TrunkRegistrat
     check.unknown_keys(section, {"user", "password", "ha1", "realm", "domain", "proxy", "backup_proxies",
                                  "expires_seconds"}, what)
     user = check.text(section, "user", what, required=True)
-    password, ha1 = check.text(section, "password", what), check.text(section, "ha1", what)
     realm = check.text(section, "realm", what)
-    if (password is None) == (ha1 is None):
-        check.error(trunk.line_of("register"), f"{what} needs 'password' or 'ha1' (one of them): the account's secret")
+    secret = _secret(check, section, what, trunk.line_of("register"))
+    if secret is None:
         return None
-    if ha1 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{64}", ha1):
-        check.error(section.line_of("ha1"), f"{what} ha1 must be 32 hex digits (MD5) or 64 (SHA-256) "
-                                            f"of H(user:realm:password)")
-        return None
+    password, ha1 = secret
     if "proxy" not in section:
         check.error(trunk.line_of("register"), f"{what} needs 'proxy': the registrar's IP:port (e.g. 192.0.2.10:5060)")
         return None

@@ -54,3 +54,17 @@ def test_a_wrong_register_setting_names_its_line(root, old, new, needle, problem
     path = edit(root, "conf/acd.yaml", old, new)
     name, line, message = only_error(root)
     assert name == "conf/acd.yaml" and line == line_of(path, needle) and problem in message, message
+
+
+def test_a_trunk_with_auth_needs_no_sources_and_its_realm_defaults_to_our_address(root):
+    """auth: alone identifies a trunk; without a realm, the challenge's realm is sip public_address."""
+    edit(root, "conf/acd.yaml", "    sources: [127.0.0.1]\n", "    auth: {user: pbx, ha1: " + "a" * 32 + "}\n")
+    [trunk] = load_config(root).trunks
+    assert trunk.sources == () and trunk.auth.username == "pbx" and trunk.auth.realm == "127.0.0.1"
+
+
+def test_a_trunk_without_sources_or_auth_is_refused(root):
+    """Nobody could call in on it: the error names the trunk's first key line."""
+    edit(root, "conf/acd.yaml", "    sources: [127.0.0.1]\n", "")
+    messages = [message for _name, _line, message in loader_tests.errors_of(root)]
+    assert "trunk 'demo' needs 'sources': a list of IP addresses or networks, or 'auth:'" in messages[0]
