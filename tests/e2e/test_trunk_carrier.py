@@ -1,7 +1,8 @@
 """Kamailio as the carrier (tests/e2e/kamailio_carrier.cfg): our trunk registers with Digest auth,
 refreshes before the 10 s the registrar grants run out, registers again after the carrier restarts
 (its bindings live in memory only), and a callback goes out through the carrier's proxy, which
-challenges it with 407, to a SIPp "PSTN" phone behind it.
+challenges it with 407, to a SIPp "PSTN" phone behind it. The carrier challenges with MD5 before
+the restart and SHA-256 after it (RFC 8760), so both algorithms meet an independent implementation.
 
 One test, one server, one carrier: the restart happens while the callback is being set up, so the
 whole story fits in about one refresh interval.
@@ -40,7 +41,8 @@ class Carrier:
         self.runs = 0
         workdir.mkdir(parents=True, exist_ok=True)
 
-    def start(self) -> None:
+    def start(self, digest_algorithm: str = "MD5") -> None:
+        """Start Kamailio; its challenges use `digest_algorithm` (MD5 or SHA-256, RFC 8760)."""
         self.runs += 1
         log = open(self.workdir / f"kamailio-{self.runs}.log", "wb")
         self.process = subprocess.Popen(
@@ -48,7 +50,7 @@ class Carrier:
              "-Y", str(self.workdir), "-w", str(self.workdir), "-A", f'ACCOUNT_USER="{ACCOUNT_USER}"',
              "-A", f'ACCOUNT_PASSWORD="{ACCOUNT_PASSWORD}"', "-A", f'CARRIER_REALM="{REALM}"',
              "-A", f'PSTN_URI="sip:{LOOPBACK}:{self.pstn_port}"', "-A", f'CTL_SOCKET="unix:{self.socket}"',
-             "-A", f"MAX_EXPIRES={GRANTED_SECONDS}"],
+             "-A", f"MAX_EXPIRES={GRANTED_SECONDS}", "-A", f'DIGEST_ALGORITHM="{digest_algorithm}"'],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_until(lambda: self.socket.exists() and self._rpc("core.uptime") is not None, 10,
@@ -79,9 +81,9 @@ class Carrier:
 
 
 def test_the_trunk_registers_refreshes_survives_a_carrier_restart_and_calls_back_through_it(tmp_path):
-    """Registration with its 401 answered; the carrier restarts and forgets us; the refresh at 85 %
-    of 10 s registers us again; meanwhile a callback's INVITE is challenged (407), answered, and
-    reaches the PSTN phone behind the carrier, which talks and hangs up."""
+    """Registration with its 401 (MD5) answered; the carrier restarts (now SHA-256) and forgets us; the
+    refresh at 85 % of 10 s registers us again; meanwhile a callback's INVITE is challenged (407),
+    answered, and reaches the PSTN phone behind the carrier, which talks and hangs up."""
     carrier = Carrier(tmp_path / "carrier", free_port(both=False), free_port(both=False))
     sip_port = free_port()
     our_contact = f"sip:{ACCOUNT_USER}@{LOOPBACK}:{sip_port}"
@@ -105,7 +107,7 @@ def test_the_trunk_registers_refreshes_survives_a_carrier_restart_and_calls_back
         assert re.search(rf"REGISTER sip:{ACCOUNT_USER}@{REALM} from \S+ challenged \(401\)", carrier.log())
 
         carrier.stop()
-        carrier.start()
+        carrier.start(digest_algorithm="SHA-256")  # our cached MD5 nonce is now worthless twice over
         assert carrier.contacts() == [], "a restarted carrier has forgotten every binding"
 
         pstn = subprocess.Popen(
@@ -120,7 +122,7 @@ def test_the_trunk_registers_refreshes_survives_a_carrier_restart_and_calls_back
                             scenario=str(tmp_path / "agent_8s.xml"))
         agents.login.assert_ok(server)
         server.wait_for_log(rf"call={re.escape(call)} customer-5551 challenged our INVITE to "
-                            rf"sip:5551@{REALM} \(407, realm '{REALM}', MD5\)", timeout=10)
+                            rf"sip:5551@{REALM} \(407, realm '{REALM}', SHA-256\)", timeout=10)
         server.wait_for_log(rf"call={re.escape(call)} callback answered by 5551", timeout=10)
         assert pstn.wait(timeout=15) == 0, "the PSTN phone behind the carrier answered, talked and hung up"
 
