@@ -141,6 +141,10 @@ class InboundCalls:
             # Stateless: a spoofed source must not get the 403 retransmitted to it until Timer H.
             self.signalling.respond(event.transaction_id, 403, to_tag=new_tag(), stateless=True)
             return
+        if trunk.register is not None and dialled == trunk.register.user:
+            # A carrier we register at calls our Contact (sip:account@us, the registrar's rewrite of the
+            # Request-URI, RFC 3261 §16.5): the number the caller dialled is the To user.
+            dialled = SipUri.parse(NameAddr.parse(request.headers.get("To", "")).uri).user or dialled
         route = config.route_for(dialled)
         if route is None:
             log.info("call=%s refused 404: no dialplan route for %r (trunk %s)", call_id, dialled, trunk.name)

@@ -5,9 +5,9 @@ caller ID; a wrong answer ends the callback instead of looping."""
 from acd.sip.digest import DigestAuthenticator, compute_ha1
 from acd.sip.headers import Via
 
-from .peers import IncomingCall
+from .peers import IncomingCall, OutgoingCall
 from .test_shell_queue import queue_harness
-from .wire import build_response
+from .wire import build_response, offer_sdp
 
 CARRIER = ("127.0.0.1", 5090)
 TRUNK_EXTRA = """register:
@@ -74,3 +74,16 @@ def test_a_second_407_after_our_answer_fails_the_callback(make_harness):
     harness.advance(1)
     assert not [r for r in carrier.requests("INVITE") if r.headers.get("CSeq") == "3 INVITE"]
     assert harness.logged(r"callback to 5551 failed \(407\)")
+
+
+def test_a_call_from_the_registrar_to_our_account_is_routed_by_its_to_number(make_harness):
+    """The carrier rewrote the Request-URI to our Contact (sip:acd@us): the dialled number is To's."""
+    harness = queue_harness(make_harness, trunk_extra=TRUNK_EXTRA)
+    carrier = harness.phone(CARRIER, "trunk")
+    call = OutgoingCall(carrier, "acd", call_id="to-routed@carrier", sdp=offer_sdp(carrier.rtp_address),
+                        display="Jane")
+    call.to_value = "<sip:3000@carrier.example>"
+    call.send_invite()
+    call.expect(200)
+    call.ack()
+    assert harness.logged(rf"call={call.call_id} INVITE from=\S+ dialled=3000 trunk=test")
