@@ -10,8 +10,11 @@ whole story fits in about one refresh interval.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import socket
+import urllib.request
 import subprocess
 from pathlib import Path
 
@@ -85,7 +88,7 @@ def test_the_trunk_registers_refreshes_survives_a_carrier_restart_and_calls_back
     refresh at 85 % of 10 s registers us again; meanwhile a callback's INVITE is challenged (407),
     answered, and reaches the PSTN phone behind the carrier, which talks and hangs up."""
     carrier = Carrier(tmp_path / "carrier", free_port(both=False), free_port(both=False))
-    sip_port = free_port()
+    sip_port, http_port = free_port(), free_port(kind=socket.SOCK_STREAM, both=False)
     our_contact = f"sip:{ACCOUNT_USER}@{LOOPBACK}:{sip_port}"
     talking = (SCENARIOS / "agent_answers.xml").read_text()
     (tmp_path / "agent_8s.xml").write_text(talking.replace('timeout="3000"', 'timeout="8000"'))
@@ -100,7 +103,7 @@ def test_the_trunk_registers_refreshes_survives_a_carrier_restart_and_calls_back
     try:
         carrier.start()
         server = start_server(tmp_path / "server", sip_port=sip_port, rtp_base=rtp_base(), extra_files=files,
-                              trunk_extra=register)
+                              trunk_extra=register, http_port=http_port)
         first = server.wait_for_log(rf"trunk=test registered at {LOOPBACK}:{carrier.port} status=200 "
                                     rf"expires={GRANTED_SECONDS}s", timeout=5)
         assert carrier.contacts() == [our_contact]
@@ -129,6 +132,14 @@ def test_the_trunk_registers_refreshes_survives_a_carrier_restart_and_calls_back
         refreshed = server.wait_for_log(rf"trunk=test registered at {LOOPBACK}:{carrier.port} status=200",
                                         count=2, timeout=GRANTED_SECONDS)
         assert carrier.contacts() == [our_contact], "the refresh registered us again at the restarted carrier"
+        token = (server.root / "data" / "api.token").read_text().strip()
+        [trunk] = json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"http://{LOOPBACK}:{http_port}/api/trunks", headers={"Authorization": f"Bearer {token}"}),
+            timeout=5).read())
+        assert trunk["registration"]["registered"] and trunk["registration"]["granted_seconds"] == GRANTED_SECONDS
+        assert trunk["registration"]["proxy"] == f"{LOOPBACK}:{carrier.port}" and trunk["caller_id"] == "+442070000001"
+        metrics = urllib.request.urlopen(f"http://{LOOPBACK}:{http_port}/metrics", timeout=5).read().decode()
+        assert 'acd_trunk_registered{trunk="test"} 1.0' in metrics
     finally:
         if pstn is not None and pstn.poll() is None:
             pstn.kill()
