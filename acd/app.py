@@ -151,6 +151,8 @@ def config_applier(running: RunningServer, reactor) -> Callable[[Config], None]:
         if running.registrar is not None and running.registrar.digest_settings(old) != \
                 running.registrar.digest_settings(config):
             running.registrar.reconfigure()
+        if running.trunk_registrations is not None:
+            running.trunk_registrations.reconfigure(config.trunks)
         running.events.publish("wallboard", {"type": "config-reloaded", "generation": running.live.generation})
 
     return apply

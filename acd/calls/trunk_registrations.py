@@ -6,8 +6,9 @@ deadline of all trunks (STYLE 2), and turns the client's events into log lines a
 (`acd_trunk_registered{trunk}`, `acd_trunk_registration_failures_total{trunk,reason}`).
 `reactor` provides IReactorTime.
 
-The registrations are made from the config at start; a reload does not change them (restart to
-change a carrier account).
+A reload (`reconfigure`) keeps the registrations whose `register:` block is unchanged, starts the
+new or changed ones at once and drops the removed ones (their binding at the carrier lapses by
+itself: no REGISTER with Expires 0 is sent).
 """
 
 from __future__ import annotations
@@ -47,24 +48,47 @@ class TrunkRegistrations:
         self.sender = sender
         self.reactor = reactor
         self.metrics = metrics
-        self.trunks = trunks
+        self.contact_host, self.contact_port = contact_host, contact_port
+        self.trunks: tuple["Trunk", ...] = ()
         self.clients: dict[str, RegistrationClient] = {}
+        self._timer = None
+        self._update(trunks)
+
+    def _update(self, trunks: tuple["Trunk", ...]) -> list[str]:
+        """Clients for `trunks`; returns the names of the new or changed ones (not started yet)."""
+        old = {trunk.name: trunk.register for trunk in self.trunks}
+        self.trunks = trunks
+        fresh = []
         for trunk in trunks:
-            if trunk.register is None:
-                continue
             register = trunk.register
+            if register is None or (trunk.name in self.clients and old.get(trunk.name) == register):
+                continue
             settings = RegistrationSettings(
                 user=register.user, domain=register.domain, proxies=register.proxies,
-                contact=f"<sip:{register.user}@{contact_host}:{contact_port}>", credentials=register.credentials,
-                expires_seconds=register.expires_seconds)
+                contact=f"<sip:{register.user}@{self.contact_host}:{self.contact_port}>",
+                credentials=register.credentials, expires_seconds=register.expires_seconds)
             self.clients[trunk.name] = RegistrationClient(settings)
-            metrics.trunk_registered.labels(trunk.name).set(0)
-        self._timer = None
+            self.metrics.trunk_registered.labels(trunk.name).set(0)
+            fresh.append(trunk.name)
+        wanted = {trunk.name for trunk in trunks if trunk.register is not None}
+        for name in [name for name in self.clients if name not in wanted]:
+            del self.clients[name]
+            self.metrics.trunk_registered.labels(name).set(0)
+            log.info("trunk=%s no longer registers (removed from the config)", name)
+        return fresh
+
+    def reconfigure(self, trunks: tuple["Trunk", ...]) -> None:
+        """A reloaded config: register the new and changed trunks now, forget the removed ones."""
+        self._start(self._update(trunks))
 
     def start(self) -> None:
         """Send every trunk's first REGISTER."""
+        self._start(list(self.clients))
+
+    def _start(self, names: list[str]) -> None:
         now = self.reactor.seconds()
-        for name, client in self.clients.items():
+        for name in names:
+            client = self.clients[name]
             log.info("trunk=%s registering as %s@%s at %s", name, client.settings.user, client.settings.domain,
                      _where(client.proxy))
             client.start(now)
@@ -96,8 +120,9 @@ class TrunkRegistrations:
         return out
 
     # ---- driving the clients -----------------------------------------------------------------
-    def _on_final(self, name: str, response: Response | None) -> None:
-        client = self.clients[name]
+    def _on_final(self, name: str, client: RegistrationClient, response: Response | None) -> None:
+        if self.clients.get(name) is not client:
+            return  # an answer for a registration a reload replaced or removed
         now = self.reactor.seconds()
         if response is None:
             client.transaction_timed_out(now)
@@ -120,7 +145,8 @@ class TrunkRegistrations:
                 log.debug("trunk=%s REGISTER cseq=%s to %s", name, outgoing.request.headers.get("CSeq"),
                           _where(outgoing.destination))
                 self.sender.send_tracked(outgoing.request, outgoing.destination, "UDP",
-                                         lambda response, name=name: self._on_final(name, response))
+                                         lambda response, name=name, client=client:
+                                         self._on_final(name, client, response))
             while (event := client.next_event()) is not None:
                 self._report(name, client, event)
         self._rearm()

@@ -68,3 +68,23 @@ def test_a_timeout_counts_a_failure_and_a_lapse_clears_the_gauge():
     clock.advance(7.0)
     assert _value(metrics, "acd_trunk_registered", trunk="carrier") == 0
     registrations.stop()
+
+
+def test_a_reload_starts_changed_registrations_keeps_unchanged_ones_and_drops_removed_ones():
+    """Same register block: the same client, nothing sent; a new password: a new REGISTER at once;
+    no register block any more: the trunk is forgotten and its late answers are ignored."""
+    clock, sender, metrics, registrar = Clock(), Sender(), Metrics(), Registrar(grant=60)
+    registrations = _registrations(clock, sender, metrics)
+    registrations.start()
+    client = registrations.clients["carrier"]
+    registrations.reconfigure(registrations.trunks)
+    assert registrations.clients["carrier"] is client and len(sender.sent) == 1
+    carrier, plain = registrations.trunks
+    changed = TrunkRegistration(credentials=DigestCredentials(username="acd", password="new"),
+                                domain="carrier.example", proxies=carrier.register.proxies, expires_seconds=60)
+    registrations.reconfigure((Trunk(name="carrier", sources=(), register=changed), plain))
+    assert registrations.clients["carrier"] is not client and len(sender.sent) == 2
+    registrations.reconfigure((plain,))
+    sender.sent[-1][2](registrar.answer(sender.sent[-1][0], clock.seconds()))  # a late 401: ignored
+    assert registrations.clients == {} and len(sender.sent) == 2
+    assert [entry["registration"] for entry in registrations.snapshot()] == [None]
