@@ -34,11 +34,12 @@ from typing import Callable
 
 from .build import new_call_id, new_tag
 from .digest_client import Challenge, DigestCredentials, answer_challenge, choose_challenge
-from .errors import RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError
 from .headers import NameAddr, SipUri
 from .message import Headers, Request, Response
 
-__all__ = ["RegistrationClient", "RegistrationSettings", "RegistrationState", "OutgoingRegister",
+__all__ = ["RegistrationClient", "RegistrationSettings", "RegistrationState", "RegistrationStep", "TRANSITIONS",
+           "OutgoingRegister",
            "RegistrationDidSucceed", "RegistrationDidFail", "RegistrationDidLapse", "RegistrationEvent"]
 
 Address = tuple[str, int]
@@ -51,6 +52,25 @@ class RegistrationState(enum.Enum):
     REGISTERING = "registering"
     REGISTERED = "registered"
     FAILED = "failed"
+
+
+class RegistrationStep(enum.Enum):
+    """What moves a client: a REGISTER sent, the registrar's 2xx, a failure (refusal, timeout)."""
+
+    SENT = "sent"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+_S, _E = RegistrationState, RegistrationStep
+# The legal moves. A refresh keeps REGISTERED while it is in flight (the binding is still in force);
+# the first REGISTER, and every retry after a failure, is REGISTERING.
+TRANSITIONS: dict[RegistrationState, dict[RegistrationStep, RegistrationState]] = {
+    _S.UNREGISTERED: {_E.SENT: _S.REGISTERING},
+    _S.REGISTERING: {_E.SENT: _S.REGISTERING, _E.SUCCEEDED: _S.REGISTERED, _E.FAILED: _S.FAILED},
+    _S.REGISTERED: {_E.SENT: _S.REGISTERED, _E.SUCCEEDED: _S.REGISTERED, _E.FAILED: _S.FAILED},
+    _S.FAILED: {_E.SENT: _S.REGISTERING},
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,6 +259,13 @@ class RegistrationClient:
         self._fail("timeout", None, now, failover=True)
 
     # ---- the steps ---------------------------------------------------------------------------
+    def _move(self, step: RegistrationStep) -> None:
+        following = TRANSITIONS[self.state].get(step)
+        if following is None:
+            raise LocalProtocolError(f"registration of {self.settings.user}@{self.settings.domain}: "
+                                     f"{step.value} is not possible in state {self.state.value}")
+        self.state = following
+
     def _send(self, now: float, *, challenge: Challenge | None = None, retried_interval: bool = False) -> None:
         settings = self.settings
         self._cseq += 1
@@ -265,8 +292,7 @@ class RegistrationClient:
                 headers.add(name, value)
         self._in_flight = _InFlight(cseq=self._cseq, sent_at=now, answered_fresh_challenge=answered_fresh,
                                     retried_interval=retried_interval, expires_asked=self._expires_asked)
-        if self.state is not RegistrationState.REGISTERED:
-            self.state = RegistrationState.REGISTERING
+        self._move(RegistrationStep.SENT)
         self._outbox.append(OutgoingRegister(Request(method="REGISTER", uri=uri, headers=headers), self.proxy))
 
     def _succeeded(self, response: Response, in_flight: _InFlight, now: float) -> None:
@@ -274,7 +300,7 @@ class RegistrationClient:
         if granted is None or granted <= 0:
             self._fail("bad-response", response.status, now, failover=False)
             return
-        self.state = RegistrationState.REGISTERED
+        self._move(RegistrationStep.SUCCEEDED)
         self.failures = 0
         self.last_reason = ""
         self.granted_seconds = granted
@@ -313,7 +339,7 @@ class RegistrationClient:
         failed_proxy = self.proxy
         self.failures += 1
         self.last_reason = reason
-        self.state = RegistrationState.FAILED
+        self._move(RegistrationStep.FAILED)
         proxies = len(self.settings.proxies)
         if failover and proxies > 1:
             self.proxy_index = (self.proxy_index + 1) % proxies

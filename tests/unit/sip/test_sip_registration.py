@@ -171,3 +171,12 @@ def test_responses_to_other_cseqs_are_ignored():
     stale.headers.set("CSeq", "99 REGISTER")
     client.receive_response(stale, 0.1)
     assert client.state is RegistrationState.REGISTERING and _events(client) == []
+
+
+def test_the_transition_table_refuses_a_success_before_anything_was_sent():
+    """STYLE 5: a step with no entry in TRANSITIONS is our bug, named with the state."""
+    from acd.sip.errors import LocalProtocolError
+    from acd.sip.registration import RegistrationStep
+    client = _client()
+    with pytest.raises(LocalProtocolError, match="succeeded is not possible in state unregistered"):
+        client._move(RegistrationStep.SUCCEEDED)
