@@ -195,10 +195,11 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                 continue
             check.unknown_keys(trunk, {"sources", "port", "outbound", "srtp", "register", "caller_id", "trusted",
                                        "auth"}, f"trunk {name!r}")
-            sources = trunk.get("sources", LineList() if "auth" in trunk else None)
-            if not isinstance(sources, list) or not (sources or "auth" in trunk):
+            identified_otherwise = "auth" in trunk or "register" in trunk  # by Digest, or its registrar's address
+            sources = trunk.get("sources", LineList() if identified_otherwise else None)
+            if not isinstance(sources, list) or not (sources or identified_otherwise):
                 check.error(trunk.line_of("sources"), f"trunk {name!r} needs 'sources': a list of IP addresses or networks, "
-                                                        f"or 'auth:' (Digest credentials)")
+                                                        f"or 'auth:' (Digest credentials) or 'register:'")
                 continue
             networks = []
             for index, source in enumerate(sources):
@@ -221,6 +222,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             register = parse_register(check, trunk, str(name))
             if outbound is None and register is not None:
                 outbound = register.proxies[0]  # a registering trunk's calls go out through its registrar
+            if not sources and register is not None:  # ... and come in from its registrars
+                networks = [ipaddress.ip_network(host) for host, _port in register.proxies]
             trunks.append(Trunk(name=str(name), sources=tuple(networks), port=port, outbound=outbound,
                                 srtp=srtp_policy(check, trunk, f"trunk {name!r}"), register=register,
                                 caller_id=parse_caller_id(check, trunk, str(name)),

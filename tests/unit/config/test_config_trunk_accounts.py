@@ -58,13 +58,22 @@ def test_a_wrong_register_setting_names_its_line(root, old, new, needle, problem
 
 def test_a_trunk_with_auth_needs_no_sources_and_its_realm_defaults_to_our_address(root):
     """auth: alone identifies a trunk; without a realm, the challenge's realm is sip public_address."""
+    edit(root, "conf/acd.yaml", REGISTER, "")
     edit(root, "conf/acd.yaml", "    sources: [127.0.0.1]\n", "    auth: {user: pbx, ha1: " + "a" * 32 + "}\n")
     [trunk] = load_config(root).trunks
     assert trunk.sources == () and trunk.auth.username == "pbx" and trunk.auth.realm == "127.0.0.1"
 
 
 def test_a_trunk_without_sources_or_auth_is_refused(root):
-    """Nobody could call in on it: the error names the trunk's first key line."""
-    edit(root, "conf/acd.yaml", "    sources: [127.0.0.1]\n", "")
+    """Nobody could call in on it: the error says what identifies a trunk."""
+    edit(root, "conf/acd.yaml", REGISTER, "")
+    edit(root, "conf/acd.yaml", "    sources: [127.0.0.1]\n", "    port: 5060\n")
     messages = [message for _name, _line, message in loader_tests.errors_of(root)]
-    assert "trunk 'demo' needs 'sources': a list of IP addresses or networks, or 'auth:'" in messages[0]
+    assert "trunk 'demo' needs 'sources': a list of IP addresses or networks, or 'auth:' (Digest credentials) or 'register:'" in messages[0]
+
+
+def test_a_registering_trunk_without_sources_takes_calls_from_its_registrars(root):
+    """No sources: the proxy and the backups are the trunk's sources (calls come from the registrar)."""
+    edit(root, "conf/acd.yaml", "    sources: [127.0.0.1]\n", "")
+    [trunk] = load_config(root).trunks
+    assert trunk.allows("192.0.2.10", 5060) and trunk.allows("192.0.2.11", 5070) and not trunk.allows("127.0.0.1", 1)
