@@ -35,6 +35,7 @@ from .calls.request_gate import RequestGate
 from .calls.shutdown import DEFAULT_DRAIN_SECONDS, GracefulShutdown
 from .calls.sip_server import SipServer
 from .calls.stream_transports import listen_sip_streams
+from .calls.trunk_registrations import TrunkRegistrations
 from .calls.udp_batch import listen_sip_udp
 from .calls.view import LiveView
 from .calls.webhooks import CrmWebhooks
@@ -77,6 +78,7 @@ class RunningServer:
     tls_port: object | None = None
     admission_gate: AdmissionGate | None = None  # its lag timer starts once the reactor runs (acd serve)
     monitoring: Monitoring | None = None  # supervisors on calls (listen, whisper, barge)
+    trunk_registrations: TrunkRegistrations | None = None  # REGISTERs to carriers (trunks with `register:`)
 
 
 # The default 208 KiB receive buffer holds ~20 ms of SIP at 800 calls/s: a GC pause or a busy tick
@@ -130,7 +132,9 @@ def start_http(running: RunningServer, reload, reactor):
     root.putChild(b"api", ApiResource(view=running.view, desk=running.acd, events=running.events,
                                       token=api_token(config), reload=reload, control=control,
                                       monitor=running.monitoring,
-                                      unlock=unlock, sign_in=sign_in, history=history))
+                                      unlock=unlock, sign_in=sign_in, history=history,
+                                      trunks=running.trunk_registrations.snapshot
+                                      if running.trunk_registrations is not None else None))
     root.putChild(b"login", LoginResource(sign_in, reactor))
     root.putChild(b"logout", LogoutResource(sign_in, reactor))
     root.putChild(b"agent", page("agent.html"))
@@ -172,6 +176,8 @@ def config_applier(running: RunningServer, reactor) -> Callable[[Config], None]:
         if running.registrar is not None and running.registrar.digest_settings(old) != \
                 running.registrar.digest_settings(config):
             running.registrar.reconfigure()
+        if running.trunk_registrations is not None:
+            running.trunk_registrations.reconfigure(config.trunks)
         running.events.publish("wallboard", {"type": "config-reloaded", "generation": running.live.generation})
 
     return apply
@@ -300,7 +306,11 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))
     _restore_agents(previous, acd)
+    trunk_registrations = TrunkRegistrations(trunks=config.trunks, sender=sip, reactor=reactor, metrics=metrics,
+                                             contact_host=config.sip.public_address, contact_port=config.sip.port)
+    trunk_registrations.start()  # the SIP ports are bound: carriers' answers can come back
+    reactor.addSystemEventTrigger("before", "shutdown", trunk_registrations.stop)
     return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, events=events,
                          metrics=metrics, records=records, registrar=registrar, shutdown=shutdown,
                          udp_port=udp_port, tcp_port=tcp_port, tls_port=tls_port, admission_gate=admission,
-                         monitoring=monitoring)
+                         monitoring=monitoring, trunk_registrations=trunk_registrations)

@@ -86,6 +86,11 @@ class Metrics:
         self.calls_session_expired = _Counter("acd_calls_session_expired_total",
                                               "Calls ended by their RFC 4028 session timer (no refresh in time, or "
                                               "our refresh failed)", registry=r)
+        self.trunk_registered = Gauge("acd_trunk_registered", "1 while the trunk's registration at its carrier "
+                                      "is in force, else 0", ["trunk"], registry=r)
+        self.trunk_registration_failures = Counter("acd_trunk_registration_failures_total",
+                                                   "Failed REGISTERs to a carrier, by reason", ["trunk", "reason"],
+                                                   registry=r)
         self.calls_refused = _Counter("acd_calls_refused_total", "INVITEs refused before answer, by SIP status",
                                      ["status"], registry=r)
         self.ivr_steps = _Counter("acd_ivr_steps_total", "IVR steps entered", ["flow", "step"], registry=r)

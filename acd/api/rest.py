@@ -47,9 +47,11 @@ class ApiResource(resource.Resource):
     def __init__(self, *, view: LiveView, desk: AgentDesk, events: EventHub, token: str,
                  reload: Callable[[str], Any], unlock: Callable[[str], bool] | None = None,
                  control: CallCommands | None = None, monitor: MonitorCommands | None = None,
-                 sign_in: SignIn | None = None, history: Callable[[str, float], Deferred] | None = None) -> None:
+                 sign_in: SignIn | None = None, history: Callable[[str, float], Deferred] | None = None,
+                 trunks: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         """`sign_in`: web sessions (None: the token only). `history(agent, since)`: a Deferred firing
-        with the agent's calls since then, read from the records off the reactor thread."""
+        with the agent's calls since then, read from the records off the reactor thread. `trunks()`:
+        the trunks and their registrations at carriers."""
         super().__init__()
         self.view = view
         self.desk = desk
@@ -61,6 +63,7 @@ class ApiResource(resource.Resource):
         self.monitor = monitor  # supervisors listening, whispering, barging
         self.sign_in = sign_in
         self.desk_endpoints = DeskEndpoints(view=view, history=history)
+        self.trunks = trunks  # the trunks and their registrations at carriers
 
     def render(self, request: server.Request) -> bytes | int:  # noqa: D401 - Twisted API
         """Dispatch, answer JSON; ApiErrors become their status and error_id. Event streams stay open."""
@@ -134,6 +137,8 @@ class ApiResource(resource.Resource):
             return 200, self._membership_result(parts[1], parts[3], None)
         if len(parts) == 3 and parts[0] == "agents" and method == "POST":
             return 200, self._agent_action(parts[1], parts[2], self._body(request))
+        if parts == ["trunks"] and method == "GET":
+            return 200, self.trunks() if self.trunks is not None else []
         if parts == ["queues"] and method == "GET":
             return 200, self._queues()
         if parts == ["calls"] and method == "GET":

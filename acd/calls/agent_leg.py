@@ -7,6 +7,11 @@ ACK for the 2xx, CANCEL if the offer is withdrawn while ringing, BYE when the ca
 The offer follows the agent's (or, for a callback, the trunk's) SRTP policy: `required` offers
 RTP/SAVP, `optional` RTP/AVP with our crypto line (SRTP if the phone answers with one), `off` plain
 RTP/AVP; an answer that does not fit is hung up like any unusable SDP.
+
+A callback through a carrier may be challenged (401, or 407 from its proxy): with the trunk's
+credentials the INVITE goes again with the same Call-ID and From tag, CSeq+1 and a new branch (RFC
+3261 §22.2; the challenge itself is ACKed by its own transaction, §17.1.1.3). A challenge of the same
+kind after our answer, not marked stale, means the credentials are wrong: the leg fails with it.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from typing import Callable
 
 from ..media.offer_answer import OfferReply, SessionNegotiation
 from ..media.sdp import ANSWER_DIRECTION, NegotiatedAudio, SdpError, SessionDescription, build_offer, srtp_key_of_answer
-from ..sip.build import REASON_PHRASES, build_cancel, build_invite, new_call_id
+from ..sip.build import REASON_PHRASES, build_cancel, build_invite, new_call_id, new_tag
+from ..sip.digest_client import DigestCredentials, answer_challenge, choose_challenge
 from ..sip.dialog import Dialog
 from ..sip.errors import RemoteProtocolError
-from ..sip.headers import NameAddr, SipUri
+from ..sip.headers import CSeq, NameAddr, SipUri
 from ..sip.message import Request, Response
 from .leg_states import AgentLegEvent, AgentLegState, next_agent_leg_state
 from .ports import Media, Signalling
@@ -41,7 +47,8 @@ class AgentLeg:
                  on_hangup: Callable[["AgentLeg"], None], on_hold: Callable[["AgentLeg", bool], None],
                  on_transfer: Callable[["AgentLeg", str], int],
                  on_playback_finished: Callable[[int], None] = lambda playback: None,
-                 from_user: str = "acd", srtp_policy: str = "off") -> None:
+                 from_user: str = "acd", srtp_policy: str = "off",
+                 credentials: DigestCredentials | None = None) -> None:
         self.signalling = signalling
         self.media = media
         self.reactor = reactor
@@ -63,6 +70,8 @@ class AgentLeg:
         self.on_playback_finished = on_playback_finished
         self.from_user = from_user
         self.srtp_policy = srtp_policy
+        self.credentials = credentials  # answers a carrier's 401/407 (None: a challenge fails the leg)
+        self.challenges_answered: set[int] = set()  # 401 and/or 407
         self.srtp_key: bytes | None = None  # ours, offered in the INVITE (None: SRTP off)
         self.held = False
         self.session_id = 0
@@ -111,6 +120,8 @@ class AgentLeg:
             if status in (180, 183) and self.state is AgentLegState.CALLING:
                 self._move(AgentLegEvent.PROVISIONAL)
             return
+        if status in (401, 407) and self._answer_challenge(response):
+            return
         if status >= 300:
             if self.state in (AgentLegState.CALLING, AgentLegState.RINGING, AgentLegState.CANCELLING):
                 was_cancelled = self.state is AgentLegState.CANCELLING
@@ -155,6 +166,29 @@ class AgentLeg:
         log.info("call=%s agent=%s answered (%s %s -> %s:%s)", self.customer_call_id, self.agent_id,
                  "srtp" if remote_key is not None else "rtp", self.local_port, remote[0], remote[1])
         self.on_answer(self)
+
+    def _answer_challenge(self, response: Response) -> bool:
+        """Send the INVITE again with credentials answering a 401/407; False when we cannot (no
+        credentials, no usable challenge, our answer of that kind was refused, the offer withdrawn)."""
+        if self.credentials is None or self.state not in (AgentLegState.CALLING, AgentLegState.RINGING):
+            return False
+        challenge = choose_challenge(response.status, response.headers, self.credentials)
+        if challenge is None or (response.status in self.challenges_answered and not challenge.stale):
+            return False
+        self.challenges_answered.add(response.status)
+        old = self.invite
+        headers = old.headers.copy()
+        headers.remove("Via")
+        headers.remove(challenge.answer_header)  # a 407 answer stays when a 401 follows (§22.3)
+        headers.set("CSeq", f"{CSeq.parse(old.headers.get('CSeq', '1 INVITE')).number + 1} INVITE")
+        headers.add(*answer_challenge(challenge, self.credentials, method="INVITE", uri=old.uri, cnonce=new_tag()))
+        self.signalling.forget_invite(self, self.invite_transaction)
+        self.invite = Request(method="INVITE", uri=old.uri, headers=headers, body=old.body)
+        self.invite_transaction = self.signalling.send_invite(self, self.invite, self.destination, self.transport)
+        log.info("call=%s %s challenged our INVITE to %s (%d, realm %r, %s): sent again with credentials",
+                 self.customer_call_id, self.agent_id, self.contact, response.status, challenge.realm,
+                 challenge.algorithm)
+        return True
 
     def on_invite_timeout(self) -> None:
         """No final response to the INVITE at all (Timer B)."""

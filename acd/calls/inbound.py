@@ -25,6 +25,7 @@ from ..sip.dialog import Dialog, wants_sips
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import RequestReceived
 from ..sip.headers import NameAddr, SipUri
+from ..sip.identity import asserted_caller, diverted_from
 from ..sip.rate_limit import ReportThrottle
 from ..sip.reliable_provisional import peer_reliability
 from ..sip.session_timer import TimerTerms, negotiate, peer_allows_update
@@ -35,6 +36,7 @@ from .null_records import NullRecords
 from .ports import ConfigSource, Media, Records, Signalling, Webhooks
 from .session import CallSession, configure_leg
 from .session_timers import refusal_headers
+from .trunk_auth import TrunkAuthenticator
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -117,6 +119,7 @@ class InboundCalls:
         self.on_call_ended = on_call_ended
         self.monitoring = monitoring
         self.unconfirmed = UnconfirmedCalls()
+        self.trunk_auth = TrunkAuthenticator(signalling=signalling, reactor=reactor)
         self._refusal_reports = ReportThrottle(interval_seconds=REFUSAL_REPORT_SECONDS)
         self._capacity_reports = ReportThrottle(interval_seconds=CAPACITY_REPORT_SECONDS)
 
@@ -136,6 +139,10 @@ class InboundCalls:
             self._monitor_call(event, *monitor, dialled)
             return
         trunk = config.trunk_for(host, port)
+        if trunk is None and any(t.auth is not None for t in config.trunks):
+            trunk = self.trunk_auth.identify(event, config.trunks)  # 407 until a trunk's credentials come
+            if trunk is None:
+                return
         if trunk is None:
             refused = self._capacity_reports.report("not_a_trunk", self.reactor.seconds())
             if refused is not None:
@@ -144,13 +151,17 @@ class InboundCalls:
             # Stateless: a spoofed source must not get the 403 retransmitted to it until Timer H.
             self.signalling.respond(event.transaction_id, 403, to_tag=new_tag(), stateless=True)
             return
+        if trunk.register is not None and dialled == trunk.register.user:
+            # A carrier we register at calls our Contact (sip:account@us, the registrar's rewrite of the
+            # Request-URI, RFC 3261 §16.5): the number the caller dialled is the To user.
+            dialled = SipUri.parse(NameAddr.parse(request.headers.get("To", "")).uri).user or dialled
         route = config.route_for(dialled)
         if route is None:
             log.info("call=%s refused 404: no dialplan route for %r (trunk %s)", call_id, dialled, trunk.name)
             self.signalling.respond(event.transaction_id, 404, to_tag=new_tag())
             return
         session = self._start_session(event, dialled, config.flows[route.flow], trunk=trunk.name, route=route,
-                                      srtp=trunk.srtp, dtmf=trunk.dtmf)
+                                      srtp=trunk.srtp, dtmf=trunk.dtmf, trusted=trunk.trusted)
         if session is not None:
             log.info("call=%s INVITE from=%s dialled=%s trunk=%s source=%s:%s route=%s media=%s", call_id,
                      session.dialog.remote_uri, dialled, trunk.name, host, port, route.source,  # the From URI
@@ -176,10 +187,11 @@ class InboundCalls:
 
     def _start_session(self, event: RequestReceived, dialled: str, flow: Flow, *, trunk: str,
                        route: Route, srtp: str, near: str | None = None, runner_for=None,
-                       dtmf: str = "auto") -> CallSession | None:
+                       dtmf: str = "auto", trusted: bool = False) -> CallSession | None:
         """Negotiate media (under the SRTP policy `srtp`), bind an RTP port and build the CallSession
         with its IVR (or what `runner_for` builds; digits by the trunk's `dtmf` mode); None if refused.
-        `near`: a call whose media this one's will be mixed with (one media worker)."""
+        `near`: a call whose media this one's will be mixed with (one media worker). `trusted`: the
+        trunk's P-Asserted-Identity names the caller."""
         request = event.request
         call_id = request.call_id
         try:  # no body: a delayed offer (RFC 3261 §13.2.1), ours goes in the 200
@@ -194,6 +206,8 @@ class InboundCalls:
                                transport=event.transport)
         from_addr = NameAddr.parse(request.headers.get("From", ""))
         caller = SipUri.parse(from_addr.uri).user or ""
+        if trusted:
+            caller = self._asserted_caller(request, trunk, caller)
         timer_settings = self.config.config.sip.session_timer
         try:  # RFC 4028 §9: an interval below our minimum gets 422 with our Min-SE
             session_timer = negotiate(request, min_seconds=timer_settings.min_seconds,
@@ -233,6 +247,15 @@ class InboundCalls:
             if not holder:
                 self.media.release(leg)
             raise
+
+    @staticmethod
+    def _asserted_caller(request, trunk: str, caller: str) -> str:
+        """The number a trusted trunk asserts (RFC 3325), else the From user; logs where it differs."""
+        asserted, diverted = asserted_caller(request.headers), diverted_from(request.headers)
+        if (asserted is not None and asserted != caller) or diverted is not None:
+            log.info("call=%s trusted trunk %s asserts caller=%s (From user %r) diverted_from=%s", request.call_id,
+                     trunk, asserted or caller, caller, diverted or "-")
+        return asserted or caller
 
     def _no_rtp_port(self, event: RequestReceived) -> None:
         """Refuse (503, stateless) a call no RTP port is left for: counted, and logged once a second at

@@ -87,7 +87,7 @@ class OfferDialer:
 
     def _leg(self, *, queued: QueuedCall, agent_id: str, contact: tuple[str, tuple[str, int], str], codec: str,
              payload_type: int, telephone_event_pt: int | None, headers: tuple[tuple[str, str], ...],
-             from_user: str = "acd", trunk: str | None = None, **callbacks) -> AgentLeg:
+             from_user: str = "acd", trunk: str | None = None, credentials=None, **callbacks) -> AgentLeg:
         uri, destination, transport = contact
         sip = self.config.config.sip
         events = self.events
@@ -98,7 +98,8 @@ class OfferDialer:
                         sip_address=(sip.public_address, sip.port), customer_call_id=queued.call_id,
                         agent_id=agent_id, contact=uri, destination=destination, transport=transport, codec=codec,
                         payload_type=payload_type, telephone_event_pt=telephone_event_pt, context_headers=headers,
-                        from_user=from_user, srtp_policy=self._srtp_policy(agent_id, trunk), **defaults)
+                        from_user=from_user, srtp_policy=self._srtp_policy(agent_id, trunk),
+                        credentials=credentials, **defaults)
 
     def _srtp_policy(self, agent_id: str, trunk: str | None) -> str:
         """The SRTP policy of a callback's trunk, or else of the agent (the config's default if unknown)."""
@@ -170,11 +171,15 @@ class OfferDialer:
             log.info("call=%s callback to %s failed (%s)", call_id, callback.number, status or "no answer")
             self.events.callback_ended(queued, f"customer did not answer the callback ({status or 'timeout'})")
 
+        trunk = next((t for t in self.config.config.trunks if t.name == callback.trunk), None)
+        register = trunk.register if trunk is not None else None
+        domain = f"{host}:{port}" if register is None else register.domain
         customer = self._leg(queued=queued, agent_id=f"customer-{callback.number}",
-                             contact=(f"sip:{callback.number}@{host}:{port}", (host, port), "UDP"),
+                             contact=(f"sip:{callback.number}@{domain}", (host, port), "UDP"),
                              codec=callback.codec, payload_type=callback.payload_type,
-                             telephone_event_pt=callback.telephone_event_pt, headers=(), from_user=queue or "acd",
-                             trunk=callback.trunk,
+                             telephone_event_pt=callback.telephone_event_pt, headers=(),
+                             from_user=(trunk.caller_id if trunk is not None else None) or queue or "acd",
+                             trunk=callback.trunk, credentials=register.credentials if register is not None else None,
                              on_answer=answered, on_failure=failed,
                              on_hangup=lambda leg: self.events.callback_ended(queued, "customer hung up",
                                                                               "caller_hangup"),

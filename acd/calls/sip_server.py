@@ -74,6 +74,7 @@ class SipServer:
         self._request_owner: dict[tuple, tuple[DialogOwner, str]] = {}
         self._stray_dialogs: dict[str, bool] = {}  # Call-IDs of stray 2xx already BYEd (insertion order)
         self._unowned: dict[tuple, str] = {}  # out-of-dialog requests nobody waits for → what they were
+        self._tracked: dict[tuple, Callable[[Any], None]] = {}  # out-of-dialog requests whose answer is awaited
         self._senders: dict[str, Callable[[Datagram], None]] = {}
         self._timer = None
         self._timer_deadline: float | None = None
@@ -241,6 +242,9 @@ class SipServer:
             return
         if event.transaction_id is None:
             return
+        if event.transaction_id in self._tracked and event.response.status >= 200:
+            self._tracked.pop(event.transaction_id)(event.response)
+            return
         if event.transaction_id in self._unowned and event.response.status >= 200:
             what = self._unowned.pop(event.transaction_id)
             level = logging.DEBUG if event.response.status < 300 else logging.INFO
@@ -309,6 +313,10 @@ class SipServer:
         if what is not None:
             log.info("%s: no answer (%s)", what, event.reason)
             return
+        on_final = self._tracked.pop(event.transaction_id, None)
+        if on_final is not None:
+            on_final(None)
+            return
         owner = self._request_owner.pop(event.transaction_id, None)
         if owner is not None:
             log.warning("call=%s no answer to our %s", owner[0].call_id, event.method)
@@ -352,6 +360,15 @@ class SipServer:
             raise ValueError(f"send_out_of_dialog: {request.method} has its own method")
         transaction = self.endpoint.send_request(request, destination, transport, self.reactor.seconds())
         self._unowned[transaction] = what
+        self._flush()
+        return transaction
+
+    def send_tracked(self, request: Request, destination: tuple[str, int], transport: str,
+                     on_final: Callable[[Any], None]) -> tuple:
+        """Send a non-INVITE request outside any dialog (a REGISTER to a carrier); its final Response,
+        or None when the transaction times out, goes to `on_final`."""
+        transaction = self.endpoint.send_request(request, destination, transport, self.reactor.seconds())
+        self._tracked[transaction] = on_final
         self._flush()
         return transaction
 

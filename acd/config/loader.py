@@ -27,6 +27,7 @@ from .sip_streams import parse_stream_settings, parse_tls_settings
 from .sip_limits import parse_sip_limits, parse_timer_t1
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
 from .srtp_policy import srtp_policy
+from .trunk_accounts import parse_caller_id, parse_register, parse_trunk_auth
 
 __all__ = ["load_config", "ConfigError", "ConfigInvalid", "DIRECTORY_SOURCES"]
 
@@ -193,10 +194,13 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             trunk = check.mapping(body, section.line_of(name), f"trunk {name!r}")
             if trunk is None:
                 continue
-            check.unknown_keys(trunk, {"sources", "port", "outbound", "srtp", "dtmf"}, f"trunk {name!r}")
-            sources = trunk.get("sources")
-            if not isinstance(sources, list) or not sources:
-                check.error(trunk.line_of("sources"), f"trunk {name!r} needs 'sources': a list of IP addresses or networks")
+            check.unknown_keys(trunk, {"sources", "port", "outbound", "srtp", "dtmf", "register", "caller_id",
+                                       "trusted", "auth"}, f"trunk {name!r}")
+            identified_otherwise = "auth" in trunk or "register" in trunk  # by Digest, or its registrar's address
+            sources = trunk.get("sources", LineList() if identified_otherwise else None)
+            if not isinstance(sources, list) or not (sources or identified_otherwise):
+                check.error(trunk.line_of("sources"), f"trunk {name!r} needs 'sources': a list of IP addresses or networks, "
+                                                        f"or 'auth:' (Digest credentials) or 'register:'")
                 continue
             networks = []
             for index, source in enumerate(sources):
@@ -216,9 +220,17 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                                                            f"not {trunk['outbound']!r}")
                 else:
                     outbound = (match.group(1).strip("[]"), int(match.group(2)))
+            register = parse_register(check, trunk, str(name))
+            if outbound is None and register is not None:
+                outbound = register.proxies[0]  # a registering trunk's calls go out through its registrar
+            if not sources and register is not None:  # ... and come in from its registrars
+                networks = [ipaddress.ip_network(host) for host, _port in register.proxies]
             trunks.append(Trunk(name=str(name), sources=tuple(networks), port=port, outbound=outbound,
-                                srtp=srtp_policy(check, trunk, f"trunk {name!r}"),
-                                dtmf=dtmf_mode(check, trunk, f"trunk {name!r}")))
+                                srtp=srtp_policy(check, trunk, f"trunk {name!r}"), register=register,
+                                dtmf=dtmf_mode(check, trunk, f"trunk {name!r}"),
+                                caller_id=parse_caller_id(check, trunk, str(name)),
+                                trusted=check.boolean(trunk, "trusted", False, f"trunk {name!r}"),
+                                auth=parse_trunk_auth(check, trunk, str(name), sip.public_address)))
     if not trunks:
         check.error(top.line_of("trunks"), "no trunks: add 'trunks:' with at least one trunk and its 'sources' (nobody could call in)")
     data_dir = (root / str(top.get("data_dir", "data"))).resolve()

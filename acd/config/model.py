@@ -16,6 +16,8 @@ from ..sip import stream_limits
 from ..sip.admission import MEASURED_NEW_CALLS_PER_SECOND, Ceilings, auto_max_calls
 from ..sip.message import MAX_MESSAGE_SIZE
 from ..sip.session_timer import DEFAULT_INTERVAL_SECONDS, MIN_SE_SECONDS
+from ..sip.digest_client import DigestCredentials
+from .trunk_accounts import TrunkRegistration
 
 __all__ = ["SipLimits", "SipSettings", "StreamSettings", "TlsSettings", "RtpSettings", "HttpSettings", "Trunk", "Route", "Config",
            "AdmissionSettings", "SessionTimerSettings"]
@@ -152,6 +154,14 @@ class Trunk:
     srtp: str = "optional"
     # Where callers' key presses come from: auto, rfc4733, info or inband (acd/config/dtmf_mode.py).
     dtmf: str = "auto"
+    # Our account at the carrier: registration and answers to its challenges (acd/config/trunk_accounts.py).
+    register: TrunkRegistration | None = None
+    # The From user of calls we place through this trunk (None: the queue's name).
+    caller_id: str | None = None
+    # True: the caller's number is taken from P-Asserted-Identity when the trunk sends one (RFC 3325).
+    trusted: bool = False
+    # How the trunk proves itself by Digest (407) when its source is not in `sources` (None: it cannot).
+    auth: DigestCredentials | None = None
 
     def allows(self, host: str, port: int) -> bool:
         """True if a request from host:port comes from this trunk."""

@@ -277,11 +277,13 @@ def _failure(reason: str, username: str | None = None, *, stale: bool = False) -
     return AuthResult(ok=False, username=username, stale=stale, reason=reason)
 
 
-def client_authorization(challenge: str, *, method: str, uri: str, username: str, password: str,
-                         cnonce: str, nc: int = 1) -> str:
-    """The Authorization value a phone would answer `challenge` (one WWW-Authenticate value) with.
+def client_authorization(challenge: str, *, method: str, uri: str, username: str, password: str | None = None,
+                         cnonce: str, nc: int = 1, ha1: str | None = None) -> str:
+    """The Authorization (or Proxy-Authorization) value answering `challenge` (one WWW-Authenticate or
+    Proxy-Authenticate value): RFC 7616 §3.4, qop=auth when offered, else the RFC 2069 form; opaque
+    echoed. Give `password`, or `ha1` computed for the challenge's realm and algorithm.
 
-    For tests and tools; follows RFC 7616 §3.4 (qop=auth when offered, else the RFC 2069 form).
+    Phones in tests use it; so does our own client side (acd/sip/digest_client.py).
     """
     _scheme, params = parse_digest_params(challenge)
     algorithm = _ALGORITHM_BY_UPPER[params.get("algorithm", "MD5").upper()]
@@ -289,10 +291,15 @@ def client_authorization(challenge: str, *, method: str, uri: str, username: str
     offered_qops = [q.strip().lower() for q in params.get("qop", "").split(",")]
     qop = "auth" if "auth" in offered_qops else None
     nc_text = f"{nc:08x}"
-    ha1 = compute_ha1(username, realm, password, algorithm)
+    if ha1 is None:
+        if password is None:
+            raise ValueError("client_authorization needs a password or an HA1")
+        ha1 = compute_ha1(username, realm, password, algorithm)
     response = compute_response(ha1, method, uri, nonce, algorithm=algorithm, qop=qop, nc=nc_text, cnonce=cnonce)
     value = (f'Digest username="{username}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
              f'response="{response}", algorithm={algorithm}')
     if qop is not None:
         value += f', qop={qop}, nc={nc_text}, cnonce="{cnonce}"'
+    if "opaque" in params:
+        value += f', opaque="{params["opaque"]}"'
     return value
