@@ -151,6 +151,7 @@ def test_callers_reach_sipp_agents_and_every_call_is_recorded(acd_root):
     assert len(re.findall(r"ended reason='agent hung up'", log)) == 6
 
 
+@pytest.mark.serial  # a minute of 200 callers: CPU a neighbouring test would feel
 def test_load_200_callers_over_60_seconds_against_20_agents(acd_root):
     """200 callers in 60 s (plus 20 who abandon after 1.5 s) against 20 SIPp agents talking 3 s:
     every call is answered by an agent or deliberately abandoned, none is lost, no agent is double-booked."""

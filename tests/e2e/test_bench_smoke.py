@@ -14,7 +14,8 @@ from .harness import REPO
 
 BENCH = REPO / "scripts" / "bench" / "sip_bench.py"
 
-pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed: run scripts/setup")
+pytestmark = [pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed: run scripts/setup"),
+              pytest.mark.serial]  # benchmarks load the CPU and read it
 
 
 def run_bench(tmp_path, *args: str, timeout: float = 40) -> dict:

@@ -40,9 +40,15 @@ def test_caller_hears_welcome_presses_2_and_menu_choice_is_logged(acd_server, tm
     assert all(h[1] & 0x7F == 0 for h in headers), "payload type must be PCMU (0) as offered"
     assert headers[0][1] & 0x80, "the first packet of the stream carries the marker bit"
     assert len({h[4] for h in headers}) == 1, "one SSRC for the whole call"
+    # A tick the server runs more than 60 ms late drops its frames rather than bursting them (rtp_leg.py):
+    # the far end sees loss, with sequence numbers and timestamps still in step. Rare on a quiet machine.
+    gaps = 0
     for previous, current in zip(headers, headers[1:]):
-        assert (current[2] - previous[2]) & 0xFFFF == 1, "sequence numbers increase by one"
-        assert (current[3] - previous[3]) & 0xFFFFFFFF == 160, "timestamps advance 160 samples per 20 ms"
+        step = (current[2] - previous[2]) & 0xFFFF
+        assert 1 <= step <= 10, "sequence numbers increase (by one but for frames dropped on a late tick)"
+        assert (current[3] - previous[3]) & 0xFFFFFFFF == 160 * step, "timestamps advance 160 samples per frame"
+        gaps += step - 1
+    assert gaps <= len(packets) // 20, f"{gaps} frames dropped of {len(packets)}"
     welcome = ulaw_decode(b"".join(p[12:] for p in packets[:100]))
     assert rms_pcm16(welcome) > 500, "the first two seconds must carry the welcome prompt, not silence"
 

@@ -136,6 +136,7 @@ def test_at_the_ceiling_new_calls_get_the_same_503_without_state_while_calls_in_
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed: run scripts/setup")
+@pytest.mark.serial  # an overload run loads the CPU
 def test_the_overload_benchmark_counts_accepted_and_refused_calls(tmp_path):
     """scripts/bench/overload_bench.py in a tiny bounded run (2x a 20 calls/s ceiling for 3 s): every
     call of the capture is answered, 200 or 503, and the JSON has the figures the issue asks for."""
