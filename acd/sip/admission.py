@@ -38,13 +38,13 @@ __all__ = ["Admission", "Ceilings", "LagSample", "LoopLag", "Summary", "auto_max
 MAX_CALLS, RATE, OVERLOAD, PRIORITY = "max_calls", "rate", "overload", "priority"
 REASONS = (MAX_CALLS, RATE, OVERLOAD, PRIORITY)
 
-# What one process was measured to carry (scripts/bench/README.md, quiet 2-vCPU machine): 500
-# concurrent media calls clean at 45-50 % of a core (so about 1,000 per core; not reproduced on
-# 2026-12-07, see the README), and the demo IVR clean at 550 new calls a second at the INFO log level
-# (700/s: 2 runs of 3). 400/s leaves room for refusing as many again: at twice 400 offered, every
-# overload target held (overload_bench.py). Measure your own box and set `sip: admission:` when it
-# differs; these are only what "auto" means.
-MEASURED_MAX_CALLS = 1000
+# What one process was measured to carry on a quiet 2-vCPU machine with SIPp on the same cores
+# (scripts/bench/README.md): 500 concurrent calls with media both ways clean (0 lost, mean jitter p99
+# 1.0 ms; 1,000 lose 69,000 packets: the media worker is the limit), and the demo IVR clean at 550 new
+# calls a second at the INFO log level (700/s: 2 runs of 3). 400/s leaves room for refusing as many
+# again: at twice 400 offered, every overload target held (overload_bench.py). Measure your own box
+# and set `sip: admission:` when it differs; these are only what "auto" means.
+MEASURED_MAX_CALLS = 500
 MEASURED_NEW_CALLS_PER_SECOND = 400.0
 # The rate ceiling's burst: 50 ms of calls may arrive at once. Half a second (the first choice) let
 # 200 calls in at once at 400/s whenever capacity freed up, and at ~1.4 ms of set-up each the last

@@ -34,11 +34,11 @@ def with_sip_lines(tmp_path: Path, lines: str, rtp_ports: int = 400):
 
 def test_the_shipped_config_states_the_defaults_and_its_range_holds_the_ceiling():
     """conf/acd.yaml documents every setting with the value used when it is left out; its RTP range
-    (2000 legs) holds the auto ceiling (1000 calls) and the agents' legs: no warning."""
+    (2000 legs) holds the auto ceiling (500 calls) and the agents' legs: no warning."""
     config = load_config(REPO)
     assert config.sip.admission == AdmissionSettings()
     ceilings = config.sip.admission.ceilings(config.rtp)
-    assert (ceilings.max_calls, ceilings.new_calls_per_second, ceilings.overload_loop_lag_seconds) == (1000, 400, 0.1)
+    assert (ceilings.max_calls, ceilings.new_calls_per_second, ceilings.overload_loop_lag_seconds) == (500, 400, 0.1)
     assert capacity_warnings(config) == []
 
 

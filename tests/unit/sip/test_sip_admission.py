@@ -28,7 +28,8 @@ def lag_ticks(core_or_lag, start: float, lags: list[float]) -> tuple[float, list
 
 def test_auto_ceiling_is_three_quarters_of_the_legs_capped_at_the_measured_capacity():
     assert auto_max_calls(500) == 375  # 20000-20999
-    assert auto_max_calls(2000) == MEASURED_MAX_CALLS == 1000  # the shipped 20000-23999
+    assert auto_max_calls(600) == 450
+    assert auto_max_calls(2000) == MEASURED_MAX_CALLS == 500  # the shipped 20000-23999
     assert auto_max_calls(1) == 1
 
 
