@@ -32,6 +32,7 @@ from typing import Callable
 from twisted.internet import protocol, stdio, task
 from twisted.internet.error import CannotListenError
 
+from ..heap import GcPauses
 from ..media import worker_wire as wire
 from ..media.prompts import FRAME_SAMPLES, SILENCE_BYTE
 from .mix_room import MixRoom
@@ -43,6 +44,8 @@ __all__ = ["WorkerMedia", "main"]
 log = logging.getLogger("acd.media")
 
 SRTP_FAILURE_REPORT_SECONDS = 0.25  # failures are summed this long before one report goes
+# A collection this long delays frames by a tick or more (logged; see acd/heap.py for the thresholds).
+LONG_COLLECTION_SECONDS = 0.02
 PORT_PROBE_SECONDS = 60.0  # how often ports found held by another program are tried again
 _SETTABLE = frozenset({"codec", "payload_type", "telephone_event_pt", "remote", "next_send", "sending",
                        "inband_dtmf"})
@@ -239,6 +242,13 @@ class WorkerMedia:
         self.held_elsewhere = held
 
 
+def _report_long_collection(generation: int, seconds: float) -> None:
+    """A garbage collection that held every leg's next frame back long enough for callers to hear it."""
+    if seconds >= LONG_COLLECTION_SECONDS:
+        log.warning("media worker: a garbage collection (generation %d) stopped media for %.0f ms",
+                    generation, seconds * 1000)
+
+
 def _bindable(address: str, port: int) -> bool:
     """True when a UDP socket can be bound on address:port now (it is closed again at once)."""
     probe = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
@@ -342,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr  # a stray print must not corrupt the report channel
     gc.collect()
     gc.freeze()
+    GcPauses(_report_long_collection).install()
     reactor.run(installSignalHandlers=False)
     return 0
 
