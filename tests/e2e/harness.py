@@ -300,7 +300,11 @@ class RtpSink:
                 continue
             except OSError:
                 return
-            self.packets.append(data)
+            self.received(data)
+
+    def received(self, data: bytes) -> None:
+        """Keep one packet (runs on the sink's thread; subclasses may note more about it)."""
+        self.packets.append(data)
 
     def close(self) -> None:
         """Stop collecting and close the socket."""
