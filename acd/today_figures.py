@@ -20,7 +20,6 @@ by their time in [since, until), as `acd report` does (acd/report.py):
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
