@@ -9,7 +9,7 @@ by their time in [since, until), as `acd report` does (acd/report.py):
   the queue's threshold (`service_level:` seconds per queue in conf/agents.yaml, default 20) /
   (answered + callers who left unanswered *after* the threshold: abandoned or timed out). A caller
   who hangs up before the threshold is counted apart (`abandoned_before_threshold`) and not in the
-  service level: nobody could have answered in time. A callback is answered when the call back
+  service level: nobody could have answered in time (nor does a queue timeout shorter than the threshold). A callback is answered when the call back
   connects, with the wait the caller had in line until asking (its CONNECT holdtime); before that it
   is neither answered nor abandoned. A transfer to a queue is offered again there (a new ENTERQUEUE).
 - **Per agent**: answered = CONNECT; AHT (average handle time) = mean over the agent's finished legs

@@ -38,8 +38,8 @@ def today_from_records(path: str | Path, *, since: float, until: float,
                 f"SELECT at, call_id, queue, agent, event, data1, data2, data3 FROM queue_log "
                 f"WHERE at >= ? AND at < ? AND event IN ({marks}) ORDER BY at, id", (since, until, *_EVENTS))]
             wraps = {(row["call_id"], row["agent"]): row["wrap_up_seconds"] for row in db.execute(
-                "SELECT call_id, agent, wrap_up_seconds FROM calls WHERE wrap_up_seconds IS NOT NULL "
-                "AND connected_at >= ? AND connected_at < ?", (since, until))}
+                "SELECT call_id, agent, wrap_up_seconds FROM calls WHERE wrap_up_seconds IS NOT NULL AND call_id IN "
+                "(SELECT call_id FROM queue_log WHERE at >= ? AND at < ?)", (since, until))}
             states = [dict(row) for row in db.execute(
                 "SELECT id, agent_id, state, reason, at FROM agent_states WHERE at >= ? AND at < ? "
                 "ORDER BY agent_id, at, id", (since, until))]
