@@ -51,6 +51,7 @@ from .store.presence import PreviousRun
 from .store.records import RecordStore
 from .store.records_process import ProcessRecordStore
 from .store.agent_calls import agent_calls_since
+from .store.today_records import today_from_records
 
 __all__ = ["RunningServer", "build_server"]
 
@@ -126,13 +127,23 @@ def start_http(running: RunningServer, reload, reactor):
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), agent_calls_since, records_path,
                                          agent_id, since)
 
+    def today(since: float):
+        """The wallboard's figures since `since` up to now (this reactor's clock), read off the reactor."""
+        agents = running.view.agents_config()
+        queues = agents.queues if agents is not None else {}
+        arguments = dict(since=since, until=reactor.seconds(), queues=list(queues),
+                         agents=list(agents.agents) if agents is not None else [],
+                         service_level_seconds={name: q.routing.service_level_seconds for name, q in queues.items()})
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(),
+                                         lambda: today_from_records(records_path, **arguments))
+
     def unlock(user: str) -> bool:
         return sign_in.unlock(user) | (running.registrar is not None and running.registrar.unlock(user))
 
     root.putChild(b"api", ApiResource(view=running.view, desk=running.acd, events=running.events,
                                       token=api_token(config), reload=reload, control=control,
                                       monitor=running.monitoring,
-                                      unlock=unlock, sign_in=sign_in, history=history,
+                                      unlock=unlock, sign_in=sign_in, history=history, today=today,
                                       trunks=running.trunk_registrations.snapshot
                                       if running.trunk_registrations is not None else None))
     root.putChild(b"login", LoginResource(sign_in, reactor))

@@ -90,3 +90,9 @@ class CsrfRefused(Forbidden):
     """A change from a web session without its X-CSRF-Token header (or with a wrong one)."""
 
     error_id = "csrf-token-refused"
+
+
+class NotYourPhone(Forbidden):
+    """A signed-in supervisor asked to monitor a call on another supervisor's phone."""
+
+    error_id = "not-your-phone"

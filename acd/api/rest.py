@@ -1,5 +1,6 @@
 """The REST API: `GET /api/agents`, `POST /api/agents/{id}/{login,logout,pause,ready}`, `GET /api/queues`,
-`GET /api/calls`, `POST|PATCH|DELETE /api/calls/{id}/monitor`, `GET /api/monitoring`, `POST /api/reload`.
+`GET /api/calls`, `POST|PATCH|DELETE /api/calls/{id}/monitor`, `GET /api/monitoring`, `GET /api/today?since=`,
+`POST /api/reload`.
 JSON in and out; every request needs `Authorization: Bearer TOKEN`, or a web session's cookie
 (`/login`; `access.py` says what an agent's session may do, and every change from a session needs
 its `X-CSRF-Token` header; the token, for automation, needs none).
@@ -25,7 +26,7 @@ from ..calls.view import AgentDesk, CallCommands, LiveView, MonitorCommands
 from .access import Principal, check_access
 from .desk_endpoints import DeskEndpoints, agent_entry
 from .errors import (ApiError, Conflict, CsrfRefused, InvalidRequest, MonitorRefused, NoSuchAgent, NotASupervisor,
-                     NotFound, Unauthorized)
+                     NotFound, NotYourPhone, Unauthorized)
 from .events import EventHub
 from .sign_in import SignIn
 from .web_sessions import CSRF_HEADER, SESSION_COOKIE
@@ -36,6 +37,16 @@ log = logging.getLogger("acd.api")
 
 # Requests here are tiny ({"reason": "lunch"}); anything big is a mistake or an attack.
 MAX_BODY_BYTES = 16_384
+# `GET /api/today` without ?since=: the last day. A "day" asked for is at most this long (a day with a
+# daylight-saving change has 25 hours; more is a mistake, and a report's job: `acd report`).
+TODAY_DEFAULT_SECONDS = 86400.0
+# What a refused monitoring means and what to do (the wallboard shows the message as it is).
+MONITOR_REFUSALS = {
+    "already-monitored": "another supervisor monitors it (GET /api/monitoring says who)",
+    "not-registered": "phone {supervisor} is not registered: register it, then try again",
+    "no-rtp-port": "no RTP port free for the supervisor's call: try again in a moment",
+}
+TODAY_MAX_SECONDS = 26 * 3600.0
 
 
 class ApiResource(resource.Resource):
@@ -48,10 +59,12 @@ class ApiResource(resource.Resource):
                  reload: Callable[[str], Any], unlock: Callable[[str], bool] | None = None,
                  control: CallCommands | None = None, monitor: MonitorCommands | None = None,
                  sign_in: SignIn | None = None, history: Callable[[str, float], Deferred] | None = None,
-                 trunks: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+                 trunks: Callable[[], list[dict[str, Any]]] | None = None,
+                 today: Callable[[float], Deferred] | None = None) -> None:
         """`sign_in`: web sessions (None: the token only). `history(agent, since)`: a Deferred firing
         with the agent's calls since then, read from the records off the reactor thread. `trunks()`:
-        the trunks and their registrations at carriers."""
+        the trunks and their registrations at carriers. `today(since)`: a Deferred firing with the
+        wallboard's figures since then (acd.today_figures.Today), read off the reactor thread."""
         super().__init__()
         self.view = view
         self.desk = desk
@@ -64,6 +77,7 @@ class ApiResource(resource.Resource):
         self.sign_in = sign_in
         self.desk_endpoints = DeskEndpoints(view=view, history=history)
         self.trunks = trunks  # the trunks and their registrations at carriers
+        self.today = today  # the wallboard's figures of the day (per agent, per queue)
 
     def render(self, request: server.Request) -> bytes | int:  # noqa: D401 - Twisted API
         """Dispatch, answer JSON; ApiErrors become their status and error_id. Event streams stay open."""
@@ -146,7 +160,9 @@ class ApiResource(resource.Resource):
         if len(parts) == 3 and parts[0] == "calls" and parts[2] == "explanation" and method == "GET":
             return 200, self._call_explanation(parts[1])
         if len(parts) == 3 and parts[0] == "calls" and parts[2] == "monitor" and method in ("POST", "PATCH", "DELETE"):
-            return 200, self._monitor(parts[1], method, self._body(request))
+            return 200, self._monitor(parts[1], method, self._body(request), principal)
+        if parts == ["today"] and method == "GET":
+            return 200, self._today(request)
         if parts == ["monitoring"] and method == "GET":
             return 200, self.monitor.describe() if self.monitor is not None else []
         if len(parts) == 3 and parts[0] == "calls" and parts[2] in ("hangup", "transfer") and method == "POST":
@@ -283,8 +299,9 @@ class ApiResource(resource.Resource):
             raise NotFound(f"no call {call_id!r} in progress")
         return {"call_id": call_id, "result": result}
 
-    def _monitor(self, call_id: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST {supervisor, mode}: call the supervisor's phone and join it to the call; PATCH {mode}:
+    def _monitor(self, call_id: str, method: str, body: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        """POST {supervisor, mode}: call the supervisor's phone and join it to the call (a signed-in
+        supervisor's own phone: `supervisor` may be left out, and no other may be named); PATCH {mode}:
         switch; DELETE: leave."""
         if self.monitor is None:
             raise NotFound("monitoring is not available on this server")
@@ -293,26 +310,47 @@ class ApiResource(resource.Resource):
             raise InvalidRequest('monitor with {"mode": "listen" | "whisper" | "barge"}' +
                                  (', "supervisor": "extension"' if method == "POST" else ""))
         if method == "POST":
-            supervisor = body.get("supervisor")
+            supervisor = body.get("supervisor", principal.user if principal.role == "supervisor" else None)
+            if principal.role == "supervisor" and supervisor != principal.user:
+                raise NotYourPhone(f"signed in as {principal.user}: you monitor on your own phone, not {supervisor!r}'s",
+                                   supervisor=supervisor)
             if not isinstance(supervisor, str) or not supervisor or set(body) - {"supervisor", "mode"}:
                 raise InvalidRequest('POST {"supervisor": "2001", "mode": "listen" | "whisper" | "barge"}')
-            result = self.monitor.start(call_id, supervisor, mode, by="API")
+            result = self.monitor.start(call_id, supervisor, mode, by=_by(principal))
             if result == "not-a-supervisor":
                 raise NotASupervisor(f"{supervisor} is no supervisor account (role: supervisor in conf/agents.yaml)",
                                      supervisor=supervisor)
             if result == "not-bridged":
                 raise NotFound(f"no call {call_id!r} talking to an agent now", call_id=call_id)
             if result != "calling":
-                raise MonitorRefused(f"cannot monitor call {call_id} now: {result}", call_id=call_id, result=result)
+                why = MONITOR_REFUSALS.get(result, result).format(supervisor=supervisor)
+                raise MonitorRefused(f"cannot monitor call {call_id} now: {why}", call_id=call_id, result=result)
             log.info("call=%s monitoring by supervisor=%s (%s) via API", call_id, supervisor, mode)
             return {"call_id": call_id, "supervisor": supervisor, "mode": mode, "result": result}
-        result = self.monitor.change(call_id, mode, by="API") if method == "PATCH" else self.monitor.stop(call_id, by="API")
+        result = self.monitor.change(call_id, mode, by=_by(principal)) if method == "PATCH" \
+            else self.monitor.stop(call_id, by=_by(principal))
         if result == "not-monitored":
             raise NotFound(f"no supervisor monitors call {call_id!r}", call_id=call_id)
         if result == "ringing":
             raise MonitorRefused(f"the supervisor's phone has not answered yet (call {call_id})", call_id=call_id,
                                  result=result)
         return {"call_id": call_id, "mode": mode, "result": result}
+
+    def _today(self, request: server.Request) -> Deferred:
+        """Per-agent and per-queue figures since `?since=` (POSIX seconds: the start of the wallboard's
+        local day; without it the last 24 hours). The server never decides what today is."""
+        if self.today is None:
+            raise NotFound("the figures of the day are not available on this server")
+        raw = (request.args.get(b"since") or [b""])[0].decode("latin-1")
+        now = self.view.now()
+        try:
+            since = float(raw) if raw else now - TODAY_DEFAULT_SECONDS
+        except ValueError:
+            raise InvalidRequest(f"since must be POSIX seconds (the start of your day), not {raw!r}") from None
+        if not since >= now - TODAY_MAX_SECONDS:
+            raise InvalidRequest(f"since must be within the last {TODAY_MAX_SECONDS / 3600:.0f} hours (the start of "
+                                 "your day; longer periods: acd report)", since=raw)
+        return self.today(since).addCallback(_today_body)
 
     def _calls(self, principal: Principal) -> list[dict[str, Any]]:
         """Every call in progress; a signed-in agent's own calls only."""
@@ -322,6 +360,23 @@ class ApiResource(resource.Resource):
                  "routing_explanation": call.routing_explanation, "customer": call.customer,
                  "waited_seconds": call.waited_seconds} for call in self.view.calls()
                 if mine is None or call.agent == mine]
+
+
+def _by(principal: Principal) -> str:
+    """Who asked, for the logs and the records: the token, or a signed-in user."""
+    return "API" if principal.role == "automation" else f"API ({principal.user})"
+
+
+def _today_body(today: Any) -> dict[str, Any]:
+    """The figures of the day as JSON, seconds rounded to tenths."""
+    body = asdict(today)
+    for entry in body["queues"] + body["agents"]:
+        for key, value in entry.items():
+            if key.endswith("seconds") and isinstance(value, float):
+                entry[key] = round(value, 1)
+        if entry.get("service_level") is not None:
+            entry["service_level"] = round(entry["service_level"], 4)
+    return body
 
 
 def _error_body(error: ApiError) -> tuple[int, dict[str, Any]]:
