@@ -46,7 +46,7 @@ def test_requests_without_the_token_are_refused(api_server):
 def test_agent_login_pause_with_reason_ready_and_logout(api_server):
     """An agent goes logged out → available → paused (lunch) → available → logged out by API."""
     status, agents = call(api_server, "GET", "/api/agents")
-    assert status == 200 and {a["id"] for a in agents} == {"1001", "1002", "1003"}
+    assert status == 200 and {a["id"] for a in agents} == {"1001", "1002", "1003", "9001"}  # 9001: the demo supervisor
     assert all(a["state"] == "logged_out" for a in agents)
     assert call(api_server, "POST", "/api/agents/1002/login") == (200, {"id": "1002", "result": "logged-in"})
     assert call(api_server, "POST", "/api/agents/1002/pause", {"reason": "lunch"})[0] == 200
