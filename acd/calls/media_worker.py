@@ -45,7 +45,7 @@ log = logging.getLogger("acd.media")
 SRTP_FAILURE_REPORT_SECONDS = 0.25  # failures are summed this long before one report goes
 PORT_PROBE_SECONDS = 60.0  # how often ports found held by another program are tried again
 _SETTABLE = frozenset({"codec", "payload_type", "telephone_event_pt", "remote", "next_send", "sending",
-                       "inband_dtmf"})
+                       "inband_dtmf", "symmetric"})
 
 
 class WorkerMedia:
