@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import struct
 
+from acd.calls.rtp_leg import LATCH_WINDOW_PACKETS
+
 from .test_shell_queue import queue_harness
 from .test_shell_srtp import CALLER_KEY, SrtpEnd, crypto_in, with_crypto
 from .wire import RtpSender, offer_sdp
@@ -174,3 +176,40 @@ def test_a_new_ssrc_and_a_timestamp_jump_keep_the_relay_and_the_digits_going(mak
     assert [(packet.ssrc, packet.sequence) for packet in received] == [
         (old_ssrc, received[0].sequence), (old_ssrc, received[0].sequence + 1), (0x0DDBA11, 17), (0x0DDBA11, 18)]
     assert [struct.unpack_from("!I", packet.data, 4)[0] for packet in received[2:]] == [jumped, jumped + 160]
+
+
+def test_a_refresh_keeps_what_was_learnt_and_a_new_sdp_address_learns_again(harness):
+    """A session refresh (same SDP address) keeps sending to the learnt source; a re-INVITE to a new
+    private address (the phone moved networks) sends there until the first packet shows where it is."""
+    caller, call, _ = caller_with_sdp_at(harness, NAT_SDP)
+    call.send_audio(1)
+    harness.advance(0.2)
+    call.reinvite(offer_sdp(NAT_SDP, version=2))
+    call.expect(200)
+    harness.advance(0.5)
+    since = harness.reactor.seconds()
+    harness.advance(0.5)
+    assert len(call.rtp_received(since=since)) >= 20, "the refresh kept the learnt address"
+    moved = ("192.168.44.7", 4200)
+    call.reinvite(offer_sdp(moved, version=3))
+    call.expect(200)
+    harness.advance(0.1)
+    since = harness.reactor.seconds()
+    harness.advance(0.5)
+    assert call.rtp_received(since=since) == [], "a new SDP address: sent there until the phone's RTP shows up"
+    call.send_audio(1)
+    harness.advance(0.5)
+    assert len(call.rtp_received(since=since)) >= 20
+    assert [line.group(2) for line in latch_lines(harness, call)] == ["192.168.1.20:4000", "192.168.44.7:4200"]
+
+
+def test_past_the_window_nothing_is_learnt(harness):
+    """LATCH_WINDOW_PACKETS datagrams that are not the call's media (here: a foreign payload type)
+    close the window: a flood of junk cannot leave it open for a later stranger."""
+    caller, call, _ = caller_with_sdp_at(harness, NAT_SDP)
+    stray = RtpSender(ssrc=11)
+    for _ in range(LATCH_WINDOW_PACKETS):
+        harness.reactor.network.send(ATTACKER, call.server_rtp, stray.packet(b"\x00" * 20, 96))
+    call.send_audio(1)
+    harness.advance(0.5)
+    assert call.rtp_received() == [] and not latch_lines(harness, call)
