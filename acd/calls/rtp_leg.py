@@ -27,12 +27,12 @@ arrives, then to that packet's source, for the rest of the call. "auto" learns o
 address is one no packet of ours could reach across the Internet (RFC 1918, RFC 6598 shared,
 link-local, IPv6 unique-local: acd.media.symmetric_rtp), so carriers' public media addresses are
 never second-guessed (some send from one port and receive on another); "always" learns on every
-leg; "off" never. Hijack protection: only the first
-valid packet after the SDP address was set decides (later packets from elsewhere change nothing, and
-if it came from the SDP address, nothing is learnt); "valid" means RTP version 2 with one of the
-leg's payload types (RTCP, STUN and strays do not count) and, on SRTP legs, authenticated under the
-peer's key; and only within the first `LATCH_WINDOW_PACKETS` datagrams. A new SDP address (re-INVITE)
-starts learning again; the same one again (a refresh) keeps what was learnt.
+leg; "off" never. Hijack protection: only the first valid packet after the SDP address was set
+decides (later packets from elsewhere change nothing, and if it came from the SDP address, nothing
+is learnt); "valid" means RTP version 2 with one of the leg's payload types (RTCP, STUN and strays
+do not count) and, on SRTP legs, authenticated under the peer's key; and only within the first
+`LATCH_WINDOW_PACKETS` datagrams. A new SDP address (re-INVITE) starts learning again; the same one
+again (a refresh) keeps what was learnt. The cost on the packet path is one attribute test.
 
 SSRC changes and timestamp jumps from the peer (a phone restarting its stream, an SBC switching
 media) pass the relay unchanged (the far end's jitter buffer resynchronises on the new SSRC, as
