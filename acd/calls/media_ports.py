@@ -26,8 +26,10 @@ class MediaPorts:
     """Implements the `Media` port (acd.calls.ports) on real UDP ports of one address and range."""
 
     def __init__(self, reactor, *, address: str, port_min: int, port_max: int, prompts: PromptLibrary,
-                 rng: random.Random | None = None, metrics: "Metrics | None" = None) -> None:
-        """`metrics` counts the SRTP packets legs drop (acd_srtp_auth_failures_total)."""
+                 rng: random.Random | None = None, metrics: "Metrics | None" = None, symmetric: str = "off") -> None:
+        """`metrics` counts the SRTP packets legs drop (acd_srtp_auth_failures_total); `symmetric`: the
+        legs' symmetric RTP setting (acd.media.symmetric_rtp)."""
+        self.symmetric = symmetric
         self.reactor = reactor
         self.metrics = metrics
         self.address = address
@@ -47,7 +49,8 @@ class MediaPorts:
         return RtpLeg(call_id=call_id, codec=codec, payload_type=payload_type, remote=("0.0.0.0", 0),
                       telephone_event_pt=telephone_event_pt, on_digit=on_digit,
                       on_playback_finished=on_playback_finished, rng=self.rng, clock=self.reactor.seconds,
-                      on_srtp_failure=self.metrics.srtp_auth_failures.inc if self.metrics is not None else lambda: None)
+                      on_srtp_failure=self.metrics.srtp_auth_failures.inc if self.metrics is not None else lambda: None,
+                      symmetric=self.symmetric)
 
     def open(self, leg: RtpLeg) -> int | None:
         """Bind `leg` to a free port of the range; None when every port is taken."""

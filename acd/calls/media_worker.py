@@ -48,7 +48,7 @@ SRTP_FAILURE_REPORT_SECONDS = 0.25  # failures are summed this long before one r
 LONG_COLLECTION_SECONDS = 0.02
 PORT_PROBE_SECONDS = 60.0  # how often ports found held by another program are tried again
 _SETTABLE = frozenset({"codec", "payload_type", "telephone_event_pt", "remote", "next_send", "sending",
-                       "inband_dtmf"})
+                       "inband_dtmf", "symmetric"})
 
 
 class WorkerMedia:

@@ -320,8 +320,10 @@ class RemoteMediaPorts:
 
     def __init__(self, reactor, *, address: str, port_min: int, port_max: int, prompts: PromptLibrary,
                  workers: int, rng: random.Random | None = None, metrics: "Metrics | None" = None,
-                 log_level: str = "INFO", start_worker: "Callable[[protocol.ProcessProtocol], None] | None" = None) -> None:
-        """`log_level`: the workers' (their lines are written to this process's log). `start_worker`
+                 log_level: str = "INFO", start_worker: "Callable[[protocol.ProcessProtocol], None] | None" = None,
+                 symmetric: str = "off") -> None:
+        """`log_level`: the workers' (their lines are written to this process's log). `symmetric`: the
+        legs' symmetric RTP setting (acd.media.symmetric_rtp), set on each as it opens. `start_worker`
         connects a worker's process protocol to a worker (default: spawn `acd.calls.media_worker`;
         tests connect one running on their fake reactor)."""
         if workers < 1:
@@ -334,6 +336,7 @@ class RemoteMediaPorts:
         self.prompts = prompts
         self.rng = rng or random.Random()
         self.log_level = log_level
+        self.symmetric = symmetric
         self.on_media_lost: Callable[[list[str], str], None] = lambda call_ids, why: None
         first = port_min + (port_min % 2)
         even = list(range(first, port_max + 1, 2))
@@ -484,6 +487,8 @@ class RemoteMediaPorts:
         leg.transport = _LegPort(leg)
         worker.legs[leg.leg_id] = leg
         worker.send((wire.OPEN, leg.leg_id, port, leg.call_id, leg.codec, leg.payload_type, leg.telephone_event_pt))
+        if self.symmetric != "off":
+            worker.send((wire.SET, leg.leg_id, "symmetric", self.symmetric))
         return port
 
     def release(self, leg: RemoteLeg) -> None:

@@ -19,6 +19,26 @@ arrives; the call sets it, acd/calls/dtmf_sources.py) runs acd.media.inband_dtmf
 audio while the leg is not bridged, that is while the caller is in the IVR or queued: ~100 µs of
 CPU per 20 ms frame of sound, ~5 µs of silence (scripts/bench/inband_dtmf_frame.py). Its digits go to `on_digit(digit, "inband")`; RFC 4733 digits
 to `on_digit(digit)`.
+
+Symmetric RTP (`symmetric`, RFC 4961 / "comedia"; `rtp: symmetric:` in conf/acd.yaml): a phone
+behind NAT writes its private address into its SDP, and its packets reach us from the NAT's public
+one. The leg sends to the SDP address (`remote`) until the first valid RTP packet of the peer
+arrives, then to that packet's source, for the rest of the call. "auto" learns only when the SDP
+address is one no packet of ours could reach across the Internet (RFC 1918, RFC 6598 shared,
+link-local, IPv6 unique-local: acd.media.symmetric_rtp), so carriers' public media addresses are
+never second-guessed (some send from one port and receive on another); "always" learns on every
+leg; "off" never. Hijack protection: only the first valid packet after the SDP address was set
+decides (later packets from elsewhere change nothing, and if it came from the SDP address, nothing
+is learnt); "valid" means RTP version 2 with one of the leg's payload types (RTCP, STUN and strays
+do not count) and, on SRTP legs, authenticated under the peer's key; and only within the first
+`LATCH_WINDOW_PACKETS` datagrams. A new SDP address (re-INVITE) starts learning again; the same one
+again (a refresh) keeps what was learnt. The cost on the packet path is one attribute test.
+
+SSRC changes and timestamp jumps from the peer (a phone restarting its stream, an SBC switching
+media) pass the relay unchanged (the far end's jitter buffer resynchronises on the new SSRC, as
+RFC 3550 §8.2 expects); RFC 4733 events are keyed by timestamp, so on a new telephone-event SSRC the
+receiver reports a press left unfinished by the old stream and starts afresh (a new stream may reuse
+the timestamps of presses already counted).
 """
 
 from __future__ import annotations
@@ -35,6 +55,7 @@ from ..media.prompts import FRAME_SAMPLES, FRAME_SECONDS, SILENCE_BYTE
 from ..media.rfc4733 import DtmfReceiver
 from ..media.rtp import RtpPacket, build_rtp_header, is_rtcp
 from ..media.srtp import SrtpRefused, SrtpStream
+from ..media.symmetric_rtp import learns_source
 
 __all__ = ["RtpLeg", "MediaClock", "RtpPortAllocator", "INBAND_DTMF_SETTINGS"]
 
@@ -46,6 +67,9 @@ MAX_CATCH_UP_SECONDS = 0.06
 # SRTP failures are logged once, then as one summary line at most this often per leg: a flood of
 # forged packets must not become a flood of log lines.
 SRTP_FAILURE_LOG_INTERVAL_SECONDS = 10.0
+# Symmetric RTP learns from the first valid packet among this many datagrams received after the
+# peer's SDP address was set; past them (strays, a forged SRTP flood) the SDP address stays.
+LATCH_WINDOW_PACKETS = 50
 INBAND_DTMF_SETTINGS = ("off", "on", "auto")
 _INBAND_CODECS = frozenset({"PCMU", "PCMA"})  # what acd.media.inband_dtmf decodes
 
@@ -58,13 +82,22 @@ class RtpLeg(protocol.DatagramProtocol):
     def __init__(self, *, call_id: str, codec: str, payload_type: int, remote: tuple[str, int],
                  telephone_event_pt: int | None, on_digit: Callable[[str], None],
                  on_playback_finished: Callable[[int], None], rng: random.Random | None = None,
-                 clock: Callable[[], float] = lambda: 0.0, on_srtp_failure: Callable[[], None] = lambda: None) -> None:
-        """`clock` (seconds, e.g. reactor.seconds) paces the SRTP failure log; `on_srtp_failure` counts."""
+                 clock: Callable[[], float] = lambda: 0.0, on_srtp_failure: Callable[[], None] = lambda: None,
+                 symmetric: str = "off") -> None:
+        """`clock` (seconds, e.g. reactor.seconds) paces the SRTP failure log; `on_srtp_failure` counts;
+        `symmetric`: "auto", "always" or "off": when to send to where the peer's RTP comes from
+        (see the module's doc; set it before `remote`)."""
         rng = rng or random.Random()
         self.call_id = call_id
         self.codec = codec
         self.payload_type = payload_type
-        self.remote = remote
+        self.symmetric = symmetric
+        self.latched = False  # True once symmetric RTP moved `remote` off the SDP address
+        self._latching = False  # learning from the next valid packet (see _learn_source)
+        self._latch_until = 0   # ... among the datagrams up to this count of packets_received
+        self._signalled: tuple[str, int] = ("0.0.0.0", 0)
+        self._remote: tuple[str, int] = ("0.0.0.0", 0)
+        self._dtmf_ssrc: int | None = None
         self.telephone_event_pt = telephone_event_pt
         self.on_digit = on_digit
         self.on_playback_finished = on_playback_finished
@@ -90,6 +123,7 @@ class RtpLeg(protocol.DatagramProtocol):
         self.packets_relayed = 0
         self.packets_received = 0
         self.frames_dropped = 0
+        self.remote = remote
         self.clock = clock
         self.on_srtp_failure = on_srtp_failure
         self.send_errors = 0
@@ -101,6 +135,21 @@ class RtpLeg(protocol.DatagramProtocol):
         self.srtp_failures = 0
         self._srtp_failures_unlogged = 0
         self._srtp_failure_logged_at: float | None = None
+
+    @property
+    def remote(self) -> tuple[str, int]:
+        """Where the leg sends: the peer's SDP address and port, or (symmetric) its RTP's source."""
+        return self._remote
+
+    @remote.setter
+    def remote(self, address: tuple[str, int]) -> None:
+        """The peer's SDP address and port (a new one starts symmetric learning again)."""
+        if address == self._signalled:
+            return
+        self._signalled = self._remote = address
+        self.latched = False
+        self._latching = bool(address[1]) and learns_source(self.symmetric, address[0])
+        self._latch_until = self.packets_received + LATCH_WINDOW_PACKETS
 
     def use_srtp(self, local_key: bytes | None, remote_key: bytes | None) -> None:
         """Send SRTP under `local_key` and receive SRTP under `remote_key`; None, None: plain RTP.
@@ -135,10 +184,10 @@ class RtpLeg(protocol.DatagramProtocol):
                 log.warning("call=%s SRTP protect failed, packet dropped: %s", self.call_id, error)
                 return False
         if self._sendto is None:
-            self.transport.write(packet, self.remote)
+            self.transport.write(packet, self._remote)
             return True
         try:
-            self._sendto(packet, self.remote)
+            self._sendto(packet, self._remote)
         except OSError:
             self.send_errors += 1
             return False
@@ -229,6 +278,8 @@ class RtpLeg(protocol.DatagramProtocol):
             except SrtpRefused as error:
                 self._srtp_failed(addr, error)
                 return
+        if self._latching:
+            self._learn_source(data, addr)
         payload_type = data[1] & 0x7F
         if self.tap_in is not None and payload_type == self.payload_type:
             self.tap_in(data[12 + 4 * (data[0] & 0x0F):])
@@ -244,7 +295,7 @@ class RtpLeg(protocol.DatagramProtocol):
             # is offered the caller's); only telephone-event payload numbers may differ.
             if payload_type == self.telephone_event_pt and target.telephone_event_pt not in (None, payload_type):
                 data = data[:1] + bytes([(data[1] & 0x80) | target.telephone_event_pt]) + data[2:]
-            if target.transport is not None and target.remote[1] and target.send_packet(data):
+            if target.transport is not None and target._remote[1] and target.send_packet(data):
                 target.packets_relayed += 1
             return
         if payload_type == self.payload_type:
@@ -266,12 +317,41 @@ class RtpLeg(protocol.DatagramProtocol):
             self.inband_dtmf = "off"
         try:
             packet = RtpPacket.parse(data)
+            if packet.ssrc != self._dtmf_ssrc:
+                self._new_event_stream(packet.ssrc)
             digit = self.dtmf.receive(packet.timestamp, packet.payload)
         except ValueError as error:
             log.info("call=%s dropped bad telephone-event from %s:%s: %s", self.call_id, addr[0], addr[1], error)
             return
         if digit is not None:
             self.on_digit(digit)
+
+    def _new_event_stream(self, ssrc: int) -> None:
+        """Telephone-events under a new SSRC: report a press the old stream left unfinished, then
+        forget its events (the new stream's timestamps say nothing about the old one's)."""
+        if self._dtmf_ssrc is not None:
+            owed = self.dtmf.flush()
+            self.dtmf.reset()
+            if owed is not None:
+                self.on_digit(owed)
+        self._dtmf_ssrc = ssrc
+
+    def _learn_source(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Symmetric RTP: the first valid packet since the SDP address was set says where to send."""
+        if self.packets_received > self._latch_until:
+            self._latching = False
+            return
+        if data[0] >> 6 != 2 or is_rtcp(data) or (data[1] & 0x7F) not in (self.payload_type,
+                                                                          self.telephone_event_pt):
+            return  # not the peer's media: a stray, RTCP, STUN ...
+        self._latching = False
+        source = (addr[0], addr[1])  # an IPv6 source has flow info and scope id too
+        if source == self._remote:
+            return  # it sends from where it said: nothing to learn
+        log.info("call=%s symmetric RTP: the peer's RTP comes from %s:%s, its SDP said %s:%s: sending there",
+                 self.call_id, source[0], source[1], self._remote[0], self._remote[1])
+        self._remote = source
+        self.latched = True
 
     def _listen_for_tones(self, payload: bytes) -> None:
         """Run the in-band DTMF detector over one received audio payload; its key presses to on_digit."""

@@ -27,6 +27,7 @@ from .sip_streams import parse_stream_settings, parse_tls_settings
 from .sip_limits import parse_sip_limits, parse_timer_t1
 from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yaml_with_lines
 from .srtp_policy import srtp_policy
+from .symmetric_setting import parse_symmetric_rtp
 from .trunk_accounts import parse_caller_id, parse_register, parse_trunk_auth
 
 __all__ = ["load_config", "ConfigError", "ConfigInvalid", "DIRECTORY_SOURCES"]
@@ -173,7 +174,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                           admission=parse_admission(check, section),
                           session_timer=parse_session_timer(check, section))
     if "rtp" in top and (section := check.mapping(top["rtp"], top.line_of("rtp"), "rtp")) is not None:
-        check.unknown_keys(section, {"address", "ports", "workers"}, "rtp")
+        check.unknown_keys(section, {"address", "ports", "workers", "symmetric"}, "rtp")
         address = str(section.get("address", rtp.address))
         _check_ip(check, section, "address", address)
         low, high = rtp.port_min, rtp.port_max
@@ -188,7 +189,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             check.error(section.line_of("workers"), f"rtp workers must be auto or a number of media worker processes "
                                                     f"0-16 (0: media in the call process), not {workers!r}")
             workers = rtp.workers
-        rtp = RtpSettings(address=address, port_min=low, port_max=high, workers=workers)
+        rtp = RtpSettings(address=address, port_min=low, port_max=high, workers=workers,
+                          symmetric=parse_symmetric_rtp(check, section, rtp.symmetric))
     if "trunks" in top and (section := check.mapping(top["trunks"], top.line_of("trunks"), "trunks")) is not None:
         for name, body in section.items():
             trunk = check.mapping(body, section.line_of(name), f"trunk {name!r}")

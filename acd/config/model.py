@@ -126,6 +126,9 @@ class RtpSettings:
     # Media worker processes carrying the RTP legs: "auto" (one per core beyond the first, at most 4;
     # none on one core) or a number; 0 keeps media in the call process (acd.calls.remote_media).
     workers: int | str = "auto"
+    # Symmetric RTP (send to where a peer's RTP comes from): "auto" (SDP addresses behind NAT),
+    # "always" or "off" (acd.media.symmetric_rtp).
+    symmetric: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)

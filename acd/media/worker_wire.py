@@ -27,7 +27,7 @@ _LENGTH = struct.Struct(">I")
 # Commands: call process -> worker. `leg` is an int the call process chose, unique per worker.
 OPEN = "open"            # (OPEN, leg, port, call_id, codec, payload_type, telephone_event_pt)
 SET = "set"              # (SET, leg, field, value): codec, payload_type, telephone_event_pt, remote, next_send,
-#                          sending, inband_dtmf
+#                          sending, inband_dtmf, symmetric (before the first remote)
 SRTP = "srtp"            # (SRTP, leg, local_key | None, remote_key | None)
 BLOB = "blob"            # (BLOB, blob_id, audio): encoded audio the call process will refer to by id
 FORGET = "forget"        # (FORGET, blob_id): the blob will not be played again

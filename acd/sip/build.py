@@ -69,7 +69,8 @@ def new_call_id(host: str) -> str:
 def make_response(request: Request, status: int, reason: str | None = None, *,
                   to_tag: str | None = None, extra_headers: tuple[tuple[str, str], ...] = (),
                   body: bytes = b"", content_type: str | None = None) -> Response:
-    """A response copying Via, From, To, Call-ID and CSeq from the request (§8.2.6.2).
+    """A response copying Via, From, To, Call-ID and CSeq from the request (§8.2.6.2), and for
+    101-299 its Record-Route (§12.1.1).
 
     `to_tag` is added to To when the request's To has none (every response but 100 needs one
     once a dialog or a final answer exists).
@@ -89,6 +90,11 @@ def make_response(request: Request, status: int, reason: str | None = None, *,
     headers.add("To", to_value)
     headers.add("Call-ID", request.headers.get("Call-ID", ""))
     headers.add("CSeq", request.headers.get("CSeq", ""))
+    if 100 < status < 300:
+        # §12.1.1: a response that may establish a dialog copies every Record-Route, in order, so the
+        # caller's in-dialog requests (PRACK, ACK, BYE) go through the proxies that asked to stay in.
+        for record_route in request.headers.get_all("Record-Route"):
+            headers.add("Record-Route", record_route)
     for name, value in extra_headers:
         headers.add(name, value)
     if body:

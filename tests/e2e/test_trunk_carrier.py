@@ -12,82 +12,27 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import urllib.request
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from .harness import LOOPBACK, free_port, rtp_base, run_sipp, start_server, wait_until
+from .carrier import ACCOUNT_PASSWORD, ACCOUNT_USER, REALM, Carrier, carrier_tools_installed
+from .harness import LOOPBACK, free_port, rtp_base, run_sipp, start_server
 from .test_acd_calls import GOODBYE_FLOW, QUEUE_FLOW, SCENARIOS, SippAgents, _time, agents_yaml
 
-CONFIG = Path(__file__).with_name("kamailio_carrier.cfg")
-ACCOUNT_USER, ACCOUNT_PASSWORD, REALM = "acd", "carrier-pw-7", "carrier.test"
 GRANTED_SECONDS = 10  # the carrier's registrar max_expires: we ask for 60 and get 10
 
-pytestmark = pytest.mark.skipif(shutil.which("kamailio") is None or shutil.which("kamcmd") is None
-                                or shutil.which("sipp") is None,
-                                reason="needs Kamailio and SIPp (scripts/setup installs them)")
-
-
-class Carrier:
-    """A Kamailio process in the foreground (-DD -E) on 127.0.0.1:`port`, restartable."""
-
-    def __init__(self, workdir: Path, port: int, pstn_port: int) -> None:
-        self.workdir = workdir
-        self.port = port
-        self.pstn_port = pstn_port
-        self.socket = workdir / "ctl"
-        self.process: subprocess.Popen | None = None
-        self.runs = 0
-        workdir.mkdir(parents=True, exist_ok=True)
-
-    def start(self, digest_algorithm: str = "MD5") -> None:
-        """Start Kamailio; its challenges use `digest_algorithm` (MD5 or SHA-256, RFC 8760)."""
-        self.runs += 1
-        log = open(self.workdir / f"kamailio-{self.runs}.log", "wb")
-        self.process = subprocess.Popen(
-            ["kamailio", "-f", str(CONFIG), "-DD", "-E", "-m", "32", "-M", "4", "-l", f"udp:{LOOPBACK}:{self.port}",
-             "-Y", str(self.workdir), "-w", str(self.workdir), "-A", f'ACCOUNT_USER="{ACCOUNT_USER}"',
-             "-A", f'ACCOUNT_PASSWORD="{ACCOUNT_PASSWORD}"', "-A", f'CARRIER_REALM="{REALM}"',
-             "-A", f'PSTN_URI="sip:{LOOPBACK}:{self.pstn_port}"', "-A", f'CTL_SOCKET="unix:{self.socket}"',
-             "-A", f"MAX_EXPIRES={GRANTED_SECONDS}", "-A", f'DIGEST_ALGORITHM="{digest_algorithm}"'],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        wait_until(lambda: self.socket.exists() and self._rpc("core.uptime") is not None, 10,
-                   "Kamailio answers on its control socket")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.socket.unlink(missing_ok=True)
-
-    def _rpc(self, command: str) -> str | None:
-        result = subprocess.run(["kamcmd", "-s", f"unix:{self.socket}", command], capture_output=True, text=True,
-                                timeout=5)
-        return result.stdout if result.returncode == 0 else None
-
-    def contacts(self) -> list[str]:
-        """The Contacts bound to the account now (kamcmd ul.dump)."""
-        return re.findall(r"Address:\s*(\S+)", self._rpc("ul.dump") or "")
-
-    def log(self) -> str:
-        return "".join((self.workdir / f"kamailio-{run}.log").read_text(errors="replace")
-                       for run in range(1, self.runs + 1))
+pytestmark = pytest.mark.skipif(not carrier_tools_installed(), reason="needs Kamailio and SIPp (scripts/setup installs them)")
 
 
 def test_the_trunk_registers_refreshes_survives_a_carrier_restart_and_calls_back_through_it(tmp_path):
     """Registration with its 401 (MD5) answered; the carrier restarts (now SHA-256) and forgets us; the
     refresh at 85 % of 10 s registers us again; meanwhile a callback's INVITE is challenged (407),
     answered, and reaches the PSTN phone behind the carrier, which talks and hangs up."""
-    carrier = Carrier(tmp_path / "carrier", free_port(both=False), free_port(both=False))
+    carrier = Carrier(tmp_path / "carrier", free_port(both=False), free_port(both=False),
+                      max_expires_seconds=GRANTED_SECONDS)
     sip_port, http_port = free_port(), free_port(kind=socket.SOCK_STREAM, both=False)
     our_contact = f"sip:{ACCOUNT_USER}@{LOOPBACK}:{sip_port}"
     talking = (SCENARIOS / "agent_answers.xml").read_text()

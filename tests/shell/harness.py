@@ -80,18 +80,20 @@ class ShellHarness:
     def __init__(self, root: Path, *, extra_files: dict[str, str] | None = None, trunk_outbound: str | None = None,
                  rtp_ports: int = 400, main_extra: str = "", drain_seconds: float = 30.0,
                  start_time: float = START_TIME, trunk_extra: str = "", trunk_sources: list[str] | None = None,
-                 sip_extra: str = "", media_workers: bool | None = None) -> None:
-        """`media_workers`: run media on the worker plane (default: ACD_SHELL_MEDIA_WORKERS)."""
+                 sip_extra: str = "", media_workers: bool | None = None, rtp_extra: str = "") -> None:
+        """`media_workers`: run media on the worker plane (default: ACD_SHELL_MEDIA_WORKERS); `rtp_extra`:
+        lines for the `rtp:` block (write_config)."""
         media_workers = MEDIA_WORKERS if media_workers is None else media_workers
         self.root = Path(root)
         self.sip_address = (LOCAL, SIP_PORT)
         self.options = dict(extra_files=extra_files, trunk_outbound=trunk_outbound, rtp_ports=rtp_ports,
                             main_extra=main_extra, drain_seconds=drain_seconds, trunk_extra=trunk_extra,
-                            trunk_sources=trunk_sources, sip_extra=sip_extra, media_workers=media_workers)
+                            trunk_sources=trunk_sources, sip_extra=sip_extra, media_workers=media_workers,
+                            rtp_extra=rtp_extra)
         write_config(self.root, sip_port=SIP_PORT, rtp_base=RTP_BASE, trunk_outbound=trunk_outbound,
                      extra_files=extra_files, http_port=HTTP_PORT, main_extra=main_extra, rtp_ports=rtp_ports,
                      trunk_extra=trunk_extra, trunk_sources=trunk_sources, sip_extra=sip_extra,
-                     rtp_workers=1 if media_workers else 0)
+                     rtp_workers=1 if media_workers else 0, rtp_extra=rtp_extra)
         self.capture = _LogCapture()
         self._logger = logging.getLogger("acd")
         self._old_level = self._logger.level
