@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 from typing import Callable
 
 from twisted.internet import protocol, task
@@ -34,6 +35,7 @@ from ..media.inband_dtmf import InbandDtmfDetector
 from ..media.prompts import FRAME_SAMPLES, FRAME_SECONDS, SILENCE_BYTE
 from ..media.rfc4733 import DtmfReceiver
 from ..media.rtp import RtpPacket, build_rtp_header, is_rtcp
+from ..media.rtp_stats import ReceiveStatistics, StreamFigures
 from ..media.srtp import SrtpRefused, SrtpStream
 
 __all__ = ["RtpLeg", "MediaClock", "RtpPortAllocator", "INBAND_DTMF_SETTINGS"]
@@ -48,6 +50,7 @@ MAX_CATCH_UP_SECONDS = 0.06
 SRTP_FAILURE_LOG_INTERVAL_SECONDS = 10.0
 INBAND_DTMF_SETTINGS = ("off", "on", "auto")
 _INBAND_CODECS = frozenset({"PCMU", "PCMA"})  # what acd.media.inband_dtmf decodes
+_SEQ_TIMESTAMP_SSRC = struct.Struct("!HII")  # RTP header bytes 2-11 (RFC 3550 §5.1)
 
 
 class RtpLeg(protocol.DatagramProtocol):
@@ -101,6 +104,15 @@ class RtpLeg(protocol.DatagramProtocol):
         self.srtp_failures = 0
         self._srtp_failures_unlogged = 0
         self._srtp_failure_logged_at: float | None = None
+        self.stats = ReceiveStatistics()  # the peer's stream: loss and jitter (acd.media.rtp_stats)
+        self.rtcp = None  # an acd.calls.rtcp_port.RtcpPort while the leg reports on RTP port + 1
+
+    def figures(self) -> StreamFigures:
+        """Loss and jitter of the stream we received, and what the peer's RTCP reported of ours."""
+        rtcp = self.rtcp
+        if rtcp is None:
+            return self.stats.figures()
+        return self.stats.figures(rtcp.session.reported_lost, rtcp.session.reported_jitter_seconds)
 
     def use_srtp(self, local_key: bytes | None, remote_key: bytes | None) -> None:
         """Send SRTP under `local_key` and receive SRTP under `remote_key`; None, None: plain RTP.
@@ -230,6 +242,9 @@ class RtpLeg(protocol.DatagramProtocol):
                 self._srtp_failed(addr, error)
                 return
         payload_type = data[1] & 0x7F
+        if payload_type == self.payload_type or payload_type == self.telephone_event_pt:
+            seq, timestamp, ssrc = _SEQ_TIMESTAMP_SSRC.unpack_from(data, 2)
+            self.stats.received(seq, timestamp, ssrc, self.clock(), payload_type == self.payload_type)
         if self.tap_in is not None and payload_type == self.payload_type:
             self.tap_in(data[12 + 4 * (data[0] & 0x0F):])
         if self.mix_room is not None and payload_type == self.payload_type:

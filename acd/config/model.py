@@ -126,6 +126,8 @@ class RtpSettings:
     # Media worker processes carrying the RTP legs: "auto" (one per core beyond the first, at most 4;
     # none on one core) or a number; 0 keeps media in the call process (acd.calls.remote_media).
     workers: int | str = "auto"
+    # RTCP reports per leg on its RTP port + 1 (acd/calls/rtcp_port.py): RFC 3550's 5 s, randomised; 0: no RTCP.
+    rtcp_interval_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
