@@ -19,6 +19,11 @@ arrives; the call sets it, acd/calls/dtmf_sources.py) runs acd.media.inband_dtmf
 audio while the leg is not bridged, that is while the caller is in the IVR or queued: ~100 µs of
 CPU per 20 ms frame of sound, ~5 µs of silence (scripts/bench/inband_dtmf_frame.py). Its digits go to `on_digit(digit, "inband")`; RFC 4733 digits
 to `on_digit(digit)`.
+
+Every received packet of the peer's stream (audio or telephone-event) feeds the leg's receive
+statistics (acd.media.rtp_stats: loss, reordering, jitter; ~1 µs a packet,
+scripts/bench/rtp_receive_stats.py), which its RTCP reports (acd.calls.rtcp_port, on the RTP port
++ 1) and its figures at the end (`figures()`, acd.calls.media_figures) read.
 """
 
 from __future__ import annotations
@@ -62,7 +67,8 @@ class RtpLeg(protocol.DatagramProtocol):
                  telephone_event_pt: int | None, on_digit: Callable[[str], None],
                  on_playback_finished: Callable[[int], None], rng: random.Random | None = None,
                  clock: Callable[[], float] = lambda: 0.0, on_srtp_failure: Callable[[], None] = lambda: None) -> None:
-        """`clock` (seconds, e.g. reactor.seconds) paces the SRTP failure log; `on_srtp_failure` counts."""
+        """`clock` (seconds, e.g. reactor.seconds) paces the SRTP failure log and times arrivals (jitter);
+        `on_srtp_failure` counts."""
         rng = rng or random.Random()
         self.call_id = call_id
         self.codec = codec

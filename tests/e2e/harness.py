@@ -88,12 +88,13 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
                  flows_from: Path = REPO, extra_files: dict[str, str] | None = None,
                  trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "",
                  rtp_ports: int = 400, sip_extra: str = "", trunk_extra: str = "",
-                 rtp_workers: int | str | None = None, host: str = LOOPBACK) -> None:
+                 rtp_workers: int | str | None = None, host: str = LOOPBACK, rtp_extra: str = "") -> None:
     """A config tree for one test server: the shipped demo dialplans, flows, queues and look-ups, on
     test ports, with office hours open around the clock (tests must not depend on the time of day).
     `extra_files` ({relative path: text}) adds or replaces files; `sip_extra` adds lines (indented
     two spaces) to the `sip:` block, e.g. transports, tcp limits, tls; `trunk_extra` adds settings to
-    the trunk `test`, e.g. "srtp: required". `rtp_workers`: `rtp: workers:` (None: the default, auto).
+    the trunk `test`, e.g. "srtp: required". `rtp_workers`: `rtp: workers:` (None: the default, auto);
+    `rtp_extra` adds lines (indented two spaces) to the `rtp:` block, e.g. rtcp_interval_seconds.
     `host`: the address SIP, RTP and HTTP bind and advertise (a test address inside a network
     namespace the test made, see netns.py; 127.0.0.1 otherwise)."""
     (root / "conf").mkdir(parents=True, exist_ok=True)
@@ -103,7 +104,7 @@ def write_config(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
         f"  listen: {host}\n  port: {sip_port}\n  public_address: {host}\n" + sip_extra +
         "rtp:\n"
         f"  address: {host}\n  ports: {rtp_base}-{rtp_base + rtp_ports - 1}\n"
-        + (f"  workers: {rtp_workers}\n" if rtp_workers is not None else "") +
+        + (f"  workers: {rtp_workers}\n" if rtp_workers is not None else "") + rtp_extra +
         f"http:\n  listen: {host}\n  port: {http_port}\n"
         "trunks:\n"
         "  test:\n"
@@ -191,14 +192,14 @@ def start_server(root: Path, *, sip_port: int, rtp_base: int, trunk_sources: lis
                  trunk_outbound: str | None = None, http_port: int = 0, main_extra: str = "",
                  rtp_ports: int = 400, serve_args: tuple[str, ...] = (), sip_extra: str = "",
                  trunk_extra: str = "", rtp_workers: int | str | None = None, host: str = LOOPBACK,
-                 command_prefix: tuple[str, ...] = ()) -> AcdServer:
+                 command_prefix: tuple[str, ...] = (), rtp_extra: str = "") -> AcdServer:
     """Write a config under `root` and start the server on it (`serve_args`: more `acd serve`
     options, e.g. ("--drain-seconds", "2")); waits until it listens. `host` as for write_config;
     `command_prefix` runs the server through another command, e.g. ("ip", "netns", "exec", name),
     which must exec it (the pid stays the server's, so stop() signals the server itself)."""
     write_config(root, sip_port=sip_port, rtp_base=rtp_base, trunk_sources=trunk_sources, extra_files=extra_files,
                  trunk_outbound=trunk_outbound, http_port=http_port, main_extra=main_extra, rtp_ports=rtp_ports,
-                 sip_extra=sip_extra, trunk_extra=trunk_extra, rtp_workers=rtp_workers, host=host)
+                 sip_extra=sip_extra, trunk_extra=trunk_extra, rtp_workers=rtp_workers, host=host, rtp_extra=rtp_extra)
     log_path = root / "server.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen([*command_prefix, sys.executable, "-m", "acd.cli", "serve", "--root", str(root),
