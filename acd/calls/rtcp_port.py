@@ -10,7 +10,8 @@ to where it came from (symmetric RTCP, RFC 4961: right behind a NAT and for an `
 alike). The pure side is acd.media.rtcp_session; this is the socket and the timer.
 
 SRTP legs send and read no RTCP: SRTCP (RFC 3711 §3.4) would need its own index and auth tag;
-their RTP figures (loss, jitter received) are still kept by the leg.
+their RTP figures (loss, jitter received) are still kept by the leg. Datagrams that do not parse are
+counted and logged once when the leg ends (not at once: a peer's first SRTCP can beat our keys).
 
 A port + 1 that another program holds leaves the leg without RTCP (logged once per leg): the call
 works, only the reports are missing.
@@ -53,6 +54,7 @@ class RtcpPort(protocol.DatagramProtocol):
         self.wallclock = wallclock
         self.peer: tuple[str, int] | None = None  # where the peer's RTCP came from (symmetric RTCP)
         self.bad_reports = 0
+        self._first_bad = ""
         self._timer = None
 
     def start(self) -> None:
@@ -101,8 +103,7 @@ class RtcpPort(protocol.DatagramProtocol):
         except RtcpError as error:
             self.bad_reports += 1
             if self.bad_reports == 1:
-                log.info("call=%s dropped a broken RTCP datagram from %s:%s: %s", self.leg.call_id, addr[0],
-                         addr[1], error)
+                self._first_bad = f"from {addr[0]}:{addr[1]} ({len(data)} bytes, {data[:16].hex()}...): {error}"
             return
         if addr[0] == self.leg.remote[0]:
             self.peer = addr
@@ -113,6 +114,11 @@ class RtcpPort(protocol.DatagramProtocol):
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
+        if self.bad_reports and not self.leg.srtp:
+            # Logged at the end, once: SRTCP can arrive before the leg's SRTP keys do (the peer reports
+            # as soon as it answers), and is only noise on a leg that turned out to be SRTP.
+            log.info("call=%s dropped %d broken RTCP datagram(s), the first %s", self.leg.call_id, self.bad_reports,
+                     self._first_bad)
         if self.transport is None:
             return
         self._send(self.session.bye(self.reactor.seconds(), self.wallclock(), **self._counts()))

@@ -73,8 +73,9 @@ def test_a_caller_gets_sender_reports_with_its_loss_and_the_peers_reports_reach_
     assert harness.metric("acd_rtp_jitter_seconds_sum", direction="reported") == 80 / 8000
 
 
-def test_a_broken_rtcp_datagram_is_dropped_and_the_call_goes_on(make_harness):
-    """Garbage and a truncated report on the RTCP port are dropped; the leg keeps reporting."""
+def test_a_broken_rtcp_datagram_is_dropped_and_the_call_goes_on(make_harness, caplog):
+    """Garbage and a truncated report on the RTCP port are dropped; the leg keeps reporting, and
+    one line at its end says how many were dropped, with the first one's bytes."""
     harness = make_harness()
     caller, call = harness.answered_call()
     capture = _rtcp_port_of_the_caller(harness, caller)
@@ -87,6 +88,8 @@ def test_a_broken_rtcp_datagram_is_dropped_and_the_call_goes_on(make_harness):
     call.bye()
     harness.advance(1.0)
     assert harness.bound_rtcp_ports() == []
+    assert "dropped 3 broken RTCP datagram(s), the first from 127.0.0.1:" in caplog.text
+    assert "(3 bytes, 000000...): RTCP packet has a truncated header" in caplog.text
 
 
 def test_ntp_timestamps_count_from_1900():

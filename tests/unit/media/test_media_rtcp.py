@@ -1,5 +1,7 @@
 """RTCP compound packets (RFC 3550 §6): golden datagrams, broken twins and every truncation."""
 
+from pathlib import Path
+
 import pytest
 
 from acd.media.rtcp import (Bye, ReceiverReport, ReportBlock, RtcpError, RtcpOtherPacket, SenderReport,
@@ -25,7 +27,35 @@ RR_NEGATIVE_APP = bytes.fromhex(
 # The RR with RFC 3550 padding (4 octets, last one the count) on the last packet.
 RR_PADDED = bytes.fromhex("a0c90002" "55667788" "00000004")
 
-GOLDEN = [SR_SDES, RR_SDES_BYE, RR_NEGATIVE_APP, RR_PADDED]
+# Captured from PJSUA2 2.15 (tests/e2e softphone calls, plain RTP): an SR + SDES sent mid-call, and
+# the RR + SDES + BYE it sent when it hung up; next to them, broken twins cut short.
+DATA = Path(__file__).resolve().parents[2] / "data" / "rtcp"
+PJSUA_SR = (DATA / "pjsua_sr_sdes.bin").read_bytes()
+PJSUA_BYE = (DATA / "pjsua_rr_sdes_bye.bin").read_bytes()
+
+GOLDEN = [SR_SDES, RR_SDES_BYE, RR_NEGATIVE_APP, RR_PADDED, PJSUA_SR, PJSUA_BYE]
+
+
+def test_pjsua_sender_report_reads_as_pjsua_wrote_it():
+    sr, sdes = parse_compound(PJSUA_SR)
+    assert (sr.ssrc, sr.packet_count, sr.octet_count, sr.rtp_timestamp) == (0x793F450A, 267, 40848, 42824)
+    (block,) = sr.reports
+    assert (block.ssrc, block.cumulative_lost, block.jitter, block.highest_sequence) == (0x0386E726, 0, 2, 33965)
+    assert block.last_sr == 0xB1B9DECA and block.delay_since_last_sr == 214741  # 3.28 s since our SR
+    assert sdes.cname(sr.ssrc) == b"5d4188ce56a3a620"
+    assert build_compound([sr, sdes]) == PJSUA_SR
+
+
+def test_pjsua_hang_up_report_ends_with_a_bye():
+    rr, sdes, bye = parse_compound(PJSUA_BYE)
+    assert isinstance(rr, ReceiverReport) and bye == Bye(sources=(rr.ssrc,))
+    assert build_compound([rr, sdes, bye]) == PJSUA_BYE
+
+
+@pytest.mark.parametrize("name", ["pjsua_sr_sdes_invalid_truncated_block.bin", "pjsua_rr_sdes_bye_invalid_length.bin"])
+def test_pjsua_broken_twins_are_refused(name):
+    with pytest.raises(RtcpError, match="runs past"):
+        parse_compound((DATA / name).read_bytes())
 
 
 def test_sender_report_fields_and_round_trip():
