@@ -497,7 +497,7 @@ def test_rtcp_interval_defaults_to_rfc_3550s_five_seconds_and_0_turns_rtcp_off(r
     assert load_config(root).rtp.rtcp_interval_seconds == 0
 
 
-@pytest.mark.parametrize("value", ["-1", "often", "4000"])
+@pytest.mark.parametrize("value", ["-1", "often"])
 def test_bad_rtcp_interval_names_its_line(root, value):
     path = edit(root, "conf/acd.yaml", "ports: 20000-20999", f"ports: 20000-20999\n  rtcp_interval_seconds: {value}")
     name, line, message = only_error(root)
