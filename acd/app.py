@@ -210,11 +210,13 @@ def _media_plane(config: Config, reactor, *, prompts: PromptLibrary, rng: random
     rtp = config.rtp
     if workers == 0:
         return MediaPorts(reactor, address=rtp.address, port_min=rtp.port_min, port_max=rtp.port_max,
-                          prompts=prompts, rng=rng, metrics=metrics, symmetric=rtp.symmetric)
+                          prompts=prompts, rng=rng, metrics=metrics, symmetric=rtp.symmetric,
+                          rtcp_interval_seconds=rtp.rtcp_interval_seconds)
     level = logging.getLevelName(logging.getLogger("acd.media").getEffectiveLevel())
     media = RemoteMediaPorts(reactor, address=rtp.address, port_min=rtp.port_min, port_max=rtp.port_max,
                              prompts=prompts, workers=workers, rng=rng, metrics=metrics, log_level=level,
-                             start_worker=start_media_worker, symmetric=rtp.symmetric)
+                             start_worker=start_media_worker, symmetric=rtp.symmetric,
+                             rtcp_interval_seconds=rtp.rtcp_interval_seconds)
     reactor.addSystemEventTrigger("after", "shutdown", media.stop)
     return media
 

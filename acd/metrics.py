@@ -32,6 +32,7 @@ ESTIMATE_ERROR_BUCKETS_SECONDS = (-600, -300, -120, -60, -30, -10, 0, 10, 30, 60
 COMMIT_DELAY_BUCKETS_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 # How late the event loop runs (admission control's tick): a few ms is a busy tick, 0.1 s is overload.
 LOOP_LAG_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+RTP_JITTER_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)  # 20 ms = one G.711 frame
 
 
 class _RememberedChildren:
@@ -154,6 +155,13 @@ class Metrics:
         self.rtp_received = _Counter("acd_rtp_packets_received_total", "RTP packets received", registry=r)
         self.rtp_late = _Counter("acd_rtp_frames_dropped_total", "Media frames skipped because a tick was late",
                                 registry=r)
+        # Per media leg at its end (acd.calls.media_figures): "received" is what we measured of the peer's
+        # stream, "reported" what the peer's RTCP receiver reports said of ours.
+        self.rtp_jitter = _Histogram("acd_rtp_jitter_seconds", "Interarrival jitter of a media leg at its end "
+                                     "(RFC 3550 A.8), by direction (received, reported)", ["direction"],
+                                     buckets=RTP_JITTER_BUCKETS_SECONDS, registry=r)
+        self.rtp_lost = _Counter("acd_rtp_packets_lost_total", "RTP packets lost (RFC 3550 A.3), by direction "
+                                 "(received: by us; reported: by the peer, from its RTCP)", ["direction"], registry=r)
         self.records_commit_delay = _Histogram(
             "acd_records_commit_delay_seconds",
             "Per records commit: how long its oldest event waited between happening and being on disk",

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Callable
 
 from ..media.prompts import PromptLibrary
 from ..media.sdes import KEY_SALT_BYTES
+from .media_figures import account_leg_figures
 from .mix_room import MixRoom
+from .rtcp_port import open_rtcp
 from .rtp_leg import MediaClock, RtpLeg, RtpPortAllocator
 
 if TYPE_CHECKING:
@@ -26,10 +28,13 @@ class MediaPorts:
     """Implements the `Media` port (acd.calls.ports) on real UDP ports of one address and range."""
 
     def __init__(self, reactor, *, address: str, port_min: int, port_max: int, prompts: PromptLibrary,
-                 rng: random.Random | None = None, metrics: "Metrics | None" = None, symmetric: str = "off") -> None:
-        """`metrics` counts the SRTP packets legs drop (acd_srtp_auth_failures_total); `symmetric`: the
-        legs' symmetric RTP setting (acd.media.symmetric_rtp)."""
+                 rng: random.Random | None = None, metrics: "Metrics | None" = None, symmetric: str = "off",
+                 rtcp_interval_seconds: float = 5.0) -> None:
+        """`metrics` counts the SRTP packets legs drop (acd_srtp_auth_failures_total) and the legs' loss
+        and jitter; `symmetric`: the legs' symmetric RTP setting (acd.media.symmetric_rtp);
+        `rtcp_interval_seconds`: each leg's RTCP report interval (0: no RTCP; acd.calls.rtcp_port)."""
         self.symmetric = symmetric
+        self.rtcp_interval_seconds = rtcp_interval_seconds
         self.reactor = reactor
         self.metrics = metrics
         self.address = address
@@ -53,8 +58,11 @@ class MediaPorts:
                       symmetric=self.symmetric)
 
     def open(self, leg: RtpLeg) -> int | None:
-        """Bind `leg` to a free port of the range; None when every port is taken."""
-        return self.allocator.listen(leg)
+        """Bind `leg` to a free port of the range (and its RTCP to the next); None when every port is taken."""
+        port = self.allocator.listen(leg)
+        if port is not None:
+            open_rtcp(self.reactor, leg, port, self.address, interval_seconds=self.rtcp_interval_seconds, rng=self.rng)
+        return port
 
     def release(self, leg: RtpLeg) -> None:
         """The leg ended: unbind its port and count its packets."""
@@ -64,11 +72,14 @@ class MediaPorts:
         self.clock.remove(leg)
         if leg.mix_room is not None:
             leg.mix_room.discard(leg)
+        if leg.rtcp is not None:
+            leg.rtcp.close()
         leg.transport.stopListening()
         if self.metrics is not None:
             self.metrics.rtp_sent.inc(leg.packets_sent)
             self.metrics.rtp_received.inc(leg.packets_received)
             self.metrics.rtp_late.inc(leg.frames_dropped)
+        account_leg_figures(self.metrics, leg.call_id, leg.figures())
 
     def stop(self) -> None:
         """The server is exiting (nothing to stop: the legs live in this process)."""

@@ -36,6 +36,7 @@ from ..heap import GcPauses
 from ..media import worker_wire as wire
 from ..media.prompts import FRAME_SAMPLES, SILENCE_BYTE
 from .mix_room import MixRoom
+from .rtcp_port import open_rtcp
 from .rtp_leg import MediaClock, RtpLeg
 from .rtp_port import listen_rtp
 
@@ -56,9 +57,11 @@ class WorkerMedia:
     IReactorTime and IReactorUDP."""
 
     def __init__(self, reactor, *, address: str, send: Callable[[tuple], None], ports: "range | list[int]" = range(0),
-                 bindable: Callable[[str, int], bool] | None = None) -> None:
+                 bindable: Callable[[str, int], bool] | None = None, rtcp_interval_seconds: float = 5.0) -> None:
         """`ports`: this worker's slice of the RTP range, probed with `bindable(address, port)` (default:
-        bind a socket and close it) for ports other programs hold."""
+        bind a socket and close it) for ports other programs hold. `rtcp_interval_seconds`: each leg's RTCP
+        report interval on its port + 1 (0: none; acd.calls.rtcp_port)."""
+        self.rtcp_interval_seconds = rtcp_interval_seconds
         self.reactor = reactor
         self.address = address
         self.send = send
@@ -102,6 +105,7 @@ class WorkerMedia:
             send((wire.OPEN_FAILED, leg_id, port, str(error.socketError)))
             return
         self.legs[leg_id] = leg
+        open_rtcp(self.reactor, leg, port, self.address, interval_seconds=self.rtcp_interval_seconds, rng=self.rng)
 
     def _set(self, leg_id: int, field: str, value) -> None:
         leg = self.legs.get(leg_id)
@@ -209,10 +213,12 @@ class WorkerMedia:
         leg.on_audio = leg.tap_in = leg.tap_out = None
         for other in self.relayed_to.pop(leg, ()):
             other.relay_to = None
+        if leg.rtcp is not None:
+            leg.rtcp.close()
         if leg.transport is not None:
             leg.transport.stopListening()
         self.send((wire.CLOSED, leg_id, leg.packets_sent, leg.packets_received, leg.packets_relayed,
-                   leg.frames_dropped))
+                   leg.frames_dropped, leg.figures().as_tuple()))
 
     def _srtp_failed(self) -> None:
         self.srtp_failures += 1
@@ -325,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", required=True, help="the RTP address to bind ports on")
     parser.add_argument("--ports", default="0:-1:2", help="this worker's slice of the RTP range: FIRST:LAST:STEP")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--rtcp-interval-seconds", type=float, default=5.0, help="RTCP report interval (0: none)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -338,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         root.handlers[:] = [handler]
         root.setLevel(getattr(logging, args.log_level, logging.INFO))
         first, last, step = (int(part) for part in args.ports.split(":"))
-        media = WorkerMedia(reactor, address=args.address, send=reader.send, ports=range(first, last + 1, step))
+        media = WorkerMedia(reactor, address=args.address, send=reader.send, ports=range(first, last + 1, step),
+                            rtcp_interval_seconds=args.rtcp_interval_seconds)
         reader.send((wire.HELLO, os.getpid()))
         reactor.callWhenRunning(media.probe_ports)
         task.LoopingCall(media.probe_ports, True).start(PORT_PROBE_SECONDS, now=False)

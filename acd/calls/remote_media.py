@@ -32,6 +32,8 @@ from twisted.internet import protocol
 
 from ..media import worker_wire as wire
 from ..media.prompts import PromptLibrary
+from ..media.rtp_stats import StreamFigures
+from .media_figures import account_leg_figures
 from .media_ports import MediaPorts
 
 if TYPE_CHECKING:
@@ -321,7 +323,7 @@ class RemoteMediaPorts:
     def __init__(self, reactor, *, address: str, port_min: int, port_max: int, prompts: PromptLibrary,
                  workers: int, rng: random.Random | None = None, metrics: "Metrics | None" = None,
                  log_level: str = "INFO", start_worker: "Callable[[protocol.ProcessProtocol], None] | None" = None,
-                 symmetric: str = "off") -> None:
+                 symmetric: str = "off", rtcp_interval_seconds: float = 5.0) -> None:
         """`log_level`: the workers' (their lines are written to this process's log). `symmetric`: the
         legs' symmetric RTP setting (acd.media.symmetric_rtp), set on each as it opens. `start_worker`
         connects a worker's process protocol to a worker (default: spawn `acd.calls.media_worker`;
@@ -337,6 +339,7 @@ class RemoteMediaPorts:
         self.rng = rng or random.Random()
         self.log_level = log_level
         self.symmetric = symmetric
+        self.rtcp_interval_seconds = rtcp_interval_seconds  # passed to the workers (acd.calls.rtcp_port)
         self.on_media_lost: Callable[[list[str], str], None] = lambda call_ids, why: None
         first = port_min + (port_min % 2)
         even = list(range(first, port_max + 1, 2))
@@ -364,7 +367,7 @@ class RemoteMediaPorts:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         ports = f"{worker.ports[0]}:{worker.ports[-1]}:{2 * len(self.workers)}" if worker.ports else "0:-1:2"
         args = [sys.executable, "-m", "acd.calls.media_worker", "--address", self.address, "--ports", ports,
-                "--log-level", self.log_level]
+                "--log-level", self.log_level, "--rtcp-interval-seconds", str(self.rtcp_interval_seconds)]
         self.reactor.spawnProcess(worker, sys.executable, args, env=env, childFDs={0: "w", 1: "r", 2: "r"})
 
     def stop(self) -> None:
@@ -436,7 +439,8 @@ class RemoteMediaPorts:
         elif kind == wire.HELLO:
             log.info("media worker %d ready (pid %s)", worker.index, message[1])
 
-    def _closed(self, worker: _Worker, leg_id: int, sent: int, received: int, relayed: int, dropped: int) -> None:
+    def _closed(self, worker: _Worker, leg_id: int, sent: int, received: int, relayed: int, dropped: int,
+                figures: tuple | None = None) -> None:
         leg = worker.legs.pop(leg_id, None)
         if leg is None:
             return
@@ -449,6 +453,8 @@ class RemoteMediaPorts:
             self.metrics.rtp_late.inc(dropped)
         log.debug("call=%s media leg closed: rtp_sent=%d rtp_received=%d relayed=%d late_frames=%d", leg.call_id,
                   sent, received, relayed, dropped)
+        if figures is not None:
+            account_leg_figures(self.metrics, leg.call_id, StreamFigures.from_tuple(figures))
 
     def _open_failed(self, worker: _Worker, leg_id: int, port: int, reason: str) -> None:
         leg = worker.legs.pop(leg_id, None)

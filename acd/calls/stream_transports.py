@@ -246,12 +246,13 @@ def listen_sip_streams(config: "Config", reactor, server: SipReceiver, *,
     if not streams:
         return None, None
     limits = config.sip.tcp
-    soft, needed = raise_open_file_limit(limits.max_connections + (config.rtp.port_max - config.rtp.port_min) // 2
+    legs = (config.rtp.port_max - config.rtp.port_min) // 2
+    soft, needed = raise_open_file_limit(limits.max_connections + legs * (2 if config.rtp.rtcp_interval_seconds else 1)
                                          + 256)
     if soft < needed:
-        log.warning("open-file limit %d is below the %d the limits may need (%d stream connections, an RTP port "
-                    "per call leg): raise LimitNOFILE (ulimit -n) or lower sip tcp max_connections", soft, needed,
-                    limits.max_connections)
+        log.warning("open-file limit %d is below the %d the limits may need (%d stream connections, an RTP and "
+                    "an RTCP port per call leg): raise LimitNOFILE (ulimit -n) or lower sip tcp max_connections", soft,
+                    needed, limits.max_connections)
     admission = ConnectionAdmission(max_connections_per_ip=limits.max_connections_per_ip,
                                     max_connections=limits.max_connections)
     ports: dict[str, object] = {}

@@ -174,7 +174,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
                           admission=parse_admission(check, section),
                           session_timer=parse_session_timer(check, section))
     if "rtp" in top and (section := check.mapping(top["rtp"], top.line_of("rtp"), "rtp")) is not None:
-        check.unknown_keys(section, {"address", "ports", "workers", "symmetric"}, "rtp")
+        check.unknown_keys(section, {"address", "ports", "workers", "symmetric", "rtcp_interval_seconds"}, "rtp")
         address = str(section.get("address", rtp.address))
         _check_ip(check, section, "address", address)
         low, high = rtp.port_min, rtp.port_max
@@ -189,8 +189,10 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
             check.error(section.line_of("workers"), f"rtp workers must be auto or a number of media worker processes "
                                                     f"0-16 (0: media in the call process), not {workers!r}")
             workers = rtp.workers
+        rtcp_interval = check.number(section, "rtcp_interval_seconds", rtp.rtcp_interval_seconds, "rtp", maximum=3600)
         rtp = RtpSettings(address=address, port_min=low, port_max=high, workers=workers,
-                          symmetric=parse_symmetric_rtp(check, section, rtp.symmetric))
+                          symmetric=parse_symmetric_rtp(check, section, rtp.symmetric),
+                          rtcp_interval_seconds=rtcp_interval)
     if "trunks" in top and (section := check.mapping(top["trunks"], top.line_of("trunks"), "trunks")) is not None:
         for name, body in section.items():
             trunk = check.mapping(body, section.line_of(name), f"trunk {name!r}")

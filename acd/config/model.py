@@ -129,6 +129,8 @@ class RtpSettings:
     # Symmetric RTP (send to where a peer's RTP comes from): "auto" (SDP addresses behind NAT),
     # "always" or "off" (acd.media.symmetric_rtp).
     symmetric: str = "auto"
+    # RTCP reports per leg on its RTP port + 1 (acd/calls/rtcp_port.py): RFC 3550's 5 s, randomised; 0: no RTCP.
+    rtcp_interval_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

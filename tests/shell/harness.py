@@ -311,9 +311,15 @@ class ShellHarness:
         return heard
 
     def bound_rtp_ports(self) -> list[int]:
-        """RTP ports the server holds right now (from the fake reactor, not the server)."""
-        return sorted(port for (host, port), bound in self.reactor.udp_ports.items()
-                      if port != SIP_PORT and not bound.closed)
+        """RTP ports the server holds right now (from the fake reactor, not the server). A leg's RTCP
+        port (its RTP port + 1, acd.calls.rtcp_port) is left out, unless it outlived its RTP port."""
+        bound = {port for (host, port), udp in self.reactor.udp_ports.items() if port != SIP_PORT and not udp.closed}
+        return sorted(port for port in bound if port % 2 == 0 or port - 1 not in bound)
+
+    def bound_rtcp_ports(self) -> list[int]:
+        """The RTCP ports (odd, one above an RTP port) the server holds right now."""
+        bound = {port for (host, port), udp in self.reactor.udp_ports.items() if port != SIP_PORT and not udp.closed}
+        return sorted(port for port in bound if port % 2 == 1 and port - 1 in bound)
 
     def signal(self, name: str = "SIGTERM") -> None:
         """What `acd serve`'s SIGTERM/SIGINT handler does (acd/cli.py): ask the server to stop, on the

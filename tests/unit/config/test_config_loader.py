@@ -489,3 +489,17 @@ def test_bad_menu_timeout_or_retries_names_its_line(root, old, new, needle):
 def test_an_unparsable_flow_file_does_not_make_its_routes_unknown(root):
     edit(root, "ivr_flows/main.yaml", "start: welcome\n", "start: [welcome\n")
     assert [e[0] for e in errors_of(root)] == ["ivr_flows/main.yaml"]
+
+
+def test_rtcp_interval_defaults_to_rfc_3550s_five_seconds_and_0_turns_rtcp_off(root):
+    assert load_config(root).rtp.rtcp_interval_seconds == 5.0
+    edit(root, "conf/acd.yaml", "ports: 20000-20999", "ports: 20000-20999\n  rtcp_interval_seconds: 0")
+    assert load_config(root).rtp.rtcp_interval_seconds == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "often"])
+def test_bad_rtcp_interval_names_its_line(root, value):
+    path = edit(root, "conf/acd.yaml", "ports: 20000-20999", f"ports: 20000-20999\n  rtcp_interval_seconds: {value}")
+    name, line, message = only_error(root)
+    assert (name, line) == ("conf/acd.yaml", line_of(path, "rtcp_interval_seconds:"))
+    assert "rtp rtcp_interval_seconds must be" in message
