@@ -11,6 +11,7 @@ the Debian package `postgresql` (scripts/setup installs it): PATH first, then /u
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -39,9 +40,7 @@ def unavailable_reason(run_as: str = "nobody") -> str | None:
     """None when a throwaway cluster can start here; otherwise why not (for a test skip)."""
     if postgresql_programs() is None:
         return "PostgreSQL is not installed (Debian package postgresql: scripts/setup installs it)"
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("psycopg") is None:
         return "psycopg is not installed (pyproject dependency psycopg[binary]: run scripts/setup)"
     if os.geteuid() == 0:
         try:
