@@ -6,12 +6,15 @@ write connection, group commit (a batch of up to MAX_BATCH_ITEMS items, one tran
 commit), a failing item costs only itself, the commit delay is observed.
 
 What differs:
-- A batch is sent as one psycopg pipeline (libpq pipeline mode, what psycopg's `executemany` uses):
-  every statement of the batch goes out without waiting for the one before, then one sync and one
-  COMMIT; a round trip per batch, not per item. An UPDATE's row count is known after the sync, so
-  "update for an unknown call" is checked then (`_check_updates`), in the same transaction.
-  When a statement fails, the batch is rolled back and written again item by item, each in its own
-  savepoint, as SQLite's writer does.
+- A batch goes to the server as ONE multi-statement query: each statement's parameters bound
+  client-side (psycopg's ClientCursor.mogrify, the server's quoting rules), the statements joined
+  and sent in the simple query protocol, then one COMMIT: two round trips per batch, not one per
+  item. (A psycopg pipeline, or executemany, costs ~170 us of client time per statement in Python;
+  this ~55 us, measured with scripts/bench/records_commit.py.) Each statement's row count comes
+  back with it (`nextset`), so "update for an unknown call" is checked after the batch ran
+  (`_check_updates`), in the same transaction. A statement whose rows are read (the previous run
+  at start-up) runs the batch queued so far first. When a statement fails, the batch is rolled
+  back and written again item by item, each in its own savepoint, as SQLite's writer does.
 - Durability: `synchronous_commit = on` (the default; FULL in SQLite's terms): COMMIT returns after
   the WAL is flushed on the database server, so a committed event survives a crash of either box.
   NORMAL/OFF map to `synchronous_commit = off` (only to measure what durability costs).
@@ -19,7 +22,7 @@ What differs:
   failed SQLite COMMIT is, and the writer connects again for the next batch.
 - SQL: the statements are SQLite's, translated by `pg_sql.to_pg`; three are written for
   PostgreSQL: GREATEST for SQLite's two-argument MAX, INSERT ... ON CONFLICT for INSERT OR REPLACE,
-  and the IVR step's update-then-insert as one statement (a pipeline cannot branch on a row count).
+  and the IVR step's update-then-insert as one statement (a batch cannot branch on a row count).
 """
 
 from __future__ import annotations
@@ -47,17 +50,75 @@ _CLOSE_INTERRUPTED = (
     "talk_seconds = GREATEST(:at, arrived_at) - connected_at WHERE ended_at IS NULL RETURNING call_id")
 
 
+class _Result:
+    """A statement's result once its batch has run: `rowcount`, and the rows (`fetchone`, `fetchall`),
+    which run the batch queued so far when asked for before it has."""
+
+    def __init__(self, connection: "_WriterConnection") -> None:
+        self._connection = connection
+        self.rowcount = -1
+        self.rows: list[tuple] | None = None
+
+    def fetchall(self) -> list[tuple]:
+        """Every row (runs the queued statements first if needed)."""
+        if self.rows is None:
+            self._connection.send()
+        return self.rows or []
+
+    def fetchone(self) -> tuple | None:
+        """The first row, or None."""
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+
 class _WriterConnection:
     """The writer's psycopg connection with the two sqlite-utils methods RecordStore's writes use
-    (`execute`, `conn.execute`), SQL translated."""
+    (`execute`, `conn.execute`), SQL translated. While `batching`, statements are bound client-side
+    and queued; `send()` runs them all as one multi-statement query (one round trip)."""
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.conn = self
+        self.batching = False
+        self._queued: list[tuple[str, _Result]] = []
+        self._client: Any = None  # a ClientCursor of `raw`, for its mogrify
 
     def execute(self, sql: str, parameters: Any = None) -> Any:
-        """Run SQLite-flavoured `sql`; the psycopg cursor (its results wait for the pipeline's sync)."""
-        return self.raw.execute(to_pg(sql), parameters)
+        """Run (or, batching, queue) SQLite-flavoured `sql`; a cursor or a `_Result`."""
+        return self.execute_pg(to_pg(sql), parameters)
+
+    def execute_pg(self, sql: str, parameters: Any = None) -> Any:
+        """Run (or, batching, queue) psycopg-flavoured `sql`."""
+        if not self.batching:
+            return self.raw.execute(sql, parameters)
+        if self._client is None or self._client.connection is not self.raw:
+            import psycopg
+
+            self._client = psycopg.ClientCursor(self.raw)
+        result = _Result(self)
+        self._queued.append((self._client.mogrify(sql, parameters), result))
+        return result
+
+    def send(self) -> None:
+        """Run the queued statements as one query (simple query protocol) and give each its result."""
+        queued, self._queued = self._queued, []
+        if not queued:
+            return
+        cursor = self.raw.cursor()
+        cursor.execute(";\n".join(text for text, _ in queued))
+        for index, (_, result) in enumerate(queued):
+            if index:
+                cursor.nextset()
+            result.rowcount = cursor.rowcount
+            result.rows = cursor.fetchall() if cursor.description is not None else []
+
+    def discard(self) -> None:
+        """Forget the queued statements (their batch failed) and stop batching."""
+        self._queued.clear()
+        self.batching = False
 
     def close(self) -> None:
         """Close the connection."""
@@ -93,7 +154,7 @@ class PgRecordStore(RecordStore):
         return _WriterConnection(raw)
 
     def _commit_batch(self, db: _WriterConnection, batch: list) -> bool:
-        """Write `batch` in one transaction sent as one pipeline; item by item in savepoints when a
+        """Write `batch` in one transaction sent as one query; item by item in savepoints when a
         statement fails; then wake the flushers waiting on it. True when the batch held the stop marker."""
         import psycopg
 
@@ -106,15 +167,18 @@ class PgRecordStore(RecordStore):
                 failed = False
                 with db.raw.transaction():
                     try:
-                        with db.raw.pipeline():
-                            for kind, arguments, _ in writes:
-                                getattr(self, f"_write_{kind}")(**arguments)
+                        db.batching = True
+                        for kind, arguments, _ in writes:
+                            getattr(self, f"_write_{kind}")(**arguments)
+                        db.send()
                     except psycopg.Error:
                         if db.raw.broken:
                             raise
                         failed = True
                         self._unchecked.clear()
                         raise psycopg.Rollback()
+                    finally:
+                        db.discard()
                     self._check_updates()
                 if failed:
                     with db.raw.transaction():
@@ -148,7 +212,7 @@ class PgRecordStore(RecordStore):
         self._check_updates()
 
     def _check_updates(self) -> None:
-        """Log each update of the batch that matched no open call (after the pipeline's sync)."""
+        """Log each update of the batch that matched no open call (after the batch ran)."""
         pending, self._unchecked = self._unchecked, []
         for cursor, call_id, kind in pending:
             if cursor.rowcount == 1:
@@ -160,7 +224,7 @@ class PgRecordStore(RecordStore):
                 log.warning("records: %s for call %r after it ended, skipped", kind, call_id)
 
     def _update_call(self, call_id: str, kind: str, sql: str, parameters: Mapping[str, Any]) -> bool:
-        """Send the UPDATE; its row count is checked after the pipeline's sync (`_check_updates`)."""
+        """Send the UPDATE; its row count is checked after the batch ran (`_check_updates`)."""
         self._unchecked.append((self._db.execute(sql, {**parameters, "call_id": call_id}), call_id, kind))
         return True
 
@@ -176,7 +240,7 @@ class PgRecordStore(RecordStore):
                 updates = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in row if name != primary)
                 sql += f' ON CONFLICT ("{primary}") DO UPDATE SET {updates}'
             self._insert_sql[key] = sql
-        self._db.raw.execute(sql, row)
+        self._db.execute_pg(sql, row)
 
     def _write_ivr_step(self, call_id: str, flow: str, step: str, at: float) -> None:
         self._update_call(call_id, "ivr_step", _IVR_STEP, {"flow": flow, "step": step, "at": at})
