@@ -18,8 +18,9 @@ What differs:
 - Durability: `synchronous_commit = on` (the default; FULL in SQLite's terms): COMMIT returns after
   the WAL is flushed on the database server, so a committed event survives a crash of either box.
   NORMAL/OFF map to `synchronous_commit = off` (only to measure what durability costs).
-- The connection can break (the database restarted): the batch in flight is logged as lost, as a
-  failed SQLite COMMIT is, and the writer connects again for the next batch.
+- The connection can break (the database restarted): the writer connects again and writes the
+  batch again when the break came before its COMMIT (the database rolled it back); a break during
+  the COMMIT leaves its fate unknown, so the batch is logged as lost, as a failed SQLite COMMIT is.
 - SQL: the statements are SQLite's, translated by `pg_sql.to_pg`; three are written for
   PostgreSQL: GREATEST for SQLite's two-argument MAX, INSERT ... ON CONFLICT for INSERT OR REPLACE,
   and the IVR step's update-then-insert as one statement (a batch cannot branch on a row count).
@@ -137,6 +138,7 @@ class PgRecordStore(RecordStore):
             raise ValueError(f"records: store {problem}")
         self._url = url
         self._unchecked: list[tuple[Any, str, str]] = []  # (cursor, call id, kind) of updates not yet checked
+        self._committing = False  # the batch's COMMIT is under way: a failure now may have committed it
         super().__init__(url, thread_name=thread_name, commit_delay_observer=commit_delay_observer,
                          synchronous=synchronous)
         self.location = url
@@ -147,51 +149,68 @@ class PgRecordStore(RecordStore):
             raw.execute("SET synchronous_commit = " + ("on" if self._synchronous in ("FULL", "EXTRA") else "off"))
             create_pg_schema(raw)
         except Exception as error:
-            raise RuntimeError(f"records: cannot open the PostgreSQL store {describe(self._url)}: {error}"
+            raise RuntimeError(f"records: cannot open the PostgreSQL store {describe(self._url)}: {error} "
                                "(is the database server running, and `store:` in conf/acd.yaml right?)") from error
         log.info("records: PostgreSQL store %s, synchronous_commit %s", describe(self._url),
                  raw.execute("SHOW synchronous_commit").fetchone()[0])
         return _WriterConnection(raw)
 
     def _commit_batch(self, db: _WriterConnection, batch: list) -> bool:
-        """Write `batch` in one transaction sent as one query; item by item in savepoints when a
-        statement fails; then wake the flushers waiting on it. True when the batch held the stop marker."""
-        import psycopg
-
+        """Write `batch` in one transaction sent as one query (`_write_batch`), then wake the flushers
+        waiting on it. A connection lost before the COMMIT was sent (the database rolled the batch
+        back) is opened again and the batch written once more; lost during the COMMIT, or twice, the
+        batch is logged as lost. True when the batch held the stop marker."""
         waiters = [item for item in batch if isinstance(item, threading.Event)]
         writes = [item for item in batch if isinstance(item, tuple)]
         if writes:
-            try:
-                if db.raw.broken or db.raw.closed:
-                    self._reconnect(db)
-                failed = False
-                with db.raw.transaction():
-                    try:
-                        db.batching = True
-                        for kind, arguments, _ in writes:
-                            getattr(self, f"_write_{kind}")(**arguments)
-                        db.send()
-                    except psycopg.Error:
-                        if db.raw.broken:
-                            raise
-                        failed = True
-                        self._unchecked.clear()
-                        raise psycopg.Rollback()
-                    finally:
-                        db.discard()
-                    self._check_updates()
-                if failed:
-                    with db.raw.transaction():
-                        self._write_one_by_one(db.raw, writes)
-            except Exception:  # the COMMIT or the connection: the batch is lost, say so loudly
-                self._unchecked.clear()
-                log.exception("records: commit of %d item(s) to %s failed; they are lost: %r", len(writes),
-                              describe(self._url), [kind for kind, _, _ in writes])
+            for attempt in (1, 2):
+                self._committing = False
+                try:
+                    if db.raw.broken or db.raw.closed:
+                        self._reconnect(db)
+                    self._write_batch(db, writes)
+                    break
+                except Exception:
+                    self._unchecked.clear()
+                    if attempt == 1 and not self._committing and (db.raw.broken or db.raw.closed):
+                        log.warning("records: connection to %s lost before the commit of %d item(s); writing "
+                                    "them again", describe(self._url), len(writes))
+                        continue
+                    log.exception("records: commit of %d item(s) to %s failed; they are lost: %r", len(writes),
+                                  describe(self._url), [kind for kind, _, _ in writes])
+                    break
             if self._observe_commit_delay is not None:
                 self._observe_commit_delay(time.perf_counter() - writes[0][2])
         for waiter in waiters:
             waiter.set()
         return any(not isinstance(item, (tuple, threading.Event)) for item in batch)  # the stop marker
+
+    def _write_batch(self, db: _WriterConnection, writes: list) -> None:
+        """One transaction: the batch as one query; rolled back and written item by item in
+        savepoints when a statement fails. Raises when the connection or the COMMIT fails."""
+        import psycopg
+
+        failed = False
+        with db.raw.transaction():
+            try:
+                db.batching = True
+                for kind, arguments, _ in writes:
+                    getattr(self, f"_write_{kind}")(**arguments)
+                db.send()
+            except psycopg.Error:
+                if db.raw.broken:
+                    raise
+                failed = True
+                self._unchecked.clear()
+                raise psycopg.Rollback()
+            finally:
+                db.discard()
+            self._check_updates()
+            self._committing = True
+        if failed:
+            with db.raw.transaction():
+                self._write_one_by_one(db.raw, writes)
+                self._committing = True
 
     def _reconnect(self, db: _WriterConnection) -> None:
         """A new connection after the old one broke (the schema is there: no migration)."""
