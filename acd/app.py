@@ -48,8 +48,9 @@ from .sip.endpoint import SipEndpoint
 from .sip.transactions import TimerConfig
 from .speech.recognizer import RecognizerCache
 from .store.presence import PreviousRun
-from .store.records import RecordStore
-from .store.records_process import ProcessRecordStore
+from .store.backends import open_record_store
+from .store.location import records_location
+from .store.interfaces import CallRecords
 from .store.agent_calls import agent_calls_since
 from .store.today_records import today_from_records
 
@@ -70,7 +71,7 @@ class RunningServer:
     view: LiveView
     events: EventHub
     metrics: Metrics
-    records: RecordStore
+    records: CallRecords
     registrar: RegistrarService | None
     shutdown: GracefulShutdown
     udp_port: object | None
@@ -121,10 +122,10 @@ def start_http(running: RunningServer, reload, reactor):
     sign_in = SignIn(sessions=SessionTable(idle_seconds=config.http.web_session_idle_seconds,
                                            max_seconds=config.http.web_session_max_seconds),
                      accounts=running.view.agents_config)
-    records_path = config.data_dir / "records.db"
+    records_at = records_location(config.store, config.data_dir)
 
     def history(agent_id: str, since: float):
-        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), agent_calls_since, records_path,
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), agent_calls_since, records_at,
                                          agent_id, since)
 
     def today(since: float):
@@ -253,12 +254,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                          start_media_worker=start_media_worker)
     count = prompts.preload()
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    records_path = config.data_dir / "records.db"
-    if records_process:
-        records: RecordStore = ProcessRecordStore(records_path, schedule=reactor.callLater,
-                                                  commit_delay_observer=metrics.records_commit_delay.observe)
-    else:
-        records = RecordStore(records_path, commit_delay_observer=metrics.records_commit_delay.observe)
+    records = open_record_store(records_location(config.store, config.data_dir), in_process=not records_process,
+                                schedule=reactor.callLater, commit_delay_observer=metrics.records_commit_delay.observe)
     previous = records.start_run(at=reactor.seconds())
     records.close_interrupted(at=reactor.seconds())
     # "during": after every "before" trigger (a drain of the calls in progress) has finished, so the
@@ -291,6 +288,7 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                            authenticator=registrar, on_call_ended=acd.caller_left, monitoring=monitoring)
     sip.set_handlers(call_setup=inbound, registrar=registrar)
     if registrar is not None:
+        reactor.addSystemEventTrigger("after", "shutdown", registrar.store.close)  # PostgreSQL: queued writes in
         registrar.watch_bindings(acd.phone_changed)  # reachability: an agent's phone came or went
     metrics.unconfirmed_calls.set_function(lambda: inbound.unconfirmed.total)
     metrics.unconfirmed_peak.set_function(lambda: inbound.unconfirmed.peak)

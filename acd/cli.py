@@ -316,21 +316,29 @@ def _report(args: argparse.Namespace) -> int:
         return 1
     queues = config.agents.queues.items() if config.agents else []
     if args.call:
-        return _call_story(config.data_dir / "records.db", args.call)
+        return _call_story(_records_at(config), args.call)
     if args.check:
         return _report_check(config, {name: q.routing.abandon_grace_seconds for name, q in queues})
     since = args.since if args.since is not None else dt.date.today().isoformat()  # today, from local midnight
     levels = {name: q.routing.service_level_seconds for name, q in queues}
-    return run_report(config.data_dir / "records.db", since=since, until=args.until, csv_path=args.csv,
+    return run_report(_records_at(config), since=since, until=args.until, csv_path=args.csv,
                       service_level_seconds=levels)
 
 
-def _call_story(db_path: Path, call_id: str) -> int:
-    from .call_story import call_story, format_story
+def _records_at(config) -> str | Path:
+    """The records' location: the `store:` URL, or the SQLite file in the data directory."""
+    from .store.location import records_location
 
-    story = call_story(db_path, call_id) if db_path.exists() else None
+    return records_location(config.store, config.data_dir)
+
+
+def _call_story(db_path: str | Path, call_id: str) -> int:
+    from .call_story import call_story, format_story
+    from .store.location import describe, is_postgresql
+
+    story = call_story(db_path, call_id) if is_postgresql(db_path) or Path(db_path).exists() else None
     if story is None:
-        print(f"no call {call_id!r} in {db_path}", file=sys.stderr)
+        print(f"no call {call_id!r} in {describe(db_path)}", file=sys.stderr)
         return 1
     print(format_story(call_id, story))
     return 0
@@ -344,7 +352,7 @@ def _report_check(config, abandon_grace: dict[str, float]) -> int:
         print("acd report --check needs the HTTP API (http.port in conf/server.yaml) and its token file",
               file=sys.stderr)
         return 2
-    return run_check(config.data_dir / "records.db", base_url, token, abandon_grace=abandon_grace)
+    return run_check(_records_at(config), base_url, token, abandon_grace=abandon_grace)
 
 
 def _api_address(config) -> tuple[str | None, str]:

@@ -151,8 +151,9 @@ def build_report(db_path: str | Path, since: float, until: float | None = None, 
             "AND s.id = (SELECT MAX(id) FROM ivr_steps WHERE call_id = s.call_id)", [since, until]))
         states = list(db.query(
             "SELECT id, agent_id, state, reason, at FROM agent_states WHERE at >= ? AND at < ? UNION ALL "
-            "SELECT id, agent_id, state, reason, MAX(at) FROM agent_states WHERE at < ? GROUP BY agent_id "
-            "ORDER BY agent_id, at, id", [since, until, since]))
+            "SELECT id, agent_id, state, reason, at FROM (SELECT id, agent_id, state, reason, at, ROW_NUMBER() "
+            "OVER (PARTITION BY agent_id ORDER BY at DESC, id DESC) AS n FROM agent_states WHERE at < ?) AS last "
+            "WHERE n = 1 ORDER BY agent_id, at, id", [since, until, since]))  # each agent's state at `since` too
     finally:
         db.close()
     pauses = _pauses(states, since, until)

@@ -21,7 +21,8 @@ from ..sip.digest import DigestAuthenticator, parse_digest_params
 from ..sip.errors import RemoteProtocolError
 from ..sip.events import RequestReceived
 from ..sip.headers import CSeq, NameAddr, SipUri
-from ..store.bindings_store import BindingStore
+from ..store.backends import open_binding_store
+from ..store.location import bindings_location
 from .ports import ConfigSource, Signalling
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class RegistrarService:
         # password is (a fresh challenge), so no guess can be confirmed; the phones the account has a
         # live registration from keep working, so an attacker cannot lock a working agent out.
         self.account_limiter = FailedAuthLimiter(max_failures=30, window_seconds=60, block_seconds=300)
-        self.store = BindingStore(data / "registrations.db")
+        self.store = open_binding_store(bindings_location(config.store, data))
         self.auth_failures = 0
         self.blocked_requests = 0
         now = reactor.seconds()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from ..store.location import describe
 from .model import Config
 
 __all__ = ["restart_required", "describe_changes"]
@@ -27,6 +28,8 @@ def restart_required(old: Config, new: Config) -> list[str]:
     changes += _settings("rtp", old.rtp, new.rtp) + _settings("http", old.http, new.http)
     if old.data_dir != new.data_dir:
         changes.append(f"data_dir {str(old.data_dir)!r} -> {str(new.data_dir)!r}")
+    if old.store != new.store:
+        changes.append(f"store {describe(old.store or 'SQLite')!r} -> {describe(new.store or 'SQLite')!r}")
     if (old.agents is None) != (new.agents is None):
         changes.append("conf/agents.yaml " + ("added" if new.agents is not None else "removed")
                        + " (the registrar starts with the server)")

@@ -29,6 +29,7 @@ from .yaml_lines import ConfigError, ConfigInvalid, LineDict, LineList, load_yam
 from .srtp_policy import srtp_policy
 from .symmetric_setting import parse_symmetric_rtp
 from .trunk_accounts import parse_caller_id, parse_register, parse_trunk_auth
+from ..store.location import check_postgresql_url
 
 __all__ = ["load_config", "ConfigError", "ConfigInvalid", "DIRECTORY_SOURCES"]
 
@@ -55,6 +56,7 @@ def load_config(root: Path | str) -> Config:
         if not re.fullmatch(r"[1-9][0-9]{0,2}", country_code):
             errors.append(ConfigError(main_path, settings.line_of("country_code"),
                                       f"country_code must be 1-3 digits without + (44, 1, 34), not {country_code!r}"))
+    store = _parse_store(main_path, settings, errors)
     prompts = _scan_prompts(sounds_dir)
     flows: dict[str, Flow] = {}
     broken_flows: set[str] = set()  # named by a flow file with errors: routes to them are not errors too
@@ -97,7 +99,19 @@ def load_config(root: Path | str) -> Config:
         raise ConfigInvalid(errors)
     return Config(root=root, sip=sip, rtp=rtp, trunks=tuple(trunks), routes=tuple(routes), flows=flows,
                   prompts=prompts, data_dir=data_dir, files=tuple(files), calendars=calendars, queues=queues,
-                  lookups=lookups, agents=agents, http=http, country_code=country_code, incidents=incidents, **crm)
+                  lookups=lookups, agents=agents, http=http, country_code=country_code, incidents=incidents, store=store,
+                  **crm)
+
+
+def _parse_store(path: Path, settings: Any, errors: list[ConfigError]) -> str | None:
+    """`store:`: absent (SQLite files in data_dir) or `postgresql://user@host:port/database`."""
+    if not isinstance(settings, LineDict) or settings.get("store") in (None, ""):
+        return None
+    problem = check_postgresql_url(str(settings["store"]))
+    if problem is not None:
+        errors.append(ConfigError(path, settings.line_of("store"), f"store {problem}"))
+        return None
+    return str(settings["store"])
 
 
 def _check_references(references: list[FlowReference], flows: dict[str, Flow], broken_flows: set[str],
@@ -146,7 +160,7 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     top = check.mapping(document, 1, "conf/acd.yaml")
     if top is None:
         return sip, rtp, trunks, data_dir, sounds_dir
-    check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code", "crm"},
+    check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code", "crm", "store"},
                        "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
         check.unknown_keys(section, {"listen", "port", "public_address", "transports", "tcp", "tls",

@@ -229,6 +229,7 @@ class Config:
     crm_timeout_seconds: float = 1.0
     incidents: tuple = ()
     lookups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    store: str | None = None  # None: SQLite files in data_dir; else a postgresql:// URL (acd/store/location.py)
 
     def route_for(self, dialled: str) -> Route | None:
         """The first route (in file order) that matches the dialled number."""

@@ -1,1 +1,2 @@
-"""Developer tools that check the code base itself (not used by the server)."""
+"""Developer tools (not used by the server): checks of the code base itself, and a throwaway
+PostgreSQL cluster for tests and benchmarks (pg_cluster.py)."""

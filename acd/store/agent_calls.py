@@ -12,6 +12,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from .location import is_postgresql
+
 __all__ = ["AGENT_CALL_COLUMNS", "MAX_AGENT_CALLS", "agent_calls_since"]
 
 # What the desktop shows of each call: no more (the CDR has trunk and priority details too).
@@ -25,13 +27,24 @@ MAX_AGENT_CALLS = 500
 def agent_calls_since(path: str | Path, agent_id: str, since: float, *,
                       limit: int = MAX_AGENT_CALLS) -> list[dict[str, Any]]:
     """The calls `agent_id` was connected to at or after `since` (POSIX seconds), newest first;
-    [] when the database does not exist yet."""
+    [] when the database does not exist yet. `path` may be a postgresql:// URL (`store:`)."""
+    columns = ", ".join(AGENT_CALL_COLUMNS)
+    sql = f"SELECT {columns} FROM calls WHERE agent = ? AND connected_at >= ? ORDER BY connected_at DESC LIMIT ?"
+    if is_postgresql(path):
+        from .pg_reader import PgReader
+
+        try:
+            reader = PgReader(str(path))
+        except FileNotFoundError:
+            return []
+        try:
+            return list(reader.query(sql, (agent_id, since, limit)))
+        finally:
+            reader.close()
     path = Path(path)
     if not path.exists():
         return []
-    columns = ", ".join(AGENT_CALL_COLUMNS)
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
         db.row_factory = sqlite3.Row
-        rows = db.execute(f"SELECT {columns} FROM calls WHERE agent = ? AND connected_at >= ? "
-                          "ORDER BY connected_at DESC LIMIT ?", (agent_id, since, limit)).fetchall()
+        rows = db.execute(sql, (agent_id, since, limit)).fetchall()
     return [dict(row) for row in rows]

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from acd.registrar.bindings import Binding
 
-__all__ = ["BindingStore"]
+__all__ = ["BindingStore", "TABLE", "binding_row", "binding_from_row"]
 
 TABLE = "bindings"
 _COLUMNS = {
@@ -24,7 +24,8 @@ _COLUMNS = {
 }
 
 
-def _row(binding: Binding) -> dict:
+def binding_row(binding: Binding) -> dict:
+    """One binding as a row of the table (both backends)."""
     host, port = binding.source
     return {
         "aor": binding.aor, "contact": binding.contact, "expires_at": binding.expires_at,
@@ -34,7 +35,8 @@ def _row(binding: Binding) -> dict:
     }
 
 
-def _binding(row: dict) -> Binding:
+def binding_from_row(row: dict) -> Binding:
+    """The binding a row of the table holds (both backends)."""
     return Binding(
         aor=row["aor"], contact=row["contact"], expires_at=row["expires_at"], call_id=row["call_id"],
         cseq=row["cseq"], source=(row["source_host"], row["source_port"]), transport=row["transport"],
@@ -66,13 +68,13 @@ class BindingStore:
         with self._db.atomic():
             for binding in deleted:
                 self._table.delete_where("aor = ? AND contact = ?", [binding.aor, binding.contact])
-            rows = [_row(binding) for binding in saved]
+            rows = [binding_row(binding) for binding in saved]
             if rows:
                 self._table.upsert_all(rows, pk=("aor", "contact"))
 
     def load_all(self) -> list[Binding]:
         """Every stored binding, expired ones included (`BindingTable.restore` sorts them out)."""
-        return [_binding(row) for row in self._table.rows_where(order_by="aor, contact")]
+        return [binding_from_row(row) for row in self._table.rows_where(order_by="aor, contact")]
 
     def close(self) -> None:
         """Close the database file."""

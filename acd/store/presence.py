@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
 __all__ = ["AgentPresence", "PreviousRun", "PRESENCE_COLUMNS", "RUNS_COLUMNS", "read_previous_run",
-           "seed_presence_from_history"]
+           "presence_from_history", "seed_presence_from_history"]
 
 PRESENCE_COLUMNS = {"agent_id": str, "state": str, "queues": str, "pause_reason": str, "pending": str,
                     "pending_reason": str, "reason": str, "updated_at": float}
@@ -63,8 +64,9 @@ class PreviousRun:
         return "a clean stop" if self.stopped_cleanly and not self.open_calls else "a crash"
 
 
-def read_previous_run(db: sqlite_utils.Database) -> PreviousRun:
-    """The previous run as the database shows it before this run writes anything."""
+def read_previous_run(db: Any) -> PreviousRun:
+    """The previous run as the database shows it before this run writes anything (`db`: SQLite's
+    connection or the PostgreSQL writer's, both with `execute(sql).fetchone()`)."""
     last = db.execute("SELECT stopped_at FROM server_runs ORDER BY id DESC LIMIT 1").fetchone()
     open_calls = db.execute("SELECT COUNT(*) FROM calls WHERE ended_at IS NULL").fetchone()[0]
     agents = tuple(
@@ -76,16 +78,23 @@ def read_previous_run(db: sqlite_utils.Database) -> PreviousRun:
                        stopped_at=last[0] if last is not None else None, open_calls=open_calls, agents=agents)
 
 
-def seed_presence_from_history(db: sqlite_utils.Database) -> int:
-    """Upgrading a database written before `agent_presence` existed: one row per agent whose last
-    history state is not logged out (queues unknown: a restore uses the configured ones). Returns
-    the rows written."""
+def presence_from_history(db: Any) -> list[dict[str, Any]]:
+    """The `agent_presence` rows the history implies: one per agent whose last history state is not
+    logged out (queues unknown: a restore uses the configured ones). `db` is any connection with
+    `execute(sql).fetchall()` (SQLite, or the PostgreSQL writer's)."""
     rows = db.execute(
         "SELECT agent_id, state, reason, at FROM agent_states AS s WHERE id = (SELECT MAX(id) FROM agent_states "
         "WHERE agent_id = s.agent_id) AND state != 'logged_out'").fetchall()
-    for agent_id, state, reason, at in rows:
-        pause_reason = (reason.rpartition(": ")[2] or reason) if state == "paused" else None
-        db["agent_presence"].upsert({"agent_id": agent_id, "state": state, "queues": "{}",
-                                     "pause_reason": pause_reason, "pending": None, "pending_reason": None,
-                                     "reason": reason, "updated_at": at}, pk="agent_id")
+    return [{"agent_id": agent_id, "state": state, "queues": "{}",
+             "pause_reason": (reason.rpartition(": ")[2] or reason) if state == "paused" else None,
+             "pending": None, "pending_reason": None, "reason": reason, "updated_at": at}
+            for agent_id, state, reason, at in rows]
+
+
+def seed_presence_from_history(db: sqlite_utils.Database) -> int:
+    """Upgrading a database written before `agent_presence` existed: `presence_from_history` written.
+    Returns the rows written."""
+    rows = presence_from_history(db)
+    for row in rows:
+        db["agent_presence"].upsert(row, pk="agent_id")
     return len(rows)

@@ -39,6 +39,8 @@ from typing import Any, Callable, Mapping
 
 import sqlite_utils
 
+from .interfaces import RecordsReader
+from .location import is_postgresql
 from .presence import PRESENCE_COLUMNS, RUNS_COLUMNS, PreviousRun, read_previous_run, seed_presence_from_history
 
 __all__ = ["RecordStore", "QUEUE_LOG_EVENTS", "MONITORING_EVENTS", "SETTABLE_FIELDS", "SCHEMA_VERSION", "open_for_reading"]
@@ -98,6 +100,17 @@ _MONITORING_COLUMNS = {"id": int, "call_id": str, "at": float, "supervisor": str
                        "mode": str, "via": str, "detail": str}
 MONITORING_EVENTS = ("calling", "start", "mode", "end")
 
+# The history tables with an integer `id` key: (name, columns, indexes). Both backends create these.
+HISTORY_TABLES = (
+    ("ivr_steps", _IVR_STEPS_COLUMNS, (["call_id"], ["at"])),
+    ("queue_log", _QUEUE_LOG_COLUMNS, (["at"], ["call_id"])),
+    ("agent_states", _AGENT_STATES_COLUMNS, (["agent_id", "at"], ["at"])),
+    ("routing_events", _ROUTING_EVENTS_COLUMNS, (["call_id"], ["at"])),
+    ("monitoring", _MONITORING_COLUMNS, (["call_id"], ["at"])),
+)
+CALLS_COLUMNS = _CALLS_COLUMNS  # the CDR table's columns (schema 3's additions included)
+ADDED_CALLS_COLUMNS = _ADDED_CALLS_COLUMNS  # added to an older calls table by the migration
+
 _STOP = object()
 MAX_BATCH_ITEMS = 1000  # items per transaction at most; bounds one commit's time and memory
 
@@ -111,13 +124,7 @@ def create_schema(db: sqlite_utils.Database) -> None:
     missing = {name: kind for name, kind in _ADDED_CALLS_COLUMNS.items() if name not in db["calls"].columns_dict}
     for name, kind in missing.items():
         db["calls"].add_column(name, kind)
-    for name, columns, indexes in (
-        ("ivr_steps", _IVR_STEPS_COLUMNS, (["call_id"], ["at"])),
-        ("queue_log", _QUEUE_LOG_COLUMNS, (["at"], ["call_id"])),
-        ("agent_states", _AGENT_STATES_COLUMNS, (["agent_id", "at"], ["at"])),
-        ("routing_events", _ROUTING_EVENTS_COLUMNS, (["call_id"], ["at"])),
-        ("monitoring", _MONITORING_COLUMNS, (["call_id"], ["at"])),
-    ):
+    for name, columns, indexes in HISTORY_TABLES:
         if not db[name].exists():
             db[name].create(columns, pk="id", not_null=set(columns) - {"id"})
             for index in indexes:
@@ -133,8 +140,13 @@ def create_schema(db: sqlite_utils.Database) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def open_for_reading(path: str | Path) -> sqlite_utils.Database:
-    """A connection of its own for a reader; refuses a missing file rather than creating one."""
+def open_for_reading(path: str | Path) -> RecordsReader:
+    """A connection of its own for a reader; refuses a missing file rather than creating one.
+    A `postgresql://` location gives a PostgreSQL reader with the same `query`/`execute` methods."""
+    if is_postgresql(path):
+        from .pg_reader import PgReader  # psycopg only where PostgreSQL is configured
+
+        return PgReader(str(path))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no records database at {path}")
@@ -161,6 +173,7 @@ class RecordStore:
         is SQLite's setting (FULL, the server's; NORMAL or OFF only to measure what FULL costs)."""
         self._synchronous = check_synchronous(synchronous)
         self.path = Path(path)
+        self.location: str | Path = self.path
         self._observe_commit_delay = commit_delay_observer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
@@ -322,12 +335,17 @@ class RecordStore:
 
     # -- the writer thread ------------------------------------------------------------------
 
+    def _open(self) -> Any:
+        """The writer's connection, the schema created or migrated (runs on the writer thread)."""
+        db = sqlite_utils.Database(self.path)
+        db.enable_wal()
+        db.execute(f"PRAGMA synchronous = {self._synchronous}")
+        create_schema(db)
+        return db
+
     def _run(self) -> None:
         try:
-            db = sqlite_utils.Database(self.path)
-            db.enable_wal()
-            db.execute(f"PRAGMA synchronous = {self._synchronous}")
-            create_schema(db)
+            db = self._open()
         except BaseException as error:  # reported to the constructor, on the caller's thread
             self._startup_error = error
             self._ready.set()

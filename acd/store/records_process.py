@@ -1,11 +1,11 @@
-"""The records writer in a process of its own: SQLite's work off the SIP/ACD process (issue 16).
+"""The records writer in a process of its own: the database work off the SIP/ACD process (issue 16).
 
 In `acd serve` the writer thread of `RecordStore` took 17 % of a core at 550 calls/s and competed
 with the reactor for the GIL (py-spy: the reactor thread waited for the GIL after a third of its
 sends). `ProcessRecordStore` keeps RecordStore's methods; each write is marshalled into a buffer that
 goes down a pipe at most `SHIP_DELAY_SECONDS` later (one write for many items), to
 `python -m acd.store.records_process`, which runs the same RecordStore (group commit, one
-transaction per batch) and answers flushes, the start-up question about the previous run, commit
+transaction per batch; PgRecordStore when the location is a postgresql:// URL) and answers flushes, the start-up question about the previous run, commit
 delays and its log lines on its stdout.
 
 Durability: an item is in the writer process within SHIP_DELAY_SECONDS of being written and then
@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from .location import describe, is_postgresql
 from .presence import PreviousRun
 from .records import RecordStore, check_synchronous
 
@@ -78,7 +79,8 @@ class ProcessRecordStore(RecordStore):
                  commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL",
                  start_timeout: float = 10.0) -> None:
         check_synchronous(synchronous)
-        self.path = Path(path)
+        self.location: str | Path = str(path) if is_postgresql(path) else Path(path)
+        self.path = None if is_postgresql(path) else Path(path)
         self._schedule = schedule
         self._observe_commit_delay = commit_delay_observer
         self._closed = False
@@ -91,7 +93,7 @@ class ProcessRecordStore(RecordStore):
         self._next_token = 0
         self._lost_logged = False
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "acd.store.records_process", str(self.path), "--synchronous", synchronous],
+            [sys.executable, "-m", "acd.store.records_process", str(self.location), "--synchronous", synchronous],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         try:
             fcntl.fcntl(self._process.stdin.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
@@ -101,7 +103,7 @@ class ProcessRecordStore(RecordStore):
         self._reader.start()
         if not self._ask(("flush",), start_timeout):
             self._process.kill()
-            raise RuntimeError(f"records: the writer process for {self.path} did not start "
+            raise RuntimeError(f"records: the writer process for {describe(self.location)} did not start "
                                f"(exit status {self._process.poll()}); see the lines above")
 
     # -- the server side ---------------------------------------------------------------------
@@ -267,7 +269,7 @@ class _LogToPipe(logging.Handler):
 def main(argv: list[str] | None = None) -> int:
     """Run the writer: frames on stdin, answers on stdout, until stdin closes."""
     parser = argparse.ArgumentParser(description="The records writer of acd serve (started by it).")
-    parser.add_argument("path", type=Path)
+    parser.add_argument("location", help="the SQLite file, or a postgresql:// URL")
     parser.add_argument("--synchronous", default="FULL")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -277,7 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     root = logging.getLogger()
     root.handlers[:] = [_LogToPipe(replies)]
     root.setLevel(logging.INFO)
-    store = RecordStore(args.path, commit_delay_observer=replies.commit_delay, synchronous=args.synchronous)
+    if is_postgresql(args.location):
+        from .records_pg import PgRecordStore  # psycopg only where PostgreSQL is configured
+
+        store: RecordStore = PgRecordStore(args.location, commit_delay_observer=replies.commit_delay,
+                                           synchronous=args.synchronous)
+    else:
+        store = RecordStore(args.location, commit_delay_observer=replies.commit_delay, synchronous=args.synchronous)
     incoming = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     put = store._put  # noqa: SLF001 - this process is the store's other half
     while True:

@@ -9,6 +9,12 @@ returned), the batch sizes, and whether the writer kept up. The database is a fr
 
     .venv/bin/python scripts/bench/records_commit.py --rates 100,300,700 --seconds 30 --out /tmp/rc.json
     .venv/bin/python scripts/bench/records_commit.py --synchronous NORMAL ...   # what FULL costs
+    .venv/bin/python scripts/bench/records_commit.py --store postgresql ...     # a throwaway local cluster
+    .venv/bin/python scripts/bench/records_commit.py --store postgresql://acd@db:5432/acd ...
+
+`--store postgresql` starts a throwaway cluster (acd/devtools/pg_cluster.py, fsync on, as a real
+server runs) and removes it at the end; a `postgresql://` URL uses that database, each step in a
+new schema (`bench_<random>`, left there). SQLite's FULL is PostgreSQL's `synchronous_commit = on`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from acd.store.backends import open_record_store  # noqa: E402
 from acd.store.records import RecordStore  # noqa: E402
 
 WRITES_PER_CALL = 16
@@ -52,13 +59,28 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def measure(directory: Path, rate: float, seconds: float, synchronous: str) -> dict:
+def _fresh_location(directory: Path, store: str, rate: float, synchronous: str) -> str | Path:
+    """A new, empty store for one step: a SQLite file, or a new schema in the PostgreSQL database `store`."""
+    if store == "sqlite":
+        path = directory / f"records-{synchronous}-{rate:g}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return path
+    import uuid
+
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(store, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{store}{'&' if '?' in store else '?'}options=-csearch_path%3D{schema}"
+
+
+def measure(directory: Path, rate: float, seconds: float, synchronous: str, store_at: str = "sqlite") -> dict:
     """One step: `rate` calls/s for `seconds` into a fresh store; delays in milliseconds."""
     delays: list[float] = []
-    path = directory / f"records-{synchronous}-{rate:g}.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    store = RecordStore(path, commit_delay_observer=delays.append, synchronous=synchronous)
+    location = _fresh_location(directory, store_at, rate, synchronous)
+    store = open_record_store(location, in_process=True, commit_delay_observer=delays.append, synchronous=synchronous)
     started = time.perf_counter()
     calls = int(rate * seconds)
     max_backlog = 0
@@ -75,7 +97,7 @@ def measure(directory: Path, rate: float, seconds: float, synchronous: str) -> d
     store.close()
     writes = calls * WRITES_PER_CALL
     return {
-        "synchronous": synchronous, "rate_calls_per_s": rate, "seconds": seconds, "calls": calls,
+        "store": "sqlite" if store_at == "sqlite" else "postgresql", "synchronous": synchronous, "rate_calls_per_s": rate, "seconds": seconds, "calls": calls,
         "events": writes, "commits": len(delays), "events_per_commit": round(writes / max(1, len(delays)), 1),
         "delay_ms_p50": round(1000 * statistics.median(delays), 3),
         "delay_ms_p99": round(1000 * _percentile(delays, 0.99), 3),
@@ -90,6 +112,8 @@ def main() -> int:
     parser.add_argument("--rates", default="100,300,700", help="calls/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds per step")
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL", "OFF"])
+    parser.add_argument("--store", default="sqlite",
+                        help="sqlite (default), postgresql (a throwaway local cluster) or a postgresql:// URL")
     parser.add_argument("--dir", type=Path, help="where the databases go (default: temp dir under the repo's data/)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
@@ -100,7 +124,20 @@ def main() -> int:
     else:
         directory = args.dir
         directory.mkdir(parents=True, exist_ok=True)
-    rows = [measure(directory, float(rate), args.seconds, args.synchronous) for rate in args.rates.split(",")]
+    cluster = None
+    store_at = args.store
+    if store_at == "postgresql":
+        from acd.devtools.pg_cluster import PgCluster
+
+        cluster = PgCluster(fsync=True).start()
+        store_at = cluster.create_database("bench")
+    try:
+        rows = [measure(directory, float(rate), args.seconds, args.synchronous, store_at)
+                for rate in args.rates.split(",")]
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    print(f"store: {rows[0]['store']}")
     print(f"{'sync':<7}{'calls/s':>8}{'events':>9}{'commits':>9}{'ev/commit':>10}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'max ms':>9}{'backlog':>9}  kept up")
     for row in rows:

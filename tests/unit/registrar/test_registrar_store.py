@@ -1,8 +1,10 @@
-"""Bindings persisted with sqlite-utils: save, load, delete, survive reopening, one transaction per REGISTER."""
+"""Bindings persisted (SQLite, then PostgreSQL: `store_location` in tests/conftest.py): save, load, delete,
+survive reopening, one transaction per REGISTER."""
 
 import pytest
 
 from acd.registrar.bindings import Binding, BindingTable
+from acd.store.backends import open_binding_store
 from acd.store.bindings_store import BindingStore
 
 T0 = 1000.0
@@ -16,25 +18,25 @@ def binding(contact="sip:1001@192.0.2.10:5060", aor="sip:1001@acd.example", **ch
 
 
 @pytest.fixture
-def path(tmp_path):
-    return tmp_path / "acd.db"
+def path(store_location):
+    return store_location
 
 
 def test_save_then_load_gives_the_same_binding(path):
-    store = BindingStore(path)
+    store = open_binding_store(path)
     store.save(binding())
     assert store.load_all() == [binding()]
 
 
 def test_save_replaces_the_row_of_the_same_aor_and_contact(path):
-    store = BindingStore(path)
+    store = open_binding_store(path)
     store.save(binding())
     store.save(binding(cseq=2, expires_at=T0 + 7200))
     assert store.load_all() == [binding(cseq=2, expires_at=T0 + 7200)]
 
 
 def test_delete_removes_one_binding_and_ignores_missing_ones(path):
-    store = BindingStore(path)
+    store = open_binding_store(path)
     store.save(binding())
     store.save(binding("sip:1001@192.0.2.11"))
     store.delete("sip:1001@acd.example", "sip:1001@192.0.2.10:5060")
@@ -43,20 +45,20 @@ def test_delete_removes_one_binding_and_ignores_missing_ones(path):
 
 
 def test_bindings_survive_reopening_the_file(path):
-    store = BindingStore(path)
+    store = open_binding_store(path)
     store.save(binding())
     store.close()
-    assert BindingStore(path).load_all() == [binding()]
+    assert open_binding_store(path).load_all() == [binding()]
 
 
-def test_database_uses_wal(path):
-    store = BindingStore(path)
+def test_database_uses_wal(tmp_path):
+    store = BindingStore(tmp_path / "acd.db")
     assert store._db.journal_mode == "wal"
 
 
 def test_save_changes_is_one_transaction(path):
     """A failure in the middle of one REGISTER's changes leaves the stored bindings as they were."""
-    store = BindingStore(path)
+    store = open_binding_store(path)
     store.save(binding())
 
     def broken():
@@ -70,14 +72,14 @@ def test_save_changes_is_one_transaction(path):
 
 def test_restart_round_trip_through_the_table(path):
     """The shell's loop: apply -> save_changes; on restart load_all -> restore -> delete the expired."""
-    table, store = BindingTable(), BindingStore(path)
+    table, store = BindingTable(), open_binding_store(path)
     for contact, expires in (("sip:a@192.0.2.1", 60), ("sip:b@192.0.2.2", 600)):
         outcome = table.apply("sip:1001@acd.example", [(contact, expires, 1.0)], None, contact, 1,
                               ("192.0.2.1", 5060), "UDP", "", T0)
         store.save_changes(saved=outcome.added + outcome.refreshed, deleted=outcome.removed)
     store.close()
 
-    store = BindingStore(path)
+    store = open_binding_store(path)
     table = BindingTable()
     for gone in table.restore(store.load_all(), T0 + 100):
         store.delete(gone.aor, gone.contact)

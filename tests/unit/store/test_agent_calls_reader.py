@@ -2,12 +2,12 @@
 (disposition and notes) the writer stored; nothing of other agents; [] before any database exists."""
 
 from acd.store.agent_calls import agent_calls_since
-from acd.store.records import RecordStore
+from tests.store_backends import open_records
 
 
-def test_an_agents_calls_since_a_time_carry_their_disposition_and_notes(tmp_path):
-    path = tmp_path / "records.db"
-    store = RecordStore(path)
+def test_an_agents_calls_since_a_time_carry_their_disposition_and_notes(store_location, tmp_path):
+    path = store_location  # SQLite, then PostgreSQL
+    store = open_records(path)
     try:
         for call_id, agent, at in (("old", "1001", 100.0), ("a", "1001", 1000.0), ("b", "1002", 1010.0),
                                    ("c", "1001", 1020.0)):

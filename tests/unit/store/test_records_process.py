@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from acd.store.records_process import ProcessRecordStore
+from tests.store_backends import read_rows
 
 
 def _rows(path, sql: str) -> list[tuple]:
@@ -25,24 +26,29 @@ def store(tmp_path):
     opened.close()
 
 
-def test_writes_reach_the_database_once_flushed(store):
-    store.call_arrived("c1", trunk="t", caller="+331", dialled="1000", at=1.0)
-    store.ivr_step("c1", flow="main", step="welcome", at=1.5)
-    store.call_ended("c1", outcome="caller_hangup", reason="caller hung up", at=3.0)
-    assert store.flush(5)
-    assert _rows(store.path, "SELECT call_id, ivr_path, outcome, ended_at FROM calls") == [
-        ("c1", "welcome", "caller_hangup", 3.0)]
+def test_writes_reach_the_database_once_flushed(store_location):
+    """SQLite, then PostgreSQL: the child process opens whichever the location names."""
+    store = ProcessRecordStore(store_location)
+    try:
+        store.call_arrived("c1", trunk="t", caller="+331", dialled="1000", at=1.0)
+        store.ivr_step("c1", flow="main", step="welcome", at=1.5)
+        store.call_ended("c1", outcome="caller_hangup", reason="caller hung up", at=3.0)
+        assert store.flush(5)
+    finally:
+        store.close()
+    assert read_rows(store_location, "SELECT call_id, ivr_path, outcome, ended_at FROM calls") == [
+        {"call_id": "c1", "ivr_path": "welcome", "outcome": "caller_hangup", "ended_at": 3.0}]
 
 
-def test_the_previous_run_is_answered_across_the_pipe(tmp_path):
-    first = ProcessRecordStore(tmp_path / "r.db")
+def test_the_previous_run_is_answered_across_the_pipe(store_location):
+    first = ProcessRecordStore(store_location)
     try:
         assert first.start_run(at=10.0).ending == "the first start"
         first.call_arrived("open", trunk="t", caller="1", dialled="2", at=11.0)
         first.stop_run(at=12.0)
     finally:
         first.close()
-    second = ProcessRecordStore(tmp_path / "r.db")
+    second = ProcessRecordStore(store_location)
     try:
         previous = second.start_run(at=20.0)
         assert (previous.stopped_cleanly, previous.stopped_at, previous.open_calls) == (True, 12.0, 1)

@@ -1,4 +1,5 @@
-"""RecordStore: each write method, through the writer thread, read back from a connection of our own."""
+"""RecordStore: each write method, through the writer thread, read back from a connection of our own.
+Tests taking `store` or `store_location` run against SQLite and PostgreSQL (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import time
 import pytest
 
 from acd.store.records import QUEUE_LOG_EVENTS, SCHEMA_VERSION, RecordStore
+from tests.store_backends import open_records, read_rows
 
 
 @pytest.fixture
-def store(tmp_path):
-    records = RecordStore(tmp_path / "records.db")
+def store(store_location):
+    records = open_records(store_location)
     yield records
     records.close()
 
@@ -23,12 +25,7 @@ def store(tmp_path):
 def rows(store: RecordStore, sql: str, *parameters) -> list[dict]:
     """Flush, then read with a fresh reader connection (as `acd report` does)."""
     assert store.flush(5)
-    reader = sqlite3.connect(store.path)
-    reader.row_factory = sqlite3.Row
-    try:
-        return [dict(row) for row in reader.execute(sql, parameters)]
-    finally:
-        reader.close()
+    return read_rows(store.location, sql, *parameters)
 
 
 def cdr(store: RecordStore, call_id: str) -> dict:
@@ -36,14 +33,37 @@ def cdr(store: RecordStore, call_id: str) -> dict:
     return row
 
 
-def test_database_is_in_wal_mode_with_the_schema_version(store):
+def test_database_is_in_wal_mode_with_the_schema_version(tmp_path):
     """The file is WAL (readers never block the writer) and carries user_version for migrations."""
+    store = RecordStore(tmp_path / "records.db")
+    store.close()
     reader = sqlite3.connect(store.path)
     assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert reader.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     tables = {name for (name,) in reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"calls", "ivr_steps", "queue_log", "agent_states"} <= tables
     reader.close()
+
+
+def test_postgresql_database_carries_the_schema_version_and_the_same_tables(pg_url):
+    """PostgreSQL: the version in `acd_schema`, the same tables and columns as SQLite's."""
+    from acd.store.pg_reader import PgReader
+
+    store = open_records(pg_url)
+    store.close()
+    reader = PgReader(pg_url)
+    try:
+        assert reader.execute("SELECT version FROM acd_schema").fetchone()[0] == SCHEMA_VERSION
+        assert {"calls", "ivr_steps", "queue_log", "agent_states", "routing_events", "monitoring", "server_runs",
+                "agent_presence"} <= set(reader.table_names())
+        columns = [row["column_name"] for row in reader.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'calls' "
+            "AND table_schema = current_schema() ORDER BY ordinal_position")]
+    finally:
+        reader.close()
+    from acd.store.records import CALLS_COLUMNS
+
+    assert columns == list(CALLS_COLUMNS)
 
 
 def test_call_arrived_inserts_the_cdr_row(store):
@@ -242,24 +262,22 @@ def test_writes_happen_on_one_writer_thread(tmp_path, monkeypatch):
     assert seen == {"acd-records"}
 
 
-def test_close_flushes_and_later_writes_are_dropped(tmp_path, caplog):
-    store = RecordStore(tmp_path / "r.db")
+def test_close_flushes_and_later_writes_are_dropped(store_location, caplog):
+    store = open_records(store_location)
     store.call_arrived("c1", trunk="t", caller="1", dialled="2", at=1.0)
     store.close()
     store.close()  # idempotent
     with caplog.at_level(logging.WARNING, logger="acd.store.records"):
         store.call_arrived("c2", trunk="t", caller="1", dialled="2", at=2.0)
     assert "store closed" in caplog.text
-    reader = sqlite3.connect(tmp_path / "r.db")
-    assert [r[0] for r in reader.execute("SELECT call_id FROM calls")] == ["c1"]
-    reader.close()
+    assert read_rows(store_location, "SELECT call_id FROM calls") == [{"call_id": "c1"}]
 
 
-def test_reopening_an_existing_database_keeps_its_rows(tmp_path):
-    store = RecordStore(tmp_path / "r.db")
+def test_reopening_an_existing_database_keeps_its_rows(store_location):
+    store = open_records(store_location)
     store.call_arrived("c1", trunk="t", caller="1", dialled="2", at=1.0)
     store.close()
-    again = RecordStore(tmp_path / "r.db")
+    again = open_records(store_location)
     again.call_answered("c1", at=2.0)
     assert cdr(again, "c1")["answered_at"] == 2.0
     again.close()
@@ -268,3 +286,11 @@ def test_reopening_an_existing_database_keeps_its_rows(tmp_path):
 def test_an_unopenable_path_fails_in_the_constructor(tmp_path):
     with pytest.raises(Exception):
         RecordStore(tmp_path / "missing-dir" / "r.db")
+
+
+def test_an_unreachable_postgresql_fails_in_the_constructor_saying_what_to_check(pg_cluster):
+    """Nothing listens there: the error names the URL (password hidden) and what to check."""
+    url = f"postgresql://acd:secret@127.0.0.1:{pg_cluster.port}/no_such_database"
+    with pytest.raises(RuntimeError, match=r"cannot open the PostgreSQL store postgresql://acd:\*\*\*@") as error:
+        open_records(url)
+    assert "secret" not in str(error.value) and "store:" in str(error.value)

@@ -5,10 +5,13 @@ Period [1000, 2000). Queue "sales" has a 20 s service level; "support" uses the 
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from acd.report import AgentKpis, IvrContainment, IvrDropOff, PauseTime, QueueKpis, Satisfaction, build_report
 from acd.store.records import RecordStore
+from tests.store_backends import open_records
 
 SINCE, UNTIL = 1000.0, 2000.0
 
@@ -52,7 +55,7 @@ def queued_call(store, call_id, queue, enter, *, agent=None, connect=None, finis
 
 def write_scripted_day(path):
     """The scripted calls and agent states, written through a RecordStore as the shell would."""
-    store = RecordStore(path)
+    store = open_records(path)
     # sales: s1 answered in 10 s, talk 60, wrap 15; s2 answered in exactly 20 s (within SL), talk 90;
     # s3 answered late (45 s), talk 30, wrap 5; s4 abandoned after 30 s.
     queued_call(store, "s1", "sales", 1005, agent="alice", connect=1015, finish=1075, finish_event="COMPLETEAGENT",
@@ -86,9 +89,13 @@ def write_scripted_day(path):
     store.close()
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    path = tmp_path_factory.mktemp("report") / "records.db"
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def report(request, tmp_path_factory):
+    """The scripted day's report, from SQLite then from PostgreSQL: the same figures."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("report") / "records.db"
+    else:
+        path = request.getfixturevalue("pg_cluster").create_schema(f"report_{uuid.uuid4().hex[:12]}")
     write_scripted_day(path)
     return build_report(path, SINCE, UNTIL, service_level_seconds={"sales": 20.0}, default_sl=30.0)
 
