@@ -136,7 +136,7 @@ def start_http(running: RunningServer, reload, reactor):
                          agents=list(agents.agents) if agents is not None else [],
                          service_level_seconds={name: q.routing.service_level_seconds for name, q in queues.items()})
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(),
-                                         lambda: today_from_records(records_path, **arguments))
+                                         lambda: today_from_records(records_at, **arguments))
 
     def unlock(user: str) -> bool:
         return sign_in.unlock(user) | (running.registrar is not None and running.registrar.unlock(user))

@@ -7,12 +7,10 @@ giving the start of the agent's day; the server never decides what today is.
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from .location import is_postgresql
+from .read_rows import read_rows
 
 __all__ = ["AGENT_CALL_COLUMNS", "MAX_AGENT_CALLS", "agent_calls_since"]
 
@@ -30,21 +28,5 @@ def agent_calls_since(path: str | Path, agent_id: str, since: float, *,
     [] when the database does not exist yet. `path` may be a postgresql:// URL (`store:`)."""
     columns = ", ".join(AGENT_CALL_COLUMNS)
     sql = f"SELECT {columns} FROM calls WHERE agent = ? AND connected_at >= ? ORDER BY connected_at DESC LIMIT ?"
-    if is_postgresql(path):
-        from .pg_reader import PgReader
-
-        try:
-            reader = PgReader(str(path))
-        except FileNotFoundError:
-            return []
-        try:
-            return list(reader.query(sql, (agent_id, since, limit)))
-        finally:
-            reader.close()
-    path = Path(path)
-    if not path.exists():
-        return []
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
-        db.row_factory = sqlite3.Row
-        rows = db.execute(sql, (agent_id, since, limit)).fetchall()
-    return [dict(row) for row in rows]
+    found = read_rows(path, [(sql, (agent_id, since, limit))])
+    return found[0] if found is not None else []

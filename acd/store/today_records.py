@@ -7,13 +7,12 @@ wallboard gives the start of its local day; the server never decides what today 
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..report import wrap_ups
 from ..today_figures import Today, figures_today
+from .read_rows import read_rows
 
 __all__ = ["today_from_records"]
 
@@ -24,25 +23,23 @@ _EVENTS = ("ENTERQUEUE", "CONNECT", "COMPLETECALLER", "COMPLETEAGENT", "TRANSFER
 def today_from_records(path: str | Path, *, since: float, until: float,
                        service_level_seconds: Mapping[str, float] | None = None,
                        queues: Iterable[str] = (), agents: Iterable[str] = ()) -> Today:
-    """The figures of [since, until) from the database at `path` (zeros when it does not exist yet).
+    """The figures of [since, until) from the records at `path`, a SQLite file or a postgresql:// URL
+    (zeros when nothing was recorded yet).
     Wrap-ups: each agent's own from the state history (a blind transfer's two agents each have
     theirs), else the call record's."""
-    path = Path(path)
+    marks = ", ".join("?" * len(_EVENTS))
+    found = read_rows(path, [
+        (f"SELECT at, call_id, queue, agent, event, data1, data2, data3 FROM queue_log "
+         f"WHERE at >= ? AND at < ? AND event IN ({marks}) ORDER BY at, id", (since, until, *_EVENTS)),
+        ("SELECT call_id, agent, wrap_up_seconds FROM calls WHERE wrap_up_seconds IS NOT NULL AND call_id IN "
+         "(SELECT call_id FROM queue_log WHERE at >= ? AND at < ?)", (since, until)),
+        ("SELECT id, agent_id, state, reason, at FROM agent_states WHERE at >= ? AND at < ? "
+         "ORDER BY agent_id, at, id", (since, until))])
     rows: list[dict] = []
     wraps: dict[tuple[str, str], float] = {}
-    if path.exists():
-        marks = ", ".join("?" * len(_EVENTS))
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
-            db.row_factory = sqlite3.Row
-            rows = [dict(row) for row in db.execute(
-                f"SELECT at, call_id, queue, agent, event, data1, data2, data3 FROM queue_log "
-                f"WHERE at >= ? AND at < ? AND event IN ({marks}) ORDER BY at, id", (since, until, *_EVENTS))]
-            wraps = {(row["call_id"], row["agent"]): row["wrap_up_seconds"] for row in db.execute(
-                "SELECT call_id, agent, wrap_up_seconds FROM calls WHERE wrap_up_seconds IS NOT NULL AND call_id IN "
-                "(SELECT call_id FROM queue_log WHERE at >= ? AND at < ?)", (since, until))}
-            states = [dict(row) for row in db.execute(
-                "SELECT id, agent_id, state, reason, at FROM agent_states WHERE at >= ? AND at < ? "
-                "ORDER BY agent_id, at, id", (since, until))]
+    if found is not None:
+        rows, calls, states = found
+        wraps = {(row["call_id"], row["agent"]): row["wrap_up_seconds"] for row in calls}
         wraps.update(wrap_ups(states, until))
     return figures_today(rows, since=since, until=until, wrap_ups=wraps, service_level_seconds=service_level_seconds,
                          queues=queues, agents=agents)
