@@ -116,8 +116,8 @@ def server_pids(pid: int) -> list[int]:
 
 
 def held(pid: int, low: int, high: int) -> tuple[int, int]:
-    """(open file descriptors, bound UDP ports in low..high) of process `pid` and its media workers,
-    from /proc."""
+    """(open file descriptors, bound RTP ports in low..high) of process `pid` and its media workers,
+    from /proc. RTP ports are the even ones: each leg's RTCP rides on the odd port above (not counted)."""
     inodes = set()
     fds = 0
     for process in server_pids(pid):
@@ -137,7 +137,8 @@ def held(pid: int, low: int, high: int) -> tuple[int, int]:
     with open(f"/proc/{pid}/net/udp") as table:
         for line in table.readlines()[1:]:
             fields = line.split()
-            if fields[9] in inodes and low <= int(fields[1].split(":")[1], 16) <= high:
+            port = int(fields[1].split(":")[1], 16)
+            if fields[9] in inodes and low <= port <= high and port % 2 == 0:
                 ports += 1
     return fds, ports
 
