@@ -116,8 +116,8 @@ class PgRoutingLog:
         """Open (or reopen) the connection, create the tables when missing, and LISTEN."""
         self.close()
         timeout_ms = int(self.statement_timeout_seconds * 1000)
-        self.connection = psycopg.connect(self.conninfo, autocommit=True,
-                                          options=f"-c statement_timeout={timeout_ms}")
+        self.connection = psycopg.connect(self.conninfo, autocommit=True)  # keeps the URL's own options
+        self.connection.execute(f"SET statement_timeout = {timeout_ms}")
         self.connection.execute(SCHEMA)
         self.connection.execute(f"LISTEN {self.channel}")
         return self

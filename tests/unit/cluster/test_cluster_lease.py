@@ -139,3 +139,12 @@ def test_the_state_diagram_is_drawn_from_the_table():
     edges = sum(len(row) for row in TRANSITIONS.values())
     assert diagram.count("-->") == edges + 1
     assert "candidate --> leader: granted" in diagram
+
+
+def test_the_readme_shows_the_diagram_of_the_table():
+    from pathlib import Path
+
+    import acd.cluster
+
+    readme = (Path(acd.cluster.__file__).parent / "README.md").read_text()
+    assert state_diagram() in readme

@@ -1,0 +1,126 @@
+"""One cluster node's routing loop, synchronous: the lease machine, the replica and the PostgreSQL
+log driven together. The server will run it off the reactor thread; tests drive it directly.
+
+Rules of this file:
+- `tick(now)` is the one periodic call: lease deadlines (acquire, renew, give up), then catching up
+  the log. A node that becomes leader first catches up to the log's end (the old leader can no
+  longer append), then answers events its predecessor left without decisions.
+- `lead(event, now)` is for the leader only: the event is applied to the local replica, then its
+  event and decision entries are appended in one fenced statement. When the append is refused the
+  node steps down and rebuilds its replica from the log, and `FencedOut` tells the caller not to
+  act on the outcome.
+- Outcomes returned by `tick` and `lead` are what the node acts on (for the calls and agents it hosts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from acd.routing.config import RoutingConfig
+
+from .lease import AcquireLease, Action, BecameLeader, LeaseMachine, RenewLease, StoreLost
+from .pg_log import FencedOut, PgRoutingLog
+from .routing_log import LogEntry, Outcome, RoutingReplica, replay
+
+__all__ = ["ClusterNode"]
+
+
+class ClusterNode:
+    """A node of the routing cluster: follows the log, or leads and writes it."""
+
+    def __init__(self, log: PgRoutingLog, lease: LeaseMachine, config: RoutingConfig) -> None:
+        self.log = log
+        self.lease = lease
+        self.config = config
+        self.replica = RoutingReplica(config)
+        self._replica_stale = False  # an append failed midway: the replica may be ahead of the log
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this node holds the lease (as far as its clock can tell)."""
+        return self.lease.fencing_token is not None
+
+    def rebuild(self) -> None:
+        """Throw the replica away and rebuild it from the log's last snapshot and what follows."""
+        self.replica = replay(self.config, self.log.read_from_last_snapshot())
+        self._replica_stale = False
+
+    def tick(self, now: float) -> tuple[list[Action], list[Outcome]]:
+        """Run the lease deadlines due at `now` and catch up the log; the lease actions taken and the
+        outcomes of the event entries newly applied."""
+        done: list[Action] = []
+        if self.log.connection is None or self.log.connection.closed:
+            try:
+                self.log.connect()
+            except psycopg.Error:
+                pass  # the lease requests below report the store as lost
+        pending = self.lease.handle_timers(now)
+        while pending:
+            action = pending.pop(0)
+            done.append(action)
+            if isinstance(action, AcquireLease):
+                pending.extend(self.lease.handle(self.log.acquire(now), now))
+            elif isinstance(action, RenewLease):
+                pending.extend(self.lease.handle(self.log.renew(action.epoch, now), now))
+        outcomes: list[Outcome] = []
+        if self.log.connection is None or self.log.connection.closed:
+            return done, outcomes
+        try:
+            if self._replica_stale:
+                self.rebuild()
+            outcomes = self.catch_up()
+            if any(isinstance(action, BecameLeader) for action in done) and self.is_leader:
+                self._append(self.replica.confirm_unconfirmed(self.lease.epoch), now)
+        except FencedOut:
+            pass  # stepped down and rebuilt in `_append`
+        except psycopg.Error as error:
+            done.extend(self.lease.handle(StoreLost(reason=f"{type(error).__name__}: {error}"), now))
+        return done, outcomes
+
+    def catch_up(self) -> list[Outcome]:
+        """Apply every log entry after the replica's last; the outcomes of the event entries."""
+        outcomes = []
+        while entries := self.log.read_after(self.replica.last_seq):
+            for entry in entries:
+                outcome = self.replica.apply(entry)
+                if outcome is not None:
+                    outcomes.append(outcome)
+        return outcomes
+
+    def lead(self, event: Any, now: float) -> Outcome:
+        """Leader only: route `event` at `now`, append it and the decisions; the outcome to act on."""
+        epoch = self.lease.fencing_token
+        if epoch is None:
+            raise FencedOut(f"node {self.log.node_id} does not lead routing: send the event to the leader")
+        entries, outcome = self.replica.record(event, now, epoch)
+        self._append(entries, now)
+        return outcome
+
+    def snapshot(self, now: float) -> LogEntry:
+        """Leader only: append a snapshot of the engine, so replays start from here."""
+        epoch = self.lease.fencing_token
+        if epoch is None:
+            raise FencedOut(f"node {self.log.node_id} does not lead routing: only the leader snapshots")
+        entry = self.replica.snapshot(epoch)
+        self._append([entry], now)
+        return entry
+
+    def _append(self, entries: list[LogEntry], now: float) -> None:
+        if not entries:
+            return
+        try:
+            self.log.append(entries, entries[0].epoch)
+        except FencedOut:
+            self._lost(now, "append fenced out: the lease is no longer ours at this epoch")
+            self.rebuild()
+            raise
+        except psycopg.Error as error:  # committed or not, we cannot tell: rebuild from the log
+            self._lost(now, f"append failed: {type(error).__name__}")
+            self._replica_stale = True
+            raise
+
+    def _lost(self, now: float, reason: str) -> None:
+        if self.is_leader:
+            self.lease.handle(StoreLost(reason=reason), now)
