@@ -124,3 +124,34 @@ def test_an_append_must_carry_the_current_epoch_and_the_next_free_seq(nodes):
     assert a.log.append([entry], epoch=1) == 1
     with pytest.raises(psycopg.errors.UniqueViolation):
         a.log.append([entry], epoch=1)
+
+
+def test_an_append_racing_a_change_of_holder_waits_for_it_and_is_refused(nodes, pg_url):
+    """The append locks the lease row (FOR SHARE): while another node's takeover is uncommitted the
+    append waits, then sees the new epoch and inserts nothing; so once a takeover commits, no entry
+    of the old epoch can still arrive, and the new leader's catch-up reads a final log."""
+    import threading
+
+    import psycopg
+
+    a, _b = nodes
+    a.tick(time.monotonic())
+    entry = LogEntry(epoch=1, seq=1, kind="event", payload={"at": 0.0, "input": {"type": "TimersDue"}})
+    result: list[object] = []
+    with psycopg.connect(pg_url) as takeover:  # a transaction, held open
+        takeover.execute("UPDATE routing_lease SET holder = 'node-b', epoch = epoch + 1 WHERE id = 1")
+        appender = threading.Thread(target=lambda: result.append(_append_or_error(a.log, entry)))
+        appender.start()
+        appender.join(timeout=0.3)
+        assert appender.is_alive(), "the append did not wait for the uncommitted takeover"
+        takeover.commit()
+    appender.join(timeout=5.0)
+    assert isinstance(result[0], FencedOut)
+    assert a.log.read_after(0) == []
+
+
+def _append_or_error(log: PgRoutingLog, entry: LogEntry) -> object:
+    try:
+        return log.append([entry], epoch=entry.epoch)
+    except FencedOut as error:
+        return error
