@@ -9,7 +9,9 @@ Rules of this file:
   event and decision entries are appended in one fenced statement. When the append is refused the
   node steps down and rebuilds its replica from the log, and `FencedOut` tells the caller not to
   act on the outcome.
-- Outcomes returned by `tick` and `lead` are what the node acts on (for the calls and agents it hosts).
+- Any node `submit`s the events of the calls and agents it hosts; the leader routes them with
+  `drain_inbox` (in inbox order, one fenced append that also consumes the inbox rows).
+- Outcomes returned by `tick`, `lead` and `drain_inbox` are what the node acts on (for the calls and agents it hosts).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from acd.routing.config import RoutingConfig
 from .lease import AcquireLease, Action, BecameLeader, LeaseMachine, RenewLease, StoreLost
 from .pg_log import FencedOut, PgRoutingLog
 from .routing_log import LogEntry, Outcome, RoutingReplica, replay
+from .wire import WireFormatError, decode_event, encode_event
 
 __all__ = ["ClusterNode"]
 
@@ -98,6 +101,35 @@ class ClusterNode:
         self._append(entries, now)
         return outcome
 
+    def submit(self, event: Any) -> int:
+        """Any node: send an event of a call or agent it hosts to the leader; its inbox id."""
+        return self.log.submit({"input": encode_event(event)})
+
+    def drain_inbox(self, now: float, limit: int = 100) -> tuple[list[Outcome], list[tuple[int, str, str]]]:
+        """Leader only: route up to `limit` submitted events at `now`, in inbox order, and append them
+        with their decisions in one fenced statement that consumes their inbox rows. Returns the
+        outcomes, and the submissions that did not decode (consumed, not routed): (id, origin, why)."""
+        epoch = self.lease.fencing_token
+        if epoch is None:
+            raise FencedOut(f"node {self.log.node_id} does not lead routing: only the leader drains the inbox")
+        entries: list[LogEntry] = []
+        outcomes: list[Outcome] = []
+        rejected: list[tuple[int, str, str]] = []
+        consumed = []
+        for inbox_id, origin, payload in self.log.read_inbox(limit):
+            consumed.append(inbox_id)
+            try:
+                event = decode_event(payload.get("input") if isinstance(payload, dict) else None)
+            except WireFormatError as error:
+                rejected.append((inbox_id, origin, str(error)))
+                continue
+            written, outcome = self.replica.record(event, now, epoch, origin=origin)
+            entries.extend(written)
+            outcomes.append(outcome)
+        if consumed:
+            self._append(entries, now, consumed)
+        return outcomes, rejected
+
     def snapshot(self, now: float) -> LogEntry:
         """Leader only: append a snapshot of the engine, so replays start from here."""
         epoch = self.lease.fencing_token
@@ -107,11 +139,11 @@ class ClusterNode:
         self._append([entry], now)
         return entry
 
-    def _append(self, entries: list[LogEntry], now: float) -> None:
-        if not entries:
+    def _append(self, entries: list[LogEntry], now: float, consumed: list[int] | None = None) -> None:
+        if not entries and not consumed:
             return
         try:
-            self.log.append(entries, entries[0].epoch)
+            self.log.append(entries, self.lease.epoch, consumed or ())
         except FencedOut:
             self._lost(now, "append fenced out: the lease is no longer ours at this epoch")
             self.rebuild()

@@ -17,6 +17,10 @@ Rules of this file:
   epoch, unexpired, and locks that row (FOR SHARE) so a concurrent ACQUIRE waits for the append to
   commit, and an append after it sees the new epoch: a deposed leader's append inserts nothing and
   raises `FencedOut`. It notifies the tailers (`pg_notify`, sent at commit) in the same statement.
+- Events of calls and agents hosted by any node reach the leader through `routing_inbox`: any node
+  `submit`s, the leader reads the inbox in id order, routes, and its append deletes the rows it
+  consumed in the same fenced statement, so each submitted event enters the log exactly once,
+  whichever leader consumes it (a leader that dies before its append leaves the rows in place).
 - A lost connection or failed statement is reported to the lease machine as `StoreLost`; the log
   methods raise `psycopg.Error` for the caller to treat the same way.
 """
@@ -49,6 +53,12 @@ CREATE TABLE IF NOT EXISTS routing_log (
     payload jsonb NOT NULL,
     written_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS routing_inbox (
+    id bigserial PRIMARY KEY,
+    origin text NOT NULL,
+    payload jsonb NOT NULL,
+    submitted_at timestamptz NOT NULL DEFAULT now()
+);
 """
 
 ACQUIRE = """
@@ -69,7 +79,11 @@ APPEND = """
 WITH lease AS (
     SELECT epoch FROM routing_lease
      WHERE id = 1 AND holder = %(holder)s AND epoch = %(epoch)s AND expires_at > now()
+       AND (SELECT count(*) FROM routing_inbox WHERE id = ANY(%(consumed)s::bigint[]))
+           = cardinality(%(consumed)s::bigint[])
        FOR SHARE
+), consumed AS (
+    DELETE FROM routing_inbox WHERE id = ANY(%(consumed)s::bigint[]) AND EXISTS (SELECT 1 FROM lease)
 ), inserted AS (
     INSERT INTO routing_log (epoch, seq, kind, payload)
     SELECT lease.epoch, entry.seq, entry.kind, entry.payload
@@ -77,7 +91,15 @@ WITH lease AS (
            AS entry(seq, kind, payload)
     RETURNING seq
 ), last AS (SELECT max(seq) AS seq FROM inserted)
-SELECT last.seq, (SELECT pg_notify(%(channel)s, last.seq::text) WHERE last.seq IS NOT NULL) FROM last
+SELECT (SELECT epoch FROM lease), last.seq, (SELECT pg_notify(%(channel)s, last.seq::text) WHERE last.seq IS NOT NULL)
+  FROM last
+"""
+SUBMIT = """
+WITH submitted AS (INSERT INTO routing_inbox (origin, payload) VALUES (%(origin)s, %(payload)s) RETURNING id)
+SELECT id, pg_notify(%(channel)s, id::text) FROM submitted
+"""
+READ_INBOX = """
+SELECT id, origin, payload FROM routing_inbox ORDER BY id LIMIT %(limit)s
 """
 READ_AFTER = """
 SELECT epoch, seq, kind, payload FROM routing_log WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s
@@ -90,8 +112,8 @@ SELECT epoch, seq, kind, payload FROM routing_log
 
 
 class FencedOut(Exception):
-    """The append was refused: this node no longer holds the lease at that epoch. Stop leading,
-    throw the local replica away and rebuild it from the log."""
+    """The append was refused: this node no longer holds the lease at that epoch (or the inbox rows
+    it consumed are gone). Stop leading, throw the local replica away and rebuild it from the log."""
 
 
 class PgRoutingLog:
@@ -120,6 +142,7 @@ class PgRoutingLog:
         self.connection.execute(f"SET statement_timeout = {timeout_ms}")
         self.connection.execute(SCHEMA)
         self.connection.execute(f"LISTEN {self.channel}")
+        self.connection.execute(f"LISTEN {self.channel}_inbox")
         return self
 
     def close(self) -> None:
@@ -161,21 +184,24 @@ class PgRoutingLog:
 
     # -- the log --------------------------------------------------------------------------
 
-    def append(self, entries: Iterable[LogEntry], epoch: int) -> int:
-        """Append `entries` (in seq order) as the leader at `epoch`, all or none; the last seq.
-        Raises `FencedOut` when the lease is no longer ours at that epoch."""
+    def append(self, entries: Iterable[LogEntry], epoch: int, consumed: Iterable[int] = ()) -> int | None:
+        """Append `entries` (in seq order) as the leader at `epoch`, all or none, deleting the inbox
+        rows `consumed` (ids) in the same statement; the last seq. Raises `FencedOut` when the lease
+        is no longer ours at that epoch, or a consumed row is no longer in the inbox. The last seq
+        is None when only inbox rows were consumed."""
         entries = list(entries)
         if any(entry.epoch != epoch for entry in entries):
             raise ValueError(f"every appended entry must carry the fencing epoch {epoch}")
         row = self._conn().execute(APPEND, {
-            "holder": self.node_id, "epoch": epoch, "channel": self.channel,
+            "holder": self.node_id, "epoch": epoch, "channel": self.channel, "consumed": list(consumed),
             "seqs": [entry.seq for entry in entries], "kinds": [entry.kind for entry in entries],
             "payloads": [json.dumps(entry.payload, allow_nan=False) for entry in entries],
         }).fetchone()
-        if row is None or row[0] is None:
+        if row[0] is None:
             raise FencedOut(f"node {self.node_id}: append at epoch {epoch} refused: the lease is no "
-                            "longer ours at that epoch; stop leading and rebuild from the log")
-        return int(row[0])
+                            "longer ours at that epoch (or its inbox rows were consumed already); "
+                            "stop leading and rebuild from the log")
+        return None if row[1] is None else int(row[1])
 
     def read_after(self, seq: int, limit: int = 1000) -> list[LogEntry]:
         """Up to `limit` entries after `seq`, in order."""
@@ -187,12 +213,24 @@ class PgRoutingLog:
         what `routing_log.replay` needs to rebuild a replica."""
         return [_entry(row) for row in self._conn().execute(READ_FROM_SNAPSHOT).fetchall()]
 
-    def wait_for_append(self, timeout_seconds: float) -> int | None:
-        """Block until an append is notified or `timeout_seconds` pass; the notified last seq, or
-        None on timeout. Poll `read_after` anyway on timeout: a notification may have come before
-        LISTEN, and NOTIFY is a wake-up, not the data."""
+    def submit(self, payload: dict) -> int:
+        """Any node: hand an event entry's payload (`{"at": ..., "input": ...}`) to the leader through
+        the inbox; its inbox id."""
+        row = self._conn().execute(SUBMIT, {"origin": self.node_id, "channel": f"{self.channel}_inbox",
+                                            "payload": json.dumps(payload, allow_nan=False)}).fetchone()
+        return int(row[0])
+
+    def read_inbox(self, limit: int = 100) -> list[tuple[int, str, dict]]:
+        """Leader: up to `limit` submitted events not yet consumed, oldest first: (id, origin, payload)."""
+        return [(int(i), origin, payload)
+                for i, origin, payload in self._conn().execute(READ_INBOX, {"limit": limit}).fetchall()]
+
+    def wait(self, timeout_seconds: float) -> str | None:
+        """Block until an append ("log") or a submission ("inbox") is notified, or `timeout_seconds`
+        pass (None). Read the log and the inbox anyway now and then: NOTIFY is a wake-up, not the
+        data, and one sent while this node was reconnecting is lost."""
         for notify in self._conn().notifies(timeout=timeout_seconds, stop_after=1):
-            return int(notify.payload)
+            return "inbox" if notify.channel.endswith("_inbox") else "log"
         return None
 
 

@@ -177,12 +177,15 @@ class RoutingReplica:
                                   "replica's: every node must run the same version and routing config")
         del self._unconfirmed[for_seq]  # type: ignore[arg-type]
 
-    def record(self, event: Any, now: float, epoch: int) -> tuple[list[LogEntry], Outcome]:
+    def record(self, event: Any, now: float, epoch: int, origin: str | None = None) -> tuple[list[LogEntry], Outcome]:
         """Leader side: apply `event` (or `TimersDue()`) at `now` and return the event and decision
-        entries to append, in order, with the outcome to act on."""
+        entries to append, in order, with the outcome to act on. `origin`: the node that submitted
+        the event (kept in the entry for the logs; replicas ignore it)."""
         at = max(now, self.last_at)
-        event_entry = LogEntry(epoch=epoch, seq=self.last_seq + 1, kind="event",
-                               payload={"at": at, "input": encode_event(event)})
+        payload: dict[str, Any] = {"at": at, "input": encode_event(event)}
+        if origin is not None:
+            payload["origin"] = origin
+        event_entry = LogEntry(epoch=epoch, seq=self.last_seq + 1, kind="event", payload=payload)
         outcome = self.apply(event_entry)
         assert outcome is not None
         decision_entry = LogEntry(epoch=epoch, seq=self.last_seq + 1, kind="decision", payload=outcome.payload())
@@ -226,7 +229,8 @@ class RoutingReplica:
 
 def replay(config: RoutingConfig, entries: Iterable[LogEntry]) -> RoutingReplica:
     """A replica rebuilt from log entries in seq order: from the last snapshot among them (when any)
-    plus the entries after it, else from an empty engine and seq 1."""
+    plus the entries after it, else from an empty engine built from `config` and seq 1. A snapshot
+    carries the engine's config, which then wins over `config`."""
     ordered = list(entries)
     start = None
     for position in range(len(ordered) - 1, -1, -1):

@@ -56,8 +56,7 @@ def test_one_node_leads_the_other_tails_and_takes_over_when_the_leader_dies(node
     a.lead(AgentLoggedIn(agent_id="alice", queues={"support": 0}), time.monotonic())
     offer = a.lead(CallArrived(call_id="c1", queue="support"), time.monotonic())
     assert [type(d) for d in offer.decisions][0] is Offer
-    notified = b.log.wait_for_append(timeout_seconds=2.0)
-    assert notified is not None and notified <= a.replica.last_seq
+    assert b.log.wait(timeout_seconds=2.0) == "log"  # woken by the leader's append
     _, outcomes = b.tick(time.monotonic())
     assert outcomes[-1].decisions == offer.decisions  # the follower computed the leader's decisions
     assert view(b) == view(a)
@@ -155,3 +154,32 @@ def _append_or_error(log: PgRoutingLog, entry: LogEntry) -> object:
         return log.append([entry], epoch=entry.epoch)
     except FencedOut as error:
         return error
+
+
+def test_a_follower_submits_its_callers_and_the_leader_routes_them_exactly_once(nodes):
+    """Events of calls hosted by any node reach the leader through the inbox; the leader's fenced
+    append consumes the rows, so a deposed leader's attempt leaves them for its successor."""
+    a, b = nodes
+    a.tick(time.monotonic())
+    b.tick(time.monotonic())
+    a.lead(AgentLoggedIn(agent_id="alice", queues={"support": 0}), time.monotonic())
+    b.submit(CallArrived(call_id="on-b", queue="support"))
+    b.log.connection.execute("INSERT INTO routing_inbox (origin, payload) VALUES ('node-b', '{\"input\": {}}')")
+    woken = [a.log.wait(timeout_seconds=2.0) for _ in range(2)]  # its own append's, then b's submission
+    assert woken == ["log", "inbox"]
+    outcomes, rejected = a.drain_inbox(time.monotonic())
+    assert [(o.decisions[0].call_id, o.decisions[0].agent_id) for o in outcomes] == [("on-b", "alice")]
+    assert [origin for _id, origin, _why in rejected] == ["node-b"]
+    assert rejected[0][2].startswith("unknown routing event type")
+    assert a.log.read_inbox() == []
+    assert a.drain_inbox(time.monotonic()) == ([], [])
+    _, seen = b.tick(time.monotonic())
+    assert seen[-1].decisions == outcomes[0].decisions  # node-b learns its caller was offered to alice
+    assert b.log.read_after(0)[-2].payload["origin"] == "node-b"
+
+    b.submit(CallArrived(call_id="on-b-2", queue="support"))
+    with pytest.raises(FencedOut):  # the lease moved on: nothing consumed, nothing appended
+        a.log.connection.execute("UPDATE routing_lease SET epoch = epoch + 1, holder = 'node-c'")
+        a.drain_inbox(time.monotonic())
+    assert [payload["input"]["call_id"] for _i, _o, payload in a.log.read_inbox()] == ["on-b-2"]
+    assert view(a) == view(b)
