@@ -2,8 +2,12 @@
 log driven together. The server will run it off the reactor thread; tests drive it directly.
 
 Rules of this file:
-- `tick(now)` is the one periodic call: lease deadlines (acquire, renew, give up), then catching up
-  the log. A node that becomes leader first catches up to the log's end (the old leader can no
+- Two clocks: the lease runs on this node's monotonic clock (`now`: immune to wall-clock steps,
+  which could otherwise stretch a lease); the engine runs on wall-clock seconds (`routing_now`),
+  the time base every node shares, since a deadline set by one leader fires on the next.
+- `tick(now, routing_now)` is the one periodic call: lease deadlines (acquire, renew, give up),
+  catching up the log, and, on the leader, the engine's due timers (a `TimersDue` entry). Arm it
+  at the earlier of `lease.next_deadline()` and `routing_deadline()`, and on every NOTIFY. A node that becomes leader first catches up to the log's end (the old leader can no
   longer append), then answers events its predecessor left without decisions.
 - `lead(event, now)` is for the leader only: the event is applied to the local replica, then its
   event and decision entries are appended in one fenced statement. When the append is refused the
@@ -25,7 +29,7 @@ from acd.routing.config import RoutingConfig
 from .lease import AcquireLease, Action, BecameLeader, LeaseMachine, RenewLease, StoreLost
 from .pg_log import FencedOut, PgRoutingLog
 from .routing_log import LogEntry, Outcome, RoutingReplica, replay
-from .wire import WireFormatError, decode_event, encode_event
+from .wire import TimersDue, WireFormatError, decode_event, encode_event
 
 __all__ = ["ClusterNode"]
 
@@ -39,6 +43,7 @@ class ClusterNode:
         self.config = config
         self.replica = RoutingReplica(config)
         self._replica_stale = False  # an append failed midway: the replica may be ahead of the log
+        self._lease_now = 0.0  # the lease clock at the last tick (for a store loss seen when appending)
 
     @property
     def is_leader(self) -> bool:
@@ -50,9 +55,16 @@ class ClusterNode:
         self.replica = replay(self.config, self.log.read_from_last_snapshot())
         self._replica_stale = False
 
-    def tick(self, now: float) -> tuple[list[Action], list[Outcome]]:
-        """Run the lease deadlines due at `now` and catch up the log; the lease actions taken and the
-        outcomes of the event entries newly applied."""
+    def routing_deadline(self) -> float | None:
+        """Leader only: when the engine's next timer is due (wall clock); None on a follower."""
+        return self.replica.engine.next_deadline() if self.is_leader else None
+
+    def tick(self, now: float, routing_now: float | None = None) -> tuple[list[Action], list[Outcome]]:
+        """Run the lease deadlines due at `now` (monotonic), catch up the log and, when leading, run
+        the engine's timers due at `routing_now` (wall clock; `now` when not given). Returns the
+        lease actions taken and the outcomes of the event entries newly applied or routed."""
+        routing_now = now if routing_now is None else routing_now
+        self._lease_now = now
         done: list[Action] = []
         if self.log.connection is None or self.log.connection.closed:
             try:
@@ -75,7 +87,10 @@ class ClusterNode:
                 self.rebuild()
             outcomes = self.catch_up()
             if any(isinstance(action, BecameLeader) for action in done) and self.is_leader:
-                self._append(self.replica.confirm_unconfirmed(self.lease.epoch), now)
+                self._append(self.replica.confirm_unconfirmed(self.lease.epoch))
+            deadline = self.routing_deadline()
+            if deadline is not None and deadline <= routing_now:
+                outcomes.append(self.lead(TimersDue(), routing_now))
         except FencedOut:
             pass  # stepped down and rebuilt in `_append`
         except psycopg.Error as error:
@@ -98,7 +113,7 @@ class ClusterNode:
         if epoch is None:
             raise FencedOut(f"node {self.log.node_id} does not lead routing: send the event to the leader")
         entries, outcome = self.replica.record(event, now, epoch)
-        self._append(entries, now)
+        self._append(entries)
         return outcome
 
     def submit(self, event: Any) -> int:
@@ -127,32 +142,32 @@ class ClusterNode:
             entries.extend(written)
             outcomes.append(outcome)
         if consumed:
-            self._append(entries, now, consumed)
+            self._append(entries, consumed)
         return outcomes, rejected
 
-    def snapshot(self, now: float) -> LogEntry:
+    def snapshot(self) -> LogEntry:
         """Leader only: append a snapshot of the engine, so replays start from here."""
         epoch = self.lease.fencing_token
         if epoch is None:
             raise FencedOut(f"node {self.log.node_id} does not lead routing: only the leader snapshots")
         entry = self.replica.snapshot(epoch)
-        self._append([entry], now)
+        self._append([entry])
         return entry
 
-    def _append(self, entries: list[LogEntry], now: float, consumed: list[int] | None = None) -> None:
+    def _append(self, entries: list[LogEntry], consumed: list[int] | None = None) -> None:
         if not entries and not consumed:
             return
         try:
             self.log.append(entries, self.lease.epoch, consumed or ())
         except FencedOut:
-            self._lost(now, "append fenced out: the lease is no longer ours at this epoch")
+            self._lost("append fenced out: the lease is no longer ours at this epoch")
             self.rebuild()
             raise
         except psycopg.Error as error:  # committed or not, we cannot tell: rebuild from the log
-            self._lost(now, f"append failed: {type(error).__name__}")
+            self._lost(f"append failed: {type(error).__name__}")
             self._replica_stale = True
             raise
 
-    def _lost(self, now: float, reason: str) -> None:
+    def _lost(self, reason: str) -> None:
         if self.is_leader:
-            self.lease.handle(StoreLost(reason=reason), now)
+            self.lease.handle(StoreLost(reason=reason), self._lease_now)

@@ -13,8 +13,7 @@ from acd.cluster.lease import BecameLeader, LeaseMachine, Role, SteppedDown
 from acd.cluster.node import ClusterNode
 from acd.cluster.pg_log import FencedOut, PgRoutingLog
 from acd.cluster.routing_log import LogEntry, replay
-from acd.cluster.wire import TimersDue
-from acd.routing import AgentLoggedIn, CallArrived, CallConnected, Offer, OfferAnswered, QueueConfig, RoutingConfig
+from acd.routing import AgentLoggedIn, CallArrived, CallConnected, CallEnded, Offer, OfferAnswered, QueueConfig, RoutingConfig
 
 LEASE_SECONDS = 1.0  # short, so a takeover test waits about a second
 CONFIG = RoutingConfig(queues=(QueueConfig(name="support", wrap_up_seconds=2.0),), skills={"billing"})
@@ -61,7 +60,7 @@ def test_one_node_leads_the_other_tails_and_takes_over_when_the_leader_dies(node
     assert outcomes[-1].decisions == offer.decisions  # the follower computed the leader's decisions
     assert view(b) == view(a)
 
-    a.snapshot(time.monotonic())
+    a.snapshot()
     connected = a.lead(OfferAnswered(call_id="c1", agent_id="alice"), time.monotonic())
     assert isinstance(connected.decisions[0], CallConnected)
 
@@ -84,15 +83,17 @@ def test_one_node_leads_the_other_tails_and_takes_over_when_the_leader_dies(node
     assert not a.is_leader
     assert a.log.read_after(7) == []  # nothing of it reached the log
 
+    b.lead(CallEnded(call_id="c1"), time.monotonic())  # alice to wrap-up (2 s)
     b.lead(CallArrived(call_id="c2", queue="support"), time.monotonic())
-    b.lead(TimersDue(), time.monotonic() + 10.0)  # wrap-up over: alice takes c2
+    _, timed = b.tick(time.monotonic(), routing_now=time.monotonic() + 10.0)  # alice's wrap-up is over
+    assert [(d.call_id, d.agent_id) for d in timed[-1].decisions if isinstance(d, Offer)] == [("c2", "alice")]
     a.tick(time.monotonic())
     assert view(a) == view(b)
     rebuilt = replay(CONFIG, b.log.read_from_last_snapshot())
     assert rebuilt.last_seq == b.replica.last_seq
     assert rebuilt.engine.agent_view("alice") == b.replica.engine.agent_view("alice")
     epochs = [(e.seq, e.epoch) for e in b.log.read_after(0)]
-    assert epochs[-1] == (11, 2) and all(epoch == 1 for seq, epoch in epochs if seq <= 7)
+    assert epochs[-1] == (13, 2) and all(epoch == 1 for seq, epoch in epochs if seq <= 7)
 
 
 def test_the_leader_renews_at_the_same_epoch_and_an_unexpired_lease_is_refused_to_others(nodes):
