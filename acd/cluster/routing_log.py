@@ -113,6 +113,7 @@ class RoutingReplica:
         self.last_seq = 0
         self.epoch = 0
         self.last_at = float("-inf")
+        self.last_snapshot_seq = 0  # the seq of the last snapshot entry applied (0: none)
         self._unconfirmed: dict[int, Outcome] = {}  # event seq -> outcome, until its decision entry
 
     def unconfirmed(self) -> list[Outcome]:
@@ -149,6 +150,7 @@ class RoutingReplica:
             if applied != self.last_seq:
                 raise LogError(f"routing snapshot at seq {entry.seq} follows seq {applied!r}, "
                                f"this replica is at {self.last_seq}")
+            self.last_snapshot_seq = entry.seq
         self.last_seq = entry.seq
         self.epoch = entry.epoch
         return outcome
@@ -223,6 +225,7 @@ class RoutingReplica:
         replica.epoch = entry.epoch
         at = entry.payload.get("at")
         replica.last_at = float(at) if isinstance(at, (int, float)) else float("-inf")
+        replica.last_snapshot_seq = entry.seq
         replica._unconfirmed = {}
         return replica
 

@@ -184,3 +184,16 @@ def test_a_follower_submits_its_callers_and_the_leader_routes_them_exactly_once(
         a.drain_inbox(time.monotonic())
     assert [payload["input"]["call_id"] for _i, _o, payload in a.log.read_inbox()] == ["on-b-2"]
     assert view(a) == view(b)
+
+
+def test_the_leader_snapshots_once_enough_entries_follow_the_last_snapshot(nodes):
+    a, b = nodes
+    a.snapshot_every_entries = 4
+    a.tick(time.monotonic())
+    a.lead(AgentLoggedIn(agent_id="alice", queues={"support": 0}), time.monotonic())
+    a.tick(time.monotonic())
+    assert a.replica.last_snapshot_seq == 0  # 2 entries: not yet
+    a.lead(CallArrived(call_id="c1", queue="support"), time.monotonic())
+    a.tick(time.monotonic())
+    assert a.replica.last_snapshot_seq == 5
+    assert [e.kind for e in b.log.read_from_last_snapshot()] == ["snapshot"]
