@@ -249,7 +249,9 @@ class LeaseMachine:
         self.try_at = now + refusal.remaining_seconds
         self.renew_at = self.expires_at = None
         if previous is Role.LEADER:
-            return [SteppedDown(epoch=epoch, reason=f"the store gave the lease to {refusal.holder}")]
+            reason = (f"the store gave the lease to {refusal.holder}" if refusal.holder != self.node_id
+                      else "the lease expired in the store before the renewal reached it")
+            return [SteppedDown(epoch=epoch, reason=reason)]
         return []
 
     def _step_down(self, trigger: Trigger, reason: str, now: float) -> list[Action]:

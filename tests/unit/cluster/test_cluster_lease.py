@@ -96,6 +96,10 @@ def test_a_refused_renewal_deposes_the_leader():
     actions = machine.handle(LeaseRefused(holder="node-b", epoch=2, remaining_seconds=3.0), 1.1)
     assert actions == [SteppedDown(epoch=1, reason="the store gave the lease to node-b")]
     assert machine.fencing_token is None and machine.epoch == 2
+    again = leader()
+    again.handle_timers(1.0)
+    assert again.handle(LeaseRefused(holder="node-a", epoch=1, remaining_seconds=0.0), 1.1) == [
+        SteppedDown(epoch=1, reason="the lease expired in the store before the renewal reached it")]
 
 
 def test_losing_the_store_deposes_a_leader_and_makes_a_follower_retry_soon():
