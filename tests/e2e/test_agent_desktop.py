@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from .browser import headless_chromium
 from .harness import LOOPBACK, REPO, SCENARIOS, free_port, rtp_base, start_server, start_sipp
 from .test_acd_calls import SippAgents, agents_yaml
 from .test_customer_context import caller_scenario
@@ -42,19 +43,7 @@ RING_MILLISECONDS = 3000
 @pytest.fixture()
 def chromium(tmp_path):
     """Headless Chromium, as the wallboard's test starts it."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1200,800", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(20)
-    yield driver
-    driver.quit()
+    yield from headless_chromium(tmp_path / "chromium-profile")
 
 
 def artifacts_dir(tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from .browser import headless_chromium
 from .harness import LOOPBACK, REPO, free_port, start_sipp
 from .test_acd_calls import SippAgents, start_acd_server
 
@@ -25,19 +26,7 @@ pytestmark = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which
 
 @pytest.fixture()
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1200,800", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(20)
-    yield driver
-    driver.quit()
+    yield from headless_chromium(tmp_path / "chromium-profile")
 
 
 def wait_until(browser, script: str, expected, timeout: float = 20.0):
