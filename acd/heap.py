@@ -4,14 +4,17 @@ What the pauses were: every call left a reference cycle behind (session <-> IVR 
 the closures its media leg called back through), so each ended call waited for the collector, and
 each generation-1 collection walked hundreds of thousands of such objects: 0.4-0.8 s with the
 reactor stopped, at 700 calls/s (scripts/bench/sip_path.py). An ended call now leaves no cycle
-(IvrRunner.release, InboundCalls' leg callbacks), and a server transaction drops its request once
-answered, so what a call leaves for the 32 s of Timer J/L is its transaction objects.
+(IvrRunner.release, InboundCalls' leg callbacks), a server transaction drops its request once
+answered, and once it only waits out Timer J/L it is replaced by plain strings and bytes (the
+endpoint's lingering transactions), so an ended call leaves nothing the collector tracks.
 
 What stays: the collector runs when the number of tracked objects grew by `threshold0` since its
 last run. With the per-call garbage gone, that happens while the load rises, rarely at a steady
-rate; each run walks the objects made since the last one that are still alive (at most the live
-calls and the lingering transactions: 20-30 ms at 700 calls/s). Generation 1 runs after
-20 of those, the full collection after 20 of generation 1.
+rate; each run walks the objects made since the last one that are still alive (the live calls'
+objects). A step from idle to 550 calls/s now triggers one young collection in its first 36 s
+where the lingering transactions made four (scripts/bench/sip_path.py at 550/s, issue 21); each
+walks ~50,000 objects, ~1 us apiece on a heap this size. Generation 1 runs after 20 of those, the
+full collection after 20 of generation 1.
 """
 
 from __future__ import annotations

@@ -244,7 +244,8 @@ class NoMedia:
     """Implements the `Media` port (acd.calls.ports) with NullLegs: ports are counted, not bound."""
 
     def __init__(self, reactor, *, address: str, port_min: int, port_max: int, prompts: PromptLibrary,
-                 rng: random.Random | None = None, metrics=None) -> None:
+                 rng: random.Random | None = None, metrics=None, symmetric: str = "auto",
+                 rtcp_interval_seconds: float = 5.0) -> None:
         self.reactor = reactor
         self.address = address
         self.port_min, self.port_max = port_min, port_max
@@ -253,7 +254,7 @@ class NoMedia:
         self._next_port = port_min
         self.legs: dict[str, NullLeg] = {}
 
-    def new_leg(self, *, call_id, codec, payload_type, telephone_event_pt, on_digit, on_playback_finished):
+    def new_leg(self, *, call_id, codec, payload_type, telephone_event_pt, on_digit, on_playback_finished, near=None):
         leg = NullLeg(self, self.reactor, call_id, on_digit, on_playback_finished)
         self.legs[call_id] = leg
         return leg
@@ -268,6 +269,14 @@ class NoMedia:
         pass
 
     def stop_sending(self, leg) -> None:
+        pass
+
+    def release(self, leg: NullLeg) -> None:
+        """The leg ended: nothing is bound; drop the leg (and its transport's cycle back to it)."""
+        if leg.transport is not None:
+            leg.transport.stopListening()
+
+    def set_mix(self, call_id: str, hearing, bridged=()) -> None:
         pass
 
     def encoded(self, prompt: str, codec: str) -> bytes:
@@ -427,7 +436,10 @@ class Bench:
 
     def __init__(self, workdir: Path, args) -> None:
         self.args = args
-        write_config(workdir, sip_port=SERVER[1], rtp_base=20000, rtp_ports=20000, http_port=0)
+        # admission off: this bench measures the call path at the rate asked, not the gate (overload_bench does)
+        write_config(workdir, sip_port=SERVER[1], rtp_base=20000, rtp_ports=20000, http_port=0, rtp_workers=0,
+                     sip_extra="  admission: {max_calls: 1000000, max_new_calls_per_second: 0, "
+                               "overload_loop_lag_seconds: 0}\n")
         self.log_handler = configure_logging(args.log_level, workdir / "server.log")
         self.reactor = HeapReactor(real_threads=args.thread_pool == "real")
         self.reactor.advance(START_TIME)

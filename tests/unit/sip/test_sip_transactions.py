@@ -187,6 +187,28 @@ def test_invite_retransmission_after_2xx_gets_the_2xx_again():
     assert endpoint.datagrams_to_send() == [ok] and drain(endpoint) == []
 
 
+def test_an_acknowledged_invite_lingers_as_plain_values_until_timer_l():
+    """Issue 21: after the ACK only Timer L is left; the transaction object goes (the collector has
+    nothing to walk) but a retransmitted INVITE still gets the 2xx, a repeated ACK is absorbed, a
+    late CANCEL gets 200, and at Timer L everything is forgotten."""
+    endpoint = make_endpoint()
+    key, raw = received_invite(endpoint)
+    endpoint.respond(key, 200, now=0.0, to_tag="acd-tag")
+    (ok,) = endpoint.datagrams_to_send()
+    endpoint.receive(ack_for_2xx(), PHONE, "UDP", 0.05)
+    assert [type(event) for event in drain(endpoint)] == [AckReceived]
+    assert endpoint._transactions == {} and endpoint.transaction_count == 1
+    endpoint.receive(raw, PHONE, "UDP", 1.0)
+    assert endpoint.datagrams_to_send() == [ok] and drain(endpoint) == []
+    endpoint.receive(ack_for_2xx(), PHONE, "UDP", 1.1)
+    assert drain(endpoint) == [] and endpoint.datagrams_to_send() == []
+    endpoint.receive(peer_request("CANCEL"), PHONE, "UDP", 1.2)
+    assert drain(endpoint) == [] and parse_message(endpoint.datagrams_to_send()[0].data).status == 200
+    assert run_timers(endpoint) == [] and endpoint.transaction_count == 0
+    endpoint.receive(ack_for_2xx(), PHONE, "UDP", 40.0)  # after Timer L the ACK matches nothing
+    assert [type(event) for event in drain(endpoint)] == [MessageDropped]
+
+
 def test_non_2xx_final_is_retransmitted_by_timer_g_until_ack_then_timer_i():
     endpoint = make_endpoint()
     key, raw = received_invite(endpoint, branch="z9hG4bKbusy")
@@ -731,7 +753,7 @@ def test_server_invite_reports_each_thing_once_and_always_ends(transport, steps)
     now, counts, final_sent, generations = 0.0, {}, False, 0
     for kind, value in [("peer", "INVITE"), *steps]:
         if kind == "peer":
-            if value == "INVITE" and not any(k[2] == "INVITE" for k in endpoint._transactions):
+            if value == "INVITE" and not any(k[2] == "INVITE" for k in [*endpoint._transactions, *endpoint._lingering]):
                 generations += 1  # first INVITE, or a retransmission after the transaction ended
                 final_sent = False
             endpoint.receive(peer[value], PHONE, transport, now)
