@@ -20,10 +20,13 @@ Who acts on what (the rule):
   leader's engine comes back later, to the submitting node only (`Scope.error_id`): a refused
   CallArrived sends the call back to its flow, a refused OfferAnswered hangs the agent leg up;
   the others are logged. Nothing blocks the reactor waiting for the leader.
-- Reconfiguration: a reload changes the routing config only on a node with no cluster (see
-  `reconfigure`): in a cluster every replica must compute the same decisions, so the routing config
-  is the one each node started with; restart the nodes one by one (rolling) to change queues or
-  memberships. Non-routing settings reload as usual on each node.
+- Reconfiguration goes through the log: every replica must compute the same decisions, so every
+  engine must change config at the same point. The first leader of an empty log writes its routing
+  config first (a `Reconfigured` entry), so nodes started with different files still agree; after
+  that, a reload (or a membership change from the API) on the leader writes a `Reconfigured` entry
+  and every node applies it there. A reload on a follower changes only its local settings (prompts,
+  CRM, SIP limits...), its routing config is logged as not in force: reload the leader
+  (GET /api/cluster names it). A new leader does not impose its own file.
 
 Threads:
 - the routing thread drives the `ClusterNode` on its own connection (LISTEN/NOTIFY wakes it on new
@@ -55,7 +58,8 @@ from ..cluster.lease import BecameLeader, LeaseMachine, SteppedDown
 from ..cluster.node import ClusterNode
 from ..cluster.pg_log import FencedOut, PgRoutingLog
 from ..cluster.routing_log import LogEntry, LogError, Outcome, RoutingReplica
-from ..cluster.wire import WireFormatError, decode_event, encode_event
+from ..cluster.snapshot import dump_config
+from ..cluster.wire import Reconfigured, WireFormatError, decode_event, encode_event
 from ..config.cluster_settings import ClusterSettings
 from ..routing import Offer, RoutingConfig, RoutingEngine
 from ..sip.errors import RemoteProtocolError
@@ -178,11 +182,17 @@ class ClusterRouting:
         """Never called (no deadline on the reactor)."""
 
     def reconfigure(self, config: RoutingConfig, now: float) -> None:
-        """Not in force in a cluster (module docstring): logged, the routing config is unchanged."""
-        if config != self.config:
+        """On the leader: put `config` in force on every node through the log. On a follower: logged,
+        not in force (module docstring)."""
+        if config == self.config:
+            return
+        if self.status.role != "leader":
             log.warning("cluster node %s: the reloaded routing config (queues, memberships) is not put in force: "
-                        "every node routes with the config it started with; restart the nodes one by one",
-                        self.node_id)
+                        "node %s leads routing; reload it there", self.node_id, self.status.leader or "(none yet)")
+            return
+        self.config = config
+        log.info("cluster node %s: the new routing config goes to every node through the routing log", self.node_id)
+        self.feed(Reconfigured(routing=dump_config(config)), now)
 
     # ---- reads -----------------------------------------------------------------------------------
     def contacts(self, agent_id: str) -> list[tuple[str, tuple[str, int], str]]:
@@ -273,7 +283,8 @@ class ClusterRouting:
                 self._on_decisions([], Scope(agent_writes=True, hosted_only=True, event=event,
                                              error_id=outcome.error_id, error=outcome.error))
             return
-        self._on_decisions(outcome.decisions, Scope(agent_writes=mine, hosted_only=True, event=event))
+        if outcome.decisions:
+            self._on_decisions(outcome.decisions, Scope(agent_writes=mine, hosted_only=True, event=event))
 
     def _observe(self, event: Any) -> None:
         """The routing delay of one of this node's events (they come back in the order sent)."""
@@ -353,6 +364,11 @@ class ClusterRouting:
                 self._led_epochs.add(action.epoch)
                 log.info("cluster node %s leads routing at epoch %d (log at seq %d)", self.node_id, action.epoch,
                          self.node.replica.last_seq)
+                if self.node.is_leader and self.node.replica.last_seq == 0:  # the first: every replica takes its config
+                    try:
+                        outcomes.append(self.node.lead(Reconfigured(routing=dump_config(self.node.config)), wall))
+                    except (FencedOut, psycopg.Error) as error:
+                        log.warning("cluster node %s: routing config not written first: %s", self.node_id, error)
             elif isinstance(action, SteppedDown):
                 log.warning("cluster node %s stopped leading (epoch %d): %s", self.node_id, action.epoch,
                             action.reason)

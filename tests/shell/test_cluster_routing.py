@@ -49,11 +49,11 @@ class ThreadedReactor:
 class Node:
     """One ClusterRouting, its reactor and what it was told to act on."""
 
-    def __init__(self, pg_url: str, name: str, channel: str) -> None:
+    def __init__(self, pg_url: str, name: str, channel: str, config: RoutingConfig = CONFIG) -> None:
         self.reactor = ThreadedReactor()
         self.routing = ClusterRouting(conninfo=pg_url, settings=ClusterSettings(node_id=name,
                                                                                 lease_seconds=LEASE_SECONDS),
-                                      config=CONFIG, reactor=self.reactor, channel=channel)
+                                      config=config, reactor=self.reactor, channel=channel)
         self.told: list[tuple[object, object]] = []  # (decision or None, scope)
         self.routing.attach(lambda decisions, scope: self.told.extend((d, scope) for d in decisions or [None]))
 
@@ -75,9 +75,15 @@ def pump_until(nodes: list[Node], predicate, what: str, timeout: float = 5.0):
 
 
 @pytest.fixture
-def nodes(pg_url):
+def configs() -> tuple[RoutingConfig, RoutingConfig]:
+    """The routing configs node-a and node-b start with."""
+    return CONFIG, CONFIG
+
+
+@pytest.fixture
+def nodes(pg_url, configs):
     channel = f"routing_log_{uuid.uuid4().hex[:12]}"  # NOTIFY channels are database-wide
-    made = [Node(pg_url, "node-a", channel), Node(pg_url, "node-b", channel)]
+    made = [Node(pg_url, "node-a", channel, configs[0]), Node(pg_url, "node-b", channel, configs[1])]
     for node in made:
         node.routing.start()
     yield made
@@ -160,3 +166,27 @@ def test_the_follower_takes_over_when_the_leader_stops_and_routes_new_calls(node
     offers = pump_until([follower], lambda: follower.decisions(Offer), "an offer from the new leader")
     assert offers[0][0].call_id == "c2" and offers[0][1].event is not None
     assert follower.routing.status.epoch > leader.routing.status.epoch
+
+
+@pytest.mark.parametrize("configs", [(CONFIG, RoutingConfig(queues=(QueueConfig(name="support", wrap_up_seconds=7.0),),
+                                                            skills=frozenset()))])
+def test_routing_configs_change_through_the_log_on_every_node_at_once(nodes):
+    """Nodes started with different files agree on the first leader's; a reload on the leader reaches
+    every replica; one on a follower changes nothing (the leader's reload does)."""
+    leader, follower = leader_and_follower(nodes)
+    pump_until(nodes, lambda: leader.routing.status.log_seq == follower.routing.status.log_seq >= 2,
+               "the first leader's config in the log")
+    wrap_ups = {n.routing.engine.queue_config("support").wrap_up_seconds for n in nodes}
+    assert wrap_ups == {leader.routing.node.config.queues[0].wrap_up_seconds}
+
+    reloaded = RoutingConfig(queues=(QueueConfig(name="support"), QueueConfig(name="sales")), skills=frozenset())
+    seq = leader.routing.status.log_seq
+    leader.routing.reconfigure(reloaded, time.time())
+    pump_until(nodes, lambda: all(n.routing.status.log_seq == seq + 2 for n in nodes), "the new config's entries")
+    assert all(n.routing.engine.queue_config("sales") is not None for n in nodes)
+
+    follower.routing.reconfigure(CONFIG, time.time())
+    time.sleep(0.2)
+    pump_until(nodes, lambda: True, "")
+    assert all(n.routing.status.log_seq == seq + 2 for n in nodes)
+    assert all(n.routing.engine.queue_config("sales") is not None for n in nodes)
