@@ -507,6 +507,9 @@ class AcdService:
                         log.info("call=%s moved from queue %s to %s", decision.call_id, queued.queue, decision.queue)
                         queued.queue = decision.queue
                     queued.explanation = decision.explanation
+                    if queued.entry_position is None and not self.routing.synchronous:  # cluster: known now
+                        queued.entry_position = decision.position
+                        self.records.set_field(queued.call_id, "entry_position", decision.position)
                     queued.tell(self.reactor.seconds(), f"waiting at position {decision.position}: "
                                                         f"{decision.explanation}")
                     if queued.wait is not None:

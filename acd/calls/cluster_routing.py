@@ -61,7 +61,7 @@ from ..cluster.routing_log import LogEntry, LogError, Outcome, RoutingReplica
 from ..cluster.snapshot import dump_config
 from ..cluster.wire import Reconfigured, WireFormatError, decode_event, encode_event
 from ..config.cluster_settings import ClusterSettings
-from ..routing import Offer, RoutingConfig, RoutingEngine
+from ..routing import Offer, RoutingConfig, RoutingEngine, UnknownQueue, UnknownSkill
 from ..sip.errors import RemoteProtocolError
 from ..sip.headers import SipUri
 from .routing_authority import OnDecisions, Scope
@@ -298,11 +298,19 @@ class ClusterRouting:
                 return
 
     def _check(self, event: Any) -> None:
-        """Raise the RoutingError the replica's engine would, for the checks that need no change:
-        the call must be held by the router."""
+        """Raise the RoutingError the replica's engine would, for the checks that change nothing:
+        the call is held by the router, a queue named is configured (not retired), skills asked
+        for are known."""
+        engine = self.replica.engine
         call_id = getattr(event, "call_id", None)
         if call_id is not None:
-            self.replica.engine.call_view(call_id)
+            engine.call_view(call_id)
+        queue = getattr(event, "queue", None)
+        if queue is not None and (engine.queue_config(queue) is None or queue in engine.retired_queues()):
+            raise UnknownQueue(f"queue {queue!r} was removed from the configuration", queue=queue)
+        for skill in dict(getattr(event, "requirements", None) or {}):
+            if skill not in engine.config.skills:
+                raise UnknownSkill(f"skill {skill!r} is not configured", skill=skill)
 
     # ---- the routing thread ----------------------------------------------------------------------------
     def _applied(self, entries: list[LogEntry]) -> None:

@@ -151,6 +151,13 @@ def test_a_refusal_comes_back_to_the_submitting_node_only(nodes):
     with pytest.raises(RoutingError) as caught:  # steering checks the replica first: an answer at once
         follower.routing.decide(CallChanged(call_id="c-unknown", priority=5), time.time())
     assert caught.value.error_id == "no-such-call"
+    follower.routing.feed(CallArrived(call_id="c11", queue="support"), time.time())
+    pump_until(nodes, lambda: "c11" in follower.routing.engine.call_ids(), "the call in the replica")
+    for change, error_id in ((CallChanged(call_id="c11", queue="nowhere"), "unknown-queue"),
+                             (CallChanged(call_id="c11", requirements={"klingon": 1}), "unknown-skill")):
+        with pytest.raises(RoutingError) as caught:
+            follower.routing.decide(change, time.time())
+        assert caught.value.error_id == error_id
 
 
 def test_the_follower_takes_over_when_the_leader_stops_and_routes_new_calls(nodes):
