@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from acd.store.pg_reader import PgReader
 
-from .harness import free_port, rtp_base, run_sipp, start_server, wait_until
+from .harness import SCENARIOS, free_port, rtp_base, run_sipp, start_server, wait_until
 from .test_acd_calls import GOODBYE_FLOW, QUEUE_FLOW, SippAgents, agents_yaml
 
 AGENT = "2001"
@@ -84,7 +84,10 @@ def test_two_nodes_route_as_one_and_the_survivor_leads_after_a_kill_9(pg_cluster
         # The agent registers and logs in with the leader; the caller calls the follower, which hosts
         # the call: its events go to the leader through the inbox, it offers the agent (the contact
         # from the shared bindings) and bridges.
-        agents = SippAgents(tmp_path / "agents", leader.target, [AGENT], max_calls=2, timeout=40)
+        quick = tmp_path / "agent_answers_1s.xml"  # the shipped agent talks 3 s: 1 s is enough here
+        quick.write_text((SCENARIOS / "agent_answers.xml").read_text().replace(
+            '<recv request="BYE" timeout="3000"', '<recv request="BYE" timeout="1000"'))
+        agents = SippAgents(tmp_path / "agents", leader.target, [AGENT], max_calls=2, timeout=40, scenario=str(quick))
         agents.login.assert_ok(leader)
         leader.wait_for_log(rf"agent={AGENT} feature=login result=logged-in")
         follower.wait_for_log(rf"agent={AGENT} state logged_out -> available")  # in the follower's replica too
