@@ -21,6 +21,8 @@ def test_decisions_for_calls_hosted_elsewhere_are_not_acted_on_and_agent_writes_
     harness = make_harness(extra_files=queue_files({"q": Q}, {"1001": "{q: 0}"}))
     phone = harness.agent("1001")
     assert phone.register().status == 200
+    assert harness.api("GET", "/api/cluster") == (200, {"node_id": None, "role": "single"})  # no `cluster:`
+    assert "acd_cluster_is_leader" not in harness.metrics_text()
     decide = harness.running.acd._apply  # the routing authority's callback
     wallboard = harness.event_stream("wallboard")
 
