@@ -260,7 +260,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     records = open_record_store(records_location(config.store, config.data_dir), in_process=not records_process,
                                 schedule=reactor.callLater, commit_delay_observer=metrics.records_commit_delay.observe)
     previous = records.start_run(at=reactor.seconds())
-    records.close_interrupted(at=reactor.seconds())
+    if config.cluster is None:  # in a cluster the other nodes' calls are open in the same tables: not ours to close
+        records.close_interrupted(at=reactor.seconds())
     # "during": after every "before" trigger (a drain of the calls in progress) has finished, so the
     # mark means the run ended on the normal path; "after" closes the writer once it is written.
     reactor.addSystemEventTrigger("during", "shutdown", lambda: records.stop_run(at=reactor.seconds()))
