@@ -123,7 +123,6 @@ class ClusterRouting:
         self.node_id = settings.node_id
         self.conninfo = conninfo
         self.reactor = reactor
-        self.config = config
         self.replica = RoutingReplica(config)  # the reactor thread's
         self.node = ClusterNode(PgRoutingLog(conninfo, settings.node_id, lease_seconds=settings.lease_seconds,
                                              channel=channel),
@@ -168,8 +167,8 @@ class ClusterRouting:
         return True
 
     def decide(self, event: Any, now: float) -> list:
-        """Submit `event`; its decisions come back through the callback. The replica's own checks
-        (unknown call, queue or skill) run on a throw-away basis first: see `_check`."""
+        """Check `event` against the replica (unknown call, queue or skill: the RoutingError at once,
+        see `_check`), then submit it; its decisions come back through the callback."""
         self._check(event)
         self.feed(event, now)
         return []
@@ -184,13 +183,12 @@ class ClusterRouting:
     def reconfigure(self, config: RoutingConfig, now: float) -> None:
         """On the leader: put `config` in force on every node through the log. On a follower: logged,
         not in force (module docstring)."""
-        if config == self.config:
+        if config == self.replica.engine.config:  # already in force (the log's, whoever wrote it)
             return
         if self.status.role != "leader":
             log.warning("cluster node %s: the reloaded routing config (queues, memberships) is not put in force: "
                         "node %s leads routing; reload it there", self.node_id, self.status.leader or "(none yet)")
             return
-        self.config = config
         log.info("cluster node %s: the new routing config goes to every node through the routing log", self.node_id)
         self.feed(Reconfigured(routing=dump_config(config)), now)
 
