@@ -219,12 +219,16 @@ class ClusterRouting:
     def start(self) -> None:
         """Connect, rebuild the replicas from the log (history: not acted on), start the threads.
         Blocking: call before the reactor runs. Raises RuntimeError when PostgreSQL is unreachable."""
-        try:
-            self.node.log.connect()
-            self.node.rebuild()
-        except psycopg.Error as error:
-            raise RuntimeError(f"cluster: cannot read the routing log: {error} (is PostgreSQL running, and "
-                               "`store:` in conf/acd.yaml right?)") from error
+        for attempt in range(3):  # nodes started together may race on CREATE TABLE IF NOT EXISTS: try again
+            try:
+                self.node.log.connect()
+                self.node.rebuild()
+                break
+            except psycopg.Error as error:
+                if attempt == 2:
+                    raise RuntimeError(f"cluster: cannot read the routing log: {error} (is PostgreSQL running, "
+                                       "and `store:` in conf/acd.yaml right?)") from error
+                time.sleep(0.2)
         entries, self._outbox = self._outbox, []
         self._deliver(entries, {}, self._status(), history=True)
         log.info("cluster node %s: routing log read up to seq %d; lease %.1f s", self.node_id,

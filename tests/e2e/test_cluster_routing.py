@@ -19,6 +19,8 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from acd.cluster.pg_log import PgRoutingLog
+from acd.store.bindings_pg import PgBindingStore
 from acd.store.pg_reader import PgReader
 
 from .harness import SCENARIOS, free_port, rtp_base, run_sipp, start_server, wait_until
@@ -67,6 +69,8 @@ def _metric(server, name: str) -> float:
 
 def test_two_nodes_route_as_one_and_the_survivor_leads_after_a_kill_9(pg_cluster, tmp_path):
     url = pg_cluster.create_schema(f"t_{uuid.uuid4().hex[:16]}")
+    PgRoutingLog(url, "setup").connect().close()  # the tables made once: two starts at once race on
+    PgBindingStore(url).close()  # CREATE TABLE IF NOT EXISTS (the records schema takes a lock itself)
     with ThreadPoolExecutor(2) as pool:  # both start at once (a start takes seconds); either may lead
         starting = [pool.submit(_node, tmp_path, host, name, url)
                     for host, name in (("127.0.0.11", "node-a"), ("127.0.0.12", "node-b"))]
