@@ -23,6 +23,7 @@ from .calls.acd_service import AcdService, routing_config_from
 from .calls.admission_gate import AdmissionGate
 from .calls.call_control import CallControl
 from .calls.call_table import CallTable
+from .calls.cluster_routing import ClusterRouting
 from .calls.inbound import InboundCalls
 from .calls.ivr_runner import IvrServices
 from .calls.live_config import LiveConfig
@@ -81,6 +82,7 @@ class RunningServer:
     admission_gate: AdmissionGate | None = None  # its lag timer starts once the reactor runs (acd serve)
     monitoring: Monitoring | None = None  # supervisors on calls (listen, whisper, barge)
     trunk_registrations: TrunkRegistrations | None = None  # REGISTERs to carriers (trunks with `register:`)
+    cluster: ClusterRouting | None = None  # this node's routing cluster (`cluster:`), None for one node
 
 
 # The default 208 KiB receive buffer holds ~20 ms of SIP at 800 calls/s: a GC pause or a busy tick
@@ -146,7 +148,8 @@ def start_http(running: RunningServer, reload, reactor):
                                       monitor=running.monitoring,
                                       unlock=unlock, sign_in=sign_in, history=history, today=today,
                                       trunks=running.trunk_registrations.snapshot
-                                      if running.trunk_registrations is not None else None))
+                                      if running.trunk_registrations is not None else None,
+                                      cluster=running.cluster.status_dict if running.cluster is not None else None))
     root.putChild(b"login", LoginResource(sign_in, reactor))
     root.putChild(b"logout", LogoutResource(sign_in, reactor))
     root.putChild(b"agent", page("agent.html"))
@@ -257,7 +260,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     records = open_record_store(records_location(config.store, config.data_dir), in_process=not records_process,
                                 schedule=reactor.callLater, commit_delay_observer=metrics.records_commit_delay.observe)
     previous = records.start_run(at=reactor.seconds())
-    records.close_interrupted(at=reactor.seconds())
+    if config.cluster is None:  # in a cluster the other nodes' calls are open in the same tables: not ours to close
+        records.close_interrupted(at=reactor.seconds())
     # "during": after every "before" trigger (a drain of the calls in progress) has finished, so the
     # mark means the run ended on the normal path; "after" closes the writer once it is written.
     reactor.addSystemEventTrigger("during", "shutdown", lambda: records.stop_run(at=reactor.seconds()))
@@ -274,11 +278,21 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     sip = SipServer(endpoint=endpoint, config=live, reactor=reactor, metrics=metrics, calls=calls)
     registrar = RegistrarService(signalling=sip, config=live, reactor=reactor) if config.agents else None
 
+    cluster = None
+    if config.cluster is not None:  # several nodes route as one (acd/calls/cluster_routing.py)
+        cluster = ClusterRouting(conninfo=config.store, settings=config.cluster, config=routing_config_from(config),
+                                 reactor=reactor)
+        cluster.register_metrics(metrics.registry)
+        reactor.addSystemEventTrigger("after", "shutdown", cluster.stop)
+
     def contacts(agent_id: str) -> list[tuple[str, tuple[str, int], str]]:
-        return registrar.contacts(agent_id, reactor.seconds()) if registrar is not None else []
+        found = registrar.contacts(agent_id, reactor.seconds()) if registrar is not None else []
+        return found if found or cluster is None else cluster.contacts(agent_id)
 
     acd = AcdService(reactor=reactor, config=live, signalling=sip, media=media, events=events, records=records,
-                     webhooks=webhooks, metrics=metrics, contacts=contacts, directory=directory)
+                     webhooks=webhooks, metrics=metrics, contacts=contacts, directory=directory, routing=cluster)
+    if cluster is not None:
+        cluster.start()
     ivr = IvrServices(reactor=reactor, config=live, metrics=metrics, recognizers=RecognizerCache(),
                       directory=directory, enqueue=acd.enqueue)
     monitoring = Monitoring(reactor=reactor, config=live, media=media, signalling=sip, records=records, events=events,
@@ -324,4 +338,4 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     return RunningServer(live=live, sip=sip, media=media, acd=acd, calls=calls, view=view, events=events,
                          metrics=metrics, records=records, registrar=registrar, shutdown=shutdown,
                          udp_port=udp_port, tcp_port=tcp_port, tls_port=tls_port, admission_gate=admission,
-                         monitoring=monitoring, trunk_registrations=trunk_registrations)
+                         monitoring=monitoring, trunk_registrations=trunk_registrations, cluster=cluster)

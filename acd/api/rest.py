@@ -60,7 +60,8 @@ class ApiResource(resource.Resource):
                  control: CallCommands | None = None, monitor: MonitorCommands | None = None,
                  sign_in: SignIn | None = None, history: Callable[[str, float], Deferred] | None = None,
                  trunks: Callable[[], list[dict[str, Any]]] | None = None,
-                 today: Callable[[float], Deferred] | None = None) -> None:
+                 today: Callable[[float], Deferred] | None = None,
+                 cluster: Callable[[], dict[str, Any]] | None = None) -> None:
         """`sign_in`: web sessions (None: the token only). `history(agent, since)`: a Deferred firing
         with the agent's calls since then, read from the records off the reactor thread. `trunks()`:
         the trunks and their registrations at carriers. `today(since)`: a Deferred firing with the
@@ -78,6 +79,7 @@ class ApiResource(resource.Resource):
         self.desk_endpoints = DeskEndpoints(view=view, history=history)
         self.trunks = trunks  # the trunks and their registrations at carriers
         self.today = today  # the wallboard's figures of the day (per agent, per queue)
+        self.cluster = cluster  # this node's role in a routing cluster (None: one node)
 
     def render(self, request: server.Request) -> bytes | int:  # noqa: D401 - Twisted API
         """Dispatch, answer JSON; ApiErrors become their status and error_id. Event streams stay open."""
@@ -151,6 +153,8 @@ class ApiResource(resource.Resource):
             return 200, self._membership_result(parts[1], parts[3], None)
         if len(parts) == 3 and parts[0] == "agents" and method == "POST":
             return 200, self._agent_action(parts[1], parts[2], self._body(request))
+        if parts == ["cluster"] and method == "GET":
+            return 200, self.cluster() if self.cluster is not None else {"node_id": None, "role": "single"}
         if parts == ["trunks"] and method == "GET":
             return 200, self.trunks() if self.trunks is not None else []
         if parts == ["queues"] and method == "GET":

@@ -8,6 +8,8 @@ Wired in one place, `acd/app.py` (the composition root); every object gets the n
   -> `inbound.InboundCalls` (new INVITEs, feature codes, INFO) -> `session.CallSession` (+ `ivr_runner`)
 - `acd_service.AcdService` (the routing engine's shell; `QueuedCall` per call, `queue_wait` for what
   waiting callers hear) -> `connections.Connections` -> `offers.OfferDialer` -> `agent_leg.AgentLeg`
+  AcdService feeds a routing authority (`routing_authority`: `LocalRouting` in process, or
+  `cluster_routing.ClusterRouting` for a node of a routing cluster, `cluster:`).
 - `leg_states` (caller and agent leg transition tables, EndReason), `media_ports` + `rtp_leg` (RTP),
   `registrar_service`, `call_table`, `live_config`, `webhooks`, `queue_log`
 - `view.LiveView`: the read-only view the REST API, wallboard and metrics use.

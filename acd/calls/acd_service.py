@@ -23,7 +23,8 @@ from ..routing import (AgentLoggedIn, AgentLoggedOut, AgentPauseRequested, Agent
                        AgentReachable, AgentReadyRequested, AgentState, AgentStateChanged, AgentUnreachable,
                        CallArrived, CallbackRequested, CallChanged, CallConnected,
                        CallEnded, CallNotWaiting,
-                       CallOverflowed, CallRefused, CallWaiting, Offer, OfferCancelled, QueueConfig, QueueRemoved,
+                       CallOverflowed, CallRefused, CallWaiting, Offer, OfferAnswered, OfferCancelled, QueueConfig,
+                       QueueRemoved,
                        RoutingConfig, RoutingEngine, RoutingError)
 from .agent_restore import WHY_REFUSED, RestoredAgent, plan_restore, restore_summary, tell_restored
 from .connections import Connections, queue_settings
@@ -33,6 +34,7 @@ from .ports import ConfigSource, EventSink, Media, Records, Signalling, Webhooks
 from .queue_log import QueueLog
 from .queue_wait import QueueWait
 from .queued_call import Callback, QueuedCall
+from .routing_authority import LOCAL, LocalRouting, RoutingAuthority, Scope
 
 if TYPE_CHECKING:
     from ..config.model import Config
@@ -77,7 +79,9 @@ class AcdService:
 
     def __init__(self, *, reactor, config: ConfigSource, signalling: Signalling, media: Media, events: EventSink,
                  records: Records, webhooks: Webhooks, metrics: "Metrics",
-                 contacts: Callable[[str], list[tuple[str, tuple[str, int], str]]], directory: Any = None) -> None:
+                 contacts: Callable[[str], list[tuple[str, tuple[str, int], str]]], directory: Any = None,
+                 routing: RoutingAuthority | None = None) -> None:
+        """`routing`: where routing events go (None: the engine in this process, `LocalRouting`)."""
         self.reactor = reactor
         self.config = config
         self.events = events
@@ -86,7 +90,8 @@ class AcdService:
         self.metrics = metrics
         self.signalling = signalling
         self.contacts = contacts
-        self.engine = RoutingEngine(routing_config_from(config.config))
+        self.routing = routing if routing is not None else LocalRouting(routing_config_from(config.config))
+        self.routing.attach(self._apply)
         self.queue_log = QueueLog(records, reactor)
         self.calls: dict[str, QueuedCall] = {}
         self.last_call: dict[str, str] = {}
@@ -99,6 +104,11 @@ class AcdService:
                                        contacts=contacts, feed=self._feed, enqueue=self.enqueue, directory=directory)
         self._timer = None
         self.releasing = False  # the server is stopping: no new offers are placed
+
+    @property
+    def engine(self) -> RoutingEngine:
+        """The routing engine to read views from (the live one, or this node's replica in a cluster)."""
+        return self.routing.engine
 
     def _settings(self, queue: str):
         return queue_settings(self.config, queue)
@@ -327,23 +337,29 @@ class AcdService:
             self._feed(AgentReachable(agent_id=agent_id, reason=why) if reachable
                        else AgentUnreachable(agent_id=agent_id, reason=why))
 
+    def _logged_in(self, agent_id: str) -> bool:
+        """True when the engine may take an agent command. Cluster mode answers from the local
+        replica (the leader's refusal would come too late for the reply); one node: the engine's own
+        answer decides, as before."""
+        return self.routing.synchronous or agent_id in self.engine.agent_ids()
+
     def logout(self, agent_id: str) -> str:
         """Log an agent out."""
-        if not self._feed(AgentLoggedOut(agent_id=agent_id)):
+        if not self._logged_in(agent_id) or not self._feed(AgentLoggedOut(agent_id=agent_id)):
             return "not-logged-in"
         self._save_pending(agent_id, None)
         return "logged-out"
 
     def pause(self, agent_id: str, reason: str) -> str:
         """Pause an agent with a reason code."""
-        if not self._feed(AgentPauseRequested(agent_id=agent_id, reason=reason)):
+        if not self._logged_in(agent_id) or not self._feed(AgentPauseRequested(agent_id=agent_id, reason=reason)):
             return "not-logged-in"
         self._save_pending(agent_id, reason)
         return "paused"
 
     def unpause(self, agent_id: str) -> str:
         """Make a paused agent available again."""
-        if not self._feed(AgentReadyRequested(agent_id=agent_id)):
+        if not self._logged_in(agent_id) or not self._feed(AgentReadyRequested(agent_id=agent_id)):
             return "not-paused"
         self._save_pending(agent_id, None)
         return "available"
@@ -370,6 +386,8 @@ class AcdService:
         plan = plan_restore(agents, configured, lambda agent_id: bool(self.contacts(agent_id)))
         done = []
         for restored in plan:
+            if restored.agent_id in self.engine.agent_ids():
+                continue  # cluster mode: logged in by the routing log already
             if restored.state != "logged_out":
                 agent = configured[restored.agent_id]
                 if not self._feed(AgentLoggedIn(agent_id=restored.agent_id, queues=agent.queues, skills=agent.skills,
@@ -402,8 +420,11 @@ class AcdService:
             return "unknown-call"
         try:
             event = CallChanged(call_id=call_id, priority=priority, queue=queue, requirements=requirements)
-            before = self.engine.call_view(call_id).priority
-            decisions = self.engine.handle(event, self.reactor.seconds())
+            view = self.engine.call_view(call_id)
+            before = view.priority
+            if view.state == "connected":
+                return "connected"
+            decisions = self.routing.decide(event, self.reactor.seconds())
         except CallNotWaiting:
             return "connected"
         except RoutingError as error:
@@ -445,31 +466,29 @@ class AcdService:
     # ---- reconfiguration ---------------------------------------------------------------------
     def reconfigure(self, routing: RoutingConfig) -> None:
         """Put a new routing config in force now (the config it came from is already live)."""
-        self._apply(self.engine.reconfigure(routing, self.reactor.seconds()))
+        self.routing.reconfigure(routing, self.reactor.seconds())
 
     # ---- the engine --------------------------------------------------------------------------
     def _feed(self, event) -> bool:
-        try:
-            decisions = self.engine.handle(event, self.reactor.seconds())
-        except RoutingError as error:
-            log.warning("routing refused %s: %s (%s)", type(event).__name__, error, getattr(error, "error_id", ""))
-            return False
-        self._apply(decisions)
-        return True
+        return self.routing.feed(event, self.reactor.seconds())
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._apply(self.engine.handle_timers(self.reactor.seconds()))
+        self.routing.timers(self.reactor.seconds())
 
     def _rearm(self) -> None:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        deadline = self.engine.next_deadline()
+        deadline = self.routing.next_deadline()
         if deadline is not None:
             self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._on_timer)
 
-    def _apply(self, decisions: list) -> None:
+    def _apply(self, decisions: list, scope: Scope = LOCAL) -> None:
+        if scope.error_id is not None:
+            self._refused_later(scope)
+        elif scope.hosted_only:
+            decisions = [d for d in decisions if getattr(d, "call_id", None) is None or d.call_id in self.calls]
         for decision in decisions:
             if isinstance(decision, Offer):
                 if self.releasing:
@@ -488,6 +507,9 @@ class AcdService:
                         log.info("call=%s moved from queue %s to %s", decision.call_id, queued.queue, decision.queue)
                         queued.queue = decision.queue
                     queued.explanation = decision.explanation
+                    if queued.entry_position is None and not self.routing.synchronous:  # cluster: known now
+                        queued.entry_position = decision.position
+                        self.records.set_field(queued.call_id, "entry_position", decision.position)
                     queued.tell(self.reactor.seconds(), f"waiting at position {decision.position}: "
                                                         f"{decision.explanation}")
                     if queued.wait is not None:
@@ -506,9 +528,9 @@ class AcdService:
                         queued.wait = None
                     self.reactor.callLater(0, self._queue_failed, queued.session, decision.reason)
             elif isinstance(decision, AgentStateChanged):
-                self._agent_state_changed(decision)
+                self._agent_state_changed(decision, writes=scope.agent_writes)
             elif isinstance(decision, AgentReachabilityChanged):
-                self._reachability_changed(decision)
+                self._reachability_changed(decision, writes=scope.agent_writes)
             elif isinstance(decision, CallOverflowed):
                 log.info("call=%s overflow step %d: %s", decision.call_id, decision.step, decision.explanation)
                 queued = self.calls.get(decision.call_id)
@@ -519,7 +541,26 @@ class AcdService:
                 self.events.publish("wallboard", {"type": "queue-changed", "queue": decision.queue})
         self._rearm()
 
-    def _agent_state_changed(self, decision: AgentStateChanged) -> None:
+    def _refused_later(self, scope: Scope) -> None:
+        """Cluster mode: the leader's engine refused an event this node submitted (the synchronous
+        answer was "accepted"): undo what was done on the strength of it."""
+        event = scope.event
+        log.warning("routing refused %s: %s (%s)", type(event).__name__, scope.error, scope.error_id)
+        queued = self.calls.get(getattr(event, "call_id", None) or "")
+        if queued is None:
+            return
+        if isinstance(event, CallArrived):
+            self.calls.pop(queued.call_id, None)
+            if queued.wait is not None:
+                queued.wait.stop()
+                queued.wait = None
+            self._queue_failed(queued.session, "the ACD refused the call")
+        elif isinstance(event, OfferAnswered):
+            leg = queued.offers.pop(event.agent_id, None)
+            if leg is not None:
+                leg.hang_up("offer no longer valid")
+
+    def _agent_state_changed(self, decision: AgentStateChanged, *, writes: bool = True) -> None:
         now = self.reactor.seconds()
         pause_reason = self._pause_reason(decision)
         ended = self.pauses.follow(decision, pause_reason, now)
@@ -530,9 +571,10 @@ class AcdService:
             self.records.set_field(self.last_call[decision.agent_id], "wrap_up_seconds",
                                    round(now - self.state_since.get(decision.agent_id, now), 1))
         self.state_since[decision.agent_id] = now
-        self.records.agent_state(decision.agent_id, state=decision.state.value, reason=reason, at=now)
-        self._save_presence(decision.agent_id, decision.state, reason, now)
-        self.queue_log.agent_state_changed(decision, pause_reason=pause_reason, ended=ended)
+        if writes:  # once in the shared store (cluster mode: by one node)
+            self.records.agent_state(decision.agent_id, state=decision.state.value, reason=reason, at=now)
+            self._save_presence(decision.agent_id, decision.state, reason, now)
+            self.queue_log.agent_state_changed(decision, pause_reason=pause_reason, ended=ended)
         event = {"type": "agent-state", "agent": decision.agent_id, "state": decision.state.value,
                  "previous": decision.previous.value, "reason": reason, "at": now}
         if ended is not None:
@@ -540,13 +582,14 @@ class AcdService:
         self.events.publish(f"agent-{decision.agent_id}", event)
         self.events.publish("wallboard", event)
 
-    def _reachability_changed(self, decision: AgentReachabilityChanged) -> None:
+    def _reachability_changed(self, decision: AgentReachabilityChanged, *, writes: bool = True) -> None:
         """A row in the agent's state history (same state, the reason says "phone unreachable: ..."
         or "phone reachable: ..."; Asterisk's queue_log has no line for a member's device state, so
         none is written there) and an "agent-reachability" event for the desk and the wallboard."""
         now = self.reactor.seconds()
         log.info("agent=%s %s (state %s)", decision.agent_id, decision.reason, decision.state.value)
-        self.records.agent_state(decision.agent_id, state=decision.state.value, reason=decision.reason, at=now)
+        if writes:
+            self.records.agent_state(decision.agent_id, state=decision.state.value, reason=decision.reason, at=now)
         event = {"type": "agent-reachability", "agent": decision.agent_id, "state": decision.state.value,
                  "reachable": decision.reachable, "reason": decision.reason, "at": now}
         self.events.publish(f"agent-{decision.agent_id}", event)

@@ -20,7 +20,7 @@ Rules of this file:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import psycopg
 
@@ -50,6 +50,9 @@ class ClusterNode:
         self.replica = RoutingReplica(config)
         self._replica_stale = False  # an append failed midway: the replica may be ahead of the log
         self._lease_now = 0.0  # the lease clock at the last tick (for a store loss seen when appending)
+        # Told of the entries now in the log and applied here, in seq order (rebuilds repeat some):
+        # the server keeps a replica on its reactor thread with them (acd/calls/cluster_routing.py).
+        self.on_entries: Callable[[list[LogEntry]], None] | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -58,8 +61,10 @@ class ClusterNode:
 
     def rebuild(self) -> None:
         """Throw the replica away and rebuild it from the log's last snapshot and what follows."""
-        self.replica = replay(self.config, self.log.read_from_last_snapshot())
+        entries = self.log.read_from_last_snapshot()
+        self.replica = replay(self.config, entries)
         self._replica_stale = False
+        self._tell(entries)
 
     def routing_deadline(self) -> float | None:
         """Leader only: when the engine's next timer is due (wall clock); None on a follower."""
@@ -111,10 +116,15 @@ class ClusterNode:
         """Apply every log entry after the replica's last; the outcomes of the event entries."""
         outcomes = []
         while entries := self.log.read_after(self.replica.last_seq):
-            for entry in entries:
-                outcome = self.replica.apply(entry)
-                if outcome is not None:
-                    outcomes.append(outcome)
+            applied = []
+            try:
+                for entry in entries:
+                    outcome = self.replica.apply(entry)
+                    applied.append(entry)
+                    if outcome is not None:
+                        outcomes.append(outcome)
+            finally:
+                self._tell(applied)
         return outcomes
 
     def lead(self, event: Any, now: float) -> Outcome:
@@ -177,6 +187,11 @@ class ClusterNode:
             self._lost(f"append failed: {type(error).__name__}")
             self._replica_stale = True
             raise
+        self._tell(entries)
+
+    def _tell(self, entries: list[LogEntry]) -> None:
+        if entries and self.on_entries is not None:
+            self.on_entries(entries)
 
     def _lost(self, reason: str) -> None:
         if self.is_leader:

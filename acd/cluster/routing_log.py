@@ -29,8 +29,8 @@ from acd.routing.decisions import Decision
 from acd.routing.engine import RoutingEngine
 from acd.routing.errors import RoutingError
 
-from .snapshot import dump_engine, load_engine
-from .wire import TimersDue, decode_decisions, decode_event, encode_decisions, encode_event
+from .snapshot import SnapshotError, dump_engine, load_config, load_engine
+from .wire import Reconfigured, TimersDue, decode_decisions, decode_event, encode_decisions, encode_event
 
 __all__ = [
     "KINDS",
@@ -159,10 +159,14 @@ class RoutingReplica:
         try:
             if isinstance(event, TimersDue):
                 decisions = self.engine.handle_timers(at)
+            elif isinstance(event, Reconfigured):
+                decisions = self.engine.reconfigure(load_config(event.routing), at)
             else:
                 decisions = self.engine.handle(event, at)
         except RoutingError as error:
             return Outcome(seq=seq, error_id=error.error_id, error=str(error))
+        except SnapshotError as error:  # the same on every replica: refused, the engine unchanged
+            return Outcome(seq=seq, error_id="bad-routing-config", error=str(error))
         return Outcome(seq=seq, decisions=decisions)
 
     def _confirm(self, entry: LogEntry) -> None:

@@ -20,10 +20,11 @@ import io
 import pickle
 from typing import Any
 
+from acd.routing.config import RoutingConfig
 from acd.routing.engine import RoutingEngine
 from acd.routing.index import QueueIndex
 
-__all__ = ["FORMAT", "SnapshotError", "dump_engine", "load_engine"]
+__all__ = ["FORMAT", "SnapshotError", "dump_engine", "load_engine", "dump_config", "load_config"]
 
 FORMAT = "acd-routing-engine/pickle-1"
 _REBUILT_SLOTS = frozenset({"strategy", "score", "labels"})  # derived from the config: not stored
@@ -94,6 +95,14 @@ def dump_engine(engine: RoutingEngine) -> dict[str, Any]:
 
 def load_engine(snapshot: Any) -> RoutingEngine:
     """The engine a dict from `dump_engine` holds; `SnapshotError` when it is not one."""
+    engine = _load(snapshot)
+    if type(engine) is not RoutingEngine:
+        raise SnapshotError(f"routing snapshot holds a {type(engine).__name__}, not a RoutingEngine")
+    return engine
+
+
+def _load(snapshot: Any) -> Any:
+    """What a dict from `dump_engine` or `dump_config` holds, checked and unpickled."""
     if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
         found = snapshot.get("format") if isinstance(snapshot, dict) else type(snapshot).__name__
         raise SnapshotError(f"routing snapshot format {found!r} is not {FORMAT!r}: "
@@ -110,6 +119,22 @@ def load_engine(snapshot: Any) -> RoutingEngine:
         raise
     except Exception as error:  # any unpickling failure means the same thing: unusable snapshot
         raise SnapshotError(f"routing snapshot does not load: {error}") from None
-    if type(engine) is not RoutingEngine:
-        raise SnapshotError(f"routing snapshot holds a {type(engine).__name__}, not a RoutingEngine")
     return engine
+
+
+def dump_config(config: RoutingConfig) -> dict[str, Any]:
+    """A routing config as a JSON-able dict, in the snapshot's form (a `Reconfigured` log entry)."""
+    buffer = io.BytesIO()
+    _EnginePickler(buffer, protocol=5).dump(config)
+    data = buffer.getvalue()
+    return {"format": FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
+            "data": base64.b64encode(data).decode("ascii")}
+
+
+def load_config(dumped: Any) -> RoutingConfig:
+    """The routing config a dict from `dump_config` holds; `SnapshotError` when it holds none."""
+    config = _load(dumped)
+    if type(config) is not RoutingConfig:
+        raise SnapshotError(f"routing config entry holds a {type(config).__name__}, not a RoutingConfig")
+    return config
+

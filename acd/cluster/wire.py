@@ -8,7 +8,8 @@ Rules of this file:
 - Decoding raises only `WireFormatError` (a `ValueError`) naming the type and field; an event whose
   own checks refuse it is reported the same way, with the event's message.
 - Numbers must be finite: PostgreSQL `jsonb` has no NaN or infinity.
-- `TimersDue` is the log's record of one `handle_timers(now)` call: the engine's other input.
+- `TimersDue` is the log's record of one `handle_timers(now)` call: the engine's other input;
+  `Reconfigured` of one `reconfigure(config, now)` call (the config in `snapshot.dump_config`'s form).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from acd.routing.errors import RoutingError
 __all__ = [
     "WireFormatError",
     "TimersDue",
+    "Reconfigured",
     "EVENT_TYPES",
     "DECISION_TYPES",
     "encode_event",
@@ -46,10 +48,18 @@ class TimersDue:
     """The leader called the engine's `handle_timers(now)`: replicas do the same at the entry's time."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconfigured:
+    """The leader put a new routing config in force (`routing`: `snapshot.dump_config`'s dict):
+    replicas do the same at the entry's time, so every engine changes config at the same point."""
+
+    routing: dict
+
+
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     ev.AgentLoggedIn, ev.AgentLoggedOut, ev.AgentPauseRequested, ev.AgentReadyRequested,
     ev.AgentReachable, ev.AgentUnreachable, ev.CallArrived, ev.CallEnded, ev.CallbackRequested,
-    ev.CallChanged, ev.OfferAnswered, ev.OfferDeclined, ev.OfferFailed, TimersDue,
+    ev.CallChanged, ev.OfferAnswered, ev.OfferDeclined, ev.OfferFailed, TimersDue, Reconfigured,
 )}
 DECISION_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     dec.Offer, dec.OfferCancelled, dec.CallWaiting, dec.CallRefused, dec.CallConnected,
@@ -69,6 +79,8 @@ def _plain(value: Any, where: str) -> Any:
         raise WireFormatError(f"{where} is {value!r}: only finite numbers fit the routing log")
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _plain(item, f"{where}.{key}") for key, item in value.items()}
     raise WireFormatError(f"{where} holds a {type(value).__name__}, which the routing log cannot carry")
 
 

@@ -30,6 +30,8 @@ def restart_required(old: Config, new: Config) -> list[str]:
         changes.append(f"data_dir {str(old.data_dir)!r} -> {str(new.data_dir)!r}")
     if old.store != new.store:
         changes.append(f"store {describe(old.store or 'SQLite')!r} -> {describe(new.store or 'SQLite')!r}")
+    if old.cluster != new.cluster:
+        changes.append(f"cluster {old.cluster!r} -> {new.cluster!r}")
     if (old.agents is None) != (new.agents is None):
         changes.append("conf/agents.yaml " + ("added" if new.agents is not None else "removed")
                        + " (the registrar starts with the server)")

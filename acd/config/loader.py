@@ -18,6 +18,7 @@ from ..media.wav import read_wav_pcm16_8k
 from .checker import Checker, kind_of
 from .admission import parse_admission
 from .agents import load_agents
+from .cluster_settings import parse_cluster
 from .extras import load_hours, load_incidents, load_lookups
 from .flows import FlowReference, PromptUse, parse_flow
 from .dtmf_mode import dtmf_mode
@@ -57,6 +58,7 @@ def load_config(root: Path | str) -> Config:
             errors.append(ConfigError(main_path, settings.line_of("country_code"),
                                       f"country_code must be 1-3 digits without + (44, 1, 34), not {country_code!r}"))
     store = _parse_store(main_path, settings, errors)
+    cluster = parse_cluster(main_path, settings, errors, store)
     prompts = _scan_prompts(sounds_dir)
     flows: dict[str, Flow] = {}
     broken_flows: set[str] = set()  # named by a flow file with errors: routes to them are not errors too
@@ -100,7 +102,7 @@ def load_config(root: Path | str) -> Config:
     return Config(root=root, sip=sip, rtp=rtp, trunks=tuple(trunks), routes=tuple(routes), flows=flows,
                   prompts=prompts, data_dir=data_dir, files=tuple(files), calendars=calendars, queues=queues,
                   lookups=lookups, agents=agents, http=http, country_code=country_code, incidents=incidents, store=store,
-                  **crm)
+                  cluster=cluster, **crm)
 
 
 def _parse_store(path: Path, settings: Any, errors: list[ConfigError]) -> str | None:
@@ -160,7 +162,8 @@ def _parse_main(path: Path, document: Any, root: Path, errors: list[ConfigError]
     top = check.mapping(document, 1, "conf/acd.yaml")
     if top is None:
         return sip, rtp, trunks, data_dir, sounds_dir
-    check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code", "crm", "store"},
+    check.unknown_keys(top, {"sip", "rtp", "http", "trunks", "data_dir", "sounds_dir", "country_code", "crm", "store",
+                            "cluster"},
                        "conf/acd.yaml")
     if "sip" in top and (section := check.mapping(top["sip"], top.line_of("sip"), "sip")) is not None:
         check.unknown_keys(section, {"listen", "port", "public_address", "transports", "tcp", "tls",

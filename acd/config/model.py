@@ -230,6 +230,7 @@ class Config:
     incidents: tuple = ()
     lookups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     store: str | None = None  # None: SQLite files in data_dir; else a postgresql:// URL (acd/store/location.py)
+    cluster: Any = None  # None: one node; else ClusterSettings (acd/config/cluster_settings.py)
 
     def route_for(self, dialled: str) -> Route | None:
         """The first route (in file order) that matches the dialled number."""
