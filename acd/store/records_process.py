@@ -77,8 +77,9 @@ class ProcessRecordStore(RecordStore):
 
     def __init__(self, path: str | Path, *, schedule: Callable[[float, Callable[[], None]], Any] | None = None,
                  commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL",
-                 start_timeout: float = 10.0) -> None:
+                 start_timeout: float = 10.0, node: str | None = None) -> None:
         check_synchronous(synchronous)
+        self.node = node  # written with each call by RecordStore's methods, which run on this side
         self.location: str | Path = str(path) if is_postgresql(path) else Path(path)
         self.path = None if is_postgresql(path) else Path(path)
         self._schedule = schedule
