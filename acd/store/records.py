@@ -133,6 +133,8 @@ def create_schema(db: sqlite_utils.Database) -> None:
                 db[name].create_index(index)
     if not db["server_runs"].exists():
         db["server_runs"].create(RUNS_COLUMNS, pk="id", not_null={"started_at"})
+    elif "node" not in db["server_runs"].columns_dict:
+        db["server_runs"].add_column("node", str)
     if not db["agent_presence"].exists():
         db["agent_presence"].create(PRESENCE_COLUMNS, pk="agent_id",
                                     not_null={"agent_id", "state", "queues", "reason", "updated_at"})
@@ -294,14 +296,14 @@ class RecordStore:
         then; opens this run's row. Raises RuntimeError when the writer does not answer in `timeout`."""
         answer: list[PreviousRun] = []
         done = threading.Event()
-        self._put("start_run", at=at, answer=answer, done=done)
+        self._put("start_run", at=at, answer=answer, done=done, node=self.node)
         if not done.wait(timeout) or not answer:
             raise RuntimeError(f"records: no answer from the writer about the previous run within {timeout}s")
         return answer[0]
 
     def stop_run(self, *, at: float) -> None:
         """On the normal shutdown path: this run stopped cleanly at `at` (a crash never writes it)."""
-        self._put("stop_run", at=at)
+        self._put("stop_run", at=at, **({} if self.node is None else {"node": self.node}))
 
     def close_interrupted(self, *, at: float, reason: str = "server stopped unexpectedly") -> None:
         """At start-up, before any new call: end every call left open by a crash (outcome
@@ -515,15 +517,19 @@ class RecordStore:
         row["updated_at"] = row.pop("at")
         self._insert("agent_presence", {"agent_id": agent_id, **row}, verb="INSERT OR REPLACE")
 
-    def _write_start_run(self, at: float, answer: list, done: threading.Event) -> None:
+    def _write_start_run(self, at: float, answer: list, done: threading.Event, node: str | None = None) -> None:
         try:
-            answer.append(read_previous_run(self._db))
-            self._insert("server_runs", {"started_at": at, "stopped_at": None})
+            answer.append(read_previous_run(self._db, node))
+            self._insert("server_runs", {"started_at": at, "stopped_at": None, "node": node})
         finally:
             done.set()
 
-    def _write_stop_run(self, at: float) -> None:
-        self._db.execute("UPDATE server_runs SET stopped_at = ? WHERE id = (SELECT MAX(id) FROM server_runs)", [at])
+    def _write_stop_run(self, at: float, node: str | None = None) -> None:
+        if node is None:
+            self._db.execute("UPDATE server_runs SET stopped_at = ? WHERE id = (SELECT MAX(id) FROM server_runs)", [at])
+        else:
+            self._db.execute("UPDATE server_runs SET stopped_at = ? WHERE id = (SELECT MAX(id) FROM server_runs "
+                             "WHERE node = ?)", [at, node])
 
     def _write_close_interrupted(self, at: float, reason: str, node: str | None = None) -> None:
         ended = self._db.execute(

@@ -3,8 +3,11 @@ clock, death claims, incarnations."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import acd.cluster
 from acd.cluster.membership import (
     TRANSITIONS,
     ClaimDeath,
@@ -226,3 +229,8 @@ def test_every_status_has_a_row_and_the_diagram_shows_every_transition():
     assert diagram.count(" --> ") == edges + 1
     assert "suspect --> dead: claim_won" in diagram
     assert all(trigger in {t for edges in TRANSITIONS.values() for t in edges} for trigger in Trigger)
+
+
+def test_the_cluster_readme_shows_the_current_diagram():
+    readme = (Path(acd.cluster.__file__).parent / "README.md").read_text()
+    assert state_diagram() in readme

@@ -204,3 +204,34 @@ def test_two_survivors_closing_a_dead_nodes_calls_at_once_close_each_call_and_fr
     written = states_at(pg_url, 50.0)
     assert sorted(agent for agent, _state, _reason in written) == sorted(f"agent{i}" for i in range(10))
     assert {state for _agent, state, _reason in written} == {"available"}
+
+
+def test_each_cluster_node_has_its_own_runs_and_counts_its_own_open_calls(store_location):
+    """A clean stop of n1 is not n2's; a restart of n2 after a crash counts only its calls left open."""
+    n1 = open_records(store_location, node="n1")
+    assert n1.start_run(at=1.0).first_start
+    n1.call_arrived("on-n1", trunk="t", caller="1", dialled="2", at=3.0)
+    n1.call_ended("on-n1", outcome="completed", reason="flow ended", at=4.0)
+    n2 = open_records(store_location, node="n2")  # (SQLite: one writer at a time; PostgreSQL would not mind)
+    assert n2.start_run(at=2.0).first_start
+    n2.call_arrived("on-n2", trunk="t", caller="1", dialled="2", at=3.0)
+    n2.call_arrived("on-n2-too", trunk="t", caller="1", dialled="2", at=3.0)
+    n2.close()  # as a kill -9 would: no stop written
+    n1.stop_run(at=5.0)
+    n1.close()
+    first = _restart(store_location, "n1", at=10.0)
+    second = _restart(store_location, "n2", at=11.0)
+    assert (first.ending, first.stopped_at, first.open_calls) == ("a clean stop", 5.0, 0)
+    assert (second.ending, second.stopped_at, second.open_calls) == ("a crash", None, 2)
+    runs = read_rows(store_location, "SELECT node, started_at, stopped_at FROM server_runs ORDER BY started_at")
+    assert [(r["node"], r["started_at"], r["stopped_at"]) for r in runs] == [
+        ("n1", 1.0, 5.0), ("n2", 2.0, None), ("n1", 10.0, None), ("n2", 11.0, None)]
+
+
+def _restart(location, node: str, *, at: float):
+    """What node `node` finds about its previous run when it starts again at `at`."""
+    store = open_records(location, node=node)
+    try:
+        return store.start_run(at=at)
+    finally:
+        store.close()
