@@ -15,6 +15,10 @@ Rules of this file:
   died or stopped). The old incarnation's calls are its own business: a restarted node ends them
   itself before it takes new ones (`ClusterNode.end_previous_calls`); nobody else may, since the
   routing log names calls by node id, which the new incarnation shares.
+- A node claims deaths only after it has itself reached the store without a break for a whole
+  timeout (`store_since`): after the store was down or unreachable for a while, every heartbeat
+  is old, and the first node back must not declare the others dead before they could write again.
+  A node declared dead claims nothing.
 - This node heartbeats every `heartbeat_interval_seconds` (a third of the timeout: two more tries
   fit before a peer would suspect it) and reads every row at the same time. When the store refuses
   its heartbeat (its row says dead, stopped, or a newer incarnation), `SelfDeclaredDead`: the node
@@ -230,6 +234,7 @@ class Membership:
         self.draining = False
         self.declared_dead = False
         self.heartbeat_at: float | None = None  # when our next heartbeat is due
+        self.store_since: float | None = None  # since when every request to the store succeeded
         self.peers: dict[str, _Peer] = {}
 
     # -- queries ------------------------------------------------------------------------------
@@ -263,7 +268,21 @@ class Membership:
         self.incarnation = incarnation
         self.declared_dead = False
         self.heartbeat_at = now + self.heartbeat_interval_seconds
+        self.store_since = now
         return [ReadNodes()]
+
+    def store_lost(self, now: float) -> list[Event]:
+        """A request to the store failed (connection lost, timeout): no death is claimed until the
+        store has been reached again for a whole timeout; the heartbeat is tried again when due."""
+        self.store_since = None
+        for peer in self.peers.values():
+            if peer.expires_at is not None:
+                peer.expires_at = None  # set again by the next read
+        return []
+
+    def _may_claim(self, now: float) -> bool:
+        return (not self.declared_dead and self.store_since is not None
+                and now >= self.store_since + self.node_timeout_seconds)
 
     def drain(self, now: float) -> list[Action]:
         """This node takes no new calls from now on: say so at once in its row."""
@@ -276,7 +295,12 @@ class Membership:
         out: list[Action | Event] = []
         for name, peer in sorted(self.peers.items()):
             if peer.expires_at is not None and now >= peer.expires_at:
-                out.extend(self._move(name, peer, Trigger.SILENT, peer.incarnation, peer.address))
+                if self._may_claim(now):
+                    out.extend(self._move(name, peer, Trigger.SILENT, peer.incarnation, peer.address))
+                elif self.store_since is not None and not self.declared_dead:
+                    peer.expires_at = self.store_since + self.node_timeout_seconds
+                else:
+                    peer.expires_at = None
         if self.heartbeat_at is not None and now >= self.heartbeat_at:
             out.extend(self._beat(now))
         return out
@@ -291,6 +315,8 @@ class Membership:
     def heartbeat_written(self, written: bool, now: float) -> list[Event]:
         """The store's answer to `WriteHeartbeat`: False when our row no longer takes it (declared
         dead, stopped, or a newer incarnation of this node runs)."""
+        if written and self.store_since is None:
+            self.store_since = now
         if written or self.declared_dead or self.incarnation is None:
             return []
         self.declared_dead = True
@@ -337,7 +363,7 @@ class Membership:
             trigger = Trigger.DECLARED_DEAD
         elif row.state == "stopped":
             trigger = Trigger.STOPPED
-        elif row.heartbeat_age_seconds >= self.node_timeout_seconds:
+        elif row.heartbeat_age_seconds >= self.node_timeout_seconds and self._may_claim(now):
             trigger = Trigger.SILENT
         else:
             trigger = Trigger.DRAINING if row.state == "draining" else Trigger.HEARTBEAT
@@ -347,6 +373,8 @@ class Membership:
         if peer.status in (Status.UP, Status.DRAINING):
             if row.state in ("up", "draining"):
                 peer.expires_at = now + self.node_timeout_seconds - row.heartbeat_age_seconds
+                if self.store_since is not None:  # no claim before this node has reached the store long enough
+                    peer.expires_at = max(peer.expires_at, self.store_since + self.node_timeout_seconds)
             if trigger is Trigger.RESTARTED and row.state != "up":  # restarted, then already drained/stopped
                 out.extend(self._observe_row(row, now))
         return out

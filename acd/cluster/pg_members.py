@@ -12,10 +12,13 @@ Rules of this file:
   the incarnation the claimer saw, with a heartbeat older than the timeout on the server's clock:
   of several survivors claiming at once, row locking lets exactly one through (the others re-check
   the row after the winner commits and find it dead).
-- Every statement runs in autocommit; a failed one raises `psycopg.Error` for the caller.
+- Every statement runs in autocommit; a failed one raises `psycopg.Error` (`ClusterMembers` reports
+  it to the membership machine as `store_lost`).
 """
 
 from __future__ import annotations
+
+import logging
 
 import psycopg
 
@@ -28,6 +31,8 @@ from .membership import (
 )
 
 __all__ = ["SCHEMA", "PgMembers", "ClusterMembers"]
+
+log = logging.getLogger("acd.cluster")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cluster_nodes (
@@ -142,8 +147,10 @@ class PgMembers:
 class ClusterMembers:
     """`Membership` driven against `PgMembers`, synchronously: `start(now)` once, then `tick(now)` at
     `next_deadline()` (or more often); each returns the membership events to act on (`NodeJoined`,
-    `NodeDraining`, `NodeLeft`, `NodeDied`, `NodeRestarted`, `SelfDeclaredDead`). A store failure
-    raises `psycopg.Error`: the node's heartbeats stop until it is back, as its peers will see."""
+    `NodeDraining`, `NodeLeft`, `NodeDied`, `NodeRestarted`, `SelfDeclaredDead`). A failed statement
+    is reported to the machine (`store_lost`: no death claimed until the store has been back a
+    whole timeout) and the connection opened again at the next tick; `start` raises it (a node
+    that cannot join takes no calls)."""
 
     def __init__(self, store: PgMembers, membership: Membership) -> None:
         if store.node_id != membership.node_id:
@@ -159,25 +166,39 @@ class ClusterMembers:
         """Join as a new incarnation and read the other nodes; the events of what was read."""
         if self.store.connection is None or self.store.connection.closed:
             self.store.connect()
-        return self._run(self.membership.joined(self.store.join(), now), now)
+        events: list = []
+        self._run(self.membership.joined(self.store.join(), now), now, events)
+        return events
 
     def tick(self, now: float) -> list:
         """Heartbeat, read and claim deaths as due at `now`; the events."""
-        if self.store.connection is None or self.store.connection.closed:
-            self.store.connect()
-        return self._run(self.membership.handle_timers(now), now)
+        return self._guarded(self.membership.handle_timers(now), now)
 
     def drain(self, now: float) -> list:
         """Say at once that this node takes no new calls; the events read meanwhile."""
-        return self._run(self.membership.drain(now), now)
+        return self._guarded(self.membership.drain(now), now)
+
+    def _guarded(self, pending: list, now: float) -> list:
+        events: list = []
+        try:
+            if self.store.connection is None or self.store.connection.closed:
+                self.store.connect()
+            self._run(pending, now, events)
+        except psycopg.Error as error:
+            log.warning("cluster: membership store request failed (%s: %s); no death is claimed until it has "
+                        "been back for %g s", type(error).__name__, str(error).strip(),
+                        self.membership.node_timeout_seconds)
+            self.store.close()
+            events.extend(self.membership.store_lost(now))
+        return events
 
     def leave(self) -> bool:
         """Mark this node stopped (the normal shutdown path); False when it was declared dead."""
         incarnation = self.membership.incarnation
         return incarnation is not None and self.store.leave(incarnation)
 
-    def _run(self, pending: list, now: float) -> list:
-        events = []
+    def _run(self, pending: list, now: float, events: list) -> None:
+        """Carry out `pending` actions in order (and those they bring), collecting the events in `events`."""
         membership = self.membership
         while pending:
             item = pending.pop(0)
@@ -191,4 +212,3 @@ class ClusterMembers:
                 pending.extend(membership.claim_answered(item.node_id, won, row, now))
             else:
                 events.append(item)
-        return events

@@ -201,3 +201,20 @@ def test_a_restarted_node_ends_its_previous_incarnations_calls_through_the_leade
     leader.lead(CallArrived(call_id="on-leader", queue="support"), now + 2.0)
     assert leader.end_previous_calls(now + 3.0) == ["on-leader"]  # a leader ends its own directly
     assert leader.replica.engine.call_ids() == []
+
+
+def test_a_lost_store_connection_is_survived_and_claims_wait_until_the_store_was_back_a_timeout(trio, pg_url):
+    n1, n2, _ = trio
+    start = time.monotonic()
+    n1.start(start)
+    n2.start(start)
+    n1.tick(start + 1.0)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [n1.store.connection.info.backend_pid])
+    assert n1.tick(start + 2.0) == []  # the heartbeat failed: reported, not raised
+    assert n1.membership.store_since is None
+    age_heartbeat(pg_url, "n2")
+    assert n1.tick(start + 3.0) == []  # connected again, n2 looks silent: but not claimable yet
+    assert n1.membership.store_since == start + 3.0 and n1.store.read_one("n2").state == "up"
+    deaths = n1.tick(start + 3.0 + TIMEOUT)
+    assert [(d.node_id, d.claimed) for d in deaths if isinstance(d, NodeDied)] == [("n2", True)]

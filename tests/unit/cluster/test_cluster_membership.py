@@ -82,17 +82,17 @@ def test_a_silent_peer_is_suspect_and_its_death_is_claimed_once_at_its_deadline(
 
 
 def test_the_claim_that_wins_is_a_death_this_node_cleans_up():
-    membership = joined()
+    membership = joined(now=-10.0)  # has reached the store for longer than a timeout
     membership.observe([row(age=2.9)], now=0.0)
-    assert membership.handle_timers(0.2) == [ClaimDeath(node_id="b", incarnation=1)]
+    assert claims(membership.handle_timers(0.2)) == [ClaimDeath(node_id="b", incarnation=1)]
     assert membership.claim_answered("b", True, None, now=0.3) == [
         NodeDied(node_id="b", incarnation=1, claimed=True, reason="no heartbeat for 3 s")]
     assert membership.dead_nodes() == {"b"} and membership.live_nodes() == set()
-    assert membership.next_deadline() == pytest.approx(1.0)  # only our heartbeat is left to time
+    assert membership.next_deadline() == pytest.approx(1.2)  # only our heartbeat is left to time
 
 
 def test_a_claim_lost_to_another_survivor_is_a_death_this_node_does_not_clean_up():
-    membership = joined()
+    membership = joined(now=-10.0)
     membership.observe([row(age=3.5)], now=0.0)
     assert membership.status("b") is Status.SUSPECT  # first seen already silent: claimed at once
     assert membership.claim_answered("b", False, row(state="dead", age=3.6), now=0.1) == [
@@ -234,3 +234,36 @@ def test_every_status_has_a_row_and_the_diagram_shows_every_transition():
 def test_the_cluster_readme_shows_the_current_diagram():
     readme = (Path(acd.cluster.__file__).parent / "README.md").read_text()
     assert state_diagram() in readme
+
+
+def test_no_death_is_claimed_before_this_node_has_reached_the_store_for_a_whole_timeout():
+    """Just joined: a row already silent is not claimed until this node has been up a timeout."""
+    membership = joined(now=0.0)
+    assert membership.observe([row(age=60.0)], now=0.0) == [
+        NodeJoined(node_id="b", address="127.0.0.12:5060", incarnation=1)]
+    assert membership.peers["b"].expires_at == pytest.approx(3.0)
+    assert claims(membership.handle_timers(2.9)) == []
+    assert claims(membership.handle_timers(3.0)) == [ClaimDeath(node_id="b", incarnation=1)]
+
+
+def test_after_the_store_was_lost_deaths_wait_a_timeout_from_the_first_heartbeat_back():
+    """The store was down for everyone: all heartbeats are old when it is back; the first node back
+    must give the others a timeout to heartbeat again before it claims any death."""
+    membership = joined(now=-10.0)
+    membership.observe([row(age=0.0)], now=0.0)
+    assert membership.store_lost(1.0) == []
+    assert claims(membership.handle_timers(5.0)) == [] and membership.peers["b"].expires_at is None
+    assert membership.heartbeat_written(True, 6.0) == []  # the store is back
+    assert membership.observe([row(age=6.0)], now=6.0) == []  # b silent: not claimable yet
+    assert membership.status("b") is Status.UP and membership.peers["b"].expires_at == pytest.approx(9.0)
+    assert membership.observe([row(age=0.0)], now=7.0) == []  # b is back too
+    assert claims(membership.handle_timers(9.5)) == []
+    assert claims(membership.handle_timers(10.0)) == [ClaimDeath(node_id="b", incarnation=1)]  # silent since 7
+
+
+def test_a_node_declared_dead_claims_no_death():
+    membership = joined(now=-10.0)
+    membership.observe([row(age=0.0)], now=0.0)
+    membership.heartbeat_written(False, 1.0)
+    assert claims(membership.handle_timers(5.0)) == []
+    assert claims(membership.observe([row(age=9.0)], now=5.0)) == []
