@@ -235,3 +235,28 @@ def _restart(location, node: str, *, at: float):
         return store.start_run(at=at)
     finally:
         store.close()
+
+
+def test_a_schema_6_database_gets_the_node_columns_and_keeps_its_runs(tmp_path):
+    """calls.node and server_runs.node are added in place (schema 7); the old rows have no node."""
+    import sqlite_utils
+
+    from acd.store.records import SCHEMA_VERSION, RecordStore
+
+    path = tmp_path / "records.db"
+    db = sqlite_utils.Database(path)
+    db["calls"].create({"call_id": str, "arrived_at": float, "ended_at": float}, pk="call_id")
+    db["server_runs"].create({"id": int, "started_at": float, "stopped_at": float}, pk="id")
+    db["server_runs"].insert({"started_at": 1.0, "stopped_at": 2.0})
+    db.close()
+    store = RecordStore(path, node="n1")
+    try:
+        previous = store.start_run(at=3.0)
+        store.stop_run(at=4.0)
+        assert store.flush()
+    finally:
+        store.close()
+    assert previous.first_start  # n1's first run: the old run belongs to no node
+    runs = read_rows(path, "SELECT node, started_at, stopped_at FROM server_runs ORDER BY id")
+    assert [(r["node"], r["started_at"], r["stopped_at"]) for r in runs] == [(None, 1.0, 2.0), ("n1", 3.0, 4.0)]
+    assert read_rows(path, "PRAGMA user_version") == [{"user_version": SCHEMA_VERSION}] and SCHEMA_VERSION == 7
