@@ -260,3 +260,16 @@ def test_a_schema_6_database_gets_the_node_columns_and_keeps_its_runs(tmp_path):
     runs = read_rows(path, "SELECT node, started_at, stopped_at FROM server_runs ORDER BY id")
     assert [(r["node"], r["started_at"], r["stopped_at"]) for r in runs] == [(None, 1.0, 2.0), ("n1", 3.0, 4.0)]
     assert read_rows(path, "PRAGMA user_version") == [{"user_version": SCHEMA_VERSION}] and SCHEMA_VERSION == 7
+
+
+def test_the_call_story_names_the_node_that_hosted_the_call_and_why_it_was_interrupted(two_nodes, store_location):
+    from acd.call_story import call_story
+
+    n1, n2 = two_nodes
+    n2.call_arrived("c", trunk="carrier", caller="100", dialled="200", at=10.0)
+    n2.flush()
+    n1.close_node_calls("n2", at=20.0)
+    n1.flush()
+    assert call_story(store_location, "c") == [
+        (10.0, "arrived on trunk carrier from 100 dialling 200 (cluster node n2)"),
+        (20.0, "ended interrupted: node n2 stopped unexpectedly")]
