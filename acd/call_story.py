@@ -28,8 +28,9 @@ def call_story(db_path: str | Path, call_id: str) -> list[tuple[float, str]] | N
         if not calls:
             return None
         record = calls[0]
+        host = f" (cluster node {record['node']})" if record.get("node") else ""
         story = [(record["arrived_at"], f"arrived on trunk {record['trunk']} from {record['caller'] or '-'} "
-                                        f"dialling {record['dialled'] or '-'}")]
+                                        f"dialling {record['dialled'] or '-'}{host}")]
         if record.get("answered_at") is not None:
             story.append((record["answered_at"], "answered by the IVR"))
         for step in _rows(db, "SELECT flow, step, at FROM ivr_steps WHERE call_id = ? ORDER BY id", call_id):

@@ -16,6 +16,10 @@ Rules of this file:
 - Any node `submit`s the events of the calls and agents it hosts; the leader routes them with
   `drain_inbox` (in inbox order, one fenced append that also consumes the inbox rows).
 - Outcomes returned by `tick`, `lead` and `drain_inbox` are what the node acts on (for the calls and agents it hosts).
+- Node loss: when membership (`membership.py`) declares a node dead, the leader ends every call that
+  node hosted and the engine still holds (`node_died`): offers to agents are withdrawn, agents on
+  those calls go to wrap-up and then available, as after any hang-up. A restarted node ends its
+  previous incarnation's calls itself (`end_previous_calls`), before it takes new ones.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Callable
 import psycopg
 
 from acd.routing.config import RoutingConfig
+from acd.routing.events import CallEnded
 
 from .lease import AcquireLease, Action, BecameLeader, LeaseMachine, RenewLease, StoreLost
 from .pg_log import FencedOut, PgRoutingLog
@@ -127,14 +132,47 @@ class ClusterNode:
                 self._tell(applied)
         return outcomes
 
-    def lead(self, event: Any, now: float) -> Outcome:
-        """Leader only: route `event` at `now`, append it and the decisions; the outcome to act on."""
+    def lead(self, event: Any, now: float, origin: str | None = None) -> Outcome:
+        """Leader only: route `event` at `now`, append it and the decisions; the outcome to act on.
+        `origin`: the node hosting the event's call or agent (this node when not given)."""
         epoch = self.lease.fencing_token
         if epoch is None:
             raise FencedOut(f"node {self.log.node_id} does not lead routing: send the event to the leader")
-        entries, outcome = self.replica.record(event, now, epoch)
+        if origin is None and not isinstance(event, TimersDue):
+            origin = self.log.node_id
+        entries, outcome = self.replica.record(event, now, epoch, origin=origin)
         self._append(entries)
         return outcome
+
+    def node_died(self, node_id: str, now: float, cause: str | None = None) -> list[Outcome]:
+        """Leader only: end, at `now`, every call `node_id` hosted that the engine still holds (one
+        `CallEnded` each, appended in one fenced statement); the outcomes to act on (offers
+        withdrawn, agents to wrap-up). Idempotent: a second call finds nothing left to end."""
+        epoch = self.lease.fencing_token
+        if epoch is None:
+            raise FencedOut(f"node {self.log.node_id} does not lead routing: only the leader ends a dead node's calls")
+        why = cause or f"interrupted: node {node_id} died"
+        entries: list[LogEntry] = []
+        outcomes: list[Outcome] = []
+        for call_id in self.replica.calls_hosted_by(node_id):
+            written, outcome = self.replica.record(CallEnded(call_id=call_id), now, epoch, origin=node_id, cause=why)
+            entries.extend(written)
+            outcomes.append(outcome)
+        self._append(entries)
+        return outcomes
+
+    def end_previous_calls(self, now: float) -> list[str]:
+        """At start-up of a restarted node, after its first `tick` and before it takes calls: end the
+        calls its previous incarnation hosted that the engine still holds (led when this node leads,
+        submitted otherwise); their ids."""
+        own = self.log.node_id
+        calls = self.replica.calls_hosted_by(own)
+        if self.is_leader:
+            self.node_died(own, now, cause=f"interrupted: node {own} restarted")
+        else:
+            for call_id in calls:
+                self.submit(CallEnded(call_id=call_id))
+        return calls
 
     def submit(self, event: Any) -> int:
         """Any node: send an event of a call or agent it hosts to the leader; its inbox id."""

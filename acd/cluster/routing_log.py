@@ -16,6 +16,9 @@ Rules of this file:
   and must be thrown away and rebuilt with `replay`.
 - Times never go backwards in the log: `record` uses max(now, the last entry's time), since a new
   leader's clock may lag the old one's by a little.
+- Every replica knows which node hosts each call the engine holds (`hosts`): the `origin` of the
+  event entry whose `CallArrived` the engine took. It is part of the replicated state (snapshot
+  entries carry it), so any new leader can end the calls of a node that died (`calls_hosted_by`).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acd.routing.config import RoutingConfig
-from acd.routing.decisions import Decision
+from acd.routing.decisions import CallRefused, Decision
 from acd.routing.engine import RoutingEngine
 from acd.routing.errors import RoutingError
+from acd.routing.events import CallArrived, CallEnded
 
 from .snapshot import SnapshotError, dump_engine, load_config, load_engine
 from .wire import Reconfigured, TimersDue, decode_decisions, decode_event, encode_decisions, encode_event
@@ -115,6 +119,22 @@ class RoutingReplica:
         self.last_at = float("-inf")
         self.last_snapshot_seq = 0  # the seq of the last snapshot entry applied (0: none)
         self._unconfirmed: dict[int, Outcome] = {}  # event seq -> outcome, until its decision entry
+        self.hosts: dict[str, str] = {}  # call id -> the node hosting it, for the calls the engine holds
+
+    def calls_hosted_by(self, node_id: str) -> list[str]:
+        """The calls the engine holds that `node_id` hosts, in arrival order."""
+        return [call_id for call_id, host in self.hosts.items() if host == node_id]
+
+    def _track_host(self, event: Any, origin: Any, outcome: Outcome) -> None:
+        """Keep `hosts` equal to the engine's calls: a call taken in is hosted by its event's origin."""
+        if outcome.error_id is not None:
+            return
+        if isinstance(event, CallArrived):
+            taken = not any(isinstance(decision, CallRefused) for decision in outcome.decisions)
+            if taken and isinstance(origin, str) and origin:
+                self.hosts[event.call_id] = origin
+        elif isinstance(event, CallEnded):
+            self.hosts.pop(event.call_id, None)
 
     def unconfirmed(self) -> list[Outcome]:
         """Event entries with no decision entry yet, oldest first: after a leader died between the two,
@@ -141,6 +161,7 @@ class RoutingReplica:
             if isinstance(at, bool) or not isinstance(at, (int, float)):
                 raise LogError(f"routing log event entry {entry.seq} has no numeric 'at'")
             outcome = self._run(entry.seq, event, float(at))
+            self._track_host(event, payload.get("origin"), outcome)
             self._unconfirmed[entry.seq] = outcome
             self.last_at = max(self.last_at, float(at))
         elif entry.kind == "decision":
@@ -183,14 +204,18 @@ class RoutingReplica:
                                   "replica's: every node must run the same version and routing config")
         del self._unconfirmed[for_seq]  # type: ignore[arg-type]
 
-    def record(self, event: Any, now: float, epoch: int, origin: str | None = None) -> tuple[list[LogEntry], Outcome]:
+    def record(self, event: Any, now: float, epoch: int, origin: str | None = None,
+               cause: str | None = None) -> tuple[list[LogEntry], Outcome]:
         """Leader side: apply `event` (or `TimersDue()`) at `now` and return the event and decision
         entries to append, in order, with the outcome to act on. `origin`: the node that submitted
-        the event (kept in the entry for the logs; replicas ignore it)."""
+        the event (a `CallArrived`'s origin hosts the call: `hosts`). `cause`: why the leader routed
+        it on its own ("interrupted: node X died"), kept in the entry for the logs."""
         at = max(now, self.last_at)
         payload: dict[str, Any] = {"at": at, "input": encode_event(event)}
         if origin is not None:
             payload["origin"] = origin
+        if cause is not None:
+            payload["cause"] = cause
         event_entry = LogEntry(epoch=epoch, seq=self.last_seq + 1, kind="event", payload=payload)
         outcome = self.apply(event_entry)
         assert outcome is not None
@@ -213,7 +238,7 @@ class RoutingReplica:
             raise LogError("a routing snapshot needs every event entry answered first (confirm_unconfirmed)")
         entry = LogEntry(epoch=epoch, seq=self.last_seq + 1, kind="snapshot",
                          payload={"applied_seq": self.last_seq, "at": self.last_at,
-                                  "engine": dump_engine(self.engine)})
+                                  "engine": dump_engine(self.engine), "hosts": dict(self.hosts)})
         self.apply(entry)
         return entry
 
@@ -231,6 +256,11 @@ class RoutingReplica:
         replica.last_at = float(at) if isinstance(at, (int, float)) else float("-inf")
         replica.last_snapshot_seq = entry.seq
         replica._unconfirmed = {}
+        hosts = entry.payload.get("hosts", {})  # absent from snapshots written before hosts were kept
+        if not isinstance(hosts, dict) or not all(isinstance(key, str) and isinstance(value, str)
+                                                  for key, value in hosts.items()):
+            raise LogError(f"routing snapshot at seq {entry.seq}: 'hosts' must map call ids to node ids")
+        replica.hosts = dict(hosts)
         return replica
 
 

@@ -60,6 +60,7 @@ def create_pg_schema(conn: Any) -> None:
             for index in indexes:
                 _index(conn, name, index)
         conn.execute(f"CREATE TABLE IF NOT EXISTS server_runs ({_columns(RUNS_COLUMNS, {'started_at'}, 'id')})")
+        conn.execute('ALTER TABLE server_runs ADD COLUMN IF NOT EXISTS "node" text')  # schema 7
         if not _exists(conn, "agent_presence"):
             not_null = {"agent_id", "state", "queues", "reason", "updated_at"}
             conn.execute(f"CREATE TABLE agent_presence ({_columns(PRESENCE_COLUMNS, not_null, 'agent_id')})")

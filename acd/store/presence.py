@@ -24,7 +24,7 @@ __all__ = ["AgentPresence", "PreviousRun", "PRESENCE_COLUMNS", "RUNS_COLUMNS", "
 
 PRESENCE_COLUMNS = {"agent_id": str, "state": str, "queues": str, "pause_reason": str, "pending": str,
                     "pending_reason": str, "reason": str, "updated_at": float}
-RUNS_COLUMNS = {"id": int, "started_at": float, "stopped_at": float}
+RUNS_COLUMNS = {"id": int, "started_at": float, "stopped_at": float, "node": str}  # node: schema 7, NULL alone
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,11 +64,18 @@ class PreviousRun:
         return "a clean stop" if self.stopped_cleanly and not self.open_calls else "a crash"
 
 
-def read_previous_run(db: Any) -> PreviousRun:
+def read_previous_run(db: Any, node: str | None = None) -> PreviousRun:
     """The previous run as the database shows it before this run writes anything (`db`: SQLite's
-    connection or the PostgreSQL writer's, both with `execute(sql).fetchone()`)."""
-    last = db.execute("SELECT stopped_at FROM server_runs ORDER BY id DESC LIMIT 1").fetchone()
-    open_calls = db.execute("SELECT COUNT(*) FROM calls WHERE ended_at IS NULL").fetchone()[0]
+    connection or the PostgreSQL writer's, both with `execute(sql).fetchone()`). A cluster node
+    (`node` given) looks at its own runs and calls only (and at the calls of no node)."""
+    if node is None:
+        last = db.execute("SELECT stopped_at FROM server_runs ORDER BY id DESC LIMIT 1").fetchone()
+        open_calls = db.execute("SELECT COUNT(*) FROM calls WHERE ended_at IS NULL").fetchone()[0]
+    else:
+        last = db.execute("SELECT stopped_at FROM server_runs WHERE node = ? ORDER BY id DESC LIMIT 1",
+                          [node]).fetchone()
+        open_calls = db.execute("SELECT COUNT(*) FROM calls WHERE ended_at IS NULL AND (node IS NULL OR node = ?)",
+                                [node]).fetchone()[0]
     agents = tuple(
         AgentPresence(agent_id=row[0], state=row[1], queues=json.loads(row[2] or "{}"), pause_reason=row[3],
                       pending=row[4], pending_reason=row[5], updated_at=row[6])

@@ -47,7 +47,7 @@ __all__ = ["RecordStore", "QUEUE_LOG_EVENTS", "MONITORING_EVENTS", "SETTABLE_FIE
 
 log = logging.getLogger("acd.store.records")
 
-SCHEMA_VERSION = 6  # 2: agent_presence and server_runs; 3: calls.served_queue ... transfer_target (`_ADDED_CALLS_COLUMNS`); 4: routing_events; 5: monitoring; 6: calls.notes
+SCHEMA_VERSION = 7  # 2: agent_presence and server_runs; 3: calls.served_queue ... transfer_target (`_ADDED_CALLS_COLUMNS`); 4: routing_events; 5: monitoring; 6: calls.notes; 7: calls.node
 
 # Asterisk's event names; CALLBACK is ours (the caller left the queue asking to be called back).
 # Value: (data1, data2, data3). Durations in seconds, as decimal text; "" where a field is unused.
@@ -84,9 +84,11 @@ _CALLS_COLUMNS = {
 # "api"): as the routing engine got it; callback_requested_at: when the caller asked to be called back (the
 # outbound leg's times are this row's connected_at/ended_at); transfer_target: where an agent sent the caller.
 # Schema 6: notes, the agent's wrap-up notes from the desktop (free text, next to `disposition`).
+# Schema 7: node, the cluster node hosting the call (issue 20; NULL on a single server), so the calls
+# of a node that died are closed by the survivors (`close_node_calls`) and a restart closes only its own.
 _ADDED_CALLS_COLUMNS = {
     "served_queue": str, "entry_position": int, "priority": int, "priority_source": str,
-    "callback_requested_at": float, "transfer_target": str, "notes": str,
+    "callback_requested_at": float, "transfer_target": str, "notes": str, "node": str,
 }
 _CALLS_COLUMNS.update(_ADDED_CALLS_COLUMNS)
 _IVR_STEPS_COLUMNS = {"id": int, "call_id": str, "flow": str, "step": str, "at": float}
@@ -131,6 +133,8 @@ def create_schema(db: sqlite_utils.Database) -> None:
                 db[name].create_index(index)
     if not db["server_runs"].exists():
         db["server_runs"].create(RUNS_COLUMNS, pk="id", not_null={"started_at"})
+    elif "node" not in db["server_runs"].columns_dict:
+        db["server_runs"].add_column("node", str)
     if not db["agent_presence"].exists():
         db["agent_presence"].create(PRESENCE_COLUMNS, pk="agent_id",
                                     not_null={"agent_id", "state", "queues", "reason", "updated_at"})
@@ -167,10 +171,13 @@ class RecordStore:
     """
 
     def __init__(self, path: str | Path, *, thread_name: str = "acd-records",
-                 commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL") -> None:
+                 commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL",
+                 node: str | None = None) -> None:
         """`commit_delay_observer`, when given, is called from the writer thread after each commit with
         the seconds its oldest item waited between being enqueued and being committed. `synchronous`
-        is SQLite's setting (FULL, the server's; NORMAL or OFF only to measure what FULL costs)."""
+        is SQLite's setting (FULL, the server's; NORMAL or OFF only to measure what FULL costs).
+        `node`: the cluster node id this server runs as (written in each call's `node`); None alone."""
+        self.node = node
         self._synchronous = check_synchronous(synchronous)
         self.path = Path(path)
         self.location: str | Path = self.path
@@ -191,7 +198,7 @@ class RecordStore:
 
     def call_arrived(self, call_id: str, *, trunk: str, caller: str, dialled: str, at: float) -> None:
         """A new call (INVITE accepted for handling): inserts its CDR row."""
-        self._put("call_arrived", call_id=call_id, trunk=trunk, caller=caller, dialled=dialled, at=at)
+        self._put("call_arrived", call_id=call_id, trunk=trunk, caller=caller, dialled=dialled, at=at, node=self.node)
 
     def call_answered(self, call_id: str, *, at: float) -> None:
         """We answered the caller (200 OK sent), usually to start the IVR."""
@@ -289,19 +296,30 @@ class RecordStore:
         then; opens this run's row. Raises RuntimeError when the writer does not answer in `timeout`."""
         answer: list[PreviousRun] = []
         done = threading.Event()
-        self._put("start_run", at=at, answer=answer, done=done)
+        self._put("start_run", at=at, answer=answer, done=done, node=self.node)
         if not done.wait(timeout) or not answer:
             raise RuntimeError(f"records: no answer from the writer about the previous run within {timeout}s")
         return answer[0]
 
     def stop_run(self, *, at: float) -> None:
         """On the normal shutdown path: this run stopped cleanly at `at` (a crash never writes it)."""
-        self._put("stop_run", at=at)
+        self._put("stop_run", at=at, **({} if self.node is None else {"node": self.node}))
 
     def close_interrupted(self, *, at: float, reason: str = "server stopped unexpectedly") -> None:
         """At start-up, before any new call: end every call left open by a crash (outcome
-        "interrupted", ended at `at`). Agents are left as they were: the server restores them."""
-        self._put("close_interrupted", at=at, reason=reason)
+        "interrupted", ended at `at`). Agents are left as they were: the server restores them.
+        A cluster node (`node` given) closes only its own calls, and those of no node."""
+        self._put("close_interrupted", at=at, reason=reason, node=self.node)
+
+    def close_node_calls(self, node: str, *, at: float, reason: str | None = None) -> None:
+        """Cluster node `node` died: end every call it hosted still open (outcome "interrupted", as a
+        restart does, ended at `at`), and free each agent whose presence still says on_call for one of
+        those calls (its last call, its talk not over): available, or what it asked for during the
+        call (paused, logged out), one `agent_states` row each. Idempotent, and when several
+        survivors run it at once only one closes each call and frees its agent."""
+        if not node:
+            raise ValueError("close_node_calls: node must be the dead node's id")
+        self._put("close_node_calls", node=node, at=at, reason=reason or f"node {node} stopped unexpectedly")
 
     @property
     def backlog(self) -> int:
@@ -433,9 +451,10 @@ class RecordStore:
             sql = self._insert_sql[key] = f"{verb} INTO [{table}] ({columns}) VALUES ({values})"
         self._db.conn.execute(sql, row)
 
-    def _write_call_arrived(self, call_id: str, trunk: str, caller: str, dialled: str, at: float) -> None:
+    def _write_call_arrived(self, call_id: str, trunk: str, caller: str, dialled: str, at: float,
+                            node: str | None = None) -> None:
         self._insert("calls", {"call_id": call_id, "trunk": trunk, "caller": caller, "dialled": dialled,
-                                  "arrived_at": at, "ivr_path": ""})
+                                  "arrived_at": at, "ivr_path": "", "node": node})
 
     def _write_call_answered(self, call_id: str, at: float) -> None:
         self._update_call(call_id, "call_answered",
@@ -498,22 +517,60 @@ class RecordStore:
         row["updated_at"] = row.pop("at")
         self._insert("agent_presence", {"agent_id": agent_id, **row}, verb="INSERT OR REPLACE")
 
-    def _write_start_run(self, at: float, answer: list, done: threading.Event) -> None:
+    def _write_start_run(self, at: float, answer: list, done: threading.Event, node: str | None = None) -> None:
         try:
-            answer.append(read_previous_run(self._db))
-            self._insert("server_runs", {"started_at": at, "stopped_at": None})
+            answer.append(read_previous_run(self._db, node))
+            self._insert("server_runs", {"started_at": at, "stopped_at": None, "node": node})
         finally:
             done.set()
 
-    def _write_stop_run(self, at: float) -> None:
-        self._db.execute("UPDATE server_runs SET stopped_at = ? WHERE id = (SELECT MAX(id) FROM server_runs)", [at])
+    def _write_stop_run(self, at: float, node: str | None = None) -> None:
+        if node is None:
+            self._db.execute("UPDATE server_runs SET stopped_at = ? WHERE id = (SELECT MAX(id) FROM server_runs)", [at])
+        else:
+            self._db.execute("UPDATE server_runs SET stopped_at = ? WHERE id = (SELECT MAX(id) FROM server_runs "
+                             "WHERE node = ?)", [at, node])
 
-    def _write_close_interrupted(self, at: float, reason: str) -> None:
+    def _write_close_interrupted(self, at: float, reason: str, node: str | None = None) -> None:
         ended = self._db.execute(
             "UPDATE calls SET ended_at = MAX(:at, arrived_at), outcome = 'interrupted', end_reason = :reason, "
-            "talk_seconds = MAX(:at, arrived_at) - connected_at WHERE ended_at IS NULL",
-            {"at": at, "reason": reason}).rowcount
+            "talk_seconds = MAX(:at, arrived_at) - connected_at WHERE ended_at IS NULL" + _own_calls(node),
+            {"at": at, "reason": reason, "node": node}).rowcount
         log.info("records: %d interrupted call(s) closed", ended)
+
+    def _write_close_node_calls(self, node: str, at: float, reason: str) -> None:
+        db = self._db
+        talking = db.execute("SELECT call_id, agent, connected_at FROM calls WHERE node = :node AND ended_at IS NULL "
+                             "AND agent IS NOT NULL AND connected_at IS NOT NULL AND talk_seconds IS NULL",
+                             {"node": node}).fetchall()
+        ended = db.execute(
+            "UPDATE calls SET ended_at = MAX(:at, arrived_at), outcome = 'interrupted', end_reason = :reason, "
+            "talk_seconds = COALESCE(talk_seconds, MAX(:at, arrived_at) - connected_at) "
+            "WHERE node = :node AND ended_at IS NULL", {"at": at, "reason": reason, "node": node}).rowcount
+        freed = 0
+        for call_id, agent, connected_at in talking:
+            latest = db.execute("SELECT MAX(connected_at) FROM calls WHERE agent = ?", [agent]).fetchone()[0]
+            why = f"call {call_id} interrupted: {reason}"
+            if latest != connected_at or db.execute(FREE_AGENT, {"agent": agent, "why": why, "at": at}).rowcount != 1:
+                continue
+            state = db.execute("SELECT state FROM agent_presence WHERE agent_id = ?", [agent]).fetchone()[0]
+            self._insert("agent_states", {"agent_id": agent, "state": state, "reason": why, "at": at})
+            freed += 1
+        log.info("records: node %s: %d interrupted call(s) closed, %d agent(s) freed", node, ended, freed)
+
+
+# An agent on a call of a dead node is freed as the end of the call would: available, or the pause or
+# log-out it asked for during the call. Only while its presence still says on_call.
+FREE_AGENT = (
+    "UPDATE agent_presence SET state = CASE pending WHEN 'pause' THEN 'paused' WHEN 'logout' THEN 'logged_out' "
+    "ELSE 'available' END, pause_reason = CASE WHEN pending = 'pause' THEN pending_reason END, "
+    "queues = CASE WHEN pending = 'logout' THEN '{}' ELSE queues END, pending = NULL, pending_reason = NULL, "
+    "reason = :why, updated_at = :at WHERE agent_id = :agent AND state = 'on_call'")
+
+
+def _own_calls(node: str | None) -> str:
+    """The condition limiting a restart's clean-up to this node's calls (none when not in a cluster)."""
+    return "" if node is None else " AND (node IS NULL OR node = :node)"
 
 
 def _text(value: Any) -> str:

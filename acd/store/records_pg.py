@@ -48,7 +48,31 @@ _IVR_STEP = ("WITH hit AS (UPDATE calls SET ivr_path = CASE WHEN ivr_path IS NUL
              "INSERT INTO ivr_steps (call_id, flow, step, at) SELECT call_id, :flow, :step, :at FROM hit")
 _CLOSE_INTERRUPTED = (
     "UPDATE calls SET ended_at = GREATEST(:at, arrived_at), outcome = 'interrupted', end_reason = :reason, "
-    "talk_seconds = GREATEST(:at, arrived_at) - connected_at WHERE ended_at IS NULL RETURNING call_id")
+    "talk_seconds = GREATEST(:at, arrived_at) - connected_at WHERE ended_at IS NULL{own} RETURNING call_id")
+# One statement, so that of several survivors closing a dead node's calls at once exactly one closes
+# each call and frees its agent: `open` locks the calls (FOR UPDATE); a racer waits for the winner's
+# commit, re-checks `ended_at IS NULL` and finds nothing. `latest`: the agent's last connection is
+# this call (an agent moved on to another call is left alone).
+_CLOSE_NODE_CALLS = (
+    "WITH open AS (SELECT call_id, agent, connected_at, talk_seconds IS NULL AS talking FROM calls "
+    "WHERE node = :node AND ended_at IS NULL FOR UPDATE), "
+    "closed AS (UPDATE calls SET ended_at = GREATEST(:at, calls.arrived_at), outcome = 'interrupted', "
+    "end_reason = :reason, talk_seconds = COALESCE(calls.talk_seconds, GREATEST(:at, calls.arrived_at) - "
+    "calls.connected_at) FROM open WHERE calls.call_id = open.call_id AND calls.ended_at IS NULL "
+    "RETURNING open.call_id, open.agent, open.connected_at, open.talking), "
+    "latest AS (SELECT agent, MAX(connected_at) AS connected_at FROM calls "
+    "WHERE agent IN (SELECT agent FROM closed) GROUP BY agent), "
+    "freed AS (UPDATE agent_presence SET state = CASE pending WHEN 'pause' THEN 'paused' "
+    "WHEN 'logout' THEN 'logged_out' ELSE 'available' END, "
+    "pause_reason = CASE WHEN pending = 'pause' THEN pending_reason END, "
+    "queues = CASE WHEN pending = 'logout' THEN '{}' ELSE queues END, pending = NULL, pending_reason = NULL, "
+    "reason = 'call ' || closed.call_id || ' interrupted: ' || :reason, updated_at = :at "
+    "FROM closed JOIN latest ON latest.agent = closed.agent AND latest.connected_at = closed.connected_at "
+    "WHERE closed.talking AND agent_presence.agent_id = closed.agent AND agent_presence.state = 'on_call' "
+    "RETURNING agent_presence.agent_id, agent_presence.state, agent_presence.reason), "
+    "written AS (INSERT INTO agent_states (agent_id, state, reason, at) SELECT agent_id, state, reason, :at "
+    "FROM freed RETURNING agent_id) "
+    "SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM written)")
 
 
 class _Result:
@@ -130,7 +154,8 @@ class PgRecordStore(RecordStore):
     """The records in the PostgreSQL database at `url` (tables created or migrated if needed)."""
 
     def __init__(self, url: str, *, thread_name: str = "acd-records",
-                 commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL") -> None:
+                 commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL",
+                 node: str | None = None) -> None:
         """As RecordStore; raises ValueError on a malformed URL and RuntimeError when the database
         cannot be reached or migrated."""
         problem = check_postgresql_url(url)
@@ -140,7 +165,7 @@ class PgRecordStore(RecordStore):
         self._unchecked: list[tuple[Any, str, str]] = []  # (cursor, call id, kind) of updates not yet checked
         self._committing = False  # the batch's COMMIT is under way: a failure now may have committed it
         super().__init__(url, thread_name=thread_name, commit_delay_observer=commit_delay_observer,
-                         synchronous=synchronous)
+                         synchronous=synchronous, node=node)
         self.location = url
 
     def _open(self) -> _WriterConnection:
@@ -264,6 +289,12 @@ class PgRecordStore(RecordStore):
     def _write_ivr_step(self, call_id: str, flow: str, step: str, at: float) -> None:
         self._update_call(call_id, "ivr_step", _IVR_STEP, {"flow": flow, "step": step, "at": at})
 
-    def _write_close_interrupted(self, at: float, reason: str) -> None:
-        ended = len(self._db.execute(_CLOSE_INTERRUPTED, {"at": at, "reason": reason}).fetchall())
+    def _write_close_interrupted(self, at: float, reason: str, node: str | None = None) -> None:
+        own = "" if node is None else " AND (node IS NULL OR node = :node)"
+        ended = len(self._db.execute(_CLOSE_INTERRUPTED.format(own=own),
+                                     {"at": at, "reason": reason, "node": node}).fetchall())
         log.info("records: %d interrupted call(s) closed", ended)
+
+    def _write_close_node_calls(self, node: str, at: float, reason: str) -> None:
+        ended, freed = self._db.execute(_CLOSE_NODE_CALLS, {"node": node, "at": at, "reason": reason}).fetchone()
+        log.info("records: node %s: %d interrupted call(s) closed, %d agent(s) freed", node, ended, freed)

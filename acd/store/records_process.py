@@ -77,8 +77,9 @@ class ProcessRecordStore(RecordStore):
 
     def __init__(self, path: str | Path, *, schedule: Callable[[float, Callable[[], None]], Any] | None = None,
                  commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL",
-                 start_timeout: float = 10.0) -> None:
+                 start_timeout: float = 10.0, node: str | None = None) -> None:
         check_synchronous(synchronous)
+        self.node = node  # written with each call by RecordStore's methods, which run on this side
         self.location: str | Path = str(path) if is_postgresql(path) else Path(path)
         self.path = None if is_postgresql(path) else Path(path)
         self._schedule = schedule
@@ -93,7 +94,8 @@ class ProcessRecordStore(RecordStore):
         self._next_token = 0
         self._lost_logged = False
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "acd.store.records_process", str(self.location), "--synchronous", synchronous],
+            [sys.executable, "-m", "acd.store.records_process", str(self.location), "--synchronous", synchronous]
+            + ([] if node is None else ["--node", node]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         try:
             fcntl.fcntl(self._process.stdin.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
@@ -271,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The records writer of acd serve (started by it).")
     parser.add_argument("location", help="the SQLite file, or a postgresql:// URL")
     parser.add_argument("--synchronous", default="FULL")
+    parser.add_argument("--node", default=None, help="the cluster node id the server runs as")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -283,9 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         from .records_pg import PgRecordStore  # psycopg only where PostgreSQL is configured
 
         store: RecordStore = PgRecordStore(args.location, commit_delay_observer=replies.commit_delay,
-                                           synchronous=args.synchronous)
+                                           synchronous=args.synchronous, node=args.node)
     else:
-        store = RecordStore(args.location, commit_delay_observer=replies.commit_delay, synchronous=args.synchronous)
+        store = RecordStore(args.location, commit_delay_observer=replies.commit_delay, synchronous=args.synchronous,
+                            node=args.node)
     incoming = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     put = store._put  # noqa: SLF001 - this process is the store's other half
     while True:
