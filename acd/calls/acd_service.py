@@ -36,6 +36,7 @@ from .queued_call import Callback, QueuedCall
 
 if TYPE_CHECKING:
     from ..config.model import Config
+    from ..registrar.path import AgentContact
     from ..metrics import Metrics
     from ..store.presence import AgentPresence
     from .session import CallSession
@@ -77,7 +78,7 @@ class AcdService:
 
     def __init__(self, *, reactor, config: ConfigSource, signalling: Signalling, media: Media, events: EventSink,
                  records: Records, webhooks: Webhooks, metrics: "Metrics",
-                 contacts: Callable[[str], list[tuple[str, tuple[str, int], str]]], directory: Any = None) -> None:
+                 contacts: Callable[[str], list[AgentContact]], directory: Any = None) -> None:
         self.reactor = reactor
         self.config = config
         self.events = events

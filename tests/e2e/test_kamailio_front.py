@@ -1,0 +1,207 @@
+"""Kamailio in front of several `acd serve` nodes sharing one PostgreSQL store (issue 20): the shipped
+conf/kamailio/kamailio.cfg on 127.0.0.10, nodes on 127.0.0.11-13 (loopback addresses of the root
+network namespace: PostgreSQL, the session's throwaway cluster, listens on 127.0.0.1 there).
+
+- Agents register through Kamailio (forked to every node, with a Path): the nodes' offers carry the
+  Path as Route set, come through Kamailio and reach the phone behind it.
+- A node killed with -9: Kamailio's OPTIONS probing marks it down, and calls placed from then on
+  are all answered (each within 5 s, by the others).
+- A rolling upgrade under 20 calls/s: each node in turn drains (SIGTERM: 503 to new INVITEs and to
+  OPTIONS), exits, starts again and rejoins; SIPp counts 0 failed calls.
+
+Each node has its own routing (no `cluster:` section here); calls into the demo IVR need no agent.
+The nodes take calls from Kamailio and, to place a caller on a chosen node, from 127.0.0.1 too.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from acd.devtools.kamailio_front import KamailioFront, unavailable_reason
+
+from .harness import LOOPBACK, SCENARIOS, AcdServer, free_port, rtp_base, run_sipp, start_server, wait_until
+from .test_acd_calls import QUEUE_FLOW, agents_yaml
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+
+FRONT_HOST = "127.0.0.10"
+NODE_HOSTS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+DRAIN_SECONDS = 4
+# A draining node answers 503 this long at least, even with no call left: Kamailio probes every second.
+DRAIN_MIN_SECONDS = 1.5
+AGENT = "2001"
+FILES = {"conf/agents.yaml": agents_yaml([AGENT], ring_timeout=5, wrap_up=0.5),
+         "dialplans/front.yaml": 'routes:\n  - {number: "3000", flow: queue_direct}\n',
+         "ivr_flows/queue_direct.yaml": QUEUE_FLOW}
+
+
+class Node:
+    """One `acd serve` of the cluster: restartable on the same address, port and data."""
+
+    def __init__(self, root: Path, host: str, url: str, secret: bytes) -> None:
+        self.root, self.host, self.url = root, host, url
+        self.port, self.rtp = free_port(), rtp_base()
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        (root / "data" / "nonce.secret").write_bytes(secret)  # one secret: any node takes any node's nonce
+        self.server: AcdServer | None = None
+        self.earlier_logs: list[str] = []  # each run rewrites server.log
+
+    @property
+    def uri(self) -> str:
+        """As the dispatcher names it."""
+        return f"sip:{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Start (again) and wait until it listens."""
+        if self.server is not None:
+            self.server.stop()
+            self.earlier_logs.append(self.server.log())
+        self.server = start_server(self.root, sip_port=self.port, rtp_base=self.rtp, host=self.host,
+                                   trunk_sources=[FRONT_HOST, LOOPBACK], main_extra=f"store: {self.url}\n", extra_files=FILES,
+                                   serve_args=("--drain-seconds", str(DRAIN_SECONDS),
+                                               "--drain-min-seconds", str(DRAIN_MIN_SECONDS)))
+
+    def stop(self) -> None:
+        """Stop the run going now."""
+        if self.server is not None:
+            self.server.stop()
+
+    def log(self) -> str:
+        """What every run logged."""
+        return "".join(self.earlier_logs) + (self.server.log() if self.server is not None else "")
+
+
+@pytest.fixture(scope="module")
+def cluster(pg_cluster, tmp_path_factory):
+    """Kamailio on 127.0.0.10 in front of three nodes on 127.0.0.11-13 (all probed and up), for the
+    module: the tests run in file order (the kill -9 last) and each leaves every live node up."""
+    url = pg_cluster.create_schema(f"front_{secrets.token_hex(6)}")
+    root = tmp_path_factory.mktemp("front")
+    secret = secrets.token_bytes(32)
+    nodes = [Node(root / f"node{n}", host, url, secret) for n, host in enumerate(NODE_HOSTS, start=1)]
+    front = KamailioFront(root / "kamailio", FRONT_HOST, free_port(), [(n.host, n.port) for n in nodes],
+                          ping_interval_seconds=1, fr_timer_ms=2000)
+    try:
+        nodes[0].start()  # the first creates the schema; the others find it
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(Node.start, nodes[1:]))
+        front.start()
+        wait_until(lambda: front.active_nodes() == {n.uri for n in nodes}, 10, "Kamailio sees every node up")
+        yield front, nodes
+    finally:
+        front.stop()
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(Node.stop, nodes))
+
+
+def sipp_screen_counts(workdir: Path) -> tuple[int, int]:
+    """(successful, failed) calls from the screen SIPp wrote at its end (-trace_screen)."""
+    screens = sorted(workdir.glob("*_screen.log"))
+    text = screens[-1].read_text(errors="replace") if screens else ""
+    successful = re.findall(r"Successful call\s+\|\s+\d+\s+\|\s+(\d+)", text)
+    failed = re.findall(r"Failed call\s+\|\s+\d+\s+\|\s+(\d+)", text)
+    return (int(successful[-1]) if successful else -1, int(failed[-1]) if failed else -1)
+
+
+def callers(workdir: Path, front: KamailioFront, *, calls: int, rate: float, talk_ms: int = 500,
+            service: str = "1000") -> subprocess.Popen:
+    """SIPp callers through the front door into the demo IVR, in the background (-trace_screen)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = ["sipp", front.target, "-sf", str(SCENARIOS / "front_call.xml"), "-s", service, "-i", LOOPBACK,
+               "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", str(calls),
+               "-r", str(rate), "-d", str(talk_ms), "-key", "rtp_port", str(free_port(both=False)), "-nostdin",
+               "-timeout", "60s", "-trace_screen", "-trace_err", "-error_file", str(workdir / "errors.log"),
+               "-max_retrans", "5"]
+    return subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish(process: subprocess.Popen, timeout: float) -> int:
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+        raise AssertionError("SIPp callers did not finish in time") from None
+
+
+def test_agent_registered_through_kamailio_gets_the_offers_of_every_node_through_it(cluster, tmp_path):
+    front, nodes = cluster
+    nodes = nodes[:2]
+    answer_port = free_port(both=False)
+    agent = subprocess.Popen(
+        ["sipp", front.target, "-sf", str(SCENARIOS / "front_agent.xml"), "-i", LOOPBACK, "-p", str(answer_port),
+         "-mp", str(free_port(both=False)), "-m", "2", "-nostdin", "-timeout", "30s"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        csv = tmp_path / "agent.csv"
+        csv.write_text(f"SEQUENTIAL\n{AGENT};[authentication username={AGENT} password=pw-{AGENT}];{answer_port}\n")
+        with ThreadPoolExecutor(len(nodes)) as pool:  # log in on each node (each routes on its own here)
+            logins = list(pool.map(lambda node: run_sipp(tmp_path / f"login-{node.host}", node.server.target, "-inf",
+                                                         str(csv), scenario="agents_login.xml", timeout=20), nodes))
+        for node, login in zip(nodes, logins):
+            login.assert_ok(node.server)
+        run_sipp(tmp_path / "register", front.target, "-inf", str(csv), scenario="front_register.xml",
+                 timeout=20).assert_ok()  # the 200 echoes the Path (the scenario checks it)
+        for node in nodes:  # a caller on each node: straight to the node, the offer through Kamailio
+            run_sipp(tmp_path / f"caller-{node.host}", node.server.target, "-d", "1000",
+                     scenario="front_call.xml", service="3000", keys={"rtp_port": str(free_port(both=False))},
+                     timeout=20).assert_ok(node.server)
+            node.server.wait_for_log(rf"connected to agent={AGENT}")
+        assert agent.wait(timeout=15) == 0, agent.stderr.read().decode(errors="replace")[-2000:]
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(timeout=5)
+    offers = re.findall(r"INVITE call-id \S+ from node (\S+) to sip:2001@127\.0\.0\.1:(\d+)", front.log())
+    assert {host.rsplit(":", 1)[0] for host, _ in offers} == {node.host for node in nodes}, front.log()[-3000:]
+    assert {port for _, port in offers} == {str(answer_port)}
+
+
+def test_rolling_upgrade_under_20_calls_a_second_fails_no_call(cluster, tmp_path):
+    front, nodes = cluster
+    caller = callers(tmp_path / "rolling", front, calls=400, rate=20)
+    started = time.monotonic()
+    try:
+        for node in nodes:
+            old = node.server
+            old.process.send_signal(signal.SIGTERM)
+            wait_until(lambda: node.uri not in front.active_nodes(), 5, f"Kamailio sees {node.host} draining")
+            assert old.process.wait(timeout=DRAIN_SECONDS + 10) == 0
+            node.start()
+            wait_until(lambda: node.uri in front.active_nodes(), 5, f"{node.host} back in Kamailio's set")
+        upgraded_in = time.monotonic() - started
+        code = finish(caller, 60)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+    successful, failed = sipp_screen_counts(tmp_path / "rolling")
+    print(f"rolling upgrade of {len(nodes)} nodes in {upgraded_in:.1f} s under 20 calls/s: "
+          f"{successful} calls answered, {failed} failed")
+    assert (code, successful, failed) == (0, 400, 0), (tmp_path / "rolling" / "errors.log").read_text()[-2000:]
+    for node in nodes:
+        assert len(re.findall(r"shutdown requested \(SIGTERM\)", node.log())) == 1
+
+
+def test_kill_9_of_a_node_new_calls_are_answered_by_the_others(cluster, tmp_path):
+    front, nodes = cluster
+    victim = nodes[1]
+    victim.server.process.send_signal(signal.SIGKILL)
+    victim.server.process.wait(timeout=5)
+    killed_at = time.monotonic()
+    caller = callers(tmp_path / "after-kill", front, calls=30, rate=10)
+    marked_down = wait_until(lambda: victim.uri not in front.active_nodes() and time.monotonic(), 10,
+                             "Kamailio marks the killed node down")
+    code = finish(caller, 40)
+    successful, failed = sipp_screen_counts(tmp_path / "after-kill")
+    print(f"kill -9: node marked down {marked_down - killed_at:.1f} s after the kill; "
+          f"calls placed after it: {successful} answered, {failed} failed")
+    assert (code, successful, failed) == (0, 30, 0), (tmp_path / "after-kill" / "errors.log").read_text()[-2000:]
+    assert marked_down - killed_at < 5
