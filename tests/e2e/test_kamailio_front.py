@@ -64,13 +64,17 @@ class Node:
         if self.server is not None:
             self.server.stop()
             self.earlier_logs.append(self.server.log())
-        self.server = start_server(self.root, sip_port=self.port, rtp_base=self.rtp, host=self.host,
+        self.server = start_server(self.root, sip_port=self.port, rtp_base=self.rtp, host=self.host, rtp_workers=0,
                                    trunk_sources=[FRONT_HOST, LOOPBACK], main_extra=f"store: {self.url}\n", extra_files=FILES,
                                    serve_args=("--drain-seconds", str(DRAIN_SECONDS),
                                                "--drain-min-seconds", str(DRAIN_MIN_SECONDS)))
 
     def stop(self) -> None:
-        """Stop the run going now."""
+        """Stop the run going now: a second SIGTERM skips the drain (and its minimum), calls end at once."""
+        if self.server is not None and self.server.alive():
+            for _ in range(2):
+                self.server.process.send_signal(signal.SIGTERM)
+                time.sleep(0.1)
         if self.server is not None:
             self.server.stop()
 
@@ -166,10 +170,14 @@ def test_agent_registered_through_kamailio_gets_the_offers_of_every_node_through
 
 
 def test_rolling_upgrade_under_20_calls_a_second_fails_no_call(cluster, tmp_path):
+    """Node after node: SIGTERM (drain: 503), exit 0, start again, back in Kamailio's set; SIPp calls at
+    20 a second from before the first drain until after the last rejoin (then SIGUSR1: no new call,
+    exit when those in progress are done)."""
     front, nodes = cluster
-    caller = callers(tmp_path / "rolling", front, calls=400, rate=20)
+    caller = callers(tmp_path / "rolling", front, calls=10_000, rate=20)
     started = time.monotonic()
     try:
+        time.sleep(1)
         for node in nodes:
             old = node.server
             old.process.send_signal(signal.SIGTERM)
@@ -178,14 +186,17 @@ def test_rolling_upgrade_under_20_calls_a_second_fails_no_call(cluster, tmp_path
             node.start()
             wait_until(lambda: node.uri in front.active_nodes(), 5, f"{node.host} back in Kamailio's set")
         upgraded_in = time.monotonic() - started
-        code = finish(caller, 60)
+        time.sleep(1)
+        caller.send_signal(signal.SIGUSR1)
+        code = finish(caller, 30)
     finally:
         if caller.poll() is None:
             caller.kill()
     successful, failed = sipp_screen_counts(tmp_path / "rolling")
     print(f"rolling upgrade of {len(nodes)} nodes in {upgraded_in:.1f} s under 20 calls/s: "
           f"{successful} calls answered, {failed} failed")
-    assert (code, successful, failed) == (0, 400, 0), (tmp_path / "rolling" / "errors.log").read_text()[-2000:]
+    assert (code, failed) == (0, 0), (tmp_path / "rolling" / "errors.log").read_text()[-2000:]
+    assert successful > 100
     for node in nodes:
         assert len(re.findall(r"shutdown requested \(SIGTERM\)", node.log())) == 1
 
