@@ -6,6 +6,7 @@ network namespace: PostgreSQL, the session's throwaway cluster, listens on 127.0
   Path as Route set, come through Kamailio and reach the phone behind it.
 - A node killed with -9: Kamailio's OPTIONS probing marks it down, and calls placed from then on
   are all answered (each within 5 s, by the others).
+- A phone behind NAT (a private Contact and Via): its offers go where its REGISTER came from.
 - A rolling upgrade under 20 calls/s: each node in turn drains (SIGTERM: 503 to new INVITEs and to
   OPTIONS), exits, starts again and rejoins; SIPp counts 0 failed calls.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,9 @@ from pathlib import Path
 import pytest
 
 from acd.devtools.kamailio_front import KamailioFront, unavailable_reason
+from acd.registrar.path import parse_path_values
+from acd.sip.message import parse_message
+from acd.store.pg_reader import PgReader
 
 from .harness import LOOPBACK, SCENARIOS, AcdServer, free_port, rtp_base, run_sipp, start_server, wait_until
 from .test_acd_calls import QUEUE_FLOW, agents_yaml
@@ -115,6 +120,16 @@ def sipp_screen_counts(workdir: Path) -> tuple[int, int]:
     return (int(successful[-1]) if successful else -1, int(failed[-1]) if failed else -1)
 
 
+def outcomes(url: str) -> dict[str, int]:
+    """How many call records the shared store holds per outcome."""
+    reader = PgReader(url)
+    try:
+        return {row["outcome"]: row["n"] for row in reader.query(
+            "SELECT COALESCE(outcome, 'open') AS outcome, COUNT(*) AS n FROM calls GROUP BY 1")}
+    finally:
+        reader.close()
+
+
 def callers(workdir: Path, front: KamailioFront, *, calls: int, rate: float, talk_ms: int = 500,
             service: str = "1000") -> subprocess.Popen:
     """SIPp callers through the front door into the demo IVR, in the background (-trace_screen)."""
@@ -194,7 +209,7 @@ def test_rolling_upgrade_under_20_calls_a_second_fails_no_call(cluster, tmp_path
             caller.kill()
     successful, failed = sipp_screen_counts(tmp_path / "rolling")
     print(f"rolling upgrade of {len(nodes)} nodes in {upgraded_in:.1f} s under 20 calls/s: "
-          f"{successful} calls answered, {failed} failed")
+          f"{successful} calls answered, {failed} failed; records: {outcomes(nodes[0].url)}")
     assert (code, failed) == (0, 0), (tmp_path / "rolling" / "errors.log").read_text()[-2000:]
     assert successful > 100
     for node in nodes:
@@ -216,3 +231,49 @@ def test_kill_9_of_a_node_new_calls_are_answered_by_the_others(cluster, tmp_path
           f"calls placed after it: {successful} answered, {failed} failed")
     assert (code, successful, failed) == (0, 30, 0), (tmp_path / "after-kill" / "errors.log").read_text()[-2000:]
     assert marked_down - killed_at < 5
+
+
+def test_a_phone_behind_nat_gets_the_offer_at_the_address_its_register_came_from(tmp_path):
+    """Kamailio alone, a raw socket for the node: a REGISTER whose Via names a private address gets a
+    Path with received= (nathelper's NAT test); the node's INVITE preloaded with that Path reaches the
+    phone where its REGISTER came from, Request-URI still the private Contact, Record-Routed."""
+    node = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    front = None
+    try:
+        node.bind((NODE_HOSTS[0], 0))
+        phone.bind((LOOPBACK, 0))
+        for sock in (node, phone):
+            sock.settimeout(5)
+        front = KamailioFront(tmp_path / "kamailio", FRONT_HOST, free_port(), [node.getsockname()],
+                              ping_interval_seconds=30).start()
+        phone.sendto(("REGISTER sip:{front} SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK-r1;rport\r\n"
+                      "From: <sip:2001@{front}>;tag=r1\r\nTo: <sip:2001@{front}>\r\nCall-ID: nat-reg@192.168.1.50\r\n"
+                      "CSeq: 1 REGISTER\r\nContact: <sip:2001@192.168.1.50:5060>\r\nExpires: 600\r\n"
+                      "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n").format(front=front.target).encode(),
+                     (front.host, front.port))
+        register = received(node, "REGISTER")
+        path = parse_path_values(register.headers.get_all("Path"))
+        assert path == (f"<sip:{front.target};lr;received=sip:{LOOPBACK}:{phone.getsockname()[1]}>",)
+        node_host, node_port = node.getsockname()
+        node.sendto((f"INVITE sip:2001@192.168.1.50:5060 SIP/2.0\r\n"
+                     f"Via: SIP/2.0/UDP {node_host}:{node_port};branch=z9hG4bK-o1;rport\r\nRoute: {path[0]}\r\n"
+                     f"From: <sip:acd@{node_host}:{node_port}>;tag=o1\r\nTo: <sip:2001@{node_host}>\r\n"
+                     f"Call-ID: nat-offer@{node_host}\r\nCSeq: 1 INVITE\r\nContact: <sip:acd@{node_host}:{node_port}>\r\n"
+                     "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode(), (front.host, front.port))
+        offer = received(phone, "INVITE")
+        assert offer.uri == "sip:2001@192.168.1.50:5060" and not offer.headers.get_all("Route")
+        assert offer.headers.get_all("Record-Route") == [f"<sip:{front.target};lr>"]
+    finally:
+        if front is not None:
+            front.stop()
+        node.close()
+        phone.close()
+
+
+def received(sock: socket.socket, method: str):
+    """The next `method` request on `sock` (Kamailio's 100 Trying and others skipped)."""
+    while True:
+        data, _ = sock.recvfrom(65535)
+        if data.startswith(method.encode()):
+            return parse_message(data)
