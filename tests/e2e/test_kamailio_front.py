@@ -160,15 +160,21 @@ def test_agent_registered_through_kamailio_gets_the_offers_of_every_node_through
          "-mp", str(free_port(both=False)), "-m", "2", "-nostdin", "-timeout", "30s"],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        csv = tmp_path / "agent.csv"
-        csv.write_text(f"SEQUENTIAL\n{AGENT};[authentication username={AGENT} password=pw-{AGENT}];{answer_port}\n")
+        credentials = f"SEQUENTIAL\n{AGENT};[authentication username={AGENT} password=pw-{AGENT}]"
+        login_csv, csv = tmp_path / "login.csv", tmp_path / "agent.csv"
+        login_csv.write_text(f"{credentials};{free_port(both=False)}\n")  # a Contact no offer must go to
+        csv.write_text(f"{credentials};{answer_port}\n")
         with ThreadPoolExecutor(len(nodes)) as pool:  # log in on each node (each routes on its own here)
             logins = list(pool.map(lambda node: run_sipp(tmp_path / f"login-{node.host}", node.server.target, "-inf",
-                                                         str(csv), scenario="agents_login.xml", timeout=20), nodes))
+                                                         str(login_csv), scenario="agents_login.xml", timeout=20),
+                                   nodes))
         for node, login in zip(nodes, logins):
             login.assert_ok(node.server)
         run_sipp(tmp_path / "register", front.target, "-inf", str(csv), scenario="front_register.xml",
                  timeout=20).assert_ok()  # the 200 echoes the Path (the scenario checks it)
+        for node in cluster[1]:  # forked to every node; the newest binding is the one offers use
+            node.server.wait_for_log(rf"agent={AGENT} registered contact=sip:{AGENT}@{LOOPBACK}:{answer_port} "
+                                     rf"from {re.escape(FRONT_HOST)}:")
         for node in nodes:  # a caller on each node: straight to the node, the offer through Kamailio
             run_sipp(tmp_path / f"caller-{node.host}", node.server.target, "-d", "1000",
                      scenario="front_call.xml", service="3000", keys={"rtp_port": str(free_port(both=False))},
