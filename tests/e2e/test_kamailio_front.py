@@ -10,7 +10,8 @@ network namespace: PostgreSQL, the session's throwaway cluster, listens on 127.0
 - A rolling upgrade under 20 calls/s: each node in turn drains (SIGTERM: 503 to new INVITEs and to
   OPTIONS), exits, starts again and rejoins; SIPp counts 0 failed calls.
 
-Each node has its own routing (no `cluster:` section here); calls into the demo IVR need no agent.
+Each node has its own routing, or, when this tree's config knows a `cluster:` section, one routing
+authority for all (`cluster: {node_id: nodeN}`); calls into the demo IVR need no agent.
 The nodes take calls from Kamailio and, to place a caller on a chosen node, from 127.0.0.1 too.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from acd.devtools.kamailio_front import KamailioFront, unavailable_reason
+from acd.devtools.local_cluster import cluster_section_supported
 from acd.registrar.path import parse_path_values
 from acd.sip.message import parse_message
 from acd.store.pg_reader import PgReader
@@ -51,8 +53,10 @@ FILES = {"conf/agents.yaml": agents_yaml([AGENT], ring_timeout=5, wrap_up=0.5),
 class Node:
     """One `acd serve` of the cluster: restartable on the same address, port and data."""
 
-    def __init__(self, root: Path, host: str, url: str, secret: bytes) -> None:
+    def __init__(self, root: Path, host: str, url: str, secret: bytes, node_id: str) -> None:
         self.root, self.host, self.url = root, host, url
+        cluster = f"cluster:\n  node_id: {node_id}\n" if cluster_section_supported() else ""
+        self.main_extra = f"store: {url}\n{cluster}"
         self.port, self.rtp = free_port(), rtp_base()
         (root / "data").mkdir(parents=True, exist_ok=True)
         (root / "data" / "nonce.secret").write_bytes(secret)  # one secret: any node takes any node's nonce
@@ -70,7 +74,7 @@ class Node:
             self.server.stop()
             self.earlier_logs.append(self.server.log())
         self.server = start_server(self.root, sip_port=self.port, rtp_base=self.rtp, host=self.host, rtp_workers=0,
-                                   trunk_sources=[FRONT_HOST, LOOPBACK], main_extra=f"store: {self.url}\n", extra_files=FILES,
+                                   trunk_sources=[FRONT_HOST, LOOPBACK], main_extra=self.main_extra, extra_files=FILES,
                                    serve_args=("--drain-seconds", str(DRAIN_SECONDS),
                                                "--drain-min-seconds", str(DRAIN_MIN_SECONDS)))
 
@@ -95,7 +99,7 @@ def cluster(pg_cluster, tmp_path_factory):
     url = pg_cluster.create_schema(f"front_{secrets.token_hex(6)}")
     root = tmp_path_factory.mktemp("front")
     secret = secrets.token_bytes(32)
-    nodes = [Node(root / f"node{n}", host, url, secret) for n, host in enumerate(NODE_HOSTS, start=1)]
+    nodes = [Node(root / f"node{n}", host, url, secret, f"node{n}") for n, host in enumerate(NODE_HOSTS, start=1)]
     front = KamailioFront(root / "kamailio", FRONT_HOST, free_port(), [(n.host, n.port) for n in nodes],
                           ping_interval_seconds=1, fr_timer_ms=2000)
     try:
