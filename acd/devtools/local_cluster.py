@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             for number, (host, process) in enumerate(nodes, start=1):
                 if number not in exited and process.poll() is not None:
                     exited.add(number)
-                    print(f"node{number} on {host} exited ({process.returncode}); Kamailio sends its calls to the others")
+                    print(f"node{number} on {host} exited ({process.returncode}); Kamailio sends its calls to the "
+                          "others")
         print("stopping: draining the nodes ...")
         return 0
     finally:

@@ -269,7 +269,8 @@ def test_a_phone_behind_nat_gets_the_offer_at_the_address_its_register_came_from
         node.sendto((f"INVITE sip:2001@192.168.1.50:5060 SIP/2.0\r\n"
                      f"Via: SIP/2.0/UDP {node_host}:{node_port};branch=z9hG4bK-o1;rport\r\nRoute: {path[0]}\r\n"
                      f"From: <sip:acd@{node_host}:{node_port}>;tag=o1\r\nTo: <sip:2001@{node_host}>\r\n"
-                     f"Call-ID: nat-offer@{node_host}\r\nCSeq: 1 INVITE\r\nContact: <sip:acd@{node_host}:{node_port}>\r\n"
+                     f"Call-ID: nat-offer@{node_host}\r\nCSeq: 1 INVITE\r\n"
+                     f"Contact: <sip:acd@{node_host}:{node_port}>\r\n"
                      "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode(), (front.host, front.port))
         offer = received(phone, "INVITE")
         assert offer.uri == "sip:2001@192.168.1.50:5060" and not offer.headers.get_all("Route")
