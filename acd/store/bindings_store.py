@@ -3,8 +3,9 @@
 One row per (aor, contact). Each method is one transaction: `save_changes` writes all the effects of
 one REGISTER at once, as RFC 3261 §10.3 step 7 asks ("committed ... if and only if all binding
 updates and additions succeed"). The `path` column (RFC 3327 Path values, a JSON list; added to an
-older table when opened) came later: a row without it is a binding made without a proxy in front. WAL mode lets readers (an admin tool, a backup) work while the
-server writes, and makes each commit one sequential append.
+older table when opened) came later: a row without it is a binding made without a proxy in front.
+WAL mode lets readers (an admin tool, a backup) work while the server writes, and makes each commit
+one sequential append.
 """
 
 from __future__ import annotations
