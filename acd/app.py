@@ -31,7 +31,6 @@ from .calls.media_ports import MediaPorts
 from .calls.monitoring import Monitoring
 from .calls.remote_media import RemoteMediaPorts, worker_count
 from .calls.registrar_service import RegistrarService
-from .registrar.path import AgentContact
 from .calls.request_gate import RequestGate
 from .calls.shutdown import DEFAULT_DRAIN_SECONDS, GracefulShutdown
 from .calls.sip_server import SipServer
@@ -45,6 +44,7 @@ from .context.crm import CrmClient
 from .context.directory import CustomerDirectory
 from .media.prompts import PromptLibrary
 from .metrics import Metrics
+from .registrar.path import AgentContact
 from .sip.endpoint import SipEndpoint
 from .sip.transactions import TimerConfig
 from .speech.recognizer import RecognizerCache

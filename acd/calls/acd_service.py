@@ -36,8 +36,8 @@ from .queued_call import Callback, QueuedCall
 
 if TYPE_CHECKING:
     from ..config.model import Config
-    from ..registrar.path import AgentContact
     from ..metrics import Metrics
+    from ..registrar.path import AgentContact
     from ..store.presence import AgentPresence
     from .session import CallSession
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 from twisted.internet import task
 
 from ..ivr.events import CallerHungUp, DigitReceived
-from ..registrar.path import AgentContact
+from ..registrar.path import AgentContact, agent_contact
 from .agent_leg import AgentLeg, AgentLegState
 from .leg_states import EndReason
 from .monitor_states import (HEARING, MODE_DIGITS, MonitorEvent, MonitorState, next_monitor_state,
@@ -227,7 +227,7 @@ class Monitoring:
             return "not-registered"
         queued = self.acd_calls[call_id]
         caller_rtp, _ = self._bridged_legs(queued)
-        uri, destination, transport, route = contacts[0]
+        uri, destination, transport, route = agent_contact(contacts[0])
         sip = self.config.config.sip
         agents = self.config.config.agents
         account = agents.agents[supervisor_id]

@@ -12,8 +12,8 @@ import logging
 from typing import Callable, Protocol
 
 from ..config.srtp_policy import DEFAULT_SRTP_POLICY
+from ..registrar.path import AgentContact, agent_contact
 from ..routing import Offer
-from ..registrar.path import AgentContact
 from .agent_leg import AgentLeg, AgentLegState
 from .ports import ConfigSource, Media, Signalling
 from .queued_call import QueuedCall
@@ -89,7 +89,7 @@ class OfferDialer:
     def _leg(self, *, queued: QueuedCall, agent_id: str, contact: AgentContact, codec: str,
              payload_type: int, telephone_event_pt: int | None, headers: tuple[tuple[str, str], ...],
              from_user: str = "acd", trunk: str | None = None, credentials=None, **callbacks) -> AgentLeg:
-        uri, destination, transport, *route = contact  # a plain (uri, destination, transport) has no route
+        uri, destination, transport, route = agent_contact(contact)
         sip = self.config.config.sip
         events = self.events
         defaults = dict(on_answer=events.agent_answered, on_failure=events.agent_failed,
@@ -100,7 +100,7 @@ class OfferDialer:
                         agent_id=agent_id, contact=uri, destination=destination, transport=transport, codec=codec,
                         payload_type=payload_type, telephone_event_pt=telephone_event_pt, context_headers=headers,
                         from_user=from_user, srtp_policy=self._srtp_policy(agent_id, trunk),
-                        credentials=credentials, route=tuple(route[0]) if route else (), **defaults)
+                        credentials=credentials, route=route, **defaults)
 
     def _srtp_policy(self, agent_id: str, trunk: str | None) -> str:
         """The SRTP policy of a callback's trunk, or else of the agent (the config's default if unknown)."""

@@ -23,7 +23,7 @@ from typing import NamedTuple, Sequence
 from acd.sip.errors import RemoteProtocolError
 from acd.sip.headers import NameAddr, SipUri
 
-__all__ = ["AgentContact", "parse_path_values", "supports_path", "first_hop", "MAX_PATH_VALUES"]
+__all__ = ["AgentContact", "agent_contact", "parse_path_values", "supports_path", "first_hop", "MAX_PATH_VALUES"]
 
 # A Path names each proxy between the phone and us: one in our cluster, two with an edge proxy in
 # front of it. Eight is the limit Kamailio's own path handling never comes near (STYLE 7).
@@ -39,6 +39,13 @@ class AgentContact(NamedTuple):
     destination: tuple[str, int]
     transport: str
     route: tuple[str, ...] = ()
+
+
+def agent_contact(value: Sequence) -> AgentContact:
+    """An AgentContact from one, or from a plain (uri, destination, transport) tuple (no route), as
+    a `contacts` callable written before Path support still gives."""
+    uri, destination, transport, *route = value
+    return AgentContact(uri, tuple(destination), transport, tuple(route[0]) if route else ())
 
 
 def parse_path_values(values: Sequence[str]) -> tuple[str, ...]:

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from acd.registrar.bindings import BindingTable
-from acd.registrar.path import MAX_PATH_VALUES, first_hop, parse_path_values, supports_path
+from acd.registrar.path import (MAX_PATH_VALUES, AgentContact, agent_contact, first_hop, parse_path_values,
+                                supports_path)
 from acd.sip.build import build_invite
 from acd.sip.errors import RemoteProtocolError
 from acd.sip.message import parse_message
@@ -96,3 +97,11 @@ def test_an_invite_with_a_preloaded_route_set_golden():
         "Contact: <sip:acd@127.0.0.11:5060>\r\n"
         "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER, UPDATE, PRACK\r\n"
         "Content-Length: 0\r\n\r\n")
+
+
+def test_a_plain_contact_triple_is_an_agent_contact_without_route():
+    """`contacts` callables written before Path support give (uri, destination, transport)."""
+    assert agent_contact(("sip:1001@192.0.2.7", ["192.0.2.7", 5060], "UDP")) == AgentContact(
+        "sip:1001@192.0.2.7", ("192.0.2.7", 5060), "UDP", ())
+    through = AgentContact("sip:1001@192.0.2.7", ("127.0.0.10", 5060), "UDP", (KAMAILIO,))
+    assert agent_contact(through) == through
