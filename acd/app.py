@@ -45,6 +45,7 @@ from .context.crm import CrmClient
 from .context.directory import CustomerDirectory
 from .media.prompts import PromptLibrary
 from .metrics import Metrics
+from .registrar.path import AgentContact
 from .sip.endpoint import SipEndpoint
 from .sip.transactions import TimerConfig
 from .speech.recognizer import RecognizerCache
@@ -241,11 +242,13 @@ def _end_calls_without_media(calls: CallTable) -> Callable[[list[str], str], Non
 
 def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                  drain_seconds: float = DEFAULT_DRAIN_SECONDS,
-                 start_media_worker: Callable | None = None, records_process: bool = False) -> RunningServer:
+                 start_media_worker: Callable | None = None, records_process: bool = False,
+                 drain_min_seconds: float = 0.0) -> RunningServer:
     """Build and wire the whole shell, then bind its SIP transports. `reactor` provides IReactorTime,
     IReactorUDP, IReactorTCP, IReactorThreads and IReactorCore's stop (tests pass a Clock-based fake),
     and IReactorProcess when `rtp: workers:` asks for media worker processes.
-    `drain_seconds`: how long a stop lets calls in progress finish (`RunningServer.shutdown`).
+    `drain_seconds`: how long a stop lets calls in progress finish (`RunningServer.shutdown`);
+    `drain_min_seconds`: how long it answers 503 at least, for a probing front proxy.
     `start_media_worker`: how a media worker is started (tests: one on their fake reactor).
     `records_process`: the records writer runs in a child process (`acd serve`), not a thread."""
     prompts = PromptLibrary(config.prompts)
@@ -285,7 +288,7 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
         cluster.register_metrics(metrics.registry)
         reactor.addSystemEventTrigger("after", "shutdown", cluster.stop)
 
-    def contacts(agent_id: str) -> list[tuple[str, tuple[str, int], str]]:
+    def contacts(agent_id: str) -> list[AgentContact]:
         found = registrar.contacts(agent_id, reactor.seconds()) if registrar is not None else []
         return found if found or cluster is None else cluster.contacts(agent_id)
 
@@ -310,7 +313,7 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     def agent_hosts(now: float) -> set[str]:
         agents = live.config.agents
         return {destination[0] for agent_id in (agents.agents if agents is not None else ())
-                for _contact, destination, _transport in contacts(agent_id)}
+                for destination in (contact.destination for contact in contacts(agent_id))}
 
     admission = AdmissionGate(server=sip, config=live, calls=calls, metrics=metrics, reactor=reactor)
     gate = RequestGate(server=admission, config=live, agent_hosts=agent_hosts, metrics=metrics, reactor=reactor)
@@ -319,7 +322,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                     auth_failures=lambda: registrar.auth_failures if registrar is not None else 0)
     metrics.attach(view)
     shutdown = GracefulShutdown(reactor=reactor, calls=calls, acd=acd, admission=sip, config=live,
-                                flush_records=records.flush, stop=reactor.stop, drain_seconds=drain_seconds)
+                                flush_records=records.flush, stop=reactor.stop, drain_seconds=drain_seconds,
+                                min_drain_seconds=drain_min_seconds)
     udp_port = tcp_port = None
     if "udp" in config.sip.transports:
         udp_port = listen_sip_udp(reactor, config.sip.port, gate, interface=config.sip.listen,

@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--drain-seconds", type=_seconds, default=30.0,
                        help="on SIGTERM or `acd stop`, let calls in progress finish for up to this long before "
                             "ending them (default 30; 0 ends them at once)")
+    serve.add_argument("--drain-min-seconds", type=_seconds, default=0.0,
+                       help="behind a proxy that probes with OPTIONS (Kamailio in front of a cluster): keep "
+                            "answering 503 for at least this long, even with no call left, so the proxy sees the "
+                            "node go before it is gone (default 0; a little more than the proxy's probe interval)")
     serve.add_argument("--clock-start", type=_instant, default=None, metavar="ISO8601",
                        help="(tests and demos) run the server's clock from this instant, e.g. "
                             "2026-12-06T23:30:00+00:00: business hours, records and timers all follow it")
@@ -116,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command == "customers":
         return _customers_import(args)
-    return _serve(args.root, args.log_level, args.drain_seconds, args.clock_start, args.log_file)
+    return _serve(args.root, args.log_level, args.drain_seconds, args.clock_start, args.log_file,
+                  drain_min_seconds=args.drain_min_seconds)
 
 
 def _column_map_argument(text: str) -> str:
@@ -166,7 +171,7 @@ def _check(root: Path) -> int:
 
 
 def _serve(root: Path, level: str, drain_seconds: float, clock_start: float | None = None,
-           log_file: Path | None = None) -> int:
+           log_file: Path | None = None, *, drain_min_seconds: float = 0.0) -> int:
     log_output.configure(level, log_file)  # the line format fail2ban reads; lines written in batches
     log = logging.getLogger("acd")
     # A stop asked for while we start is kept, and carried out as soon as the reactor runs.
@@ -189,13 +194,14 @@ def _serve(root: Path, level: str, drain_seconds: float, clock_start: float | No
         log.error("refusing to start: %s", busy)
         return 4
     try:
-        return _run_server(root, config, drain_seconds, clock_start, early_stops, log)
+        return _run_server(root, config, drain_seconds, clock_start, early_stops, log,
+                           drain_min_seconds=drain_min_seconds)
     finally:
         lock.release()
 
 
 def _run_server(root: Path, config, drain_seconds: float, clock_start: float | None, early_stops: list[str],
-                log: logging.Logger) -> int:
+                log: logging.Logger, *, drain_min_seconds: float = 0.0) -> int:
     import time
 
     from twisted.internet import reactor
@@ -216,7 +222,8 @@ def _run_server(root: Path, config, drain_seconds: float, clock_start: float | N
     signal.signal(signal.SIGCHLD, lambda number, frame: reactor.callFromThread(reapAllProcesses))
     try:
         try:
-            running = build_server(config, reactor, drain_seconds=drain_seconds, records_process=True)
+            running = build_server(config, reactor, drain_seconds=drain_seconds, records_process=True,
+                                   drain_min_seconds=drain_min_seconds)
         except Exception as error:  # binding failures: say which port and stop
             log.error("cannot start: %s", error)
             return 3

@@ -39,6 +39,7 @@ from .routing_authority import LOCAL, LocalRouting, RoutingAuthority, Scope
 if TYPE_CHECKING:
     from ..config.model import Config
     from ..metrics import Metrics
+    from ..registrar.path import AgentContact
     from ..store.presence import AgentPresence
     from .session import CallSession
 
@@ -79,7 +80,7 @@ class AcdService:
 
     def __init__(self, *, reactor, config: ConfigSource, signalling: Signalling, media: Media, events: EventSink,
                  records: Records, webhooks: Webhooks, metrics: "Metrics",
-                 contacts: Callable[[str], list[tuple[str, tuple[str, int], str]]], directory: Any = None,
+                 contacts: Callable[[str], list[AgentContact]], directory: Any = None,
                  routing: RoutingAuthority | None = None) -> None:
         """`routing`: where routing events go (None: the engine in this process, `LocalRouting`)."""
         self.reactor = reactor

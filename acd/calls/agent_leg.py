@@ -48,7 +48,7 @@ class AgentLeg:
                  on_transfer: Callable[["AgentLeg", str], int],
                  on_playback_finished: Callable[[int], None] = lambda playback: None,
                  from_user: str = "acd", srtp_policy: str = "off",
-                 credentials: DigestCredentials | None = None) -> None:
+                 credentials: DigestCredentials | None = None, route: tuple[str, ...] = ()) -> None:
         self.signalling = signalling
         self.media = media
         self.reactor = reactor
@@ -57,6 +57,7 @@ class AgentLeg:
         self.agent_id = agent_id
         self.contact = contact
         self.destination = destination
+        self.route = route  # the phone's registration Path (RFC 3327): the INVITE's preloaded Route set
         self.transport = transport
         self.codec = codec
         self.payload_type = payload_type
@@ -104,7 +105,7 @@ class AgentLeg:
                                          srtp=self.srtp_policy, srtp_key=self.srtp_key)
         self.invite = build_invite(uri=self.contact, call_id=self.call_id, from_user=self.from_user,
                                    to_user=self.agent_id, local=self.sip_address,
-                                   extra_headers=self.context_headers, sdp=bytes(offer),
+                                   extra_headers=self.context_headers, sdp=bytes(offer), route=self.route,
                                    contact=self.signalling.contact(self.transport,
                                                                    secure=self.contact.lower().startswith("sips:")))
         self.invite_transaction = self.signalling.send_invite(self, self.invite, self.destination, self.transport)

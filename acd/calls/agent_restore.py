@@ -19,12 +19,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
+from ..registrar.path import agent_contact
 from ..sip.build import build_message
 from .ports import EventSink, Signalling
 
 if TYPE_CHECKING:
     from ..config.agents import AgentConfig
     from ..config.model import SipSettings
+    from ..registrar.path import AgentContact
     from ..store.presence import AgentPresence
 
 __all__ = ["RestoredAgent", "plan_restore", "restore_summary", "tell_restored", "WHY_EXPIRED", "WHY_UNCONFIGURED",
@@ -130,7 +132,7 @@ def restore_summary(ending: str, plan: Iterable[RestoredAgent]) -> str:
 
 
 def tell_restored(restored: RestoredAgent, ending: str, now: float, *, events: EventSink, signalling: Signalling,
-                  contacts: list[tuple[str, tuple[str, int], str]], sip: "SipSettings") -> None:
+                  contacts: list[AgentContact], sip: "SipSettings") -> None:
     """An "agent-restored" event on the agent's stream (kept for a desktop that reconnects) and the
     wallboard's; a SIP MESSAGE to the agent's phone (first contact) when the restart changed their state."""
     event = {"type": "agent-restored", "agent": restored.agent_id, "after": ending, "state": restored.state,
@@ -145,8 +147,8 @@ def tell_restored(restored: RestoredAgent, ending: str, now: float, *, events: E
     if not contacts:
         log.info("agent=%s not told by SIP MESSAGE: no registered contact", restored.agent_id)
         return
-    contact, destination, transport = contacts[0]
+    contact, destination, transport, route = agent_contact(contacts[0])
     message = build_message(uri=contact, from_user="acd", to_user=restored.agent_id,
-                            local=(sip.public_address, sip.port), text=text)
+                            local=(sip.public_address, sip.port), text=text, route=route)
     signalling.send_out_of_dialog(message, destination, transport, f"agent={restored.agent_id} MESSAGE")
     log.info("agent=%s told by SIP MESSAGE to %s: %r", restored.agent_id, contact, text)

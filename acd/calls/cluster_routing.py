@@ -44,6 +44,7 @@ Threads:
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import queue
 import threading
@@ -61,9 +62,8 @@ from ..cluster.routing_log import LogEntry, LogError, Outcome, RoutingReplica
 from ..cluster.snapshot import dump_config
 from ..cluster.wire import Reconfigured, WireFormatError, decode_event, encode_event
 from ..config.cluster_settings import ClusterSettings
+from ..registrar.path import AgentContact, binding_contact
 from ..routing import Offer, RoutingConfig, RoutingEngine, UnknownQueue, UnknownSkill
-from ..sip.errors import RemoteProtocolError
-from ..sip.headers import SipUri
 from .routing_authority import OnDecisions, Scope
 
 __all__ = ["ClusterStatus", "ClusterRouting"]
@@ -75,7 +75,7 @@ SUBMIT_RETRY_SECONDS = 5.0  # a submission is retried (reconnecting) this long b
 STOP_WAIT_SECONDS = 3.0
 RELEASE = ("UPDATE routing_lease SET expires_at = now() - interval '1 second' "
            "WHERE id = 1 AND holder = %(holder)s AND epoch = %(epoch)s")
-BINDINGS = ("SELECT aor, contact, source_host, source_port, transport FROM bindings "
+BINDINGS = ("SELECT aor, contact, source_host, source_port, transport, path FROM bindings "
             "WHERE aor = ANY(%(agents)s) AND expires_at > %(now)s ORDER BY aor, q DESC, updated_at DESC")
 ROUTING_SECONDS_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 _STOP = object()
@@ -94,19 +94,6 @@ class ClusterStatus:
     def as_dict(self) -> dict[str, Any]:
         """For the API."""
         return asdict(self)
-
-
-def contact_route(contact: str, source: tuple[str, int], transport: str) -> tuple[str, tuple[str, int], str]:
-    """(contact, address to send to, transport) of a binding: the rule of RegistrarService.contacts
-    (the Contact's own address when it is where the REGISTER came from, else the source)."""
-    destination = source
-    try:
-        uri = SipUri.parse(contact)
-        if uri.host == source[0] and transport == "UDP":
-            destination = (uri.host, uri.port or 5060)
-    except RemoteProtocolError:
-        pass
-    return contact, destination, transport
 
 
 class ClusterRouting:
@@ -193,7 +180,7 @@ class ClusterRouting:
         self.feed(Reconfigured(routing=dump_config(config)), now)
 
     # ---- reads -----------------------------------------------------------------------------------
-    def contacts(self, agent_id: str) -> list[tuple[str, tuple[str, int], str]]:
+    def contacts(self, agent_id: str) -> list[AgentContact]:
         """Where an agent registered with another node is reached (the shared bindings, read when
         the agent was offered a call)."""
         return self._contacts.get(agent_id, [])
@@ -410,7 +397,7 @@ class ClusterRouting:
             deadlines.append(now + routing - self._wall())
         return max(0.0, min(deadlines) - now)
 
-    def _contacts_for(self, outcomes: list[Outcome]) -> dict[str, list[tuple[str, tuple[str, int], str]]]:
+    def _contacts_for(self, outcomes: list[Outcome]) -> dict[str, list[AgentContact]]:
         """The shared bindings of the agents offered a call in `outcomes` (the hosting node may not
         be the one they registered with)."""
         agents = sorted({d.agent_id for outcome in outcomes for d in outcome.decisions if isinstance(d, Offer)})
@@ -423,8 +410,12 @@ class ClusterRouting:
         except psycopg.Error as error:  # no registrar (no table) or the store is gone
             log.debug("cluster node %s: shared bindings not read: %s", self.node_id, error)
             return {}
-        for aor, contact, host, port, transport in rows:
-            found[aor].append(contact_route(contact, (host, int(port)), transport))
+        for aor, contact, host, port, transport, path in rows:
+            try:
+                route = tuple(json.loads(path)) if path else ()
+            except ValueError:
+                route = ()
+            found[aor].append(binding_contact(contact, (host, int(port)), transport, route))
         return found
 
     # ---- the submit thread ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .queued_call import QueuedCall
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
+    from ..registrar.path import AgentContact
 
 __all__ = ["Connections", "offer_failure", "queue_settings"]
 
@@ -64,7 +65,7 @@ class Connections:
     def __init__(self, *, reactor, config: ConfigSource, signalling: Signalling, media: Media, events: EventSink,
                  records: Records, webhooks: Webhooks, metrics: "Metrics", queue_log: QueueLog,
                  calls: dict[str, QueuedCall], last_call: dict[str, str],
-                 contacts: Callable[[str], list[tuple[str, tuple[str, int], str]]], feed: Callable[[Any], bool],
+                 contacts: Callable[[str], list[AgentContact]], feed: Callable[[Any], bool],
                  enqueue: Callable[[Any, EnqueueCall], None], directory: Any = None) -> None:
         self.reactor = reactor
         self.config = config

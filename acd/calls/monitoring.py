@@ -25,6 +25,7 @@ from typing import Any, Callable
 from twisted.internet import task
 
 from ..ivr.events import CallerHungUp, DigitReceived
+from ..registrar.path import AgentContact, agent_contact
 from .agent_leg import AgentLeg, AgentLegState
 from .leg_states import EndReason
 from .monitor_states import (HEARING, MODE_DIGITS, MonitorEvent, MonitorState, next_monitor_state,
@@ -133,7 +134,7 @@ class Monitoring:
 
     def __init__(self, *, reactor, config: ConfigSource, media: Media, signalling: Signalling, records: Records,
                  events: EventSink, acd_calls: dict[str, QueuedCall],
-                 contacts: Callable[[str], list[tuple[str, tuple[str, int], str]]]) -> None:
+                 contacts: Callable[[str], list[AgentContact]]) -> None:
         """`acd_calls`: the ACD's calls (AcdService.calls); `contacts(user)`: a user's registered phones."""
         self.reactor = reactor
         self.config = config
@@ -226,7 +227,7 @@ class Monitoring:
             return "not-registered"
         queued = self.acd_calls[call_id]
         caller_rtp, _ = self._bridged_legs(queued)
-        uri, destination, transport = contacts[0]
+        uri, destination, transport, route = agent_contact(contacts[0])
         sip = self.config.config.sip
         agents = self.config.config.agents
         account = agents.agents[supervisor_id]
@@ -244,7 +245,7 @@ class Monitoring:
                                                                      f"supervisor's phone answered {status}"),
                           on_hangup=lambda leg: self.leave(monitor, "supervisor hung up"),
                           on_hold=lambda leg, held: None, on_transfer=lambda leg, target: 501,
-                          from_user="acd-monitor", srtp_policy=account.srtp)
+                          from_user="acd-monitor", srtp_policy=account.srtp, route=route)
         if not placed.start():
             return "no-rtp-port"
         placed.rtp.on_digit = lambda digit: self.key(monitor, digit)

@@ -12,6 +12,7 @@ import logging
 from typing import Callable, Protocol
 
 from ..config.srtp_policy import DEFAULT_SRTP_POLICY
+from ..registrar.path import AgentContact, agent_contact
 from ..routing import Offer
 from .agent_leg import AgentLeg, AgentLegState
 from .ports import ConfigSource, Media, Signalling
@@ -85,10 +86,10 @@ class OfferDialer:
         self.reactor = reactor
         self.events = events
 
-    def _leg(self, *, queued: QueuedCall, agent_id: str, contact: tuple[str, tuple[str, int], str], codec: str,
+    def _leg(self, *, queued: QueuedCall, agent_id: str, contact: AgentContact, codec: str,
              payload_type: int, telephone_event_pt: int | None, headers: tuple[tuple[str, str], ...],
              from_user: str = "acd", trunk: str | None = None, credentials=None, **callbacks) -> AgentLeg:
-        uri, destination, transport = contact
+        uri, destination, transport, route = agent_contact(contact)
         sip = self.config.config.sip
         events = self.events
         defaults = dict(on_answer=events.agent_answered, on_failure=events.agent_failed,
@@ -99,7 +100,7 @@ class OfferDialer:
                         agent_id=agent_id, contact=uri, destination=destination, transport=transport, codec=codec,
                         payload_type=payload_type, telephone_event_pt=telephone_event_pt, context_headers=headers,
                         from_user=from_user, srtp_policy=self._srtp_policy(agent_id, trunk),
-                        credentials=credentials, **defaults)
+                        credentials=credentials, route=route, **defaults)
 
     def _srtp_policy(self, agent_id: str, trunk: str | None) -> str:
         """The SRTP policy of a callback's trunk, or else of the agent (the config's default if unknown)."""

@@ -4,6 +4,9 @@ Agents authenticate with Digest (MD5 or SHA-256, HA1s from conf/agents.yaml); bi
 BindingTable and are written to SQLite on every change, so they survive a restart. Sources that
 keep failing are blocked for a while (FailedAuthLimiter) and counted. Whoever must know when an
 agent's phone comes or goes (the ACD: reachability) is told through `watch_bindings`.
+A REGISTER that came through a proxy (Kamailio in front of a cluster) carries a Path (RFC 3327):
+it is stored with the binding, echoed in the 200 when the phone supports it, and requests to that
+phone go to the first Path hop with the Path as their Route set (`contacts`).
 `reactor` provides IReactorTime.
 """
 
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..registrar import BindingTable, FailedAuthLimiter, parse_contact_values
 from ..registrar.auth_log import failure_line, retry_line
+from ..registrar.path import AgentContact, binding_contact, parse_path_values, supports_path
 from ..sip.build import new_tag
 from ..sip.digest import DigestAuthenticator, parse_digest_params
 from ..sip.errors import RemoteProtocolError
@@ -220,6 +224,7 @@ class RegistrarService:
             self.signalling.respond(event.transaction_id, 403, to_tag=new_tag())
             return
         contacts = parse_contact_values(request.headers.get_all("Contact"))
+        path = parse_path_values(request.headers.get_all("Path"))
         expires_value = request.headers.get("Expires")
         if expires_value is not None and not expires_value.strip().isdigit():
             raise RemoteProtocolError(f"Expires {expires_value!r} is not a number")
@@ -227,13 +232,17 @@ class RegistrarService:
         outcome = self.table.apply(username, contacts if contacts or contacts == "*" else [],
                                    int(expires_value) if expires_value is not None else None,
                                    request.call_id, CSeq.parse(request.headers.get("CSeq", "")).number,
-                                   event.source, event.transport, request.headers.get("User-Agent", "") or "", now)
+                                   event.source, event.transport, request.headers.get("User-Agent", "") or "", now,
+                                   path=path)
         headers: list[tuple[str, str]] = []
         if outcome.status == 423:
             headers.append(("Min-Expires", str(outcome.min_expires)))
         if outcome.status == 200:
             self.store.save_changes(saved=outcome.added + outcome.refreshed, deleted=outcome.removed)
             headers += [("Contact", value) for value in outcome.contact_header_values(now)]
+            if path and supports_path(request.headers.get_all("Supported")):
+                # RFC 3327 §5.3: the stored Path, in the order received, tells the phone its way in.
+                headers += [("Path", value) for value in path] + [("Supported", "path")]
             for binding in outcome.added:
                 log.info("agent=%s registered contact=%s from %s:%s expires=%ds", username, binding.contact,
                          binding.source[0], binding.source[1], binding.expires_in(now))
@@ -244,31 +253,20 @@ class RegistrarService:
         if outcome.status == 200 and (outcome.added or outcome.refreshed or outcome.removed):
             self._watcher(username, "registered" if outcome.added or outcome.refreshed else "unregistered")
 
-    def contacts(self, agent_id: str, now: float) -> list[tuple[str, tuple[str, int], str]]:
-        """(contact URI, address to send to, transport) for each live binding, best first.
-
-        The Contact's own address is used when its host is the address the REGISTER came from (no
-        NAT in between: the phone may listen on another port than it sent from); otherwise the
-        REGISTER's source address, which is what a phone behind NAT can be reached at.
-        """
+    def contacts(self, agent_id: str, now: float) -> list[AgentContact]:
+        """(contact URI, address to send to, transport, route set) for each live binding, best first
+        (the rule: `acd.registrar.path.binding_contact`)."""
         found = []
         for binding in self.table.lookup(agent_id, now):
-            destination = binding.source
-            try:
-                uri = SipUri.parse(binding.contact)
-                if uri.host == binding.source[0] and binding.transport == "UDP":
-                    destination = (uri.host, uri.port or 5060)
-            except RemoteProtocolError:
-                pass
-            found.append((binding.contact, destination, binding.transport))
+            found.append(binding_contact(binding.contact, binding.source, binding.transport, binding.path))
         return found
 
     def is_agent_address(self, address: tuple[str, int]) -> bool:
         """True when a live binding of a configured agent is reached at `address`."""
         now = self.reactor.seconds()
         agents = self.config.agents
-        return any(destination == address for agent_id in (agents.agents if agents else ())
-                   for _contact, destination, _transport in self.contacts(agent_id, now))
+        return any(contact.destination == address for agent_id in (agents.agents if agents else ())
+                   for contact in self.contacts(agent_id, now))
 
     def _rearm(self) -> None:
         if self._timer is not None and self._timer.active():

@@ -5,7 +5,10 @@ Three phases, each bounded in time, so a stop never hangs:
 1. Drain. New INVITEs (agents' feature codes too) and OPTIONS get 503 with Retry-After (the
    SipServer's admission switch: no dialog, no RTP port); everything inside dialogs, REGISTER and
    the agents' legs go on, and waiting callers may still be offered to agents. Calls in progress
-   may finish on their own for up to `drain_seconds`; when the last one is gone we go on at once.
+   may finish on their own for up to `drain_seconds`; when the last one is gone we go on at once,
+   but not before `min_drain_seconds`: behind a front proxy that probes with OPTIONS (Kamailio's
+   dispatcher), a node that vanished at once would get new calls until the next probe, each lost
+   to a timeout, while one that answers 503 for a probe interval is skipped at once.
 2. End the rest. The ACD lets go of every call it holds (ringing offers get CANCEL, connected
    agents BYE); callers in the IVR or a queue hear a short goodbye, then BYE; bridged callers get
    BYE at once. Every call is recorded "server shutdown". Agents are NOT logged out: the last
@@ -83,7 +86,7 @@ class GracefulShutdown:
                  config: ConfigSource, flush_records: Callable[[], Any], stop: Callable[[], None],
                  drain_seconds: float = DEFAULT_DRAIN_SECONDS, goodbye: tuple[str, ...] = GOODBYE_PROMPTS,
                  goodbye_max_seconds: float = GOODBYE_MAX_SECONDS, settle_seconds: float = SETTLE_SECONDS,
-                 retry_after_seconds: int = RETRY_AFTER_SECONDS) -> None:
+                 retry_after_seconds: int = RETRY_AFTER_SECONDS, min_drain_seconds: float = 0.0) -> None:
         self.reactor = reactor
         self.calls = calls
         self.acd = acd
@@ -96,6 +99,8 @@ class GracefulShutdown:
         self.goodbye_max_seconds = goodbye_max_seconds
         self.settle_seconds = settle_seconds
         self.retry_after_seconds = retry_after_seconds
+        self.min_drain_seconds = min(min_drain_seconds, drain_seconds)
+        self._drain_started = 0.0
         self.phase = ShutdownPhase.RUNNING
         self.immediate = False
         self.calls_at_start = 0
@@ -122,9 +127,10 @@ class GracefulShutdown:
         self.phase = ShutdownPhase.DRAINING
         self.admission.refuse_new_calls(self.retry_after_seconds)
         self.calls_at_start = len(self.calls.sessions)
+        self._drain_started = self.reactor.seconds()
         log.info("shutdown requested (%s): draining %d calls for up to %g s; new calls refused with 503", why,
                  self.calls_at_start, self.drain_seconds)
-        if self.drain_seconds <= 0 or self._idle():
+        if self.drain_seconds <= 0 or (self._idle() and self.min_drain_seconds <= 0):
             self._end_the_rest(immediate=False)
             return
         self._deadline = self.reactor.callLater(self.drain_seconds, self._drain_over)
@@ -203,6 +209,8 @@ class GracefulShutdown:
         if not self._idle():
             return
         if self.phase is ShutdownPhase.DRAINING:
+            if self.reactor.seconds() - self._drain_started < self.min_drain_seconds:
+                return  # still answering 503 for the front proxy's probes
             log.info("shutdown: every call finished during the drain")
             self._end_the_rest(immediate=False)
         elif self.phase is ShutdownPhase.ENDING:

@@ -37,7 +37,9 @@ class Binding:
 
     `updated_at` is when the binding was last added or refreshed: "most recent first" in `lookup`,
     and the victim choice when an AOR is over its contact limit. `source`/`transport` are where the
-    REGISTER came from, the way back through NAT when the Contact holds a private address.
+    REGISTER came from, the way back through NAT when the Contact holds a private address. `path` is
+    the REGISTER's Path (RFC 3327, `acd.registrar.path`): the proxies requests to the contact go
+    through, as their preloaded Route set; empty when the phone registered directly.
     """
 
     aor: str
@@ -50,6 +52,7 @@ class Binding:
     user_agent: str = ""
     q: float = DEFAULT_Q
     updated_at: float
+    path: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.aor or not self.contact:
@@ -135,8 +138,10 @@ class BindingTable:
 
     def apply(self, aor: str, contacts: Sequence[ContactSpec] | Literal["*"], expires_header: int | None,
               call_id: str, cseq: int, source: tuple[str, int], transport: str, user_agent: str,
-              now: float) -> RegisterOutcome:
-        """Run one REGISTER's Contacts against the table (§10.3 steps 6-8); see the module docstring."""
+              now: float, *, path: tuple[str, ...] = ()) -> RegisterOutcome:
+        """Run one REGISTER's Contacts against the table (§10.3 steps 6-8); see the module docstring.
+        `path`: the REGISTER's Path values (RFC 3327 §5.3), stored with each binding it adds or
+        refreshes (a refresh through other proxies takes the new Path)."""
         current = self._by_aor.get(aor, {})
         if contacts == "*":
             return self._remove_all(aor, current, expires_header, call_id, cseq, now)
@@ -162,7 +167,7 @@ class BindingTable:
                 continue
             binding = Binding(aor=aor, contact=old.contact if old else uri, expires_at=now + expires,
                               call_id=call_id, cseq=cseq, source=source, transport=transport,
-                              user_agent=user_agent, q=q, updated_at=now)
+                              user_agent=user_agent, q=q, updated_at=now, path=tuple(path))
             staying[key] = binding
             (refreshed if live else added).append(binding)
         registering = {key for key, (_uri, expires, _q) in wanted.items() if expires}

@@ -147,12 +147,15 @@ ALLOWED_METHODS = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER, UPDAT
 
 def build_invite(*, uri: str, call_id: str, from_user: str, to_user: str, local: tuple[str, int],
                  extra_headers: tuple[tuple[str, str], ...] = (), sdp: bytes = b"",
-                 display_name: str = "ACD", contact: str | None = None) -> Request:
+                 display_name: str = "ACD", contact: str | None = None, route: tuple[str, ...] = ()) -> Request:
     """A new out-of-dialog INVITE from us (§8.1.1): fresh From tag, CSeq 1, our Contact, the Allow list
     and the SDP offer; `send_request` adds Via and Max-Forwards. `local` is our public (host, port);
-    `contact` our Contact for the transport used (default: sip:acd@host:port)."""
+    `contact` our Contact for the transport used (default: sip:acd@host:port). `route`: a preloaded
+    Route set (§8.1.1.1; a registration's Path, RFC 3327 §5.3), one Route header each, in order."""
     host, port = local
     headers = Headers()
+    for value in route:
+        headers.add("Route", value)
     headers.add("From", f"\"{display_name}\" <sip:{from_user}@{host}:{port}>;tag={new_tag()}")
     headers.add("To", f"<sip:{to_user}@{host}>")
     headers.add("Call-ID", call_id)
@@ -167,11 +170,14 @@ def build_invite(*, uri: str, call_id: str, from_user: str, to_user: str, local:
 
 
 def build_message(*, uri: str, from_user: str, to_user: str, local: tuple[str, int], text: str,
-                  display_name: str = "ACD") -> Request:
+                  display_name: str = "ACD", route: tuple[str, ...] = ()) -> Request:
     """An out-of-dialog MESSAGE with a text/plain body (RFC 3428 §4: no Contact, a new Call-ID and
-    From tag); `send_request` adds Via and Max-Forwards. `local` is our public (host, port)."""
+    From tag); `send_request` adds Via and Max-Forwards. `local` is our public (host, port); `route`
+    a preloaded Route set, as for `build_invite`."""
     host, port = local
     headers = Headers()
+    for value in route:
+        headers.add("Route", value)
     headers.add("From", f"\"{display_name}\" <sip:{from_user}@{host}:{port}>;tag={new_tag()}")
     headers.add("To", f"<sip:{to_user}@{host}>")
     headers.add("Call-ID", new_call_id(host))

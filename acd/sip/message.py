@@ -39,6 +39,7 @@ _CANONICAL = {
         "Subject", "Refer-To", "Referred-By", "Allow-Events", "Session-Expires", "Min-Expires",
         "Retry-After", "Reason", "Accept-Contact", "Reject-Contact", "Request-Disposition",
         "Identity", "Timestamp", "Warning", "Date", "Organization", "Priority", "P-Asserted-Identity",
+        "Path",
         # Spellings the capitalise-each-part rule below would get wrong (RFC 4028, 3262, 3261, 3903).
         "Min-SE", "RSeq", "RAck", "MIME-Version", "SIP-ETag", "SIP-If-Match",
     )
@@ -48,7 +49,7 @@ _KNOWN_NAMES = frozenset(_CANONICAL.values()) | frozenset(COMPACT_FORMS.values()
 # Headers whose value is a comma-separated list (RFC 3261 §7.3.1 allows combining them).
 LIST_HEADERS = frozenset(
     {"Via", "Route", "Record-Route", "Contact", "Allow", "Supported", "Require", "Proxy-Require",
-     "Unsupported", "Accept", "Allow-Events"}
+     "Unsupported", "Accept", "Allow-Events", "Path"}
 )
 
 

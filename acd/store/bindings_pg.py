@@ -5,6 +5,7 @@ database across the network must not hold up the reactor: here each write method
 writer thread of its own applies the writes in order, each `save_changes` one transaction (RFC 3261
 §10.3 step 7: all of one REGISTER's updates or none). `load_all` (start-up only) reads at once,
 after the writes queued before it. `flush` waits for the queue to drain; `close` flushes.
+The `path` column (RFC 3327) is added to a table made before it (`ADD COLUMN IF NOT EXISTS`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ __all__ = ["PgBindingStore"]
 log = logging.getLogger("acd.store.bindings")
 
 _COLUMNS = ("aor", "contact", "expires_at", "call_id", "cseq", "source_host", "source_port", "transport",
-            "user_agent", "q", "updated_at")
+            "user_agent", "q", "updated_at", "path")
 _CREATE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (aor text NOT NULL, contact text NOT NULL, "
            "expires_at double precision NOT NULL, call_id text NOT NULL, cseq bigint NOT NULL, "
            "source_host text NOT NULL, source_port bigint NOT NULL, transport text NOT NULL, "
            "user_agent text NOT NULL, q double precision NOT NULL, updated_at double precision NOT NULL, "
-           "PRIMARY KEY (aor, contact))")
+           "path text NOT NULL DEFAULT '', PRIMARY KEY (aor, contact))")
+_ADD_PATH = f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS path text NOT NULL DEFAULT ''"
 _UPSERT = (f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join(f'%({c})s' for c in _COLUMNS)}) "
            "ON CONFLICT (aor, contact) DO UPDATE SET "
            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c not in ("aor", "contact")))
@@ -50,6 +52,7 @@ class PgBindingStore:
         try:
             self._conn = connect(url, application_name="acd-bindings")
             self._conn.execute(_CREATE)
+            self._conn.execute(_ADD_PATH)
         except Exception as error:
             raise RuntimeError(f"bindings: cannot open the PostgreSQL store {describe(url)}: {error} (is the "
                                "database server running, and `store:` in conf/acd.yaml right?)") from error

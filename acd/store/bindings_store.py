@@ -2,12 +2,15 @@
 
 One row per (aor, contact). Each method is one transaction: `save_changes` writes all the effects of
 one REGISTER at once, as RFC 3261 §10.3 step 7 asks ("committed ... if and only if all binding
-updates and additions succeed"). WAL mode lets readers (an admin tool, a backup) work while the
-server writes, and makes each commit one sequential append.
+updates and additions succeed"). The `path` column (RFC 3327 Path values, a JSON list; added to an
+older table when opened) came later: a row without it is a binding made without a proxy in front.
+WAL mode lets readers (an admin tool, a backup) work while the server writes, and makes each commit
+one sequential append.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable
 
@@ -20,7 +23,7 @@ __all__ = ["BindingStore", "TABLE", "binding_row", "binding_from_row"]
 TABLE = "bindings"
 _COLUMNS = {
     "aor": str, "contact": str, "expires_at": float, "call_id": str, "cseq": int, "source_host": str,
-    "source_port": int, "transport": str, "user_agent": str, "q": float, "updated_at": float,
+    "source_port": int, "transport": str, "user_agent": str, "q": float, "updated_at": float, "path": str,
 }
 
 
@@ -31,7 +34,7 @@ def binding_row(binding: Binding) -> dict:
         "aor": binding.aor, "contact": binding.contact, "expires_at": binding.expires_at,
         "call_id": binding.call_id, "cseq": binding.cseq, "source_host": host, "source_port": port,
         "transport": binding.transport, "user_agent": binding.user_agent, "q": binding.q,
-        "updated_at": binding.updated_at,
+        "updated_at": binding.updated_at, "path": json.dumps(list(binding.path)) if binding.path else "",
     }
 
 
@@ -41,6 +44,7 @@ def binding_from_row(row: dict) -> Binding:
         aor=row["aor"], contact=row["contact"], expires_at=row["expires_at"], call_id=row["call_id"],
         cseq=row["cseq"], source=(row["source_host"], row["source_port"]), transport=row["transport"],
         user_agent=row["user_agent"], q=row["q"], updated_at=row["updated_at"],
+        path=tuple(json.loads(row["path"])) if row.get("path") else (),
     )
 
 
@@ -52,7 +56,9 @@ class BindingStore:
         self._db.enable_wal()
         self._table = self._db.table(TABLE)
         if not self._table.exists():
-            self._table.create(_COLUMNS, pk=("aor", "contact"), not_null=set(_COLUMNS))
+            self._table.create(_COLUMNS, pk=("aor", "contact"), not_null=set(_COLUMNS), defaults={"path": ""})
+        elif "path" not in self._table.columns_dict:
+            self._table.add_column("path", str, not_null_default="")
 
     def save(self, binding: Binding) -> None:
         """Insert or replace one binding."""

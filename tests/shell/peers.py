@@ -457,9 +457,10 @@ class AgentPhone(SipPeer):
                                     cnonce=unique("cn"))
 
     def register(self, *, expires: int = 600, prefer: str = "SHA-256", password: str | None = None,
-                 authenticate: bool = True, aor: str | None = None) -> Response:
-        """REGISTER (for our own address, or `aor`); answer the 401 challenge with Digest; return
-        the final response."""
+                 authenticate: bool = True, aor: str | None = None,
+                 extra_headers: tuple[tuple[str, str], ...] = (), contact: str | None = None) -> Response:
+        """REGISTER (for our own address, or `aor`; `contact` instead of ours, `extra_headers` added,
+        e.g. a proxy's Path); answer the 401 challenge with Digest; return the final response."""
         host, port = self.harness.sip_address
         uri = f"sip:{host}:{port}"
         aor = aor or self.user
@@ -469,7 +470,7 @@ class AgentPhone(SipPeer):
             headers = [("Via", self.via()), ("Max-Forwards", "70"),
                        ("From", f"<sip:{aor}@{host}>;tag={unique('rt')}"), ("To", f"<sip:{aor}@{host}>"),
                        ("Call-ID", self.register_call_id), ("CSeq", f"{self.register_cseq} REGISTER"),
-                       ("Contact", self.contact), ("Expires", str(expires))]
+                       ("Contact", contact or self.contact), ("Expires", str(expires)), *extra_headers]
             if authorization:
                 headers.append(("Authorization", authorization))
             self.send(build_request("REGISTER", uri, headers))

@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 
+from acd.registrar.path import AgentContact
 from acd.calls.cluster_routing import ClusterRouting
 from acd.config.cluster_settings import ClusterSettings
 from acd.routing import (AgentLoggedIn, AgentStateChanged, CallArrived, CallChanged, CallConnected, CallEnded, Offer,
@@ -105,10 +106,10 @@ def test_events_from_either_node_are_routed_once_and_acted_on_by_the_right_node(
     follower.routing.node.log.connection.execute(
         "CREATE TABLE IF NOT EXISTS bindings (aor text, contact text, expires_at double precision, call_id text, "
         "cseq bigint, source_host text, source_port bigint, transport text, user_agent text, q double precision, "
-        "updated_at double precision)")
+        "updated_at double precision, path text NOT NULL DEFAULT '')")
     follower.routing.node.log.connection.execute(
         "INSERT INTO bindings VALUES ('alice', 'sip:alice@127.0.0.12:5099', %s, 'r1', 1, '127.0.0.12', 5099, 'UDP', "
-        "'test', 1.0, 0)", (time.time() + 60,))
+        "'test', 1.0, 0, '')", (time.time() + 60,))
 
     # The follower hosts the agent's log-in: it writes the agent-level side effects, the leader does not.
     assert follower.routing.feed(AgentLoggedIn(agent_id="alice", queues={"support": 0}), time.time())
@@ -122,7 +123,7 @@ def test_events_from_either_node_are_routed_once_and_acted_on_by_the_right_node(
     (offer, scope), = offers
     assert (offer.call_id, offer.agent_id, scope.hosted_only) == ("c1", "alice", True)
     assert scope.event == CallArrived(call_id="c1", queue="support")
-    assert leader.routing.contacts("alice") == [("sip:alice@127.0.0.12:5099", ("127.0.0.12", 5099), "UDP")]
+    assert leader.routing.contacts("alice") == [AgentContact("sip:alice@127.0.0.12:5099", ("127.0.0.12", 5099), "UDP")]
     pump_until(nodes, lambda: follower.decisions(Offer), "the follower's replica to apply the offer")
     assert follower.decisions(Offer)[0][1].event is None  # not its event
 

@@ -208,3 +208,20 @@ def test_a_callback_in_progress_gets_bye_to_the_agent_and_cancel_to_the_ringing_
     harness.advance_until(lambda: harness.stopped, timeout=0.5, what="the server to stop")
     assert harness.logged(r"released by the ACD \(server shutdown\): was callback in queue q")
     assert harness.leaks() == {}
+
+
+def test_behind_a_probing_proxy_an_idle_server_answers_503_for_the_minimum_drain_then_stops(make_harness):
+    """`acd serve --drain-min-seconds 2` (Kamailio in front probes with OPTIONS): no call to drain, yet
+    the server keeps answering OPTIONS and INVITEs 503 for 2 s, so the proxy skips it at once instead
+    of sending it calls until its next probe times out; then it stops."""
+    harness = make_harness(drain_seconds=30)
+    harness.running.shutdown.min_drain_seconds = 2.0
+    harness.signal()
+    harness.advance(1.5)
+    assert not harness.stopped
+    probe = harness.caller(port=5072)
+    options_ping(probe)
+    assert probe.expect_response(503, method="OPTIONS", timeout=0.1)
+    probe.invite("1000").expect(503, timeout=0.1)
+    harness.advance_until(lambda: harness.stopped, timeout=1.0, what="the server to stop after 2 s")
+    assert harness.logged(r"shutdown: every call finished during the drain")

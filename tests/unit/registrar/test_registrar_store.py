@@ -85,3 +85,39 @@ def test_restart_round_trip_through_the_table(path):
         store.delete(gone.aor, gone.contact)
     assert [b.contact for b in table.lookup("sip:1001@acd.example", T0 + 100)] == ["sip:b@192.0.2.2"]
     assert [b.contact for b in store.load_all()] == ["sip:b@192.0.2.2"]
+
+
+def test_the_path_of_a_binding_survives_the_store(path):
+    """RFC 3327: a binding made through a proxy keeps its Path across a restart (both backends)."""
+    through = binding(path=("<sip:127.0.0.10:5060;lr>", "<sip:edge.example.net;lr;received=sip:192.0.2.7:41000>"))
+    store = open_binding_store(path)
+    store.save_changes(saved=[through, binding("sip:1001@192.0.2.11")])
+    store.close()
+    assert open_binding_store(path).load_all() == [through, binding("sip:1001@192.0.2.11")]
+
+
+def test_a_table_from_before_the_path_column_gets_it_and_keeps_its_rows(store_location):
+    """Opening a bindings table made before Path support adds the column; its rows load with no Path."""
+    columns = ("aor text NOT NULL, contact text NOT NULL, expires_at double precision NOT NULL, call_id text NOT NULL, "
+               "cseq bigint NOT NULL, source_host text NOT NULL, source_port bigint NOT NULL, transport text NOT NULL, "
+               "user_agent text NOT NULL, q double precision NOT NULL, updated_at double precision NOT NULL, "
+               "PRIMARY KEY (aor, contact)")
+    row = ("sip:1001@acd.example", "sip:1001@192.0.2.10:5060", T0 + 3600, "call-1", 1, "198.51.100.7", 40000, "UDP",
+           "Zoiper 5", 0.5, T0)
+    if isinstance(store_location, str):
+        from acd.store.pg_sql import connect
+
+        with connect(store_location, application_name="acd-test") as conn:
+            conn.execute(f"CREATE TABLE bindings ({columns})")
+            conn.execute("INSERT INTO bindings VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", row)
+    else:
+        import sqlite3
+
+        with sqlite3.connect(store_location) as conn:
+            conn.execute(f"CREATE TABLE bindings ({columns})")
+            conn.execute("INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        conn.close()
+    store = open_binding_store(store_location)
+    assert store.load_all() == [binding()]
+    store.save(binding(path=("<sip:127.0.0.10;lr>",)))
+    assert store.load_all() == [binding(path=("<sip:127.0.0.10;lr>",))]
