@@ -31,7 +31,8 @@ Who acts on what (the rule):
 Threads:
 - the routing thread drives the `ClusterNode` on its own connection (LISTEN/NOTIFY wakes it on new
   log entries and inbox rows): `tick` at the lease's and the engine's deadlines, `drain_inbox` on
-  the leader, and the optional `on_tick(node, now)` hook (node membership plugs in there);
+  the leader, the optional `on_tick(node, now)` hook, and `life` (cluster_life.py: membership
+  heartbeats and the reaction to a node's death, started by `start` before the threads);
 - the submit thread INSERTs this node's events into `routing_inbox` on a second connection;
 - the reactor thread keeps a replica of its own, fed (`callFromThread`) with the entries the
   routing thread applied (`ClusterNode.on_entries`), in log order, and acts on their outcomes.
@@ -64,6 +65,7 @@ from ..cluster.wire import Reconfigured, WireFormatError, decode_event, encode_e
 from ..config.cluster_settings import ClusterSettings
 from ..registrar.path import AgentContact, binding_contact
 from ..routing import Offer, RoutingConfig, RoutingEngine, UnknownQueue, UnknownSkill
+from .cluster_life import ClusterLife
 from .routing_authority import OnDecisions, Scope
 
 __all__ = ["ClusterStatus", "ClusterRouting"]
@@ -118,6 +120,7 @@ class ClusterRouting:
                                 config, snapshot_every_entries=settings.snapshot_every_entries)
         self.node.on_entries = self._applied
         self.on_tick: Callable[[ClusterNode, float], None] | None = None  # routing thread, after each step
+        self.life: ClusterLife | None = None  # membership and node loss (set before `start`)
         self.status = ClusterStatus(node_id=self.node_id, role="follower", leader=None, epoch=0, log_seq=0)
         self._channel = channel
         self._clock, self._wall = clock, wall
@@ -179,6 +182,11 @@ class ClusterRouting:
         log.info("cluster node %s: the new routing config goes to every node through the routing log", self.node_id)
         self.feed(Reconfigured(routing=dump_config(config)), now)
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The routing thread's monotonic clock (the lease's, and membership's)."""
+        return self._clock
+
     # ---- reads -----------------------------------------------------------------------------------
     def contacts(self, agent_id: str) -> list[AgentContact]:
         """Where an agent registered with another node is reached (the shared bindings, read when
@@ -186,8 +194,11 @@ class ClusterRouting:
         return self._contacts.get(agent_id, [])
 
     def status_dict(self) -> dict[str, Any]:
-        """GET /api/cluster."""
-        return self.status.as_dict()
+        """GET /api/cluster (with `members` when membership runs)."""
+        found = self.status.as_dict()
+        if self.life is not None:
+            found["members"] = self.life.status()
+        return found
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         """acd_cluster_is_leader, acd_cluster_log_seq, acd_cluster_lease_epoch (read at scrape time)
@@ -220,6 +231,8 @@ class ClusterRouting:
         self._deliver(entries, {}, self._status(), history=True)
         log.info("cluster node %s: routing log read up to seq %d; lease %.1f s", self.node_id,
                  self.replica.last_seq, self.node.lease.lease_seconds)
+        if self.life is not None:  # joins, and ends its previous incarnation's calls, before any new call
+            self.life.start(self.node, self._clock(), self._wall())
         for target, name in ((self._route_loop, "acd-cluster-routing"), (self._submit_loop, "acd-cluster-submit")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -342,16 +355,18 @@ class ClusterRouting:
         self._leave()
 
     def _leave(self) -> None:
-        """Stopping: a leader routes what is left in the inbox and gives the lease back."""
+        """Stopping: a leader routes what is left in the inbox and gives the lease back; the node's
+        membership row says stopped."""
         epoch = self.node.lease.fencing_token
-        if epoch is None:
-            return
-        try:
-            self._step()
-            self.node.log.connection.execute(RELEASE, {"holder": self.node_id, "epoch": epoch})
-            log.info("cluster node %s gave the routing lease back (epoch %d)", self.node_id, epoch)
-        except (psycopg.Error, AttributeError) as error:
-            log.warning("cluster node %s could not give the routing lease back: %s", self.node_id, error)
+        if epoch is not None:
+            try:
+                self._step()
+                self.node.log.connection.execute(RELEASE, {"holder": self.node_id, "epoch": epoch})
+                log.info("cluster node %s gave the routing lease back (epoch %d)", self.node_id, epoch)
+            except (psycopg.Error, AttributeError) as error:
+                log.warning("cluster node %s could not give the routing lease back: %s", self.node_id, error)
+        if self.life is not None:
+            self.life.leave()
 
     def _step(self) -> list[Outcome]:
         now, wall = self._clock(), self._wall()
@@ -382,6 +397,8 @@ class ClusterRouting:
             outcomes.extend(routed)
             if not routed and not rejected:
                 break
+        if self.life is not None:
+            outcomes.extend(self.life.tick(self.node, now, wall, actions))
         if self.on_tick is not None:
             self.on_tick(self.node, now)
         return outcomes
@@ -389,9 +406,9 @@ class ClusterRouting:
     def _wait_seconds(self) -> float:
         now = self._clock()
         deadlines = [now + PERIODIC_READ_SECONDS]
-        lease = self.node.lease.next_deadline()
-        if lease is not None:
-            deadlines.append(lease)
+        for deadline in (self.node.lease.next_deadline(), self.life.next_deadline() if self.life else None):
+            if deadline is not None:
+                deadlines.append(deadline)
         routing = self.node.routing_deadline()
         if routing is not None:
             deadlines.append(now + routing - self._wall())
