@@ -32,15 +32,13 @@ from acd.devtools.kamailio_front import KamailioFront, unavailable_reason
 from acd.devtools.local_cluster import cluster_section_supported
 from acd.registrar.path import parse_path_values
 from acd.sip.message import parse_message
-from acd.store.pg_reader import PgReader
 
-from .harness import LOOPBACK, SCENARIOS, AcdServer, free_port, rtp_base, run_sipp, start_server, wait_until
+from .front_cluster import FRONT_HOST, NODE_HOSTS, Node, callers, finish, outcomes, sipp_screen_counts
+from .harness import LOOPBACK, SCENARIOS, free_port, run_sipp, wait_until
 from .test_acd_calls import QUEUE_FLOW, agents_yaml
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
-FRONT_HOST = "127.0.0.10"
-NODE_HOSTS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 DRAIN_SECONDS = 4
 # A draining node answers 503 this long at least, even with no call left: Kamailio probes every second.
 DRAIN_MIN_SECONDS = 1.5
@@ -50,46 +48,12 @@ FILES = {"conf/agents.yaml": agents_yaml([AGENT], ring_timeout=5, wrap_up=0.5),
          "ivr_flows/queue_direct.yaml": QUEUE_FLOW}
 
 
-class Node:
-    """One `acd serve` of the cluster: restartable on the same address, port and data."""
-
-    def __init__(self, root: Path, host: str, url: str, secret: bytes, node_id: str) -> None:
-        self.root, self.host, self.url = root, host, url
-        cluster = f"cluster:\n  node_id: {node_id}\n" if cluster_section_supported() else ""
-        self.main_extra = f"store: {url}\n{cluster}"
-        self.port, self.rtp = free_port(), rtp_base()
-        (root / "data").mkdir(parents=True, exist_ok=True)
-        (root / "data" / "nonce.secret").write_bytes(secret)  # one secret: any node takes any node's nonce
-        self.server: AcdServer | None = None
-        self.earlier_logs: list[str] = []  # each run rewrites server.log
-
-    @property
-    def uri(self) -> str:
-        """As the dispatcher names it."""
-        return f"sip:{self.host}:{self.port}"
-
-    def start(self) -> None:
-        """Start (again) and wait until it listens."""
-        if self.server is not None:
-            self.server.stop()
-            self.earlier_logs.append(self.server.log())
-        self.server = start_server(self.root, sip_port=self.port, rtp_base=self.rtp, host=self.host, rtp_workers=0,
-                                   trunk_sources=[FRONT_HOST, LOOPBACK], main_extra=self.main_extra, extra_files=FILES,
-                                   serve_args=("--drain-seconds", str(DRAIN_SECONDS),
-                                               "--drain-min-seconds", str(DRAIN_MIN_SECONDS)))
-
-    def stop(self) -> None:
-        """Stop the run going now: a second SIGTERM skips the drain (and its minimum), calls end at once."""
-        if self.server is not None and self.server.alive():
-            for _ in range(2):
-                self.server.process.send_signal(signal.SIGTERM)
-                time.sleep(0.1)
-        if self.server is not None:
-            self.server.stop()
-
-    def log(self) -> str:
-        """What every run logged."""
-        return "".join(self.earlier_logs) + (self.server.log() if self.server is not None else "")
+def node(root: Path, host: str, url: str, secret: bytes, node_id: str) -> Node:
+    """One node of this module's cluster: its own routing, or one routing authority when this tree's
+    config knows `cluster:`; drains DRAIN_SECONDS at most and DRAIN_MIN_SECONDS at least."""
+    cluster = f"cluster:\n  node_id: {node_id}\n" if cluster_section_supported() else ""
+    return Node(root, host, url, secret, main_extra=cluster, files=FILES,
+                serve_args=("--drain-seconds", str(DRAIN_SECONDS), "--drain-min-seconds", str(DRAIN_MIN_SECONDS)))
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +63,7 @@ def cluster(pg_cluster, tmp_path_factory):
     url = pg_cluster.create_schema(f"front_{secrets.token_hex(6)}")
     root = tmp_path_factory.mktemp("front")
     secret = secrets.token_bytes(32)
-    nodes = [Node(root / f"node{n}", host, url, secret, f"node{n}") for n, host in enumerate(NODE_HOSTS, start=1)]
+    nodes = [node(root / f"node{n}", host, url, secret, f"node{n}") for n, host in enumerate(NODE_HOSTS, start=1)]
     front = KamailioFront(root / "kamailio", FRONT_HOST, free_port(), [(n.host, n.port) for n in nodes],
                           ping_interval_seconds=1, fr_timer_ms=2000)
     try:
@@ -113,46 +77,6 @@ def cluster(pg_cluster, tmp_path_factory):
         front.stop()
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(Node.stop, nodes))
-
-
-def sipp_screen_counts(workdir: Path) -> tuple[int, int]:
-    """(successful, failed) calls from the screen SIPp wrote at its end (-trace_screen)."""
-    screens = sorted(workdir.glob("*_screen.log"))
-    text = screens[-1].read_text(errors="replace") if screens else ""
-    successful = re.findall(r"Successful call\s+\|\s+\d+\s+\|\s+(\d+)", text)
-    failed = re.findall(r"Failed call\s+\|\s+\d+\s+\|\s+(\d+)", text)
-    return (int(successful[-1]) if successful else -1, int(failed[-1]) if failed else -1)
-
-
-def outcomes(url: str) -> dict[str, int]:
-    """How many call records the shared store holds per outcome."""
-    reader = PgReader(url)
-    try:
-        return {row["outcome"]: row["n"] for row in reader.query(
-            "SELECT COALESCE(outcome, 'open') AS outcome, COUNT(*) AS n FROM calls GROUP BY 1")}
-    finally:
-        reader.close()
-
-
-def callers(workdir: Path, front: KamailioFront, *, calls: int, rate: float, talk_ms: int = 500,
-            service: str = "1000") -> subprocess.Popen:
-    """SIPp callers through the front door into the demo IVR, in the background (-trace_screen)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    command = ["sipp", front.target, "-sf", str(SCENARIOS / "front_call.xml"), "-s", service, "-i", LOOPBACK,
-               "-p", str(free_port(both=False)), "-mp", str(free_port(both=False)), "-m", str(calls),
-               "-r", str(rate), "-d", str(talk_ms), "-key", "rtp_port", str(free_port(both=False)), "-nostdin",
-               "-timeout", "60s", "-trace_screen", "-trace_err", "-error_file", str(workdir / "errors.log"),
-               "-max_retrans", "5"]
-    return subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def finish(process: subprocess.Popen, timeout: float) -> int:
-    try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-        raise AssertionError("SIPp callers did not finish in time") from None
 
 
 def test_agent_registered_through_kamailio_gets_the_offers_of_every_node_through_it(cluster, tmp_path):

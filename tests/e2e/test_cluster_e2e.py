@@ -1,0 +1,228 @@
+"""The cluster end to end (issue 20, "Must show"): Kamailio on 127.0.0.10 in front of three `acd
+serve` nodes in cluster mode on 127.0.0.11-13 (lease 1 s, node timeout 1 s), one PostgreSQL.
+
+40 SIPp agents (one answering SIPp process, one port) register and log in through Kamailio; callers
+come through Kamailio at RATE calls/s into the demo IVR (1000), press 2 (support) during the
+welcome and wait in the queue; an agent answers after 100 ms, talks 300 ms and hangs up. Mid-run
+the leader is killed -9, later a follower. Then, from the records in PostgreSQL and Kamailio's log:
+
+- no agent is ever offered two calls at once: per agent, the offers (routing_events "offered to")
+  until their end (the RINGNOANSWER line, or the end of the call they were for) never overlap;
+- no call is routed to a killed node more than 5 s after its kill (Kamailio logs each new INVITE's
+  node, and each failover);
+- new calls are answered again within 5 s of each kill: every call reaching Kamailio from the kill
+  on is answered (IVR) within 5 s, and one of them reaches an agent within 5 s of the kill;
+- every call has a record: each call Kamailio sent to a node that was up at the time;
+- the calls open on a killed node are closed "interrupted" by the survivors.
+
+Root-namespace loopback, not a network namespace of its own: the session's PostgreSQL (the
+`pg_cluster` fixture), Kamailio, the nodes and SIPp would all have to run inside it (tests/e2e/netns.py
+runs one command there; the devtools start PostgreSQL and Kamailio in the root namespace), and
+127.0.0.10-13 need no setup on Linux. Serial: four busy processes plus SIPp at RATE calls/s fill
+both cores for the run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from acd.devtools.kamailio_front import KamailioFront, unavailable_reason
+
+from .front_cluster import (FRONT_HOST, NODE_HOSTS, Node, answering_agents, api, callers, finish, outcomes,
+                            read_records, sipp_screen_counts, stop_process, support_agents_yaml)
+from .harness import SCENARIOS, free_port, run_sipp, wait_until
+
+pytestmark = [pytest.mark.serial,
+              pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))]
+
+RATE = 50  # calls/s through Kamailio
+SECONDS = 20  # of calls: RATE * SECONDS calls
+FIRST_KILL_AFTER_SECONDS = 6.0  # the leader
+SECOND_KILL_AFTER_SECONDS = 13.0  # a follower
+AGENTS = [str(2300 + n) for n in range(40)]
+LEASE_SECONDS = 1
+NODE_TIMEOUT_SECONDS = 1
+WITHIN_SECONDS = 5.0
+OFFER_OVERLAP_SLACK_SECONDS = 0.05  # one node's clock reading of a call's end vs another's of the next offer
+
+
+def kamailio_routes(log: str) -> list[tuple[str, str, float]]:
+    """(call id, node URI, POSIX time) of each new INVITE Kamailio sent to a node, failovers included."""
+    return [(call_id, node, float(at)) for call_id, node, at in
+            re.findall(r"INVITE call-id (\S+) to node (\S+) at ([0-9.]+)", log)]
+
+
+def offer_intervals(url: str) -> dict[str, list[tuple[float, float, str]]]:
+    """Per agent, (offered at, free again at, call id) of every offer in the records: free again at
+    the RINGNOANSWER line of that offer, or else at the end of the call it was for."""
+    offers = read_records(url, "SELECT r.call_id, r.at, r.what, c.ended_at FROM routing_events r "
+                               "LEFT JOIN calls c ON c.call_id = r.call_id WHERE r.what LIKE 'offered to %'")
+    missed = {(row["call_id"], row["agent"]): row["at"] for row in read_records(
+        url, "SELECT call_id, agent, at FROM queue_log WHERE event = 'RINGNOANSWER'")}
+    intervals: dict[str, list[tuple[float, float, str]]] = {}
+    for row in offers:
+        agent = re.match(r"offered to (\S+?):", row["what"]).group(1)
+        end = missed.get((row["call_id"], agent), row["ended_at"])
+        intervals.setdefault(agent, []).append((row["at"], end if end is not None else float("inf"), row["call_id"]))
+    return intervals
+
+
+def dump_records(url: str, path: Path) -> None:
+    """The tables the checks read, as JSON in the test's directory (to look into a failure)."""
+    tables = {table: read_records(url, f"SELECT * FROM {table}")
+              for table in ("calls", "routing_events", "queue_log", "agent_states")}
+    path.write_text(json.dumps(tables, default=str))
+
+
+def double_offers(intervals: dict[str, list[tuple[float, float, str]]]) -> list[str]:
+    """The agents offered a call while still busy with another, with both calls."""
+    found = []
+    for agent, spans in intervals.items():
+        spans.sort()
+        for (start_a, end_a, call_a), (start_b, _, call_b) in zip(spans, spans[1:]):
+            if start_b < end_a - OFFER_OVERLAP_SLACK_SECONDS:
+                found.append(f"{agent}: {call_b} offered at {start_b:.3f} while on {call_a} "
+                             f"({start_a:.3f}-{end_a:.3f})")
+    return found
+
+
+@pytest.fixture
+def cluster(pg_cluster, tmp_path):
+    """Three cluster nodes (HTTP API on) and Kamailio probing them every second; all up."""
+    url = pg_cluster.create_schema(f"e2e_{secrets.token_hex(6)}")
+    secret = secrets.token_bytes(32)
+    files = {"conf/agents.yaml": support_agents_yaml(AGENTS)}
+    nodes = [Node(tmp_path / f"node{n}", host, url, secret, files=files, http_port=free_port(both=False),
+                  node_id=f"node{n}",
+                  main_extra=f"cluster:\n  node_id: node{n}\n  lease_seconds: {LEASE_SECONDS}\n"
+                             f"  node_timeout_seconds: {NODE_TIMEOUT_SECONDS}\n")
+             for n, host in enumerate(NODE_HOSTS, start=1)]
+    front = KamailioFront(tmp_path / "kamailio", FRONT_HOST, free_port(), [(n.host, n.port) for n in nodes],
+                          ping_interval_seconds=1, fr_timer_ms=1000)
+    try:
+        with ThreadPoolExecutor(3) as pool:  # the tables are made under a lock: they may start together
+            list(pool.map(Node.start, nodes))
+        front.start()
+        wait_until(lambda: front.active_nodes() == {n.uri for n in nodes}, 10, "Kamailio sees every node up")
+        yield front, nodes
+    finally:
+        front.stop()
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(Node.stop, nodes))
+
+
+def leader_of(nodes: list[Node]) -> Node:
+    """The live node every live node names as the leader (waits for them to agree)."""
+    def agreed():
+        live = {node.node_id: node for node in nodes if node.server.alive()}
+        named = {api(node, "/api/cluster")["leader"] for node in live.values()}
+        return len(named) == 1 and live.get(named.pop())
+    return wait_until(agreed, 10, "the live nodes agree on a live leader")
+
+
+def test_50_calls_a_second_through_kamailio_survive_the_kill_9_of_the_leader_then_a_follower(cluster, tmp_path):
+    front, nodes = cluster
+    agent_port = free_port(both=False)
+    answering = answering_agents(tmp_path / "agents", front, agent_port)
+    caller = None
+    kills: list[tuple[Node, float]] = []
+    try:
+        csv = tmp_path / "agents.csv"
+        csv.write_text("SEQUENTIAL\n" + "".join(f"{a};[authentication username={a} password=pw-{a}];{agent_port}\n"
+                                                for a in AGENTS))
+        run_sipp(tmp_path / "login", front.target, "-inf", str(csv), scenario="front_agents_login.xml",
+                 calls=len(AGENTS), rate=20, limit=len(AGENTS), timeout=30).assert_ok()
+        wait_until(lambda: read_records(nodes[0].url, "SELECT COUNT(*) AS n FROM agent_presence "
+                                                      "WHERE state = 'available'")[0]["n"] == len(AGENTS),
+                   10, "every agent available in the shared records")
+        leader = leader_of(nodes)
+        caller = callers(tmp_path / "callers", front, calls=RATE * SECONDS, rate=RATE,
+                         scenario=SCENARIOS / "front_ivr_queue_caller.xml", timeout_seconds=SECONDS + 30)
+        started = time.monotonic()
+        time.sleep(FIRST_KILL_AFTER_SECONDS)
+        leader.server.process.send_signal(signal.SIGKILL)
+        kills.append((leader, time.time()))
+        leader.server.process.wait(timeout=5)
+        new_leader = leader_of(nodes)
+        time.sleep(max(0.0, SECOND_KILL_AFTER_SECONDS - (time.monotonic() - started)))
+        follower = next(node for node in nodes if node.server.alive() and node is not new_leader)
+        follower.server.process.send_signal(signal.SIGKILL)
+        kills.append((follower, time.time()))
+        follower.server.process.wait(timeout=5)
+        code = finish(caller, SECONDS + 40)
+        try:
+            wait_until(lambda: not read_records(nodes[0].url, "SELECT 1 FROM calls WHERE ended_at IS NULL"), 10,
+                       "every call record closed")
+        except AssertionError:
+            pass  # reported below, with the rest
+    finally:
+        if caller is not None and caller.poll() is None:
+            caller.kill()
+            caller.wait(timeout=5)
+        stop_process(answering)
+    url = nodes[0].url
+    dump_records(url, tmp_path / "records.json")
+    successful, failed = sipp_screen_counts(tmp_path / "callers")
+    routes = kamailio_routes(front.log())
+    calls = {row["call_id"]: row for row in read_records(
+        url, "SELECT call_id, node, arrived_at, answered_at, connected_at, ended_at, outcome FROM calls")}
+    report = [f"callers: {code=}, {successful} successful, {failed} failed of {RATE * SECONDS}; "
+              f"records: {outcomes(url)}"]
+    still_open = [(c, row["node"], row["arrived_at"]) for c, row in calls.items() if row["ended_at"] is None]
+    report.append(f"records left open: {len(still_open)} {still_open[:5]}")
+
+    overlaps = double_offers(offer_intervals(url))
+    offered = sum(len(spans) for spans in offer_intervals(url).values())
+    report.append(f"offers in the records: {offered}, agents offered two calls at once: {len(overlaps)}")
+
+    first_route: dict[str, tuple[str, float]] = {}
+    for call_id, node_uri, at in routes:
+        first_route.setdefault(call_id, (node_uri, at))
+    problems: list[str] = []
+    for victim, killed_at in kills:
+        late = [at - killed_at for _, node_uri, at in routes if node_uri == victim.uri and at > killed_at]
+        after = [call_id for call_id, (_, at) in first_route.items() if at >= killed_at]
+        slow = [call_id for call_id in after if call_id in calls and calls[call_id]["answered_at"] is not None
+                and calls[call_id]["answered_at"] - first_route[call_id][1] > WITHIN_SECONDS]
+        unanswered = [call_id for call_id in after if calls.get(call_id, {}).get("answered_at") is None]
+        connected = sorted(row["connected_at"] for call_id, row in calls.items()
+                           if call_id in after and row["connected_at"] is not None)
+        mine = [row for row in calls.values() if row["node"] == victim.node_id]
+        open_at_kill = [row for row in mine if row["ended_at"] is None or row["ended_at"] > killed_at]
+        interrupted = [row for row in open_at_kill if row["outcome"] == "interrupted"]
+        report.append(
+            f"kill -9 of {victim.node_id}: {len(late)} INVITEs sent to it after the kill (last "
+            f"{max(late, default=0):.2f} s after); {len(after)} calls from then on, {len(unanswered)} unanswered, "
+            f"{len(slow)} answered after more than {WITHIN_SECONDS:g} s; first one connected to an agent "
+            f"{(connected[0] - killed_at) if connected else float('nan'):.2f} s after the kill; its calls open at "
+            f"the kill: {len(open_at_kill)}, interrupted: {len(interrupted)}")
+        if max(late, default=0) > WITHIN_SECONDS:
+            problems.append(f"Kamailio sent calls to {victim.node_id} {max(late):.1f} s after its kill")
+        if slow or unanswered:
+            problems.append(f"after the kill of {victim.node_id}: unanswered {unanswered[:3]}, slow {slow[:3]}")
+        if not connected or connected[0] - killed_at > WITHIN_SECONDS:
+            problems.append(f"no call connected to an agent within {WITHIN_SECONDS:g} s of the kill of "
+                            f"{victim.node_id}")
+        if not open_at_kill or len(interrupted) != len(open_at_kill):
+            problems.append(f"{victim.node_id}'s calls open at its kill not all interrupted: "
+                            f"{[(r['call_id'], r['outcome']) for r in open_at_kill if r['outcome'] != 'interrupted'][:5]}")
+
+    last_node = {call_id: (node_uri, at) for call_id, node_uri, at in routes}  # where each call ended up
+    recordless = [call_id for call_id in last_node if call_id not in calls]
+    report.append(f"calls through Kamailio: {len(last_node)}, with a record: {len(set(last_node) & set(calls))}; "
+                  f"without: {len(recordless)} (on a killed node: "
+                  f"{sum(1 for c in recordless if last_node[c][0] in {v.uri for v, _ in kills})})")
+    print("\n".join(report))
+    assert not overlaps, overlaps[:5]
+    assert not recordless, recordless[:5]
+    assert not still_open, still_open[:5]
+    assert not problems, "\n".join(problems + report)
+    assert len(last_node) == RATE * SECONDS and successful >= RATE * SECONDS * 0.8, report
