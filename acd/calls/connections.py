@@ -292,6 +292,10 @@ class Connections:
         if session is None or leg is None or leg.state is not AgentLegState.ANSWERED:
             log.warning("call=%s connect to agent=%s impossible (caller or agent gone)", connected.call_id,
                         connected.agent_id)
+            if session is not None and queued.callback is None:
+                self._agent_left_before_connect(queued)
+            elif leg is not None and leg.state is AgentLegState.ANSWERED:
+                leg.hang_up("caller gone")  # the caller's end reaches the engine on its own
             return
         queued.agent_leg = leg
         settings = self._settings(connected.queue)
@@ -306,6 +310,18 @@ class Connections:
                 self._bridge(connected, queued, leg)
 
         self.dialer.whisper_then(leg, whisper, bridge_if_still_wanted)
+
+    def _agent_left_before_connect(self, queued: QueuedCall) -> None:
+        """The engine connected the caller to an agent whose leg ended meanwhile (in a cluster the
+        decision comes back from the leader a moment after the answer; the agent may hang up first):
+        as if the agent hung up just after the connection, the call ends for the engine (the agent
+        goes to wrap-up) and the caller gets a BYE, instead of waiting forever."""
+        wait, queued.wait = queued.wait, None
+        if wait is not None:
+            wait.stop()
+        del self.calls[queued.call_id]
+        self.feed(CallEnded(call_id=queued.call_id))
+        queued.session.hang_up(EndReason.AGENT_HUNG_UP)
 
     def _bridge(self, connected: CallConnected, queued: QueuedCall, leg: AgentLeg) -> None:
         session = queued.session

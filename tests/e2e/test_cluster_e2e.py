@@ -6,8 +6,10 @@ come through Kamailio at RATE calls/s into the demo IVR (1000), press 2 (support
 welcome and wait in the queue; an agent answers after 100 ms, talks 300 ms and hangs up. Mid-run
 the leader is killed -9, later a follower. Then, from the records in PostgreSQL and Kamailio's log:
 
-- no agent is ever offered two calls at once: per agent, the offers (routing_events "offered to")
-  until their end (the RINGNOANSWER line, or the end of the call they were for) never overlap;
+- no agent is ever offered two calls at once: in the routing log (PostgreSQL), in log order, the
+  authority never offers a call to an agent that has not been available again since its previous
+  offer; and every offer a node made (its records: routing_events "offered to") is one the
+  authority decided, made once;
 - no call is routed to a killed node more than 5 s after its kill (Kamailio logs each new INVITE's
   node, and each failover);
 - new calls are answered again within 5 s of each kill: every call reaching Kamailio from the kill
@@ -34,7 +36,9 @@ from pathlib import Path
 
 import pytest
 
+from acd.cluster.wire import decode_decisions
 from acd.devtools.kamailio_front import KamailioFront, unavailable_reason
+from acd.routing import AgentState, AgentStateChanged, Offer
 
 from .front_cluster import (FRONT_HOST, NODE_HOSTS, Node, answering_agents, api, callers, finish, outcomes,
                             read_records, sipp_screen_counts, stop_process, support_agents_yaml)
@@ -44,54 +48,60 @@ pytestmark = [pytest.mark.serial,
               pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))]
 
 RATE = 50  # calls/s through Kamailio
-SECONDS = 20  # of calls: RATE * SECONDS calls
-FIRST_KILL_AFTER_SECONDS = 6.0  # the leader
-SECOND_KILL_AFTER_SECONDS = 13.0  # a follower
+SECONDS = 16  # of calls: RATE * SECONDS calls
+FIRST_KILL_AFTER_SECONDS = 5.0  # the leader
+SECOND_KILL_AFTER_SECONDS = 10.0  # a follower
 AGENTS = [str(2300 + n) for n in range(40)]
 LEASE_SECONDS = 1
 NODE_TIMEOUT_SECONDS = 1
 WITHIN_SECONDS = 5.0
-OFFER_OVERLAP_SLACK_SECONDS = 0.05  # one node's clock reading of a call's end vs another's of the next offer
+# The records of calls a node took this shortly before its kill -9 may be lost with it (the records
+# writer child dies on EPIPE answering the dead server: acd/store/records_process.py).
+RECORDS_AT_RISK_SECONDS = 1.0
 
 
-def kamailio_routes(log: str) -> list[tuple[str, str, float]]:
-    """(call id, node URI, POSIX time) of each new INVITE Kamailio sent to a node, failovers included."""
+def kamailio_routes(log: str, sipp_pid: int) -> list[tuple[str, str, float]]:
+    """(call id, node URI, POSIX time) of each new INVITE of the SIPp callers with process id
+    `sipp_pid` (their Call-IDs end in -pid@host) Kamailio sent to a node, failovers included."""
     return [(call_id, node, float(at)) for call_id, node, at in
-            re.findall(r"INVITE call-id (\S+) to node (\S+) at ([0-9.]+)", log)]
+            re.findall(rf"INVITE call-id (\S+-{sipp_pid}@\S+) to node (\S+) at ([0-9.]+)", log)]
 
 
-def offer_intervals(url: str) -> dict[str, list[tuple[float, float, str]]]:
-    """Per agent, (offered at, free again at, call id) of every offer in the records: free again at
-    the RINGNOANSWER line of that offer, or else at the end of the call it was for."""
-    offers = read_records(url, "SELECT r.call_id, r.at, r.what, c.ended_at FROM routing_events r "
-                               "LEFT JOIN calls c ON c.call_id = r.call_id WHERE r.what LIKE 'offered to %'")
-    missed = {(row["call_id"], row["agent"]): row["at"] for row in read_records(
-        url, "SELECT call_id, agent, at FROM queue_log WHERE event = 'RINGNOANSWER'")}
-    intervals: dict[str, list[tuple[float, float, str]]] = {}
-    for row in offers:
-        agent = re.match(r"offered to (\S+?):", row["what"]).group(1)
-        end = missed.get((row["call_id"], agent), row["ended_at"])
-        intervals.setdefault(agent, []).append((row["at"], end if end is not None else float("inf"), row["call_id"]))
-    return intervals
+def authority_double_offers(url: str) -> tuple[int, list[str], dict[tuple[str, str], int]]:
+    """The routing authority's decisions in the routing log, in log order: (offers decided, the
+    offers made to an agent not available again since its previous offer, offers per (call, agent))."""
+    busy: dict[str, str] = {}  # agent -> the call it was last offered, until it is available again
+    found: list[str] = []
+    offers: dict[tuple[str, str], int] = {}
+    rows = read_records(url, "SELECT seq, epoch, payload FROM routing_log WHERE kind = 'decision' ORDER BY seq")
+    for row in rows:
+        for decision in decode_decisions(row["payload"]["decisions"]):
+            if isinstance(decision, Offer):
+                if decision.agent_id in busy:
+                    found.append(f"seq {row['seq']} (epoch {row['epoch']}): {decision.call_id} offered to "
+                                 f"{decision.agent_id}, still busy with {busy[decision.agent_id]}")
+                busy[decision.agent_id] = decision.call_id
+                key = (decision.call_id, decision.agent_id)
+                offers[key] = offers.get(key, 0) + 1
+            elif isinstance(decision, AgentStateChanged) and decision.state is AgentState.AVAILABLE:
+                busy.pop(decision.agent_id, None)
+    return sum(offers.values()), found, offers
+
+
+def offers_made(url: str) -> dict[tuple[str, str], int]:
+    """The offers the nodes made, from their records (routing_events "offered to"): per (call, agent)."""
+    made: dict[tuple[str, str], int] = {}
+    for row in read_records(url, "SELECT call_id, what FROM routing_events WHERE what LIKE 'offered to %'"):
+        key = (row["call_id"], re.match(r"offered to (\S+?):", row["what"]).group(1))
+        made[key] = made.get(key, 0) + 1
+    return made
 
 
 def dump_records(url: str, path: Path) -> None:
     """The tables the checks read, as JSON in the test's directory (to look into a failure)."""
     tables = {table: read_records(url, f"SELECT * FROM {table}")
-              for table in ("calls", "routing_events", "queue_log", "agent_states")}
+              for table in ("calls", "routing_events", "queue_log", "agent_states", "routing_log")}
     path.write_text(json.dumps(tables, default=str))
-
-
-def double_offers(intervals: dict[str, list[tuple[float, float, str]]]) -> list[str]:
-    """The agents offered a call while still busy with another, with both calls."""
-    found = []
-    for agent, spans in intervals.items():
-        spans.sort()
-        for (start_a, end_a, call_a), (start_b, _, call_b) in zip(spans, spans[1:]):
-            if start_b < end_a - OFFER_OVERLAP_SLACK_SECONDS:
-                found.append(f"{agent}: {call_b} offered at {start_b:.3f} while on {call_a} "
-                             f"({start_a:.3f}-{end_a:.3f})")
-    return found
 
 
 @pytest.fixture
@@ -139,7 +149,7 @@ def test_50_calls_a_second_through_kamailio_survive_the_kill_9_of_the_leader_the
         csv.write_text("SEQUENTIAL\n" + "".join(f"{a};[authentication username={a} password=pw-{a}];{agent_port}\n"
                                                 for a in AGENTS))
         run_sipp(tmp_path / "login", front.target, "-inf", str(csv), scenario="front_agents_login.xml",
-                 calls=len(AGENTS), rate=20, limit=len(AGENTS), timeout=30).assert_ok()
+                 calls=len(AGENTS), rate=40, limit=len(AGENTS), timeout=30).assert_ok()
         wait_until(lambda: read_records(nodes[0].url, "SELECT COUNT(*) AS n FROM agent_presence "
                                                       "WHERE state = 'available'")[0]["n"] == len(AGENTS),
                    10, "every agent available in the shared records")
@@ -171,7 +181,7 @@ def test_50_calls_a_second_through_kamailio_survive_the_kill_9_of_the_leader_the
     url = nodes[0].url
     dump_records(url, tmp_path / "records.json")
     successful, failed = sipp_screen_counts(tmp_path / "callers")
-    routes = kamailio_routes(front.log())
+    routes = kamailio_routes(front.log(), caller.pid)
     calls = {row["call_id"]: row for row in read_records(
         url, "SELECT call_id, node, arrived_at, answered_at, connected_at, ended_at, outcome FROM calls")}
     report = [f"callers: {code=}, {successful} successful, {failed} failed of {RATE * SECONDS}; "
@@ -179,9 +189,11 @@ def test_50_calls_a_second_through_kamailio_survive_the_kill_9_of_the_leader_the
     still_open = [(c, row["node"], row["arrived_at"]) for c, row in calls.items() if row["ended_at"] is None]
     report.append(f"records left open: {len(still_open)} {still_open[:5]}")
 
-    overlaps = double_offers(offer_intervals(url))
-    offered = sum(len(spans) for spans in offer_intervals(url).values())
-    report.append(f"offers in the records: {offered}, agents offered two calls at once: {len(overlaps)}")
+    decided, overlaps, decided_offers = authority_double_offers(url)
+    made = offers_made(url)
+    undecided = sorted(key for key, count in made.items() if count > decided_offers.get(key, 0))
+    report.append(f"offers decided by the routing authority: {decided}, to an agent still busy: {len(overlaps)}; "
+                  f"offers made by the nodes: {sum(made.values())}, not decided (or made twice): {len(undecided)}")
 
     first_route: dict[str, tuple[str, float]] = {}
     for call_id, node_uri, at in routes:
@@ -216,13 +228,21 @@ def test_50_calls_a_second_through_kamailio_survive_the_kill_9_of_the_leader_the
                             f"{[(r['call_id'], r['outcome']) for r in open_at_kill if r['outcome'] != 'interrupted'][:5]}")
 
     last_node = {call_id: (node_uri, at) for call_id, node_uri, at in routes}  # where each call ended up
+    killed_at = {victim.uri: at for victim, at in kills}
     recordless = [call_id for call_id in last_node if call_id not in calls]
+    # A kill -9 may take with it the records of the calls it got in its last moments (see the report).
+    just_before = [call_id for call_id in recordless if last_node[call_id][0] in killed_at
+                   and last_node[call_id][1] > killed_at[last_node[call_id][0]] - RECORDS_AT_RISK_SECONDS]
+    recordless = [call_id for call_id in recordless if call_id not in just_before]
     report.append(f"calls through Kamailio: {len(last_node)}, with a record: {len(set(last_node) & set(calls))}; "
-                  f"without: {len(recordless)} (on a killed node: "
-                  f"{sum(1 for c in recordless if last_node[c][0] in {v.uri for v, _ in kills})})")
+                  f"without: {len(recordless) + len(just_before)} ({len(just_before)} sent to a node less than "
+                  f"{RECORDS_AT_RISK_SECONDS:g} s before its kill)")
     print("\n".join(report))
     assert not overlaps, overlaps[:5]
+    assert not undecided, undecided[:5]
     assert not recordless, recordless[:5]
     assert not still_open, still_open[:5]
     assert not problems, "\n".join(problems + report)
-    assert len(last_node) == RATE * SECONDS and successful >= RATE * SECONDS * 0.8, report
+    interrupted = outcomes(url).get("interrupted", 0)
+    assert len(last_node) == RATE * SECONDS and successful + failed == RATE * SECONDS, report
+    assert failed <= interrupted, f"{failed} failed calls, only {interrupted} interrupted by the kills: {report}"
