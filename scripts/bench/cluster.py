@@ -34,6 +34,7 @@ import json
 import platform
 import re
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -319,37 +320,41 @@ def bench_authority(database: PgCluster, args: argparse.Namespace) -> dict:
 
 def bench_inbox(node: ClusterNode, args: argparse.Namespace) -> dict:
     """Waves of `--batch` calls: submit their events (as the hosting nodes would), the leader drains
-    them 100 at a time; events/s of the draining alone and with the submissions."""
-    drain_seconds = submit_seconds = 0.0
-    events = decisions = 0
+    them 100 at a time; events/s of the draining alone and with the submissions. A call not offered
+    at once (every agent busy) is offered when an earlier one ends, and answered in the next wave."""
+    timing = {"drain": 0.0, "submit": 0.0}
+    counts = {"events": 0, "decisions": 0}
+    offered: dict[str, str] = {}
+
+    def submit(events: list) -> None:
+        started = time.perf_counter()
+        for event in events:
+            node.submit(event)
+        timing["submit"] += time.perf_counter() - started
+        node.tick(time.monotonic(), time.time())  # keeps the lease
+        started = time.perf_counter()
+        while True:
+            outcomes, _ = node.drain_inbox(time.time(), limit=100)
+            if not outcomes:
+                break
+            for outcome in outcomes:
+                counts["events"] += 1
+                counts["decisions"] += len(outcome.decisions)
+                offered.update((d.call_id, d.agent_id) for d in outcome.decisions if isinstance(d, Offer))
+        timing["drain"] += time.perf_counter() - started
+
     for first in range(0, args.calls, args.batch):
-        ids = [f"i{n}" for n in range(first, min(args.calls, first + args.batch))]
-        offered: dict[str, str] = {}
-        for wave in ("arrive", "answer", "end"):
-            started = time.perf_counter()
-            for call_id in ids:
-                if wave == "arrive":
-                    node.submit(CallArrived(call_id=call_id, queue="q"))
-                elif wave == "answer":
-                    node.submit(OfferAnswered(call_id=call_id, agent_id=offered[call_id]))
-                else:
-                    node.submit(CallEnded(call_id=call_id))
-            submit_seconds += time.perf_counter() - started
-            node.tick(time.monotonic(), time.time())
-            started = time.perf_counter()
-            while True:
-                outcomes, _ = node.drain_inbox(time.time(), limit=100)
-                if not outcomes:
-                    break
-                for outcome in outcomes:
-                    events += 1
-                    decisions += len(outcome.decisions)
-                    for decision in outcome.decisions:
-                        if isinstance(decision, Offer):
-                            offered[decision.call_id] = decision.agent_id
-            drain_seconds += time.perf_counter() - started
-    entry = rate_entry(events, decisions, drain_seconds)
-    entry["with_submits_events_per_s"] = round(events / (drain_seconds + submit_seconds), 1)
+        pending = {f"i{n}" for n in range(first, min(args.calls, first + args.batch))}
+        submit([CallArrived(call_id=call_id, queue="q") for call_id in sorted(pending)])
+        while pending:
+            ready = sorted(call_id for call_id in offered if call_id in pending)
+            if not ready:
+                raise RuntimeError(f"calls waiting with no offer and none to end: {sorted(pending)[:5]}")
+            submit([OfferAnswered(call_id=call_id, agent_id=offered.pop(call_id)) for call_id in ready])
+            submit([CallEnded(call_id=call_id) for call_id in ready])
+            pending.difference_update(ready)
+    entry = rate_entry(counts["events"], counts["decisions"], timing["drain"])
+    entry["with_submits_events_per_s"] = round(counts["events"] / (timing["drain"] + timing["submit"]), 1)
     return entry
 
 
@@ -384,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=5000, help="authority: calls in the cycle")
     parser.add_argument("--concurrent", type=int, default=100, help="authority: calls in progress")
     parser.add_argument("--batch", type=int, default=100, help="authority: calls per inbox wave")
+    parser.add_argument("--keep", action="store_true", help="keep the nodes' and Kamailio's logs (a temp dir)")
     parser.add_argument("--out", default="bench-cluster.json")
     args = parser.parse_args(argv)
     args.rates = [float(rate) for rate in args.rates.split(",")]
@@ -406,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"{(str(best['cluster_routing_ms_p50']) + '/' + str(best['cluster_routing_ms_p99'])) if best else '-':>26}")
     finally:
         database.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out} (logs in {work})")
+    print(f"wrote {args.out}" + (f" (logs in {work})" if args.keep else ""))
     return 0
 
 
