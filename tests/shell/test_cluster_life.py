@@ -2,7 +2,8 @@
 PostgreSQL (a schema per test) and real records stores: two nodes in this process, each a
 ClusterRouting with its threads and a stand-in reactor the test pumps (tests/shell/test_cluster_routing.py).
 
-Checked: both nodes list each other up (/api/cluster's members, acd_cluster_members); a node that
+Checked: both nodes list each other up (/api/cluster's members, acd_cluster_members), one of them
+only restores the agents (the one that began the routing log); a node that
 stops without a word (a crash: its routing thread ends, its row is left as it was) is declared dead
 by the survivor, which ends its call in the engine, closes its record "interrupted" and frees its
 agent; a node declared dead while alive hangs up its calls and rejoins as a new incarnation; a drain
@@ -42,6 +43,8 @@ class LiveNode(Node):
                                 end_hosted_calls=lambda why, at: self.hung_up.append((why, at)))
         self.life.register_metrics(self.registry)
         self.routing.life = self.life
+        self.first_leader: list[str] = []  # the agent restore of an empty log's first leader
+        self.routing.on_first_leader = lambda: self.first_leader.append(name)
 
     def member(self, node_id: str) -> dict:
         return next((m for m in self.routing.status_dict()["members"] if m["node_id"] == node_id), {})
@@ -68,6 +71,7 @@ def test_members_are_listed_and_a_crashed_node_is_declared_dead_its_call_and_age
     pump_until(nodes, lambda: all(n.member(other.routing.node_id).get("state") == "up" for n in nodes
                                   for other in nodes), "both nodes up on both")
     assert survivor.members("up") == 2 and survivor.members("dead") == 0
+    assert len(survivor.first_leader + crashed.first_leader) == 1  # one node restores the agents, not each
     assert survivor.member("node-b")["incarnation"] == 1 and survivor.member("node-b")["address"] == "node-b:5060"
 
     # node-b hosts a call connected to alice (its record and alice's presence written by node-b).
