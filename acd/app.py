@@ -287,7 +287,7 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
         cluster.register_metrics(metrics.registry)
         cluster.life = ClusterLife(conninfo=config.store, settings=config.cluster, records=records, reactor=reactor,
                                    address=f"{config.sip.public_address}:{config.sip.port}", clock=cluster.clock,
-                                   end_hosted_calls=lambda why, at: end_hosted_calls(acd, calls, records)(why, at))
+                                   end_hosted_calls=lambda why, at: end_hosted_calls(acd, calls, records, why, at))
         cluster.life.register_metrics(metrics.registry)
         reactor.addSystemEventTrigger("after", "shutdown", cluster.stop)
 

@@ -221,8 +221,8 @@ def test_a_cluster_node_declared_dead_hangs_up_its_calls_closes_their_records_an
     offer = phone.take_offer()
     harness.advance(1)
     running = harness.running
-    end_hosted_calls(running.acd, running.calls, running.records)("node n1 was declared dead by the other nodes",
-                                                                   harness.reactor.seconds())
+    end_hosted_calls(running.acd, running.calls, running.records, "node n1 was declared dead by the other nodes",
+                     harness.reactor.seconds())
     caller_bye = caller.expect_request("BYE", call_id=call.call_id, timeout=0.2)
     agent_bye = offer.expect_request("BYE", timeout=0)
     call.respond(caller_bye, 200)
