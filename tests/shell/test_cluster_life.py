@@ -6,8 +6,9 @@ Checked: both nodes list each other up (/api/cluster's members, acd_cluster_memb
 only restores the agents (the one that began the routing log); a node that
 stops without a word (a crash: its routing thread ends, its row is left as it was) is declared dead
 by the survivor, which ends its call in the engine, closes its record "interrupted" and frees its
-agent; a node declared dead while alive hangs up its calls and rejoins as a new incarnation; a drain
-and a clean stop show in `cluster_nodes` and on the other node.
+agent; a crashed node back before the timeout ends its previous calls itself; a node declared dead
+while alive hangs up its calls and rejoins as a new incarnation; a drain and a clean stop show in
+`cluster_nodes` and on the other node.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class LiveNode(Node):
 
     def __init__(self, pg_url: str, name: str, channel: str) -> None:
         super().__init__(pg_url, name, channel)
+        self.channel = channel
         settings = ClusterSettings(node_id=name, lease_seconds=LEASE_SECONDS, node_timeout_seconds=NODE_TIMEOUT_SECONDS)
         self.records = PgRecordStore(pg_url, node=name)
         self.hung_up: list[tuple[str, float]] = []
@@ -139,3 +141,22 @@ def test_a_drain_then_a_clean_stop_show_in_cluster_nodes_and_on_the_other_node(n
     assert read_rows(pg_url, "SELECT state FROM cluster_nodes WHERE node_id = 'node-a'") == [{"state": "stopped"}]
     pump_until([staying], lambda: staying.member("node-a").get("state") == "stopped", "node-a stopped on node-b")
     assert staying.members("stopped") == 1 and staying.members("dead") == 0
+
+
+def test_a_crashed_node_restarted_at_once_ends_its_previous_calls_itself(nodes, pg_url):
+    """Back before the others declared it dead: a new incarnation (the others see a restart, not a
+    death), and its start ends the calls its previous incarnation left in the engine."""
+    other, crashed = nodes
+    pump_until(nodes, lambda: other.member("node-b").get("state") == "up", "node-b up")
+    crashed.routing.feed(CallArrived(call_id="c3", queue="support"), time.time())
+    pump_until(nodes, lambda: "c3" in other.routing.engine.call_ids(), "c3 in the engine")
+    crashed.life.leave = lambda: None  # a crash: the row is left up
+    crashed.routing.stop()
+    crashed.routing.node.log.close()
+    crashed.records.close()
+    again = LiveNode(pg_url, "node-b", crashed.channel)
+    nodes[1] = again  # the fixture stops it
+    again.routing.start()
+    pump_until([other, again], lambda: other.member("node-b").get("incarnation") == 2, "node-b's new incarnation")
+    pump_until([other, again], lambda: "c3" not in other.routing.engine.call_ids(), "c3 ended by node-b itself")
+    assert other.member("node-b")["state"] == "up" and other.members("dead") == 0
