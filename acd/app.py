@@ -23,6 +23,7 @@ from .calls.acd_service import AcdService, routing_config_from
 from .calls.admission_gate import AdmissionGate
 from .calls.call_control import CallControl
 from .calls.call_table import CallTable
+from .calls.cluster_life import ClusterLife, end_hosted_calls
 from .calls.cluster_routing import ClusterRouting
 from .calls.inbound import InboundCalls
 from .calls.ivr_runner import IvrServices
@@ -260,11 +261,12 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                          start_media_worker=start_media_worker)
     count = prompts.preload()
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    node_id = config.cluster.node_id if config.cluster is not None else None  # each call's record names its node
     records = open_record_store(records_location(config.store, config.data_dir), in_process=not records_process,
-                                schedule=reactor.callLater, commit_delay_observer=metrics.records_commit_delay.observe)
+                                schedule=reactor.callLater, commit_delay_observer=metrics.records_commit_delay.observe,
+                                node=node_id)
     previous = records.start_run(at=reactor.seconds())
-    if config.cluster is None:  # in a cluster the other nodes' calls are open in the same tables: not ours to close
-        records.close_interrupted(at=reactor.seconds())
+    records.close_interrupted(at=reactor.seconds())  # in a cluster: this node's own calls only
     # "during": after every "before" trigger (a drain of the calls in progress) has finished, so the
     # mark means the run ended on the normal path; "after" closes the writer once it is written.
     reactor.addSystemEventTrigger("during", "shutdown", lambda: records.stop_run(at=reactor.seconds()))
@@ -286,6 +288,10 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
         cluster = ClusterRouting(conninfo=config.store, settings=config.cluster, config=routing_config_from(config),
                                  reactor=reactor)
         cluster.register_metrics(metrics.registry)
+        cluster.life = ClusterLife(conninfo=config.store, settings=config.cluster, records=records, reactor=reactor,
+                                   address=f"{config.sip.public_address}:{config.sip.port}", clock=cluster.clock,
+                                   end_hosted_calls=lambda why, at: end_hosted_calls(acd, calls, records, why, at))
+        cluster.life.register_metrics(metrics.registry)
         reactor.addSystemEventTrigger("after", "shutdown", cluster.stop)
 
     def contacts(agent_id: str) -> list[AgentContact]:
@@ -295,6 +301,9 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     acd = AcdService(reactor=reactor, config=live, signalling=sip, media=media, events=events, records=records,
                      webhooks=webhooks, metrics=metrics, contacts=contacts, directory=directory, routing=cluster)
     if cluster is not None:
+        # The routing log holds the agents; on an empty log, only the node that begins it restores them
+        # (on the reactor, once it runs: the SIP ports are bound by then).
+        cluster.on_first_leader = lambda: _restore_agents(previous, acd)
         cluster.start()
     ivr = IvrServices(reactor=reactor, config=live, metrics=metrics, recognizers=RecognizerCache(),
                       directory=directory, enqueue=acd.enqueue)
@@ -321,7 +330,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
                     counters=lambda: endpoint.counters,
                     auth_failures=lambda: registrar.auth_failures if registrar is not None else 0)
     metrics.attach(view)
-    shutdown = GracefulShutdown(reactor=reactor, calls=calls, acd=acd, admission=sip, config=live,
+    shutdown = GracefulShutdown(reactor=reactor, calls=calls, acd=acd, config=live,
+                                admission=cluster.life.admission(sip) if cluster is not None else sip,
                                 flush_records=records.flush, stop=reactor.stop, drain_seconds=drain_seconds,
                                 min_drain_seconds=drain_min_seconds)
     udp_port = tcp_port = None
@@ -334,7 +344,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))
-    _restore_agents(previous, acd)
+    if cluster is None:
+        _restore_agents(previous, acd)
     trunk_registrations = TrunkRegistrations(trunks=config.trunks, sender=sip, reactor=reactor, metrics=metrics,
                                              contact_host=config.sip.public_address, contact_port=config.sip.port)
     trunk_registrations.start()  # the SIP ports are bound: carriers' answers can come back

@@ -14,6 +14,9 @@ Who acts on what (the rule):
   by the leader), by the node that led at that entry's epoch. Live events for desks and wallboards
   (EventHub) are published by every node, each to its own listeners.
 - Entries already in the log when this node starts are history: applied, not acted on.
+- The agents of the last run (agent_presence) are restored by one node only, the one that writes
+  the first entry of an empty log (`on_first_leader`); once the log has entries, it holds the
+  agents (a restarted node finds them in its replica), and nothing is restored.
 - Synchronous answers: `feed` answers True once the event is encoded and queued for the inbox
   ("accepted"); AcdService checks agent commands (log-in, log-out, pause, ready) and call steering
   against the local replica first, so the usual refusals are still immediate. A refusal by the
@@ -31,7 +34,8 @@ Who acts on what (the rule):
 Threads:
 - the routing thread drives the `ClusterNode` on its own connection (LISTEN/NOTIFY wakes it on new
   log entries and inbox rows): `tick` at the lease's and the engine's deadlines, `drain_inbox` on
-  the leader, and the optional `on_tick(node, now)` hook (node membership plugs in there);
+  the leader, the optional `on_tick(node, now)` hook, and `life` (cluster_life.py: membership
+  heartbeats and the reaction to a node's death, started by `start` before the threads);
 - the submit thread INSERTs this node's events into `routing_inbox` on a second connection;
 - the reactor thread keeps a replica of its own, fed (`callFromThread`) with the entries the
   routing thread applied (`ClusterNode.on_entries`), in log order, and acts on their outcomes.
@@ -64,6 +68,7 @@ from ..cluster.wire import Reconfigured, WireFormatError, decode_event, encode_e
 from ..config.cluster_settings import ClusterSettings
 from ..registrar.path import AgentContact, binding_contact
 from ..routing import Offer, RoutingConfig, RoutingEngine, UnknownQueue, UnknownSkill
+from .cluster_life import ClusterLife
 from .routing_authority import OnDecisions, Scope
 
 __all__ = ["ClusterStatus", "ClusterRouting"]
@@ -118,6 +123,10 @@ class ClusterRouting:
                                 config, snapshot_every_entries=settings.snapshot_every_entries)
         self.node.on_entries = self._applied
         self.on_tick: Callable[[ClusterNode, float], None] | None = None  # routing thread, after each step
+        self.life: ClusterLife | None = None  # membership and node loss (set before `start`)
+        # Reactor thread, once: this node wrote the first entry of an empty routing log (the agent
+        # restore of a cluster's first start runs there, and only there).
+        self.on_first_leader: Callable[[], None] | None = None
         self.status = ClusterStatus(node_id=self.node_id, role="follower", leader=None, epoch=0, log_seq=0)
         self._channel = channel
         self._clock, self._wall = clock, wall
@@ -179,6 +188,11 @@ class ClusterRouting:
         log.info("cluster node %s: the new routing config goes to every node through the routing log", self.node_id)
         self.feed(Reconfigured(routing=dump_config(config)), now)
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The routing thread's monotonic clock (the lease's, and membership's)."""
+        return self._clock
+
     # ---- reads -----------------------------------------------------------------------------------
     def contacts(self, agent_id: str) -> list[AgentContact]:
         """Where an agent registered with another node is reached (the shared bindings, read when
@@ -186,8 +200,11 @@ class ClusterRouting:
         return self._contacts.get(agent_id, [])
 
     def status_dict(self) -> dict[str, Any]:
-        """GET /api/cluster."""
-        return self.status.as_dict()
+        """GET /api/cluster (with `members` when membership runs)."""
+        found = self.status.as_dict()
+        if self.life is not None:
+            found["members"] = self.life.status()
+        return found
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         """acd_cluster_is_leader, acd_cluster_log_seq, acd_cluster_lease_epoch (read at scrape time)
@@ -220,6 +237,8 @@ class ClusterRouting:
         self._deliver(entries, {}, self._status(), history=True)
         log.info("cluster node %s: routing log read up to seq %d; lease %.1f s", self.node_id,
                  self.replica.last_seq, self.node.lease.lease_seconds)
+        if self.life is not None:  # joins, and ends its previous incarnation's calls, before any new call
+            self.life.start(self.node, self._clock(), self._wall())
         for target, name in ((self._route_loop, "acd-cluster-routing"), (self._submit_loop, "acd-cluster-submit")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -342,16 +361,18 @@ class ClusterRouting:
         self._leave()
 
     def _leave(self) -> None:
-        """Stopping: a leader routes what is left in the inbox and gives the lease back."""
+        """Stopping: a leader routes what is left in the inbox and gives the lease back; the node's
+        membership row says stopped."""
         epoch = self.node.lease.fencing_token
-        if epoch is None:
-            return
-        try:
-            self._step()
-            self.node.log.connection.execute(RELEASE, {"holder": self.node_id, "epoch": epoch})
-            log.info("cluster node %s gave the routing lease back (epoch %d)", self.node_id, epoch)
-        except (psycopg.Error, AttributeError) as error:
-            log.warning("cluster node %s could not give the routing lease back: %s", self.node_id, error)
+        if epoch is not None:
+            try:
+                self._step()
+                self.node.log.connection.execute(RELEASE, {"holder": self.node_id, "epoch": epoch})
+                log.info("cluster node %s gave the routing lease back (epoch %d)", self.node_id, epoch)
+            except (psycopg.Error, AttributeError) as error:
+                log.warning("cluster node %s could not give the routing lease back: %s", self.node_id, error)
+        if self.life is not None:
+            self.life.leave()
 
     def _step(self) -> list[Outcome]:
         now, wall = self._clock(), self._wall()
@@ -364,6 +385,8 @@ class ClusterRouting:
                 if self.node.is_leader and self.node.replica.last_seq == 0:  # the first: every replica takes its config
                     try:
                         outcomes.append(self.node.lead(Reconfigured(routing=dump_config(self.node.config)), wall))
+                        if self.on_first_leader is not None:  # this node began the log: its agents to restore
+                            self.reactor.callFromThread(self.on_first_leader)
                     except (FencedOut, psycopg.Error) as error:
                         log.warning("cluster node %s: routing config not written first: %s", self.node_id, error)
             elif isinstance(action, SteppedDown):
@@ -382,6 +405,8 @@ class ClusterRouting:
             outcomes.extend(routed)
             if not routed and not rejected:
                 break
+        if self.life is not None:
+            outcomes.extend(self.life.tick(self.node, now, wall, actions))
         if self.on_tick is not None:
             self.on_tick(self.node, now)
         return outcomes
@@ -389,9 +414,9 @@ class ClusterRouting:
     def _wait_seconds(self) -> float:
         now = self._clock()
         deadlines = [now + PERIODIC_READ_SECONDS]
-        lease = self.node.lease.next_deadline()
-        if lease is not None:
-            deadlines.append(lease)
+        for deadline in (self.node.lease.next_deadline(), self.life.next_deadline() if self.life else None):
+            if deadline is not None:
+                deadlines.append(deadline)
         routing = self.node.routing_deadline()
         if routing is not None:
             deadlines.append(now + routing - self._wall())

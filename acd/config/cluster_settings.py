@@ -18,6 +18,7 @@ from .yaml_lines import ConfigError, LineDict
 __all__ = ["ClusterSettings", "parse_cluster"]
 
 NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+MIN_NODE_TIMEOUT = 1.0  # seconds: three heartbeats per timeout, each PostgreSQL statement bounded to a third
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,11 @@ class ClusterSettings:
     node_id: str  # unique in the cluster: the lease holder's name and the origin of its events
     lease_seconds: float = 3.0  # a dead leader is replaced within about this long
     snapshot_every_entries: int = 5000  # the leader snapshots the engine once this many log entries follow the last
+    node_timeout_seconds: float = 3.0  # a node silent this long is declared dead: its calls closed, its agents freed
 
 
 def parse_cluster(path: Path, document: Any, errors: list[ConfigError], store: str | None) -> ClusterSettings | None:
-    """`cluster: {node_id, lease_seconds, snapshot_every_entries}`; None when absent. Needs
+    """`cluster: {node_id, lease_seconds, snapshot_every_entries, node_timeout_seconds}`; None when absent. Needs
     `store: postgresql://...` (the routing log and the lease live there)."""
     if not isinstance(document, LineDict) or "cluster" not in document:
         return None
@@ -39,7 +41,8 @@ def parse_cluster(path: Path, document: Any, errors: list[ConfigError], store: s
     section = check.mapping(document["cluster"], line, "cluster")
     if section is None:
         return None
-    check.unknown_keys(section, {"node_id", "lease_seconds", "snapshot_every_entries"}, "cluster")
+    check.unknown_keys(section, {"node_id", "lease_seconds", "snapshot_every_entries", "node_timeout_seconds"},
+                       "cluster")
     if not store and "store" not in document:
         check.error(line, "cluster needs `store: postgresql://user@host:port/database` (the routing log and "
                           "the leader lease are shared through PostgreSQL); remove `cluster:` for one node")
@@ -53,6 +56,14 @@ def parse_cluster(path: Path, document: Any, errors: list[ConfigError], store: s
     lease = float(check.number(section, "lease_seconds", 3.0, "cluster", minimum=1, maximum=60))
     every = int(check.number(section, "snapshot_every_entries", 5000, "cluster", minimum=10, maximum=10_000_000,
                              integer=True))
+    timeout = float(check.number(section, "node_timeout_seconds", 3.0, "cluster", minimum=0))
+    if not MIN_NODE_TIMEOUT <= timeout <= 60:
+        check.error(section.line_of("node_timeout_seconds"),
+                    f"cluster node_timeout_seconds must be between {MIN_NODE_TIMEOUT:g} and 60, not {timeout:g}: a "
+                    f"node heartbeats every third of it and each heartbeat may take up to a third, so below "
+                    f"{MIN_NODE_TIMEOUT:g} s a busy but live node would be declared dead")
+        timeout = 3.0
     if node_id is None:
         return None
-    return ClusterSettings(node_id=node_id, lease_seconds=lease, snapshot_every_entries=every)
+    return ClusterSettings(node_id=node_id, lease_seconds=lease, snapshot_every_entries=every,
+                           node_timeout_seconds=timeout)

@@ -19,6 +19,7 @@ from acd.registrar.bindings import Binding
 
 from .bindings_store import TABLE, binding_from_row, binding_row
 from .location import check_postgresql_url, describe
+from .pg_schema import SCHEMA_LOCK_KEY
 from .pg_sql import connect
 
 __all__ = ["PgBindingStore"]
@@ -51,8 +52,10 @@ class PgBindingStore:
         self._url = url
         try:
             self._conn = connect(url, application_name="acd-bindings")
-            self._conn.execute(_CREATE)
-            self._conn.execute(_ADD_PATH)
+            with self._conn.transaction():  # nodes starting together would race on CREATE TABLE IF NOT EXISTS
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
+                self._conn.execute(_CREATE)
+                self._conn.execute(_ADD_PATH)
         except Exception as error:
             raise RuntimeError(f"bindings: cannot open the PostgreSQL store {describe(url)}: {error} (is the "
                                "database server running, and `store:` in conf/acd.yaml right?)") from error

@@ -38,12 +38,12 @@ def _records(url: str, sql: str, *parameters) -> list[dict]:
         reader.close()
 
 
-def _node(root, host: str, node_id: str, url: str):
+def _node(root, host: str, node_id: str, url: str, cluster_extra: str = ""):
     files = {"conf/agents.yaml": agents_yaml([AGENT], wrap_up=0.5),
              "dialplans/acd.yaml": 'routes:\n  - {number: "3000", flow: queue_direct}\n'
                                    '  - {number: "3999", flow: goodbye_only}\n',
              "ivr_flows/queue_direct.yaml": QUEUE_FLOW, "ivr_flows/goodbye_only.yaml": GOODBYE_FLOW}
-    main = f'store: "{url}"\ncluster:\n  node_id: {node_id}\n  lease_seconds: 1\n'
+    main = f'store: "{url}"\ncluster:\n  node_id: {node_id}\n  lease_seconds: 1\n' + cluster_extra
     return start_server(root / node_id, sip_port=free_port(), rtp_base=rtp_base(), host=host, extra_files=files,
                         main_extra=main, http_port=free_port(both=False))
 

@@ -53,7 +53,7 @@ def test_bad_values_are_reported_at_their_line(tmp_path):
     found = errors(tmp_path, STORE + "cluster:\n  lease_seconds: 0.5\n  colour: blue\n")
     start = line_of(tmp_path, "cluster:")
     assert f"{start + 2}: unknown key 'colour' in cluster (expected one of: lease_seconds, node_id, " \
-           "snapshot_every_entries)" in found
+           "node_timeout_seconds, snapshot_every_entries)" in found
     assert f"{start + 1}: cluster lease_seconds must be between 1 and 60, not 0.5" in found
     assert f"{start}: cluster needs 'node_id' (unique per node, e.g. acd1)" in found
     found = errors(tmp_path, STORE + "cluster:\n  node_id: 'two words'\n")
@@ -61,9 +61,20 @@ def test_bad_values_are_reported_at_their_line(tmp_path):
                      "node, e.g. acd1), not 'two words'"]
 
 
+def test_node_timeout_is_read_and_bounded(tmp_path):
+    config = load(tmp_path, STORE + "cluster: {node_id: acd1, node_timeout_seconds: 1.5}\n")
+    assert config.cluster.node_timeout_seconds == 1.5
+    found = errors(tmp_path, STORE + "cluster:\n  node_id: acd1\n  node_timeout_seconds: 0.5\n")
+    start = line_of(tmp_path, "cluster:")
+    assert found == [f"{start + 2}: cluster node_timeout_seconds must be between 1 and 60, not 0.5: a node "
+                     "heartbeats every third of it and each heartbeat may take up to a third, so below 1 s a "
+                     "busy but live node would be declared dead"]
+
+
 def test_changing_the_cluster_section_needs_a_restart(tmp_path):
     one = load(tmp_path, STORE + "cluster:\n  node_id: acd1\n")
     two = load(tmp_path, STORE + "cluster:\n  node_id: acd2\n")
     assert restart_required(one, two) == [
-        "cluster ClusterSettings(node_id='acd1', lease_seconds=3.0, snapshot_every_entries=5000) -> "
-        "ClusterSettings(node_id='acd2', lease_seconds=3.0, snapshot_every_entries=5000)"]
+        "cluster ClusterSettings(node_id='acd1', lease_seconds=3.0, snapshot_every_entries=5000, "
+        "node_timeout_seconds=3.0) -> ClusterSettings(node_id='acd2', lease_seconds=3.0, "
+        "snapshot_every_entries=5000, node_timeout_seconds=3.0)"]
