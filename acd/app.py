@@ -290,7 +290,7 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
         cluster.register_metrics(metrics.registry)
         cluster.life = ClusterLife(conninfo=config.store, settings=config.cluster, records=records, reactor=reactor,
                                    address=f"{config.sip.public_address}:{config.sip.port}", clock=cluster.clock,
-                                   end_hosted_calls=lambda why, at: end_hosted_calls(acd, calls, records)(why, at))
+                                   end_hosted_calls=lambda why, at: end_hosted_calls(acd, calls, records, why, at))
         cluster.life.register_metrics(metrics.registry)
         reactor.addSystemEventTrigger("after", "shutdown", cluster.stop)
 
@@ -301,6 +301,9 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     acd = AcdService(reactor=reactor, config=live, signalling=sip, media=media, events=events, records=records,
                      webhooks=webhooks, metrics=metrics, contacts=contacts, directory=directory, routing=cluster)
     if cluster is not None:
+        # The routing log holds the agents; on an empty log, only the node that begins it restores them
+        # (on the reactor, once it runs: the SIP ports are bound by then).
+        cluster.on_first_leader = lambda: _restore_agents(previous, acd)
         cluster.start()
     ivr = IvrServices(reactor=reactor, config=live, metrics=metrics, recognizers=RecognizerCache(),
                       directory=directory, enqueue=acd.enqueue)
@@ -341,7 +344,8 @@ def build_server(config: Config, reactor, *, rng: random.Random | None = None,
     log.info("listening for SIP on %s:%s (%s); RTP on %s ports %s-%s; %d prompts loaded; %d routes, %d flows",
              config.sip.listen, config.sip.port, "+".join(config.sip.transports), config.rtp.address,
              config.rtp.port_min, config.rtp.port_max, count, len(config.routes), len(config.flows))
-    _restore_agents(previous, acd)
+    if cluster is None:
+        _restore_agents(previous, acd)
     trunk_registrations = TrunkRegistrations(trunks=config.trunks, sender=sip, reactor=reactor, metrics=metrics,
                                              contact_host=config.sip.public_address, contact_port=config.sip.port)
     trunk_registrations.start()  # the SIP ports are bound: carriers' answers can come back

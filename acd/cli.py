@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .calls.stall_watch import StallWatch
 from .config.admission import capacity_warnings
 from . import log_output
 from .heap import GcPauses, settle_heap
@@ -239,6 +240,10 @@ def _run_server(root: Path, config, drain_seconds: float, clock_start: float | N
             log.error("cannot start the HTTP API: %s", error)
             return 3
         reactor.callWhenRunning(running.admission_gate.start)  # the event-loop lag timer
+        stall_watch = StallWatch()  # logs where the loop is when it stops for 250 ms or more
+        running.admission_gate.on_tick = stall_watch.beat
+        reactor.callWhenRunning(stall_watch.start)
+        reactor.addSystemEventTrigger("before", "shutdown", stall_watch.stop)
         for warning in capacity_warnings(config):
             log.warning("config: %s", warning)
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reloader.reload, "SIGHUP"))

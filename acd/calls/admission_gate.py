@@ -69,6 +69,7 @@ class AdmissionGate:
         self._senders: dict[str, Callable[[Datagram], None]] = {}
         self._trunk_sources: dict[tuple[str, int], bool] = {}
         self._timer = None
+        self.on_tick: Callable[[], None] | None = None  # told at every lag tick (acd serve: the StallWatch)
         self._overload_began_at: float | None = None
         self._last_refused: tuple[str, tuple[str, int]] | None = None
         self._headers = self._refusal_headers()
@@ -104,6 +105,8 @@ class AdmissionGate:
         self._refresh()
         sample = self.core.tick(now)
         self._lag.observe(sample.lag_seconds)
+        if self.on_tick is not None:
+            self.on_tick()
         if sample.overload_began:
             self._overload_began_at = now
             log.warning("overloaded: the event loop ran %.0f ms late %d ticks running (limit %.0f ms, sip admission "

@@ -287,22 +287,17 @@ class _DrainingAdmission:
         self._life.drain()
 
 
-def end_hosted_calls(acd: Any, calls: Any, records: Any) -> Callable[[str, float], None]:
+def end_hosted_calls(acd: Any, calls: Any, records: Any, why: str, at: float) -> None:
     """What a node declared dead does on its reactor (`ClusterLife.end_hosted_calls`): the ACD lets
     go of every call it holds (offers cancelled, agents' legs ended), every caller gets BYE, every
     other leg of ours is ended, and the records of this node's calls still open are closed as
-    "interrupted" (the others closed those they knew of). The ACD then takes calls again."""
-
-    def end(why: str, at: float) -> None:
-        released = acd.release_all(why)
-        acd.releasing = False  # release_all is a shutdown's: this node goes on once it has rejoined
-        sessions = list(calls.sessions.values())
-        for session in sessions:
-            session.hang_up(EndReason.HUNG_UP, why)
-        for leg in list(calls.placed.values()):
-            leg.cancel(why)
-        records.close_interrupted(at=at, reason=why)
-        log.error("cluster: %s: %d caller(s) hung up, %d call(s) released by the ACD", why, len(sessions),
-                  len(released))
-
-    return end
+    "interrupted" at `at` (the others closed those they knew of). The ACD then takes calls again."""
+    released = acd.release_all(why)
+    acd.releasing = False  # release_all is a shutdown's: this node goes on once it has rejoined
+    sessions = list(calls.sessions.values())
+    for session in sessions:
+        session.hang_up(EndReason.HUNG_UP, why)
+    for leg in list(calls.placed.values()):
+        leg.cancel(why)
+    records.close_interrupted(at=at, reason=why)
+    log.error("cluster: %s: %d caller(s) hung up, %d call(s) released by the ACD", why, len(sessions), len(released))

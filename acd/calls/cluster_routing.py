@@ -14,6 +14,9 @@ Who acts on what (the rule):
   by the leader), by the node that led at that entry's epoch. Live events for desks and wallboards
   (EventHub) are published by every node, each to its own listeners.
 - Entries already in the log when this node starts are history: applied, not acted on.
+- The agents of the last run (agent_presence) are restored by one node only, the one that writes
+  the first entry of an empty log (`on_first_leader`); once the log has entries, it holds the
+  agents (a restarted node finds them in its replica), and nothing is restored.
 - Synchronous answers: `feed` answers True once the event is encoded and queued for the inbox
   ("accepted"); AcdService checks agent commands (log-in, log-out, pause, ready) and call steering
   against the local replica first, so the usual refusals are still immediate. A refusal by the
@@ -121,6 +124,9 @@ class ClusterRouting:
         self.node.on_entries = self._applied
         self.on_tick: Callable[[ClusterNode, float], None] | None = None  # routing thread, after each step
         self.life: ClusterLife | None = None  # membership and node loss (set before `start`)
+        # Reactor thread, once: this node wrote the first entry of an empty routing log (the agent
+        # restore of a cluster's first start runs there, and only there).
+        self.on_first_leader: Callable[[], None] | None = None
         self.status = ClusterStatus(node_id=self.node_id, role="follower", leader=None, epoch=0, log_seq=0)
         self._channel = channel
         self._clock, self._wall = clock, wall
@@ -379,6 +385,8 @@ class ClusterRouting:
                 if self.node.is_leader and self.node.replica.last_seq == 0:  # the first: every replica takes its config
                     try:
                         outcomes.append(self.node.lead(Reconfigured(routing=dump_config(self.node.config)), wall))
+                        if self.on_first_leader is not None:  # this node began the log: its agents to restore
+                            self.reactor.callFromThread(self.on_first_leader)
                     except (FencedOut, psycopg.Error) as error:
                         log.warning("cluster node %s: routing config not written first: %s", self.node_id, error)
             elif isinstance(action, SteppedDown):

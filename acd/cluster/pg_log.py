@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 import psycopg
 
-from ..store.pg_schema import SCHEMA_LOCK_KEY
+from ..store.pg_schema import SCHEMA_LOCK_KEY, SCHEMA_LOCK_WAIT_MS
 from .lease import LeaseGranted, LeaseRefused, StoreLost
 from .routing_log import LogEntry
 
@@ -142,6 +142,7 @@ class PgRoutingLog:
         self.connection = psycopg.connect(self.conninfo, autocommit=True)  # keeps the URL's own options
         self.connection.execute(f"SET statement_timeout = {timeout_ms}")
         with self.connection.transaction():  # nodes starting together would race on CREATE TABLE IF NOT EXISTS
+            self.connection.execute(f"SET LOCAL statement_timeout = {SCHEMA_LOCK_WAIT_MS}")  # a migration may hold it
             self.connection.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
             self.connection.execute(SCHEMA)
         self.connection.execute(f"LISTEN {self.channel}")

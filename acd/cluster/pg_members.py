@@ -22,7 +22,7 @@ import logging
 
 import psycopg
 
-from ..store.pg_schema import SCHEMA_LOCK_KEY
+from ..store.pg_schema import SCHEMA_LOCK_KEY, SCHEMA_LOCK_WAIT_MS
 from .membership import (
     ClaimDeath,
     Membership,
@@ -95,6 +95,7 @@ class PgMembers:
         self.connection = psycopg.connect(self.conninfo, autocommit=True)
         self.connection.execute(f"SET statement_timeout = {int(self.statement_timeout_seconds * 1000)}")
         with self.connection.transaction():  # nodes starting together would race on CREATE TABLE IF NOT EXISTS
+            self.connection.execute(f"SET LOCAL statement_timeout = {SCHEMA_LOCK_WAIT_MS}")  # a migration may hold it
             self.connection.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
             self.connection.execute(SCHEMA)
         return self

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["KamailioFront", "NodeState", "CONFIG", "dispatcher_list", "unavailable_reason"]
+__all__ = ["KamailioFront", "NodeState", "CONFIG", "dispatcher_list", "kamcmd", "stop_kamailio", "unavailable_reason"]
 
 CONFIG = Path(__file__).resolve().parents[2] / "conf" / "kamailio" / "kamailio.cfg"
 DISPATCHER_SET = 1
@@ -25,6 +25,28 @@ def unavailable_reason() -> str | None:
     """None when Kamailio and kamcmd are installed; otherwise what is missing (for a test skip)."""
     missing = [tool for tool in ("kamailio", "kamcmd") if shutil.which(tool) is None]
     return f"{' and '.join(missing)} not installed (Debian package kamailio: run scripts/setup)" if missing else None
+
+
+def kamcmd(socket: Path, *command: str) -> str | None:
+    """kamcmd's answer to `command` over Kamailio's control socket; None when it fails."""
+    try:
+        result = subprocess.run(["kamcmd", "-s", f"unix:{socket}", *command], capture_output=True, text=True,
+                                timeout=5)
+    except subprocess.TimeoutExpired:
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def stop_kamailio(process: subprocess.Popen | None, socket: Path) -> None:
+    """Stop a Kamailio started with -DD (SIGTERM, then SIGKILL after 5 s) and remove its control socket."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    socket.unlink(missing_ok=True)
 
 
 def dispatcher_list(nodes: Sequence[tuple[str, int]]) -> str:
@@ -98,23 +120,11 @@ class KamailioFront:
 
     def stop(self) -> None:
         """Stop Kamailio (SIGTERM, then SIGKILL after 5 s)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.socket.unlink(missing_ok=True)
+        stop_kamailio(self.process, self.socket)
 
     def rpc(self, *command: str) -> str | None:
         """kamcmd's answer to `command` over the control socket; None when it fails."""
-        try:
-            result = subprocess.run(["kamcmd", "-s", f"unix:{self.socket}", *command], capture_output=True,
-                                    text=True, timeout=5)
-        except subprocess.TimeoutExpired:
-            return None
-        return result.stdout if result.returncode == 0 else None
+        return kamcmd(self.socket, *command)
 
     def node_states(self) -> list[NodeState]:
         """Every node with its dispatcher flags now (`kamcmd dispatcher.list`)."""

@@ -21,6 +21,7 @@ __all__ = ["create_pg_schema", "pg_schema_version", "SCHEMA_LOCK_KEY"]
 log = logging.getLogger("acd.store.records")
 
 SCHEMA_LOCK_KEY = 0x61636473  # "acds": pg_advisory_xact_lock key held while the schema is migrated
+SCHEMA_LOCK_WAIT_MS = 15_000  # how long a connection with a short statement_timeout waits for that lock
 _TYPES = {str: "text", float: "double precision", int: "bigint"}
 
 

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from acd.devtools.kamailio_front import kamcmd, stop_kamailio
+
 from .harness import LOOPBACK, wait_until
 
 __all__ = ["Carrier", "carrier_tools_installed", "ACCOUNT_USER", "ACCOUNT_PASSWORD", "REALM", "ACCOUNT_DIDS",
@@ -67,19 +69,10 @@ class Carrier:
 
     def stop(self) -> None:
         """Stop Kamailio (terminate, then kill after 5 s)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.socket.unlink(missing_ok=True)
+        stop_kamailio(self.process, self.socket)
 
     def _rpc(self, command: str) -> str | None:
-        result = subprocess.run(["kamcmd", "-s", f"unix:{self.socket}", command], capture_output=True, text=True,
-                                timeout=5)
-        return result.stdout if result.returncode == 0 else None
+        return kamcmd(self.socket, command)
 
     def contacts(self) -> list[str]:
         """The Contacts bound to the account now (kamcmd ul.dump)."""

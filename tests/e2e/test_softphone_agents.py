@@ -97,8 +97,9 @@ def test_caller_and_agent_hear_each_other_through_the_server(agent_server, tmp_p
     assert offer["headers"].get("X-ACD-Caller") == "5559001"
     agent_hears = tone_power(agent_heard, CALLER_TONE_HZ, last_seconds=3)
     caller_hears = tone_power(caller_heard, AGENT_TONE_HZ, last_seconds=3)
-    assert agent_hears > 0.3, f"the agent's recording is not the caller's tone ({agent_hears:.3f})"
-    assert caller_hears > 0.3, f"the caller's recording does not end with the agent's tone ({caller_hears:.3f})"
+    media = "\n".join(line for line in agent_server.log().splitlines() if "rtp received=" in line or "bridge" in line)
+    assert agent_hears > 0.3, f"the agent's recording is not the caller's tone ({agent_hears:.3f}):\n{media}"
+    assert caller_hears > 0.3, f"the caller's recording does not end with the agent's tone ({caller_hears:.3f}):\n{media}"
     assert tone_power(agent_heard, AGENT_TONE_HZ, last_seconds=3) < 0.05, "no echo of the agent's own voice"
     call_id = re.findall(r"call=(\S+) INVITE from=sip:5559001@", agent_server.log())[-1]
     agent_server.wait_for_log(rf"call={re.escape(call_id)} connected to agent=1001")

@@ -225,3 +225,28 @@ def test_behind_a_probing_proxy_an_idle_server_answers_503_for_the_minimum_drain
     probe.invite("1000").expect(503, timeout=0.1)
     harness.advance_until(lambda: harness.stopped, timeout=1.0, what="the server to stop after 2 s")
     assert harness.logged(r"shutdown: every call finished during the drain")
+
+
+def test_a_cluster_node_declared_dead_hangs_up_its_calls_closes_their_records_and_goes_on(make_harness):
+    """acd/calls/cluster_life.end_hosted_calls (a node declared dead by the others): BYE to the caller
+    and the agent's phone at once, the record closed, the node not stopping (it rejoins)."""
+    from acd.calls.cluster_life import end_hosted_calls
+
+    harness = queue_harness(make_harness)
+    phone = harness.logged_in_agent("1001")
+    caller, call = harness.answered_call("3000")
+    offer = phone.take_offer()
+    harness.advance(1)
+    running = harness.running
+    end_hosted_calls(running.acd, running.calls, running.records, "node n1 was declared dead by the other nodes",
+                     harness.reactor.seconds())
+    caller_bye = caller.expect_request("BYE", call_id=call.call_id, timeout=0.2)
+    agent_bye = offer.expect_request("BYE", timeout=0)
+    call.respond(caller_bye, 200)
+    offer.respond(agent_bye, 200)
+    harness.advance(1)
+    assert not harness.stopped and not running.acd.releasing and not running.calls.sessions
+    record = harness.call_record(call.call_id)
+    assert record["ended_at"] is not None and record["agent"] == "1001"
+    assert harness.logged(r"cluster: node n1 was declared dead by the other nodes: 1 caller\(s\) hung up, "
+                          r"1 call\(s\) released by the ACD")

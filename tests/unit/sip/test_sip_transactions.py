@@ -8,7 +8,7 @@ h11's ConnectionPair.
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from acd.sip.build import build_cancel
@@ -739,6 +739,7 @@ SERVER_STEPS = st.lists(st.one_of(
 
 @settings(max_examples=150, deadline=None)
 @given(transport=st.sampled_from(["UDP", "TCP"]), steps=SERVER_STEPS)
+@example(transport="UDP", steps=[("respond", 200), ("peer", "ACK-error"), ("peer", "INVITE")])  # lingering 2xx
 def test_server_invite_reports_each_thing_once_and_always_ends(transport, steps):
     """Retransmissions, stray ACKs and CANCELs in any order: one RequestReceived, at most one
     AckReceived and one CancelReceived per transaction, no unexpected exception, and it always ends."""
@@ -753,7 +754,8 @@ def test_server_invite_reports_each_thing_once_and_always_ends(transport, steps)
     now, counts, final_sent, generations = 0.0, {}, False, 0
     for kind, value in [("peer", "INVITE"), *steps]:
         if kind == "peer":
-            if value == "INVITE" and not any(k[2] == "INVITE" for k in [*endpoint._transactions, *endpoint._lingering]):
+            if value == "INVITE" and not any(k[2] == "INVITE" for k in endpoint._transactions) and not any(
+                    k.endswith("\x00INVITE") for k in endpoint._lingering):
                 generations += 1  # first INVITE, or a retransmission after the transaction ended
                 final_sent = False
             endpoint.receive(peer[value], PHONE, transport, now)
