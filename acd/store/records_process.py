@@ -236,11 +236,19 @@ class _Replies:
         self._lock = threading.Lock()
         self._delays: list[float] = []
         self._delays_sent_at = 0.0
+        self.server_gone = False
 
     def send(self, message: tuple) -> None:
+        """Send one answer. Once the server is gone (kill -9: the pipe is broken) answers are dropped:
+        the writer must go on to commit what it read, not die on its first answer."""
         with self._lock:
-            self._stream.write(encode(message))
-            self._stream.flush()
+            if self.server_gone:
+                return
+            try:
+                self._stream.write(encode(message))
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.server_gone = True
 
     def commit_delay(self, seconds: float) -> None:
         """Note one commit's delay; send the delays noted at most every DELAY_REPORT_SECONDS."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
-from acd.store.records_process import ProcessRecordStore
+from acd.store.records_process import ProcessRecordStore, encode
 from tests.store_backends import read_rows
 
 
@@ -79,6 +81,27 @@ def test_when_the_server_vanishes_the_writer_commits_what_it_read_and_exits(tmp_
     assert store._process.wait(10) == 0
     store._closed = True
     assert _rows(store.path, "SELECT call_id FROM calls") == [("c1",)]
+
+
+def test_when_the_server_is_killed_its_answers_break_but_everything_read_is_committed(tmp_path):
+    """A kill -9 of the server closes both pipes: the writer's answers (a flush's ack, its log lines)
+    meet a broken pipe; it still commits every item it read, after that answer too, and exits 0."""
+    path = tmp_path / "r.db"
+    process = subprocess.Popen([sys.executable, "-m", "acd.store.records_process", str(path)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        process.stdout.close()  # nobody reads the answers any more
+        def arrived(n: int) -> bytes:
+            return encode(("put", "call_arrived", {"call_id": f"c{n}", "trunk": "t", "caller": "1", "dialled": "2",
+                                                   "at": float(n), "node": None}))
+        process.stdin.write(b"".join([arrived(1), arrived(2), encode(("flush", 1)), arrived(3), encode(("flush", 2)),
+                                      arrived(4)]))
+        process.stdin.close()
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert _rows(path, "SELECT call_id FROM calls ORDER BY call_id") == [("c1",), ("c2",), ("c3",), ("c4",)]
 
 
 def test_a_dead_writer_is_reported_once_and_writes_do_not_raise(tmp_path, caplog):
