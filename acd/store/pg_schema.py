@@ -48,9 +48,15 @@ def _exists(conn: Any, table: str) -> bool:
 
 
 def create_pg_schema(conn: Any) -> None:
-    """Create or migrate the records tables on psycopg connection `conn` (autocommit) to SCHEMA_VERSION."""
+    """Create or migrate the records tables on psycopg connection `conn` (autocommit) to SCHEMA_VERSION.
+
+    A schema already at SCHEMA_VERSION is left alone: `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`
+    takes an ACCESS EXCLUSIVE lock even when the column is there, and a node starting beside another
+    that is already reading its previous run deadlocked with it (cluster nodes started together)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
+        if pg_schema_version(conn) == SCHEMA_VERSION:
+            return
         conn.execute("CREATE TABLE IF NOT EXISTS acd_schema (version integer NOT NULL)")
         conn.execute(f"CREATE TABLE IF NOT EXISTS calls ({_columns(CALLS_COLUMNS, {'call_id', 'arrived_at'}, 'call_id')})")
         for name, kind in ADDED_CALLS_COLUMNS.items():

@@ -298,7 +298,8 @@ class RecordStore:
         done = threading.Event()
         self._put("start_run", at=at, answer=answer, done=done, node=self.node)
         if not done.wait(timeout) or not answer:
-            raise RuntimeError(f"records: no answer from the writer about the previous run within {timeout}s")
+            raise RuntimeError(f"records: no answer from the writer about the previous run within {timeout}s "
+                               "(see the records lines above: the database refused or was too slow)")
         return answer[0]
 
     def stop_run(self, *, at: float) -> None:
@@ -518,11 +519,11 @@ class RecordStore:
         self._insert("agent_presence", {"agent_id": agent_id, **row}, verb="INSERT OR REPLACE")
 
     def _write_start_run(self, at: float, answer: list, done: threading.Event, node: str | None = None) -> None:
-        try:
-            answer.append(read_previous_run(self._db, node))
-            self._insert("server_runs", {"started_at": at, "stopped_at": None, "node": node})
-        finally:
-            done.set()
+        # `done` only once answered: a failed read (a deadlock) is written again item by item by the
+        # batch writer, and the waiter must get that answer, not give up at the first attempt.
+        answer.append(read_previous_run(self._db, node))
+        self._insert("server_runs", {"started_at": at, "stopped_at": None, "node": node})
+        done.set()
 
     def _write_stop_run(self, at: float, node: str | None = None) -> None:
         if node is None:
