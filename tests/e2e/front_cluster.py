@@ -46,14 +46,15 @@ class Node:
 
     def __init__(self, root: Path, host: str, url: str, secret: bytes, *, main_extra: str = "",
                  files: dict[str, str] | None = None, serve_args: tuple[str, ...] = (),
-                 rtp_workers: int | str | None = 0, http_port: int = 0, node_id: str = "") -> None:
+                 rtp_workers: int | str | None = 0, http_port: int = 0, node_id: str = "",
+                 rtp_ports: int = 400) -> None:
         self.root, self.host, self.url, self.node_id = root, host, url, node_id
         self.main_extra = f"store: {url}\n{main_extra}"
         self.files = dict(files or {})
         self.serve_args = serve_args
         self.rtp_workers = rtp_workers
         self.http_port = http_port
-        self.port, self.rtp = free_port(), rtp_base()
+        self.port, self.rtp, self.rtp_ports = free_port(), rtp_base(), rtp_ports
         (root / "data").mkdir(parents=True, exist_ok=True)
         (root / "data" / "nonce.secret").write_bytes(secret)  # one secret: any node takes any node's nonce
         self.server: AcdServer | None = None
@@ -69,7 +70,8 @@ class Node:
         if self.server is not None:
             self.server.stop()
             self.earlier_logs.append(self.server.log())
-        self.server = start_server(self.root, sip_port=self.port, rtp_base=self.rtp, host=self.host,
+        self.server = start_server(self.root, sip_port=self.port, rtp_base=self.rtp, rtp_ports=self.rtp_ports,
+                                   host=self.host,
                                    rtp_workers=self.rtp_workers, trunk_sources=[FRONT_HOST, LOOPBACK],
                                    main_extra=self.main_extra, extra_files=self.files, serve_args=self.serve_args,
                                    http_port=self.http_port)
