@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 import signal
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 from acd.devtools.kamailio_front import KamailioFront
 from acd.sip.digest import compute_ha1
 from acd.store.pg_reader import PgReader
 
-from .harness import LOOPBACK, SCENARIOS, AcdServer, free_port, rtp_base, start_server
+from .harness import LOOPBACK, SCENARIOS, AcdServer, free_port, rtp_base, start_server, wait_until
 
 FRONT_HOST = "127.0.0.10"
 NODE_HOSTS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
@@ -88,6 +91,25 @@ class Node:
     def log(self) -> str:
         """What every run logged."""
         return "".join(self.earlier_logs) + (self.server.log() if self.server is not None else "")
+
+
+@contextmanager
+def front_door(workdir: Path, nodes: list[Node], *, fr_timer_ms: int) -> Iterator[KamailioFront]:
+    """The nodes started (the first alone: it makes the tables; the others find them) and Kamailio
+    in front probing them every second, until it sees every node up; all stopped on exit."""
+    front = KamailioFront(workdir, FRONT_HOST, free_port(), [(n.host, n.port) for n in nodes],
+                          ping_interval_seconds=1, fr_timer_ms=fr_timer_ms)
+    try:
+        nodes[0].start()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(Node.start, nodes[1:]))
+        front.start()
+        wait_until(lambda: front.active_nodes() == {n.uri for n in nodes}, 10, "Kamailio sees every node up")
+        yield front
+    finally:
+        front.stop()
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(Node.stop, nodes))
 
 
 def api(node: Node, path: str) -> object:

@@ -31,16 +31,15 @@ import re
 import secrets
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from acd.cluster.wire import decode_decisions
-from acd.devtools.kamailio_front import KamailioFront, unavailable_reason
+from acd.devtools.kamailio_front import unavailable_reason
 from acd.routing import AgentState, AgentStateChanged, Offer
 
-from .front_cluster import (FRONT_HOST, NODE_HOSTS, Node, answering_agents, api, callers, finish, outcomes,
+from .front_cluster import (NODE_HOSTS, Node, front_door, answering_agents, api, callers, finish, outcomes,
                             read_records, sipp_screen_counts, stop_process, support_agents_yaml)
 from .harness import SCENARIOS, free_port, run_sipp, wait_until
 
@@ -116,19 +115,8 @@ def cluster(pg_cluster, tmp_path):
                   main_extra=f"cluster:\n  node_id: node{n}\n  lease_seconds: {LEASE_SECONDS}\n"
                              f"  node_timeout_seconds: {NODE_TIMEOUT_SECONDS}\n")
              for n, host in enumerate(NODE_HOSTS, start=1)]
-    front = KamailioFront(tmp_path / "kamailio", FRONT_HOST, free_port(), [(n.host, n.port) for n in nodes],
-                          ping_interval_seconds=1, fr_timer_ms=1000)
-    try:
-        nodes[0].start()  # the first makes the tables (the others would wait on its lock anyway)
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(Node.start, nodes[1:]))
-        front.start()
-        wait_until(lambda: front.active_nodes() == {n.uri for n in nodes}, 10, "Kamailio sees every node up")
+    with front_door(tmp_path / "kamailio", nodes, fr_timer_ms=1000) as front:
         yield front, nodes
-    finally:
-        front.stop()
-        with ThreadPoolExecutor(3) as pool:
-            list(pool.map(Node.stop, nodes))
 
 
 def leader_of(nodes: list[Node]) -> Node:

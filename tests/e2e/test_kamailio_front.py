@@ -33,7 +33,7 @@ from acd.devtools.local_cluster import cluster_section_supported
 from acd.registrar.path import parse_path_values
 from acd.sip.message import parse_message
 
-from .front_cluster import FRONT_HOST, NODE_HOSTS, Node, callers, finish, outcomes, sipp_screen_counts
+from .front_cluster import front_door, FRONT_HOST, NODE_HOSTS, Node, callers, finish, outcomes, sipp_screen_counts
 from .harness import LOOPBACK, SCENARIOS, free_port, run_sipp, wait_until
 from .test_acd_calls import QUEUE_FLOW, agents_yaml
 
@@ -64,19 +64,8 @@ def cluster(pg_cluster, tmp_path_factory):
     root = tmp_path_factory.mktemp("front")
     secret = secrets.token_bytes(32)
     nodes = [node(root / f"node{n}", host, url, secret, f"node{n}") for n, host in enumerate(NODE_HOSTS, start=1)]
-    front = KamailioFront(root / "kamailio", FRONT_HOST, free_port(), [(n.host, n.port) for n in nodes],
-                          ping_interval_seconds=1, fr_timer_ms=2000)
-    try:
-        nodes[0].start()  # the first creates the schema; the others find it
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(Node.start, nodes[1:]))
-        front.start()
-        wait_until(lambda: front.active_nodes() == {n.uri for n in nodes}, 10, "Kamailio sees every node up")
+    with front_door(root / "kamailio", nodes, fr_timer_ms=2000) as front:
         yield front, nodes
-    finally:
-        front.stop()
-        with ThreadPoolExecutor(3) as pool:
-            list(pool.map(Node.stop, nodes))
 
 
 def test_agent_registered_through_kamailio_gets_the_offers_of_every_node_through_it(cluster, tmp_path):
