@@ -10,7 +10,11 @@ delays and its log lines on its stdout.
 
 Durability: an item is in the writer process within SHIP_DELAY_SECONDS of being written and then
 committed as before (RecordStore's batch). A kill -9 of the server loses at most what it had not
-shipped yet; the writer sees the pipe close, commits everything it read and exits. The writer
+shipped yet; the writer sees the pipe close, commits everything it read and exits. A call's first
+item (`call_arrived`, SHIP_AT_ONCE) ships at once with whatever waits, before the caller hears any
+answer: a server killed later leaves the call's row for the survivors or the next start to close
+as "interrupted", never a call without a record (a delayed ship of it lost 3 records in a cluster
+e2e run, tests/e2e/test_cluster_e2e.py). Once the server is gone, the writer logs on stderr. The writer
 ignores SIGINT and SIGTERM (a Ctrl-C or a stop signal to the process group must not cut it short
 before the server's last records arrive); it exits when its input closes.
 
@@ -37,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from ..log_output import LINE_FORMAT
 from .location import describe, is_postgresql
 from .presence import PreviousRun
 from .records import RecordStore, check_synchronous
@@ -47,6 +52,7 @@ log = logging.getLogger("acd.records")
 
 SHIP_DELAY_SECONDS = 0.002  # how long a write may wait in the server before going down the pipe
 SHIP_BYTES = 64 * 1024  # or go at once when this much is waiting
+SHIP_AT_ONCE = frozenset({"call_arrived"})  # or go at once with one of these (see Durability above)
 PIPE_BYTES = 1024 * 1024  # the pipe's buffer (Linux F_SETPIPE_SZ): ~10,000 items of slack
 DELAY_REPORT_SECONDS = 0.25  # commit delays are sent back at most this often
 _F_SETPIPE_SZ = 1031
@@ -118,7 +124,7 @@ class ProcessRecordStore(RecordStore):
         with self._lock:
             self._buffer.append(frame)
             self._buffered += len(frame)
-            if self._schedule is None or self._buffered >= SHIP_BYTES:
+            if self._schedule is None or kind in SHIP_AT_ONCE or self._buffered >= SHIP_BYTES:
                 self._ship_locked()
             elif not self._ship_pending:
                 self._ship_pending = True
@@ -264,6 +270,9 @@ class _Replies:
             self.send(("delays", delays))
 
 
+_ALONE_FORMAT = logging.Formatter(LINE_FORMAT)  # once the server is gone: its log's format, on stderr
+
+
 class _LogToPipe(logging.Handler):
     def __init__(self, replies: _Replies) -> None:
         super().__init__()
@@ -271,8 +280,12 @@ class _LogToPipe(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.replies.send(("log", record.levelno, self.format(record)))
-        except Exception:  # the server is gone: nowhere to say it
+            if self.replies.server_gone:  # killed: stderr is the server's, often its log file
+                sys.__stderr__.write(_ALONE_FORMAT.format(record) + "\n")
+                sys.__stderr__.flush()
+            else:
+                self.replies.send(("log", record.levelno, self.format(record)))
+        except Exception:  # nowhere left to say it
             pass
 
 
@@ -300,12 +313,15 @@ def main(argv: list[str] | None = None) -> int:
                             node=args.node)
     incoming = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     put = store._put  # noqa: SLF001 - this process is the store's other half
+    server = os.getppid()
+    items = 0
     while True:
         message = read_frame(incoming)
         if message is None:
             break
         what = message[0]
         if what == "put":
+            items += 1
             put(message[1], **message[2])
         elif what == "flush":
             store.flush(None)
@@ -315,7 +331,13 @@ def main(argv: list[str] | None = None) -> int:
             replies.send(("run", message[2], pickle.dumps(previous)))
         else:
             log.error("records writer: unknown request %r ignored", what)
+    if os.getppid() != server:  # the server died without closing the store (kill -9, a crash)
+        replies.server_gone = True
+        log.warning("records writer: server process %d is gone; committing the %d item(s) it had sent, the last "
+                    "at the end of its input", server, items)
     store.close(timeout=None)
+    if replies.server_gone:
+        log.warning("records writer: committed what server process %d had sent; exiting", server)
     replies.send_delays()
     return 0
 

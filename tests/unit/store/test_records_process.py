@@ -6,6 +6,7 @@ import logging
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -62,16 +63,72 @@ def test_with_a_schedule_writes_wait_for_one_ship(tmp_path):
     scheduled = []
     store = ProcessRecordStore(tmp_path / "r.db", schedule=lambda delay, function: scheduled.append((delay, function)))
     try:
+        store.call_arrived("c1", trunk="t", caller="1", dialled="2", at=1.0)
+        assert store.backlog == 0 and not scheduled
         for index in range(50):
-            store.call_arrived(f"c{index}", trunk="t", caller="1", dialled="2", at=float(index))
+            store.ivr_step("c1", flow="main", step=f"s{index}", at=float(index))
         assert len(scheduled) == 1 and 0 < scheduled[0][0] <= 0.01
         assert store.backlog == 50
         scheduled[0][1]()
         assert store.backlog == 0
         assert store.flush(5)
-        assert _rows(store.path, "SELECT COUNT(*) FROM calls") == [(50,)]
+        assert _rows(store.path, "SELECT COUNT(*) FROM ivr_steps") == [(50,)]
     finally:
         store.close()
+
+
+def test_a_call_arriving_ships_at_once_with_what_waits(tmp_path):
+    """A call's first item does not wait for the ship timer: a kill -9 just after the caller is
+    answered must not leave the call without a record (the cluster e2e lost 3 that way)."""
+    scheduled = []
+    store = ProcessRecordStore(tmp_path / "r.db", schedule=lambda delay, function: scheduled.append((delay, function)))
+    try:
+        store.agent_state("a1", state="available", reason="login", at=1.0)
+        assert store.backlog == 1 and len(scheduled) == 1
+        store.call_arrived("c1", trunk="t", caller="1", dialled="2", at=2.0)
+        assert store.backlog == 0
+        assert store.flush(5)
+        assert _rows(store.path, "SELECT call_id FROM calls") == [("c1",)]
+    finally:
+        store.close()
+
+
+SERVER_KILLED_AFTER_A_CALL = """
+import os, signal, sys
+from acd.store.records_process import ProcessRecordStore
+store = ProcessRecordStore(sys.argv[1], schedule=lambda delay, function: None)  # a timer that never comes
+store.call_arrived("c1", trunk="t", caller="1", dialled="2", at=1.0)
+print(store._process.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_server_killed_9_right_after_answering_leaves_the_call_record_and_a_word_on_stderr(tmp_path):
+    """A real kill -9 of the server process: its writer (now an orphan) commits the arrival and says
+    on the server's stderr (its log file under acd serve) that it carried on alone."""
+    path, errors = tmp_path / "r.db", tmp_path / "server.log"
+    with open(errors, "wb") as stderr:
+        server = subprocess.run([sys.executable, "-c", SERVER_KILLED_AFTER_A_CALL, str(path)], stdout=subprocess.PIPE,
+                                stderr=stderr, timeout=30)
+    assert server.returncode == -9
+    writer = int(server.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while _alive(writer) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(writer)
+    assert _rows(path, "SELECT call_id FROM calls") == [("c1",)]
+    said = errors.read_text()
+    assert "WARNING acd.records records writer: server process" in said and "is gone" in said, said
+    assert "committed what server process" in said, said
+
+
+def _alive(pid: int) -> bool:
+    """Running (an orphan that exited may stay a zombie until its new parent reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_when_the_server_vanishes_the_writer_commits_what_it_read_and_exits(tmp_path):
