@@ -19,7 +19,8 @@ ignores SIGINT and SIGTERM (a Ctrl-C or a stop signal to the process group must 
 before the server's last records arrive); it exits when its input closes.
 
 Wire format: frames of a 4-byte big-endian length and a `marshal` tuple:
-    to the writer:  ("put", kind, arguments) | ("flush", token) | ("start_run", at, token)
+    to the writer:  ("put", kind, arguments) | ("flush", token) | ("start_run", at, token) | ("close",)
+                    (the last before a clean close: input ending without it means the server died)
     from it:        ("ack", token) | ("run", token, pickled PreviousRun) | ("delays", [s, ...])
                     | ("log", levelno, text)
 """
@@ -216,6 +217,7 @@ class ProcessRecordStore(RecordStore):
         if self._closed:
             return
         with self._lock:
+            self._buffer.append(encode(("close",)))
             self._ship_locked()
             self._closed = True
             try:
@@ -315,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     put = store._put  # noqa: SLF001 - this process is the store's other half
     server = os.getppid()
     items = 0
+    closed = False  # the server said goodbye before its end of the pipe closed
     while True:
         message = read_frame(incoming)
         if message is None:
@@ -329,9 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         elif what == "start_run":
             previous = store.start_run(at=message[1])
             replies.send(("run", message[2], pickle.dumps(previous)))
+        elif what == "close":
+            closed = True
         else:
             log.error("records writer: unknown request %r ignored", what)
-    if os.getppid() != server:  # the server died without closing the store (kill -9, a crash)
+    if not closed:  # the server died without closing the store (kill -9, a crash)
         replies.server_gone = True
         log.warning("records writer: server process %d is gone; committing the %d item(s) it had sent, the last "
                     "at the end of its input", server, items)
