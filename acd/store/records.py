@@ -170,6 +170,10 @@ class RecordStore:
     Every public write method only enqueues; `flush()` waits for the writer to catch up.
     """
 
+    # After its first item, the writer waits this long for more before committing: fewer, larger
+    # transactions (each one a sync to disk) when items come one at a time. 0: commit at once.
+    gather_seconds = 0.0
+
     def __init__(self, path: str | Path, *, thread_name: str = "acd-records",
                  commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL",
                  node: str | None = None) -> None:
@@ -375,6 +379,8 @@ class RecordStore:
             stopping = False
             while not stopping:
                 batch = [self._queue.get()]
+                if self.gather_seconds:
+                    time.sleep(self.gather_seconds)
                 while len(batch) < MAX_BATCH_ITEMS:
                     try:
                         batch.append(self._queue.get_nowait())

@@ -9,7 +9,7 @@ transaction per batch; PgRecordStore when the location is a postgresql:// URL) a
 delays and its log lines on its stdout.
 
 Durability: an item is in the writer process within SHIP_DELAY_SECONDS of being written and then
-committed as before (RecordStore's batch). A kill -9 of the server loses at most what it had not
+committed as before (RecordStore's batch, gathered for WRITER_GATHER_SECONDS). A kill -9 of the server loses at most what it had not
 shipped yet; the writer sees the pipe close, commits everything it read and exits. A call's first
 item (`call_arrived`, SHIP_AT_ONCE) ships at once with whatever waits, before the caller hears any
 answer: a server killed later leaves the call's row for the survivors or the next start to close
@@ -51,9 +51,12 @@ __all__ = ["ProcessRecordStore", "encode", "read_frame", "main"]
 
 log = logging.getLogger("acd.records")
 
-SHIP_DELAY_SECONDS = 0.002  # how long a write may wait in the server before going down the pipe
+SHIP_DELAY_SECONDS = 0.02  # how long a write may wait in the server before going down the pipe
 SHIP_BYTES = 64 * 1024  # or go at once when this much is waiting
 SHIP_AT_ONCE = frozenset({"call_arrived"})  # or go at once with one of these (see Durability above)
+# The writer gathers items this long before each commit (RecordStore.gather_seconds): the server ships
+# at every call's arrival, which would otherwise be a transaction (and a sync to disk) a call.
+WRITER_GATHER_SECONDS = 0.002
 PIPE_BYTES = 1024 * 1024  # the pipe's buffer (Linux F_SETPIPE_SZ): ~10,000 items of slack
 DELAY_REPORT_SECONDS = 0.25  # commit delays are sent back at most this often
 _F_SETPIPE_SZ = 1031
@@ -313,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         store = RecordStore(args.location, commit_delay_observer=replies.commit_delay, synchronous=args.synchronous,
                             node=args.node)
+    store.gather_seconds = WRITER_GATHER_SECONDS
     incoming = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     put = store._put  # noqa: SLF001 - this process is the store's other half
     server = os.getppid()
