@@ -44,7 +44,7 @@ def tls_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.mark.serial  # PJSUA audio both ways: once in CI beside a parallel neighbour the agent heard nothing
+@pytest.mark.serial  # PJSUA audio both ways, timing-sensitive; its "heard nothing" failures were tone_power's (see there)
 def test_agent_over_tls_takes_a_call_from_a_tls_trunk_with_audio_both_ways(tls_server, tmp_path):
     """Agent 1001 registers over TLS and logs in (*45, over TLS), then stays quiet longer than the idle
     timeout; a caller on the trunk dials 3100 over TLS; the offer goes to the agent on the connection
