@@ -28,11 +28,13 @@ Wire format: frames of a 4-byte big-endian length and a `marshal` tuple:
 from __future__ import annotations
 
 import argparse
+import collections
 import fcntl
 import logging
 import marshal
 import os
 import pickle
+import select
 import signal
 import struct
 import subprocess
@@ -58,6 +60,11 @@ SHIP_AT_ONCE = frozenset({"call_arrived"})  # or go at once with one of these (s
 # at every call's arrival, which would otherwise be a transaction (and a sync to disk) a call.
 WRITER_GATHER_SECONDS = 0.002
 PIPE_BYTES = 1024 * 1024  # the pipe's buffer (Linux F_SETPIPE_SZ): ~10,000 items of slack
+# The pipe is written without blocking: when the writer falls behind (a slow database) and the pipe
+# is full, what did not go waits in the server and goes again this much later, or with the next ship.
+RETRY_SHIP_SECONDS = 0.01
+MAX_UNSHIPPED_BYTES = 64 * 1024 * 1024  # past this, new items are dropped (counted, logged) until it drains
+DROPPED_REPORT_SECONDS = 10.0
 DELAY_REPORT_SECONDS = 0.25  # commit delays are sent back at most this often
 _F_SETPIPE_SZ = 1031
 _LENGTH = struct.Struct("!I")
@@ -99,6 +106,12 @@ class ProcessRecordStore(RecordStore):
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._ship_pending = False
+        self._unsent: collections.deque[bytes] = collections.deque()  # shipped, not yet in the pipe
+        self._unsent_offset = 0  # bytes of the first one already written
+        self._unsent_bytes = 0
+        self._behind_since: float | None = None
+        self._dropped = 0
+        self._dropped_reported_at = 0.0
         self._lock = threading.Lock()  # flush() and close() may come from another thread
         self._answers: dict[int, list] = {}
         self._next_token = 0
@@ -107,10 +120,12 @@ class ProcessRecordStore(RecordStore):
             [sys.executable, "-m", "acd.store.records_process", str(self.location), "--synchronous", synchronous]
             + ([] if node is None else ["--node", node]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        self._fd = self._process.stdin.fileno()
         try:
-            fcntl.fcntl(self._process.stdin.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+            fcntl.fcntl(self._fd, _F_SETPIPE_SZ, PIPE_BYTES)
         except OSError:  # not Linux, or above /proc/sys/fs/pipe-max-size: the default 64 KiB
             pass
+        os.set_blocking(self._fd, False)  # written with os.write only (never the file object's buffer)
         self._reader = threading.Thread(target=self._read_answers, name="acd-records-answers", daemon=True)
         self._reader.start()
         if not self._ask(("flush",), start_timeout):
@@ -126,6 +141,9 @@ class ProcessRecordStore(RecordStore):
             return
         frame = encode(("put", kind, arguments))
         with self._lock:
+            if self._unsent_bytes > MAX_UNSHIPPED_BYTES:
+                self._drop_locked(kind)
+                return
             self._buffer.append(frame)
             self._buffered += len(frame)
             if self._schedule is None or kind in SHIP_AT_ONCE or self._buffered >= SHIP_BYTES:
@@ -138,34 +156,99 @@ class ProcessRecordStore(RecordStore):
         with self._lock:
             self._ship_locked()
 
-    def _ship_locked(self) -> None:
+    def _ship_locked(self) -> bool:
+        """Move the buffer to the pipe, without blocking; True when nothing is left unsent. With a
+        reactor, what a full pipe did not take goes again RETRY_SHIP_SECONDS later; without one
+        (tools, tests), this waits for the pipe."""
         self._ship_pending = False
-        if not self._buffer:
-            return
-        data = b"".join(self._buffer)
-        count = len(self._buffer)
-        self._buffer.clear()
-        self._buffered = 0
-        try:
-            self._process.stdin.write(data)
-            self._process.stdin.flush()
-        except (OSError, ValueError):
-            self._crashed = True
-            if not self._lost_logged:
-                self._lost_logged = True
-                log.critical("records: the writer process is gone (exit status %s); %d item(s) and every later "
-                             "record are lost until the server restarts", self._process.poll(), count)
+        if self._buffer:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            self._buffered = 0
+            self._unsent.append(data)
+            self._unsent_bytes += len(data)
+        if self._write_unsent_locked():
+            return True
+        if self._schedule is None:
+            while not self._write_unsent_locked():
+                select.select([], [self._fd], [], 1.0)
+            return True
+        self._ship_pending = True
+        self._schedule(RETRY_SHIP_SECONDS, self._ship)
+        return False
+
+    def _write_unsent_locked(self) -> bool:
+        """Write what waits until the pipe is full; True when all of it went."""
+        unsent = self._unsent
+        while unsent:
+            chunk = unsent[0]
+            try:
+                written = os.write(self._fd, memoryview(chunk)[self._unsent_offset:])
+            except BlockingIOError:
+                if self._behind_since is None:
+                    self._behind_since = time.monotonic()
+                    log.warning("records: the writer process is behind (its pipe is full); %d KiB wait in the "
+                                "server and go as it catches up (is the database slow? see its commit delays)",
+                                self._unsent_bytes // 1024)
+                return False
+            except (OSError, ValueError):
+                self._writer_gone_locked()
+                return True
+            self._unsent_offset += written
+            self._unsent_bytes -= written
+            if self._unsent_offset == len(chunk):
+                unsent.popleft()
+                self._unsent_offset = 0
+        if self._behind_since is not None:
+            log.warning("records: the writer process caught up after %.1f s%s", time.monotonic() - self._behind_since,
+                        f"; {self._dropped} item(s) were dropped meanwhile" if self._dropped else "")
+            self._behind_since = None
+            self._dropped = 0
+        return True
+
+    def _writer_gone_locked(self) -> None:
+        self._crashed = True
+        count = sum(1 for _ in self._unsent)
+        self._unsent.clear()
+        self._unsent_offset = self._unsent_bytes = 0
+        if not self._lost_logged:
+            self._lost_logged = True
+            log.critical("records: the writer process is gone (exit status %s); %d shipment(s) and every later "
+                         "record are lost until the server restarts", self._process.poll(), count)
+
+    def _drop_locked(self, kind: str) -> None:
+        self._dropped += 1
+        now = time.monotonic()
+        if now - self._dropped_reported_at >= DROPPED_REPORT_SECONDS:
+            self._dropped_reported_at = now
+            log.error("records: the writer process is %d MiB behind; %s and later items are dropped (%d so far) "
+                      "until it catches up: check the database", self._unsent_bytes // (1024 * 1024), kind,
+                      self._dropped)
 
     def _ask(self, request: tuple, timeout: float | None) -> list | None:
         """Send `request` + a token and wait for its answer (None: timeout or writer gone)."""
         done = threading.Event()
         answer: list = [done]
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             token = self._next_token = self._next_token + 1
             self._answers[token] = answer
             self._buffer.append(encode(request + (token,)))
-            self._ship_locked()
-        if not done.wait(timeout):
+            self._ship_pending = False
+            self._unsent.append(b"".join(self._buffer))
+            self._unsent_bytes += len(self._unsent[-1])
+            self._buffer.clear()
+            self._buffered = 0
+            sent = self._write_unsent_locked()
+        while not sent:  # the pipe is full: wait for room here, not holding the lock the reactor takes
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            select.select([], [self._fd], [], min(1.0, remaining) if remaining is not None else 1.0)
+            with self._lock:
+                sent = self._write_unsent_locked()
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not done.wait(remaining):
             self._answers.pop(token, None)
             return None
         return answer[1:] if len(answer) > 1 else None
@@ -208,6 +291,11 @@ class ProcessRecordStore(RecordStore):
         """Items buffered here and not yet shipped to the writer."""
         return len(self._buffer)
 
+    @property
+    def unshipped_bytes(self) -> int:
+        """Bytes shipped but waiting in the server for room in the full pipe (the writer is behind)."""
+        return self._unsent_bytes
+
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Wait until everything written before this call is committed; False on timeout or when the
         writer is gone."""
@@ -221,8 +309,15 @@ class ProcessRecordStore(RecordStore):
             return
         with self._lock:
             self._buffer.append(encode(("close",)))
-            self._ship_locked()
             self._closed = True
+            self._unsent.append(b"".join(self._buffer))
+            self._unsent_bytes += len(self._unsent[-1])
+            self._buffer.clear()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._write_unsent_locked():  # stopping: waiting for the writer is the point now
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                select.select([], [self._fd], [], 0.1)
             try:
                 self._process.stdin.close()
             except OSError:

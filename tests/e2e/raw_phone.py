@@ -14,6 +14,7 @@ import itertools
 import math
 import re
 import socket
+import statistics
 import struct
 import threading
 import time
@@ -36,19 +37,27 @@ def tone_frames(hz: float, amplitude: int = 6000) -> list[bytes]:
     return [encoded[i:i + 160] for i in range(0, 8000, 160)]
 
 
+SHARE_BLOCK_SAMPLES = 800  # 100 ms: Goertzel 10 Hz wide, and a frame dropped or repeated upsets one block only
+
+
 def tone_share(payloads: list[bytes], hz: float) -> float:
     """Goertzel: the share of the signal's power at `hz` (about 1.0 for a pure tone, 0.5 each for two
-    tones of equal level, about 0 when absent), over the concatenated PCMU payloads."""
+    tones of equal level, about 0 when absent) in the concatenated PCMU payloads: the median over
+    100 ms blocks. One window over all of it would sum the two sides of a phase jump (a frame the
+    server dropped on a late tick) against each other (tests/e2e/test_softphone_agents.tone_power)."""
     samples = array.array("h", ulaw_decode(b"".join(payloads)))
-    if not samples:
-        return 0.0
     coefficient = 2 * math.cos(2 * math.pi * hz / 8000)
-    s1 = s2 = 0.0
-    for x in samples:
-        s1, s2 = x + coefficient * s1 - s2, s1
-    power = s1 * s1 + s2 * s2 - coefficient * s1 * s2
-    energy = sum(x * x for x in samples) * len(samples) / 2
-    return power / energy if energy else 0.0
+    block = min(SHARE_BLOCK_SAMPLES, len(samples))
+    shares = []
+    for start in range(0, len(samples) - block + 1, block) if block else ():
+        s1 = s2 = 0.0
+        chunk = samples[start:start + block]
+        for x in chunk:
+            s1, s2 = x + coefficient * s1 - s2, s1
+        power = s1 * s1 + s2 * s2 - coefficient * s1 * s2
+        energy = sum(x * x for x in chunk) * len(chunk) / 2
+        shares.append(power / energy if energy else 0.0)
+    return statistics.median(shares) if shares else 0.0
 
 
 def _digest(challenge: str, *, method: str, uri: str, user: str, password: str) -> str:

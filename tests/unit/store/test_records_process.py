@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -182,3 +185,34 @@ def test_commit_delays_and_log_lines_come_back(tmp_path, caplog):
         store.close()
     assert "call_answered for unknown call 'nobody'" in caplog.text
     assert delays and all(0 <= delay < 5 for delay in delays)
+
+
+def test_a_stalled_writer_never_blocks_the_server_and_gets_everything_once_it_resumes(tmp_path, caplog):
+    """The writer stopped (SIGSTOP: a database that does not answer) while the server writes more
+    than the pipe holds: every write returns at once, what the pipe cannot take waits in the server
+    (a WARNING says so), and all of it is committed once the writer runs again."""
+    scheduled = []
+    store = ProcessRecordStore(tmp_path / "r.db", schedule=lambda delay, function: scheduled.append(function))
+    calls = 15_000  # ~2 MB of frames: more than the pipe's 1 MiB
+    try:
+        os.kill(store._process.pid, signal.SIGSTOP)
+        with caplog.at_level(logging.WARNING, logger="acd.records"):
+            writing = threading.Thread(target=lambda: [
+                store.call_arrived(f"c{index}", trunk="t", caller="1", dialled="2", at=float(index))
+                for index in range(calls)])
+            writing.start()
+            writing.join(20)
+            assert not writing.is_alive(), "a write blocked on the full pipe"
+            assert store.unshipped_bytes > 0 and scheduled
+            assert "the writer process is behind" in caplog.text
+            os.kill(store._process.pid, signal.SIGCONT)
+            deadline = time.monotonic() + 20
+            while store.unshipped_bytes and time.monotonic() < deadline:
+                scheduled.pop(0)() if scheduled else time.sleep(0.01)
+            assert store.unshipped_bytes == 0
+            assert "caught up" in caplog.text
+        assert store.flush(20)
+        assert _rows(store.path, "SELECT COUNT(*) FROM calls") == [(calls,)]
+    finally:
+        os.kill(store._process.pid, signal.SIGCONT)
+        store.close()
