@@ -45,13 +45,15 @@ def support_agents_yaml(agent_ids: list[str], *, wrap_up: float = 0, ring_timeou
 class Node:
     """One `acd serve` of the cluster: restartable on the same address, port and data. `main_extra`:
     lines for conf/acd.yaml after `store:` (e.g. a `cluster:` section, `node_id` its name there); `files`: config files to add
-    or replace (start_server's extra_files); `serve_args`: more `acd serve` options."""
+    or replace (start_server's extra_files); `serve_args`: more `acd serve` options; `sip_extra`: lines
+    for its `sip:` section (start_server's)."""
 
     def __init__(self, root: Path, host: str, url: str, secret: bytes, *, main_extra: str = "",
                  files: dict[str, str] | None = None, serve_args: tuple[str, ...] = (),
                  rtp_workers: int | str | None = 0, http_port: int = 0, node_id: str = "",
-                 rtp_ports: int = 400) -> None:
+                 rtp_ports: int = 400, sip_extra: str = "") -> None:
         self.root, self.host, self.url, self.node_id = root, host, url, node_id
+        self.sip_extra = sip_extra
         self.main_extra = f"store: {url}\n{main_extra}"
         self.files = dict(files or {})
         self.serve_args = serve_args
@@ -77,7 +79,7 @@ class Node:
                                    host=self.host,
                                    rtp_workers=self.rtp_workers, trunk_sources=[FRONT_HOST, LOOPBACK],
                                    main_extra=self.main_extra, extra_files=self.files, serve_args=self.serve_args,
-                                   http_port=self.http_port)
+                                   http_port=self.http_port, sip_extra=self.sip_extra)
 
     def stop(self) -> None:
         """Stop the run going now: a second SIGTERM skips the drain (and its minimum), calls end at once."""

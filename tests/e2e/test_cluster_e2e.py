@@ -53,6 +53,11 @@ SECOND_KILL_AFTER_SECONDS = 10.0  # a follower
 AGENTS = [str(2300 + n) for n in range(40)]
 LEASE_SECONDS = 1
 NODE_TIMEOUT_SECONDS = 2  # 1 s: a leader stalled by a busy 2-core box (this test at nice 19) was declared dead
+# The nodes' admission gate refuses new calls (503, no record: issue 21) once the event loop runs
+# 100 ms late 3 ticks running. Four busy processes on two cores stall a node's loop for 300-400 ms
+# around a kill (the stall watch logs "not scheduled"), and one run had 20 calls refused so, each
+# counted here as a call without a record. What is under test is the cluster, so the limit is 1 s.
+NODE_SIP_EXTRA = "  admission:\n    overload_loop_lag_seconds: 1.0\n"
 WITHIN_SECONDS = 5.0
 # The records of calls a node took this shortly before its kill -9 may be lost with it. None: a
 # call's first record item goes to the records writer before the caller hears an answer (SHIP_AT_ONCE
@@ -111,7 +116,7 @@ def cluster(pg_cluster, tmp_path):
     secret = secrets.token_bytes(32)
     files = {"conf/agents.yaml": support_agents_yaml(AGENTS)}
     nodes = [Node(tmp_path / f"node{n}", host, url, secret, files=files, http_port=free_port(both=False),
-                  node_id=f"node{n}",
+                  node_id=f"node{n}", sip_extra=NODE_SIP_EXTRA,
                   main_extra=f"cluster:\n  node_id: node{n}\n  lease_seconds: {LEASE_SECONDS}\n"
                              f"  node_timeout_seconds: {NODE_TIMEOUT_SECONDS}\n")
              for n, host in enumerate(NODE_HOSTS, start=1)]
