@@ -182,7 +182,10 @@ class AcdService:
         agent = queued.agent_leg
         if agent is not None and queued.connected_at is not None:
             self.connections.completed("COMPLETECALLER", queued)
-        self._feed(CallEnded(call_id=queued.call_id))  # withdraws its offers (OfferCancelled)
+        # Withdraws its offers (OfferCancelled). Not `reached` without an agent leg: in a cluster the
+        # engine may have connected an answered offer whose decision is still on its way (the caller
+        # left first and talked to no one): the engine takes that answer back.
+        self._feed(CallEnded(call_id=queued.call_id, reached=agent is not None))
         self.calls.pop(queued.call_id, None)
         if agent is not None:
             agent.hang_up("caller hung up")

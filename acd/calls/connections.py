@@ -283,7 +283,11 @@ class Connections:
         leg = queued.offers.pop(connected.agent_id, None) if queued is not None else None
         if queued is not None:
             queued.served_queue = connected.queue
-        if connected.callback and queued is not None and queued.callback is not None and leg is not None:
+        if queued is not None and queued.callback is not None and leg is not None and (
+                connected.callback or (queued.session is None and leg.state is AgentLegState.ANSWERED)):
+            # The engine's callback; or the caller asked for one and hung up while this answer was on
+            # its way (a cluster's engine connected first and refuses the request later): the agent who
+            # answered calls them back, as one node does when the key is pressed while the agent rings.
             queued.agent_leg = leg
             self.last_call[leg.agent_id] = connected.call_id
             self.dialer.call_customer_back(queued, leg, queued.queue)
@@ -293,9 +297,7 @@ class Connections:
             log.warning("call=%s connect to agent=%s impossible (caller or agent gone)", connected.call_id,
                         connected.agent_id)
             if session is not None and queued.callback is None:
-                self._agent_left_before_connect(queued)
-            elif leg is not None and leg.state is AgentLegState.ANSWERED:
-                leg.hang_up("caller gone")  # the caller's end reaches the engine on its own
+                self._agent_left_before_connect(connected, queued, leg)
             return
         queued.agent_leg = leg
         settings = self._settings(connected.queue)
@@ -311,14 +313,24 @@ class Connections:
 
         self.dialer.whisper_then(leg, whisper, bridge_if_still_wanted)
 
-    def _agent_left_before_connect(self, queued: QueuedCall) -> None:
+    def _agent_left_before_connect(self, connected: CallConnected, queued: QueuedCall, leg: AgentLeg | None) -> None:
         """The engine connected the caller to an agent whose leg ended meanwhile (in a cluster the
         decision comes back from the leader a moment after the answer; the agent may hang up first):
         as if the agent hung up just after the connection, the call ends for the engine (the agent
-        goes to wrap-up) and the caller gets a BYE, instead of waiting forever."""
+        goes to wrap-up) and the caller gets a BYE, instead of waiting forever. The engine counted
+        the call answered, so do the books: the record's agent and connect time, CONNECT then
+        COMPLETEAGENT after no talk (as Asterisk writes an answer hung up at once)."""
         wait, queued.wait = queued.wait, None
         if wait is not None:
             wait.stop()
+        if leg is not None:
+            queued.agent_leg = leg
+            now = queued.connected_at = self.reactor.seconds()
+            self.last_call[leg.agent_id] = connected.call_id
+            self.records.call_connected(connected.call_id, agent=leg.agent_id, at=now, queue=connected.queue)
+            self._answered(connected.call_id, connected.queue, leg, connected.waited_seconds, now,
+                           wait.first_estimate if wait is not None else None)
+            self.completed("COMPLETEAGENT", queued)
         del self.calls[queued.call_id]
         self.feed(CallEnded(call_id=queued.call_id))
         queued.session.hang_up(EndReason.AGENT_HUNG_UP)

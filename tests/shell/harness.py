@@ -38,6 +38,7 @@ from tests.e2e.harness import write_config
 from tests.shell.media_loopback import LoopbackWorkers
 
 from .fake_reactor import FakeReactor
+from .late_routing import LateRouting
 from .peers import AgentPhone, Caller, SipPeer
 
 __all__ = ["ShellHarness", "agents_yaml", "queue_files", "START_TIME", "SIP_PORT", "RTP_BASE", "HTTP_PORT", "LOCAL"]
@@ -388,6 +389,16 @@ class ShellHarness:
         self.flush_records()
         self.reactor.triggers.clear()
         self.running.records.close()
+
+    def late_routing(self) -> LateRouting:
+        """From now on the routing decisions come back late, as a cluster's leader sends them
+        (tests/shell/late_routing.py): the ACD's routing authority becomes a LateRouting around its
+        own engine. Replaces `acd.routing` and attaches `acd._apply`, as AcdService does."""
+        acd = self.running.acd
+        late = LateRouting(acd.routing.engine, self.reactor)
+        acd.routing = late
+        late.attach(acd._apply)
+        return late
 
     def _media_legs(self) -> int:
         """Legs paced in this process, or (worker plane) legs paced or bound on the worker and ports held."""
