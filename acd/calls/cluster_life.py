@@ -6,18 +6,26 @@ others' rows read, deaths claimed) and the reaction to a death (`acd/cluster/nod
 acd/cluster/README.md ("What a node's loop calls") asks:
 
 - Start-up (`start`, before the routing thread runs and before any call): join as a new
-  incarnation (`members.start`) and end the calls the previous incarnation of this node left in
+  incarnation (`members.start`), which the records then write with each call
+  (`records.incarnation`: a survivor closing a dead incarnation's records leaves the next one's
+  alone, acd/cluster/node_loss.py), and end the calls the previous incarnation of this node left in
   the routing engine (`ClusterNode.end_previous_calls`: submitted to the leader, whoever it is).
   The composition root has already closed this node's own open call records
   (`records.close_interrupted`, which in a cluster touches only this node's calls).
-- Each routing step (`tick`): on `BecameLeader`, end the calls every node known dead still holds
-  in the engine (`NodeLoss.became_leader`); at the membership's deadline, heartbeat, read the
-  others, claim deaths and react (`NodeLoss.membership_events`). The outcomes returned join the
-  routing step's, acted on like any routing outcome.
+- Each routing step (`tick`): on `BecameLeader`, `NodeLoss.became_leader` asks for the calls of
+  every node known dead to be ended in the engine; that sweep waits for a read of `cluster_nodes`
+  made after the step's routing (forced at once, tried again at each step until one succeeds), so
+  that a node restarted meanwhile is seen up and its new calls are not ended. At the membership's
+  deadline, heartbeat, read the others, claim deaths and react (`NodeLoss.membership_events`). The
+  outcomes returned join the routing step's, acted on like any routing outcome.
 - Declared dead by the others (`SelfDeclaredDead`: a long stall, or cut from PostgreSQL while the
   others were not): they closed this node's call records and freed its agents, so every call it
   hosts is hung up at once (else an agent on one of them could be offered a second call), its
   records closed, and the node rejoins as a new incarnation. Logged at ERROR with what to check.
+  In the same reactor turn as the hang-up, the records start writing the next incarnation (the
+  dead one's plus one, what the rejoin gives) with each call: a call taken after the hang-up is
+  the next incarnation's even when the rejoin is still under way, and the survivor's close of the
+  dead incarnation, however late, leaves it open.
 - Drain (graceful shutdown): the row says draining at the next step; clean stop: `stopped`
   (`leave`), so the others see a departure, not a death.
 
@@ -93,9 +101,10 @@ class _RecordsOnReactor:
         self.records = records
         self.reactor = reactor
 
-    def close_node_calls(self, node: str, *, at: float, reason: str | None = None) -> None:
+    def close_node_calls(self, node: str, *, at: float, reason: str | None = None,
+                         incarnation: int | None = None) -> None:
         """See CallRecords.close_node_calls."""
-        self.reactor.callFromThread(self.records.close_node_calls, node, at=at, reason=reason)
+        self.reactor.callFromThread(self.records.close_node_calls, node, at=at, reason=reason, incarnation=incarnation)
 
 
 class ClusterLife:
@@ -157,6 +166,7 @@ class ClusterLife:
         except psycopg.Error as error:
             raise RuntimeError(f"cluster: node {self.node_id} cannot join the cluster (cluster_nodes): {error} "
                                "(is PostgreSQL running, and `store:` in conf/acd.yaml right?)") from error
+        self.records.incarnation = self.members.membership.incarnation  # the reactor does not run yet
         self._log_events(events)
         self._end_previous_calls(node, routing_now)
         self._publish(now)
@@ -176,7 +186,7 @@ class ClusterLife:
         if loss is None:
             return outcomes
         if any(isinstance(action, BecameLeader) for action in actions):
-            outcomes.extend(loss.became_leader(routing_now))
+            loss.became_leader(routing_now)
         if self._rejoin_at is not None and now >= self._rejoin_at:
             self._rejoin(node, now, routing_now)
         events: list = []
@@ -187,9 +197,15 @@ class ClusterLife:
         deadline = self.members.next_deadline()
         if deadline is not None and now >= deadline:
             events.extend(self.members.tick(now))
-        if events:
+        read = False
+        if loss.sweep_due and node.is_leader:  # a current view of the dead, after this step's routing
+            fresh = self.members.read(now)
+            if fresh is not None:
+                events.extend(fresh)
+                read = True
+        if events or read:
             self._log_events(events)
-            outcomes.extend(loss.membership_events(events, routing_now))
+            outcomes.extend(loss.membership_events(events, routing_now, read=read))
             if any(isinstance(event, SelfDeclaredDead) for event in events):
                 self._declared_dead(node, now, routing_now)
         self._publish(now)
@@ -215,9 +231,15 @@ class ClusterLife:
                   "its calls as interrupted and freed its agents: hanging up every call it hosts, then rejoining. "
                   "If this repeats, check this machine's load and its network to PostgreSQL, or raise "
                   "cluster.node_timeout_seconds in conf/acd.yaml", self.node_id, timeout)
-        self.reactor.callFromThread(self.end_hosted_calls, why, routing_now)
+        self.reactor.callFromThread(self._end_incarnation, why, routing_now, self.members.membership.incarnation + 1)
         self._rejoin_at = now
         self._rejoin(node, now, routing_now)
+
+    def _end_incarnation(self, why: str, at: float, next_incarnation: int) -> None:
+        """On the reactor, declared dead: hang up every call and close their records
+        (`end_hosted_calls`), and write the next incarnation with the calls from now on."""
+        self.records.incarnation = next_incarnation
+        self.end_hosted_calls(why, at)
 
     def _rejoin(self, node: ClusterNode, now: float, routing_now: float) -> None:
         try:
@@ -230,7 +252,10 @@ class ClusterLife:
             return
         self._rejoin_at = None
         self._drained = False  # a drain asked meanwhile is said again at the next step
-        log.warning("cluster node %s rejoined as incarnation %d", self.node_id, self.members.membership.incarnation)
+        incarnation = self.members.membership.incarnation
+        # Normally the incarnation `_end_incarnation` set already (the dead one's plus one).
+        self.reactor.callFromThread(setattr, self.records, "incarnation", incarnation)
+        log.warning("cluster node %s rejoined as incarnation %d", self.node_id, incarnation)
         self._log_events(events)
         self._end_previous_calls(node, routing_now)
 

@@ -8,8 +8,8 @@ Rules of this file:
 - A peer whose heartbeat is `node_timeout_seconds` old is only *suspect*: the machine asks the store
   to claim its death (`ClaimDeath`), an UPDATE that succeeds only while the row is still `up` or
   `draining`, at the same incarnation, with a heartbeat that old on the store's clock. Exactly one
-  survivor wins a claim (`NodeDied(claimed=True)`: it closes the dead node's call records); the
-  others learn the death from the row (`NodeDied(claimed=False)`).
+  survivor wins a claim (`NodeDied(claimed=True)`: it closes the dead incarnation's call records);
+  the others learn the death from the row (`NodeDied(claimed=False)`).
 - A restarted node is a new *incarnation* (the store counts them): a row seen with a higher
   incarnation than the one known is `NodeRestarted` (while it was live) or `NodeJoined` (after it
   died or stopped). The old incarnation's calls are its own business: a restarted node ends them
@@ -169,9 +169,10 @@ class NodeLeft:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeDied:
-    """A node was declared dead. `claimed`: this node's claim won, so this node closes its call
-    records (`records.close_node_calls`); the routing leader ends its calls in the engine either way
-    (`ClusterNode.node_died`)."""
+    """A node's `incarnation` was declared dead. `claimed`: this node's claim won, so this node
+    closes the call records of that incarnation (`records.close_node_calls`); the routing leader
+    ends its calls in the engine either way (`ClusterNode.node_died`). A later incarnation of the
+    same node id may already run when this is acted on: acd/cluster/node_loss.py."""
 
     node_id: str
     incarnation: int

@@ -182,8 +182,20 @@ class ClusterMembers:
         """Say at once that this node takes no new calls; the events read meanwhile."""
         return self._guarded(self.membership.drain(now), now)
 
+    def read(self, now: float) -> list | None:
+        """Read every row now (a new leader needs a current view of the dead before it ends their
+        calls: acd/cluster/node_loss.py); the events, or None when the store failed."""
+        events: list = []
+        return events if self._attempt([ReadNodes()], now, events) else None
+
     def _guarded(self, pending: list, now: float) -> list:
         events: list = []
+        self._attempt(pending, now, events)
+        return events
+
+    def _attempt(self, pending: list, now: float, events: list) -> bool:
+        """Carry out `pending`, collecting the events in `events`; False when a statement failed
+        (reported to the machine as `store_lost`, whose events are collected too)."""
         try:
             if self.store.connection is None or self.store.connection.closed:
                 self.store.connect()
@@ -194,7 +206,8 @@ class ClusterMembers:
                         self.membership.node_timeout_seconds)
             self.store.close()
             events.extend(self.membership.store_lost(now))
-        return events
+            return False
+        return True
 
     def leave(self) -> bool:
         """Mark this node stopped (the normal shutdown path); False when it was declared dead."""

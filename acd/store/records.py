@@ -47,7 +47,7 @@ __all__ = ["RecordStore", "QUEUE_LOG_EVENTS", "MONITORING_EVENTS", "SETTABLE_FIE
 
 log = logging.getLogger("acd.store.records")
 
-SCHEMA_VERSION = 7  # 2: agent_presence and server_runs; 3: calls.served_queue ... transfer_target (`_ADDED_CALLS_COLUMNS`); 4: routing_events; 5: monitoring; 6: calls.notes; 7: calls.node
+SCHEMA_VERSION = 8  # 2: agent_presence and server_runs; 3: calls.served_queue ... transfer_target (`_ADDED_CALLS_COLUMNS`); 4: routing_events; 5: monitoring; 6: calls.notes; 7: calls.node; 8: calls.incarnation
 
 # Asterisk's event names; CALLBACK is ours (the caller left the queue asking to be called back).
 # Value: (data1, data2, data3). Durations in seconds, as decimal text; "" where a field is unused.
@@ -86,9 +86,12 @@ _CALLS_COLUMNS = {
 # Schema 6: notes, the agent's wrap-up notes from the desktop (free text, next to `disposition`).
 # Schema 7: node, the cluster node hosting the call (issue 20; NULL on a single server), so the calls
 # of a node that died are closed by the survivors (`close_node_calls`) and a restart closes only its own.
+# Schema 8: incarnation, the node's incarnation (`cluster_nodes.incarnation`) when the call arrived (NULL
+# on a single server and in older rows), so a survivor closing a dead incarnation's calls leaves alone
+# those of the node's next incarnation, which shares its id (`close_node_calls`).
 _ADDED_CALLS_COLUMNS = {
     "served_queue": str, "entry_position": int, "priority": int, "priority_source": str,
-    "callback_requested_at": float, "transfer_target": str, "notes": str, "node": str,
+    "callback_requested_at": float, "transfer_target": str, "notes": str, "node": str, "incarnation": int,
 }
 _CALLS_COLUMNS.update(_ADDED_CALLS_COLUMNS)
 _IVR_STEPS_COLUMNS = {"id": int, "call_id": str, "flow": str, "step": str, "at": float}
@@ -173,6 +176,10 @@ class RecordStore:
     # After its first item, the writer waits this long for more before committing: fewer, larger
     # transactions (each one a sync to disk) when items come one at a time. 0: commit at once.
     gather_seconds = 0.0
+    # The cluster incarnation this node runs as, written with each call (`calls.incarnation`); None
+    # alone or before the node joined. Set on the thread that calls `call_arrived` (the reactor's),
+    # by ClusterLife when the node joins or rejoins (acd/calls/cluster_life.py).
+    incarnation: int | None = None
 
     def __init__(self, path: str | Path, *, thread_name: str = "acd-records",
                  commit_delay_observer: Callable[[float], None] | None = None, synchronous: str = "FULL",
@@ -202,7 +209,8 @@ class RecordStore:
 
     def call_arrived(self, call_id: str, *, trunk: str, caller: str, dialled: str, at: float) -> None:
         """A new call (INVITE accepted for handling): inserts its CDR row."""
-        self._put("call_arrived", call_id=call_id, trunk=trunk, caller=caller, dialled=dialled, at=at, node=self.node)
+        self._put("call_arrived", call_id=call_id, trunk=trunk, caller=caller, dialled=dialled, at=at, node=self.node,
+                  **({} if self.incarnation is None else {"incarnation": self.incarnation}))
 
     def call_answered(self, call_id: str, *, at: float) -> None:
         """We answered the caller (200 OK sent), usually to start the IVR."""
@@ -316,15 +324,25 @@ class RecordStore:
         A cluster node (`node` given) closes only its own calls, and those of no node."""
         self._put("close_interrupted", at=at, reason=reason, node=self.node)
 
-    def close_node_calls(self, node: str, *, at: float, reason: str | None = None) -> None:
+    def close_node_calls(self, node: str, *, at: float, reason: str | None = None,
+                         incarnation: int | None = None) -> None:
         """Cluster node `node` died: end every call it hosted still open (outcome "interrupted", as a
         restart does, ended at `at`), and free each agent whose presence still says on_call for one of
         those calls (its last call, its talk not over): available, or what it asked for during the
         call (paused, logged out), one `agent_states` row each. Idempotent, and when several
-        survivors run it at once only one closes each call and frees its agent."""
+        survivors run it at once only one closes each call and frees its agent.
+
+        `incarnation`: the incarnation that died. Only calls taken at that incarnation or an earlier
+        one (or with none written: older rows) are closed; a call of a later incarnation is left
+        alone. The node's id outlives a death: restarted (or rejoining after being declared dead),
+        it takes calls again under the same id, and this close, queued by the survivor that won the
+        death claim, may reach the database after them. (The earlier incarnations' calls are all
+        dead: the new one closes them itself as well, `close_interrupted`, which is harmless twice.)
+        None: every call of the node, whatever its incarnation."""
         if not node:
             raise ValueError("close_node_calls: node must be the dead node's id")
-        self._put("close_node_calls", node=node, at=at, reason=reason or f"node {node} stopped unexpectedly")
+        self._put("close_node_calls", node=node, at=at, reason=reason or f"node {node} stopped unexpectedly",
+                  **({} if incarnation is None else {"incarnation": incarnation}))
 
     @property
     def backlog(self) -> int:
@@ -459,9 +477,9 @@ class RecordStore:
         self._db.conn.execute(sql, row)
 
     def _write_call_arrived(self, call_id: str, trunk: str, caller: str, dialled: str, at: float,
-                            node: str | None = None) -> None:
+                            node: str | None = None, incarnation: int | None = None) -> None:
         self._insert("calls", {"call_id": call_id, "trunk": trunk, "caller": caller, "dialled": dialled,
-                                  "arrived_at": at, "ivr_path": "", "node": node})
+                                  "arrived_at": at, "ivr_path": "", "node": node, "incarnation": incarnation})
 
     def _write_call_answered(self, call_id: str, at: float) -> None:
         self._update_call(call_id, "call_answered",
@@ -545,15 +563,16 @@ class RecordStore:
             {"at": at, "reason": reason, "node": node}).rowcount
         log.info("records: %d interrupted call(s) closed", ended)
 
-    def _write_close_node_calls(self, node: str, at: float, reason: str) -> None:
+    def _write_close_node_calls(self, node: str, at: float, reason: str, incarnation: int | None = None) -> None:
         db = self._db
-        talking = db.execute("SELECT call_id, agent, connected_at FROM calls WHERE node = :node AND ended_at IS NULL "
-                             "AND agent IS NOT NULL AND connected_at IS NOT NULL AND talk_seconds IS NULL",
-                             {"node": node}).fetchall()
+        which = {"node": node, "incarnation": incarnation}
+        talking = db.execute("SELECT call_id, agent, connected_at FROM calls WHERE " + DEAD_INCARNATIONS_CALLS +
+                             " AND agent IS NOT NULL AND connected_at IS NOT NULL AND talk_seconds IS NULL",
+                             which).fetchall()
         ended = db.execute(
             "UPDATE calls SET ended_at = MAX(:at, arrived_at), outcome = 'interrupted', end_reason = :reason, "
             "talk_seconds = COALESCE(talk_seconds, MAX(:at, arrived_at) - connected_at) "
-            "WHERE node = :node AND ended_at IS NULL", {"at": at, "reason": reason, "node": node}).rowcount
+            "WHERE " + DEAD_INCARNATIONS_CALLS, {"at": at, "reason": reason, **which}).rowcount
         freed = 0
         for call_id, agent, connected_at in talking:
             latest = db.execute("SELECT MAX(connected_at) FROM calls WHERE agent = ?", [agent]).fetchone()[0]
@@ -565,6 +584,11 @@ class RecordStore:
             freed += 1
         log.info("records: node %s: %d interrupted call(s) closed, %d agent(s) freed", node, ended, freed)
 
+
+# The open calls `close_node_calls` closes: the node's, taken at the incarnation that died or an earlier
+# one (or with no incarnation written); `:incarnation` NULL: all of them.
+DEAD_INCARNATIONS_CALLS = ("node = :node AND ended_at IS NULL AND (:incarnation IS NULL OR incarnation IS NULL "
+                           "OR incarnation <= :incarnation)")
 
 # An agent on a call of a dead node is freed as the end of the call would: available, or the pause or
 # log-out it asked for during the call. Only while its presence still says on_call.

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 from .location import check_postgresql_url, describe
 from .pg_schema import create_pg_schema
 from .pg_sql import connect, to_pg
-from .records import RecordStore
+from .records import DEAD_INCARNATIONS_CALLS, RecordStore
 
 __all__ = ["PgRecordStore"]
 
@@ -52,10 +52,11 @@ _CLOSE_INTERRUPTED = (
 # One statement, so that of several survivors closing a dead node's calls at once exactly one closes
 # each call and frees its agent: `open` locks the calls (FOR UPDATE); a racer waits for the winner's
 # commit, re-checks `ended_at IS NULL` and finds nothing. `latest`: the agent's last connection is
-# this call (an agent moved on to another call is left alone).
+# this call (an agent moved on to another call is left alone). Which calls: `DEAD_INCARNATIONS_CALLS`
+# (those of the incarnation that died and earlier ones, not the node's next incarnation's).
 _CLOSE_NODE_CALLS = (
     "WITH open AS (SELECT call_id, agent, connected_at, talk_seconds IS NULL AS talking FROM calls "
-    "WHERE node = :node AND ended_at IS NULL FOR UPDATE), "
+    "WHERE " + DEAD_INCARNATIONS_CALLS + " FOR UPDATE), "
     "closed AS (UPDATE calls SET ended_at = GREATEST(:at, calls.arrived_at), outcome = 'interrupted', "
     "end_reason = :reason, talk_seconds = COALESCE(calls.talk_seconds, GREATEST(:at, calls.arrived_at) - "
     "calls.connected_at) FROM open WHERE calls.call_id = open.call_id AND calls.ended_at IS NULL "
@@ -295,6 +296,7 @@ class PgRecordStore(RecordStore):
                                      {"at": at, "reason": reason, "node": node}).fetchall())
         log.info("records: %d interrupted call(s) closed", ended)
 
-    def _write_close_node_calls(self, node: str, at: float, reason: str) -> None:
-        ended, freed = self._db.execute(_CLOSE_NODE_CALLS, {"node": node, "at": at, "reason": reason}).fetchone()
+    def _write_close_node_calls(self, node: str, at: float, reason: str, incarnation: int | None = None) -> None:
+        ended, freed = self._db.execute(_CLOSE_NODE_CALLS, {"node": node, "at": at, "reason": reason,
+                                                            "incarnation": incarnation}).fetchone()
         log.info("records: node %s: %d interrupted call(s) closed, %d agent(s) freed", node, ended, freed)

@@ -112,8 +112,10 @@ def test_a_node_declared_dead_while_alive_hangs_up_its_calls_and_rejoins(nodes, 
     # What the others do when this node stalls past the timeout: its row says dead.
     victim.routing.node.log.connection.execute(
         "UPDATE cluster_nodes SET state = 'dead', stopped_by = 'node-b' WHERE node_id = 'node-a'")
+    assert victim.records.incarnation == 1  # written with each of its calls
     (why, _at), = pump_until([victim], lambda: victim.hung_up, "the victim to hang up its calls", 5.0)
     assert why == "node node-a was declared dead by the other nodes"
+    assert victim.records.incarnation == 2  # from the hang-up on: the calls taken next are the rejoin's
     pump_until(nodes, lambda: victim.member("node-a").get("incarnation") == 2
                and victim.member("node-a").get("state") == "up", "the victim rejoined as incarnation 2")
     pump_until(nodes, lambda: "c2" not in victim.routing.engine.call_ids(), "its previous calls ended in the engine")
@@ -158,5 +160,6 @@ def test_a_crashed_node_restarted_at_once_ends_its_previous_calls_itself(nodes, 
     nodes[1] = again  # the fixture stops it
     again.routing.start()
     pump_until([other, again], lambda: other.member("node-b").get("incarnation") == 2, "node-b's new incarnation")
+    assert again.records.incarnation == 2
     pump_until([other, again], lambda: "c3" not in other.routing.engine.call_ids(), "c3 ended by node-b itself")
     assert other.member("node-b")["state"] == "up" and other.members("dead") == 0

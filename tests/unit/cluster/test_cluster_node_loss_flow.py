@@ -46,8 +46,10 @@ class Node:
         if any(isinstance(action, BecameLeader) for action in actions):
             self.loss.became_leader(now)
         events = self.members.tick(now)
+        fresh = self.members.read(now) if self.loss.sweep_due and self.routing.is_leader else None
+        events += fresh or []  # a new leader ends the dead's calls after a read that follows its routing
         self.deaths.extend(event for event in events if isinstance(event, NodeDied))
-        self.loss.membership_events(events, now)
+        self.loss.membership_events(events, now, read=fresh is not None)
 
     def arrive(self, call_id: str, now: float) -> None:
         """A caller reaches the queue on this node: its record, then its routing event."""
@@ -138,3 +140,101 @@ def test_a_follower_then_the_leader_die_and_the_survivors_clean_up_once(cluster,
     assert n3.records.flush()
     outcomes = {row["call_id"]: row["outcome"] for row in read_rows(pg_url, "SELECT call_id, outcome FROM calls")}
     assert outcomes == {"on-n2": "interrupted", "on-n3": None, "on-n1": "interrupted"}
+
+
+class HeldRecords:
+    """A survivor's records reached late: `close_node_calls` is held (the hop to the reactor and the
+    records writer's queue, as in the server) until `release`."""
+
+    def __init__(self, records: PgRecordStore) -> None:
+        self.records = records
+        self.held: list[tuple[tuple, dict]] = []
+
+    def close_node_calls(self, *args, **kwargs) -> None:
+        self.held.append((args, kwargs))
+
+    def release(self) -> None:
+        for args, kwargs in self.held:
+            self.records.close_node_calls(*args, **kwargs)
+        assert self.records.flush()
+
+
+def test_a_death_claimed_before_a_quick_restart_spares_the_next_incarnations_calls(pg_url):
+    """The race, deterministically: n2 (incarnation 1) dies with a call; n3 claims its death (a
+    follower: it closes the records, late, and leaves the engine to the leader); n2 restarts at once
+    as incarnation 2, ends its old call and takes a new one, which bob answers; then the leader n1
+    dies before it heard of n2's death, and n3 takes over holding n2 dead as it last read it. Neither
+    n3's late records close (incarnation 1) nor its sweep as the new leader (after a read that shows
+    n2 back) touches the new call: it stays in the engine hosted by n2, bob on it, its record open."""
+    channel = f"routing_log_{uuid.uuid4().hex[:12]}"
+    n1, n2, n3 = (Node(pg_url, f"n{i}", channel) for i in (1, 2, 3))
+    held = HeldRecords(n3.records)
+    n3.loss.records = held
+    nodes = [n1, n2, n3]
+    try:
+        start = time.monotonic()
+        for node in nodes:
+            node.members.start(start)
+            node.tick(start)
+        assert n1.routing.is_leader
+        for agent in ("alice", "bob"):
+            n1.routing.lead(AgentLoggedIn(agent_id=agent, queues={"support": 0}), start)
+        n2.arrive("old", start)
+        (offered,), _ = n1.routing.drain_inbox(start)
+        first_agent = offered.decisions[0].agent_id
+        n2.answered("old", first_agent, start + 0.1)
+        n1.routing.drain_inbox(start + 0.1)
+
+        n2.kill()
+        age_heartbeat(pg_url, "n2")
+        n3.tick(start + 1.0)
+        n3.tick(start + 1.0 + TIMEOUT)  # n3 wins the claim: a follower, it closes the records (held)
+        assert [(d.node_id, d.incarnation, d.claimed) for d in n3.deaths] == [("n2", 1, True)]
+        assert n3.members.membership.dead_nodes() == {"n2"}
+
+        again = Node(pg_url, "n2", channel)  # restarted at once: incarnation 2, same id
+        nodes.append(again)
+        now = time.monotonic()
+        again.members.start(now)
+        again.records.incarnation = again.members.membership.incarnation  # as ClusterLife.start does
+        assert again.records.incarnation == 2
+        again.routing.tick(now)
+        assert again.routing.end_previous_calls(now) == ["old"]
+        again.arrive("new", now)
+        n1.routing.tick(time.monotonic())
+        outcomes, _ = n1.routing.drain_inbox(now)  # "old" ended, "new" offered to the other agent
+        second_agent = outcomes[-1].decisions[0].agent_id
+        assert second_agent != first_agent
+        again.answered("new", second_agent, now + 0.1)
+        n1.routing.drain_inbox(now + 0.1)
+        assert n1.routing.replica.hosts == {"new": "n2"}
+        assert again.records.flush()
+
+        n1.kill()  # the leader dies before it heard of n2's death
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("UPDATE routing_lease SET expires_at = now() - interval '1 s'")
+        later = now
+        for _ in range(40):
+            later += 0.5
+            actions, _ = n3.routing.tick(later)
+            if any(isinstance(action, BecameLeader) for action in actions):
+                break
+        assert n3.routing.is_leader and "new" in n3.routing.replica.engine.call_ids()
+        n3.loss.became_leader(later)  # its dead set still says n2: read before n2 came back
+        assert n3.members.membership.dead_nodes() == {"n2"}
+        fresh = n3.members.read(later)
+        assert fresh is not None and n3.members.membership.dead_nodes() == set()
+        assert n3.loss.membership_events(fresh, later, read=True) == []
+        engine = n3.routing.replica.engine
+        assert engine.call_ids() == ["new"] and n3.routing.replica.hosts == {"new": "n2"}
+        assert engine.agent_view(second_agent).state is AgentState.ON_CALL
+
+        held.release()  # n3's close of incarnation 1 reaches the database only now
+        assert [kwargs["incarnation"] for _args, kwargs in held.held] == [1]
+        outcomes = {row["call_id"]: row["outcome"] for row in read_rows(pg_url, "SELECT call_id, outcome FROM calls")}
+        assert outcomes == {"old": "interrupted", "new": None}
+        presence = {row["agent_id"]: row["state"] for row in read_rows(pg_url, "SELECT * FROM agent_presence")}
+        assert presence == {first_agent: "available", second_agent: "on_call"}
+    finally:
+        for node in nodes:
+            node.close()

@@ -75,6 +75,6 @@ def test_a_schema_2_database_gets_the_new_columns_and_keeps_its_rows(tmp_path):
     finally:
         store.close()
     assert row["outcome"] == "caller_hangup" and row["served_queue"] is None and row["notes"] is None
-    assert row["node"] is None
+    assert row["node"] is None and row["incarnation"] is None
     with sqlite3.connect(path) as reader:
-        assert reader.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        assert reader.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8

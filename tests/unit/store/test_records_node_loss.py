@@ -1,6 +1,8 @@
-"""Records of a cluster: each call carries the node hosting it; the calls of a node that died are
-closed as "interrupted" by a survivor, its agents freed once, whoever runs it and however often;
-a restarted node closes only its own calls. Both backends (tests/conftest.py `store_location`)."""
+"""Records of a cluster: each call carries the node hosting it and that node's incarnation; the
+calls of a node that died are closed as "interrupted" by a survivor, its agents freed once, whoever
+runs it and however often, and only the dead incarnation's (a restarted node's next incarnation
+keeps its calls); a restarted node closes only its own calls. Both backends (tests/conftest.py
+`store_location`)."""
 
 from __future__ import annotations
 
@@ -259,7 +261,8 @@ def test_a_schema_6_database_gets_the_node_columns_and_keeps_its_runs(tmp_path):
     assert previous.first_start  # n1's first run: the old run belongs to no node
     runs = read_rows(path, "SELECT node, started_at, stopped_at FROM server_runs ORDER BY id")
     assert [(r["node"], r["started_at"], r["stopped_at"]) for r in runs] == [(None, 1.0, 2.0), ("n1", 3.0, 4.0)]
-    assert read_rows(path, "PRAGMA user_version") == [{"user_version": SCHEMA_VERSION}] and SCHEMA_VERSION == 7
+    assert read_rows(path, "PRAGMA user_version") == [{"user_version": SCHEMA_VERSION}] and SCHEMA_VERSION == 8
+    assert {"node", "incarnation"} <= {row["name"] for row in read_rows(path, "PRAGMA table_info(calls)")}
 
 
 def test_the_call_story_names_the_node_that_hosted_the_call_and_why_it_was_interrupted(two_nodes, store_location):
@@ -273,3 +276,80 @@ def test_the_call_story_names_the_node_that_hosted_the_call_and_why_it_was_inter
     assert call_story(store_location, "c") == [
         (10.0, "arrived on trunk carrier from 100 dialling 200 (cluster node n2)"),
         (20.0, "ended interrupted: node n2 stopped unexpectedly")]
+
+
+def test_each_call_record_carries_its_nodes_incarnation(two_nodes, store_location):
+    n1, n2 = two_nodes
+    n1.call_arrived("before-the-join", trunk="t", caller="1", dialled="2", at=1.0)
+    n1.incarnation = 3  # what ClusterLife sets once the node joined
+    n1.call_arrived("joined", trunk="t", caller="1", dialled="2", at=2.0)
+    n1.flush()
+    rows = read_rows(store_location, "SELECT call_id, node, incarnation FROM calls ORDER BY call_id")
+    assert [(r["call_id"], r["node"], r["incarnation"]) for r in rows] == [
+        ("before-the-join", "n1", None), ("joined", "n1", 3)]
+
+
+def test_a_late_close_of_a_dead_incarnation_leaves_the_next_incarnations_calls_open(two_nodes, store_location):
+    """The race: n2 (incarnation 1) dies, n1 wins the death claim and queues the close; n2 is
+    restarted at once (incarnation 2), closes its own leftovers, takes a call that bob answers; only
+    then does n1's close of incarnation 1 reach the database. It closes alice's call of incarnation 1
+    and frees her, and leaves bob's call of incarnation 2 open and bob on it."""
+    n1, n2 = two_nodes
+    n2.incarnation = 1
+    n2.call_arrived("old", trunk="t", caller="1", dialled="2", at=10.0)
+    talking(n2, "old", "alice", 11.0)
+    n2.call_arrived("old-waiting", trunk="t", caller="1", dialled="2", at=12.0)
+    n2.flush()
+    n2.incarnation = 2  # the same node id, restarted (or rejoining) as its next incarnation
+    n2.call_arrived("new", trunk="t", caller="1", dialled="2", at=30.0)
+    talking(n2, "new", "bob", 31.0)
+    n2.call_arrived("new-waiting", trunk="t", caller="1", dialled="2", at=32.0)
+    n2.flush()
+    n1.close_node_calls("n2", at=40.0, incarnation=1, reason="node n2 stopped unexpectedly (no heartbeat for 3 s)")
+    n1.flush()
+    outcomes = {call_id: row[1] for call_id, row in calls(store_location).items()}
+    assert outcomes == {"old": "interrupted", "old-waiting": "interrupted", "new": None, "new-waiting": None}
+    now = presence(store_location)
+    assert (now["alice"][0], now["bob"][0]) == ("available", "on_call")
+    assert [agent for agent, _state, _reason in states_at(store_location, 40.0)] == ["alice"]
+
+    n1.close_node_calls("n2", at=50.0, incarnation=2)  # incarnation 2 dies too: now its calls go
+    n1.flush()
+    assert {call_id: row[1] for call_id, row in calls(store_location).items()} == dict.fromkeys(outcomes, "interrupted")
+    assert presence(store_location)["bob"][0] == "available"
+
+
+def test_a_dead_incarnations_close_takes_the_earlier_ones_and_the_calls_written_without_one(two_nodes,
+                                                                                           store_location):
+    """Calls left open by earlier incarnations (a restart that could not close them) and calls written
+    before incarnations were (schema 7 rows) are dead too when a later incarnation dies."""
+    n1, n2 = two_nodes
+    n2.call_arrived("no-incarnation", trunk="t", caller="1", dialled="2", at=1.0)
+    n2.incarnation = 4
+    n2.call_arrived("fourth", trunk="t", caller="1", dialled="2", at=2.0)
+    n2.incarnation = 5
+    n2.call_arrived("fifth", trunk="t", caller="1", dialled="2", at=3.0)
+    n2.incarnation = 6
+    n2.call_arrived("sixth", trunk="t", caller="1", dialled="2", at=4.0)
+    n2.flush()
+    n1.close_node_calls("n2", at=9.0, incarnation=5)
+    n1.flush()
+    outcomes = {call_id: row[1] for call_id, row in calls(store_location).items()}
+    assert outcomes == {"no-incarnation": "interrupted", "fourth": "interrupted", "fifth": "interrupted",
+                        "sixth": None}
+
+
+def test_the_records_process_writes_the_incarnation_and_closes_by_it(tmp_path):
+    store = ProcessRecordStore(tmp_path / "records.db", node="n7")
+    try:
+        store.incarnation = 1
+        store.call_arrived("first", trunk="t", caller="1", dialled="2", at=1.0)
+        store.incarnation = 2
+        store.call_arrived("second", trunk="t", caller="1", dialled="2", at=2.0)
+        store.close_node_calls("n7", at=3.0, incarnation=1)
+        assert store.flush()
+    finally:
+        store.close()
+    rows = read_rows(tmp_path / "records.db", "SELECT call_id, incarnation, outcome FROM calls ORDER BY call_id")
+    assert [(r["call_id"], r["incarnation"], r["outcome"]) for r in rows] == [
+        ("first", 1, "interrupted"), ("second", 2, None)]
