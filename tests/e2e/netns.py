@@ -1,4 +1,5 @@
-"""Two network namespaces joined by a veth pair, for peers that will not talk over loopback.
+"""Network namespaces of a test's own: two joined by a veth pair, for peers that will not talk
+over loopback; or one with nothing but its loopback, for a test that wants 127.0.0.0/8 to itself.
 
 baresip (libre) ignores loopback-only hosts: it needs an interface with a real address. A test
 makes its own little network instead of using the machine's:
@@ -9,8 +10,17 @@ makes its own little network instead of using the machine's:
 
 `server_ns` holds `server_address` (and its own 127.0.0.1), `peer_ns` holds `peer_address`; the
 two /30 addresses exist only inside these namespaces, so nothing in them can reach, or be reached
-from, any other host. Deleting a namespace deletes its end of the veth pair. Namespaces left by a
-test process that was killed (SIGKILL skips finalizers) are deleted by the next `create()`.
+from, any other host. Deleting a namespace deletes its end of the veth pair.
+
+    with LoopbackNetns.create("cluster") as ns:   # NetnsUnavailable too
+        subprocess.run([*ns.exec_in(), sys.executable, "-m", "pytest", ...])
+
+`LoopbackNetns` has `lo` up and no other interface: the processes started in it (and their
+children, which inherit it) have 127.0.0.0/8 to themselves and reach no address of the machine.
+own_netns.py runs a whole test in one.
+
+Namespaces left by a test process that was killed (SIGKILL skips finalizers) are deleted by the
+next `create()`, once the processes still running in them are killed.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 
@@ -56,15 +67,88 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def pids_in(name: str) -> list[int]:
+    """The processes running in namespace `name` now (`ip netns pids`); [] when there is no such namespace."""
+    listing = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
+                             timeout=IP_TIMEOUT_SECONDS)
+    return [int(pid) for pid in listing.stdout.split() if pid.isdigit()]
+
+
+def _kill_inside(name: str) -> list[int]:
+    """SIGKILL every process still in namespace `name` (a test's own: the test started them all)."""
+    killed = []
+    for pid in pids_in(name):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
+    return killed
+
+
+def _delete(name: str) -> None:
+    subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=IP_TIMEOUT_SECONDS)
+
+
+def _check_available() -> None:
+    if os.geteuid() != 0:
+        raise NetnsUnavailable("network namespaces need root (ip netns add)")
+    if shutil.which("ip") is None:
+        raise NetnsUnavailable("the `ip` command (iproute2) is not installed")
+
+
 def delete_stale() -> list[str]:
-    """Delete this module's namespaces whose test process is gone; returns their names."""
+    """Delete this module's namespaces whose test process is gone, killing what still runs in
+    them first (else a namespace lives on, nameless); returns their names."""
     stale = []
     for name in _names():
         match = re.fullmatch(rf"{PREFIX}(\d+)-\w+", name)
         if match and not _pid_alive(int(match.group(1))):
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=IP_TIMEOUT_SECONDS)
+            _kill_inside(name)
+            _delete(name)
             stale.append(name)
     return stale
+
+
+@dataclass
+class LoopbackNetns:
+    """One namespace with its loopback up and no other interface, named after this process."""
+
+    name: str
+
+    @classmethod
+    def create(cls, label: str) -> LoopbackNetns:
+        """Make it (`label`: letters, digits, _); NetnsUnavailable says why not."""
+        _check_available()
+        delete_stale()
+        namespace = cls(f"{PREFIX}{os.getpid()}-{label}")
+        namespace.close()  # one this process left (same name)
+        try:
+            _ip("netns", "add", namespace.name)
+            _ip("-n", namespace.name, "link", "set", "lo", "up")
+        except NetnsUnavailable:
+            namespace.close()
+            raise
+        return namespace
+
+    def exec_in(self) -> tuple[str, ...]:
+        """The command prefix that runs a program in it (`ip netns exec` execs it: same pid)."""
+        return ("ip", "netns", "exec", self.name)
+
+    def close(self) -> list[int]:
+        """Kill (SIGKILL) whatever still runs in it, then delete it; safe to call twice. Returns
+        the pids killed: none when the test stopped everything it started."""
+        if self.name not in _names():
+            return []
+        killed = _kill_inside(self.name)
+        _delete(self.name)
+        return killed
+
+    def __enter__(self) -> LoopbackNetns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -79,10 +163,7 @@ class NetnsPair:
     @classmethod
     def create(cls) -> NetnsPair:
         """Make both namespaces (loopback up in each) and the veth pair; NetnsUnavailable says why not."""
-        if os.geteuid() != 0:
-            raise NetnsUnavailable("network namespaces need root (ip netns add)")
-        if shutil.which("ip") is None:
-            raise NetnsUnavailable("the `ip` command (iproute2) is not installed")
+        _check_available()
         delete_stale()
         pid = os.getpid()
         pair = cls(server_ns=f"{PREFIX}{pid}-srv", peer_ns=f"{PREFIX}{pid}-peer")
@@ -112,7 +193,7 @@ class NetnsPair:
         existing = set(_names())
         for name in (self.server_ns, self.peer_ns):
             if name in existing:
-                subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=IP_TIMEOUT_SECONDS)
+                _delete(name)
 
     def __enter__(self) -> NetnsPair:
         return self
