@@ -37,17 +37,18 @@ def tone_frames(hz: float, amplitude: int = 6000) -> list[bytes]:
     return [encoded[i:i + 160] for i in range(0, 8000, 160)]
 
 
-SHARE_BLOCK_SAMPLES = 800  # 100 ms: Goertzel 10 Hz wide, and a frame dropped or repeated upsets one block only
+TONE_BLOCK_SECONDS = 0.1  # Goertzel window: 10 Hz wide, short enough to hold no frame dropped or repeated
 
 
-def tone_share(payloads: list[bytes], hz: float) -> float:
-    """Goertzel: the share of the signal's power at `hz` (about 1.0 for a pure tone, 0.5 each for two
-    tones of equal level, about 0 when absent) in the concatenated PCMU payloads: the median over
-    100 ms blocks. One window over all of it would sum the two sides of a phase jump (a frame the
-    server dropped on a late tick) against each other (tests/e2e/test_softphone_agents.tone_power)."""
-    samples = array.array("h", ulaw_decode(b"".join(payloads)))
-    coefficient = 2 * math.cos(2 * math.pi * hz / 8000)
-    block = min(SHARE_BLOCK_SAMPLES, len(samples))
+def block_tone_share(samples, rate: int, hz: float) -> float:
+    """Goertzel: the share of the power at `hz` in 16-bit `samples` (about 1.0 for a pure tone, 0.5
+    each for two tones of equal level, about 0 when absent): the median over 100 ms blocks of each
+    block's share. Blocks, not one window over the whole span: a frame the network, the server's late
+    tick or a phone's jitter buffer drops or repeats shifts the tone's phase, and one long window then
+    sums the two sides of the jump against each other. Two CI failures ("the agent hears nothing")
+    were that: every 100 ms block but one heard the caller's tone at 1.0, one 2 s window said 0.005."""
+    coefficient = 2 * math.cos(2 * math.pi * hz / rate)
+    block = min(int(rate * TONE_BLOCK_SECONDS), len(samples))
     shares = []
     for start in range(0, len(samples) - block + 1, block) if block else ():
         s1 = s2 = 0.0
@@ -58,6 +59,11 @@ def tone_share(payloads: list[bytes], hz: float) -> float:
         energy = sum(x * x for x in chunk) * len(chunk) / 2
         shares.append(power / energy if energy else 0.0)
     return statistics.median(shares) if shares else 0.0
+
+
+def tone_share(payloads: list[bytes], hz: float) -> float:
+    """`block_tone_share` of the concatenated PCMU payloads (8 kHz)."""
+    return block_tone_share(array.array("h", ulaw_decode(b"".join(payloads))), 8000, hz)
 
 
 def _digest(challenge: str, *, method: str, uri: str, user: str, password: str) -> str:

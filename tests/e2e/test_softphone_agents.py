@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 import re
-import statistics
 import wave
 
 import pytest
 
 from .harness import free_port, rtp_base, start_server
+from .raw_phone import block_tone_share
 from .softphone_driver import SoftphoneProcess, run_softphone
 
 QUEUE_FLOW = """
@@ -34,34 +34,14 @@ def write_tone(path, frequency: float, seconds: float = 20.0) -> None:
         out.writeframes(b"".join(s.to_bytes(2, "little", signed=True) for s in samples))
 
 
-TONE_BLOCK_SECONDS = 0.1  # Goertzel window: 10 Hz wide, short enough to hold no frame dropped or repeated
-
-
 def tone_power(path, frequency: float, *, last_seconds: float) -> float:
-    """The share of the power at `frequency` (about 1.0 for that pure tone, 0 for silence or another
-    tone) over the last seconds of a recording: the median over 100 ms blocks of each block's Goertzel
-    ratio. Blocks, not one window over the whole span: a frame the network, the server's late tick or
-    the phone's jitter buffer drops or repeats shifts the tone's phase, and one 2 s window then sums
-    the two sides of the jump against each other. Two CI failures ("the agent hears nothing") were
-    that: the agent heard the caller's tone (every 100 ms block at 1.0 but one) and the whole-span
-    ratio came out at 0.005."""
+    """The share of the power at `frequency` over the last seconds of a WAV recording
+    (`raw_phone.block_tone_share`: about 1.0 for that pure tone, 0 for silence or another tone)."""
     with wave.open(str(path), "rb") as recording:
         rate = recording.getframerate()
         frames = recording.readframes(recording.getnframes())
     samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames), 2)]
-    samples = samples[-int(rate * last_seconds):]
-    coefficient = 2 * math.cos(2 * math.pi * frequency / rate)
-    block = max(1, int(rate * TONE_BLOCK_SECONDS))
-    ratios = []
-    for start in range(0, len(samples) - block + 1, block):
-        s1 = s2 = 0.0
-        chunk = samples[start:start + block]
-        for x in chunk:
-            s1, s2 = x + coefficient * s1 - s2, s1
-        power = s1 * s1 + s2 * s2 - coefficient * s1 * s2
-        energy = sum(x * x for x in chunk) * len(chunk) / 2
-        ratios.append(power / energy if energy else 0.0)
-    return statistics.median(ratios) if ratios else 0.0
+    return block_tone_share(samples[-int(rate * last_seconds):], rate, frequency)
 
 
 @pytest.fixture(scope="module")
