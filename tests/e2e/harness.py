@@ -240,7 +240,7 @@ def run_sipp(workdir: Path, target: str, *args: str, scenario: str | None = None
              keys: dict[str, str] | None = None, args_set: dict[str, str] | None = None) -> SippResult:
     """Run SIPp as a UAC against `target`, bounded by `-m`, `-timeout` and a process timeout."""
     workdir.mkdir(parents=True, exist_ok=True)
-    local_port = free_port(both=False)
+    local_port = free_port()  # free for TCP too: `-t t1` binds it for TCP (EADDRINUSE seen in CI)
     media_port = free_port(both=False)
     command = ["sipp", target, "-i", LOOPBACK, "-p", str(local_port), "-mp", str(media_port), "-s", service,
                "-m", str(calls), "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err",
@@ -272,7 +272,7 @@ def start_sipp(workdir: Path, target: str, scenario: str | Path, *, service: str
     waits for it and kills it in a finally block. `scenario` is a name in scenarios/ or a path."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = SCENARIOS / scenario if "/" not in str(scenario) else Path(scenario)
-    command = ["sipp", target, "-sf", str(path), "-s", service, "-i", LOOPBACK, "-p", str(free_port(both=False)),
+    command = ["sipp", target, "-sf", str(path), "-s", service, "-i", LOOPBACK, "-p", str(free_port()),
                "-mp", str(free_port(both=False)), "-m", str(calls), "-nostdin", "-timeout", f"{int(timeout)}s"]
     if timeout_error:
         command.append("-timeout_error")
