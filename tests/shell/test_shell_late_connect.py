@@ -11,10 +11,10 @@ it through, and the CallConnected decision arrives after the hang-up. The 3-node
 
 from __future__ import annotations
 
-from acd.reconcile import compare, current_run_start, live_figures, record_figures
 from acd.routing import CallEnded, OfferAnswered
 
 from .harness import queue_files
+from .test_shell_records import differences
 
 Q = "{strategy: longest-idle, ring_timeout: 4, wrap_up: 2, when_no_agents: join}"
 
@@ -38,15 +38,6 @@ def answered_while_held(harness, late, phone):
     offer.expect_ack(timeout=1)
     assert late.inbox == [OfferAnswered(call_id=call.call_id, agent_id="1001")]
     return caller, call, offer
-
-
-def differences(harness) -> list:
-    """What `acd report --check` would print for this server now (records against live counters)."""
-    harness.flush_records()
-    db = harness.config.data_dir / "records.db"
-    status, queues = harness.api("GET", "/api/queues")
-    assert status == 200
-    return compare(record_figures(db, current_run_start(db)), live_figures(harness.metrics_text(), queues))
 
 
 def connected_late(harness, late) -> None:
